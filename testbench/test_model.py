@@ -382,10 +382,11 @@ def eors_scalar(a_row, w_row, bias, width, frac, m, threshold, use_bias):
     return acc, (forced or acc > threshold)
 
 
+@pytest.mark.parametrize("saturate", [True, False], ids=["sat", "nosat"])
 @pytest.mark.parametrize("width,frac,m,threshold,use_bias",
                          [(20, 12, 3, -128, True), (20, 12, 0, 0, True), (12, 8, 2, -3, False),
                           (8, 6, 5, 0, True), (32, 20, 10, 5, True)])
-def test_eors_matches_integer_spec(width, frac, m, threshold, use_bias):
+def test_eors_matches_integer_spec(width, frac, m, threshold, use_bias, saturate):
     rng = np.random.default_rng(width * 31 + m)
     A = rnd16(rng, (6, 40), scale=2.0)
     B = rnd16(rng, (5, 40), scale=0.5)
@@ -394,8 +395,12 @@ def test_eors_matches_integer_spec(width, frac, m, threshold, use_bias):
     A[1, 5] = 0x7C00                               # Inf operand: forced live
     A[2, 6] = 0x7E00
     B[3, 6] = 0                                    # ...but not where its partner is zero
-    A[4, :] = 0x7BFF                               # saturation
-    B[4, :] = 0x7BFF
+    if saturate:  # a saturating row (exercises the sequential path)
+        A[4, :] = 0x7BFF
+        B[4, :] = 0x7BFF
+    else:         # small values only, so no partial sum can leave the range
+        A[0, 2:4] = 0
+        A[:, 4:] = 0
     bias[2] = 0x7C00 if use_bias else bias[2]
     p = EorsParams(width=width, frac=frac, m=m, threshold=threshold, use_bias=use_bias)
     acc, forced = eors_acc(A, B, bias, p)

@@ -116,7 +116,7 @@ class Layer:
         self.b16 = numerics.f16_bits(self.b32)
 
     def describe(self):
-        return {"kind": self.kind, "act": self.act, "w_shape": list(self.w32.shape)}
+        return {"kind": self.kind, "layer_act": self.act, "w_shape": list(self.w32.shape)}
 
     def _run(self, phase, A, B, init=None, act="identity", slope16=None, mask=None,
              structural=0, epi_phase=None):

@@ -1,0 +1,103 @@
+"""``ganpu train | export | report`` subcommands; :func:`register` adds them to the
+project CLI's argparse subparsers. Each handler takes the parsed args and returns an
+int exit code."""
+
+import json
+import os
+import sys
+import time
+
+from ..model import DEFAULT_EORS
+
+__all__ = ["register", "cmd_train", "cmd_export", "cmd_report"]
+
+
+def _steps_list(text):
+    try:
+        steps = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--steps must be comma-separated ints, got {text!r}") from None
+    return steps
+
+
+def cmd_train(args):
+    from .train import GAN, TrainConfig
+    from .quality import DigitScorer
+    from .plots import save_grid, save_losses
+    eors = DEFAULT_EORS if args.eors == "on" else None
+    gan = GAN(TrainConfig(net=args.net, batch=args.batch, seed=args.seed, eors=eors))
+    t0 = time.time()
+    every = max(1, args.steps // 20)
+
+    def progress(rec):
+        if rec["step"] % every == 0 or rec["step"] == args.steps:
+            print(f"step {rec['step']:5d}/{args.steps}  D {rec['d_loss']:.3f}  "
+                  f"G {rec['g_loss']:.3f}  {time.time() - t0:6.1f}s", flush=True)
+
+    gan.train(args.steps, progress)
+    tag = f"{args.net}_eors-{args.eors}_s{args.seed}"
+    save_grid(os.path.join(args.out, f"samples_{tag}.png"), gan.sample(64), tag)
+    save_losses(os.path.join(args.out, f"losses_{tag}.png"), gan.history, tag)
+    q = DigitScorer().score(gan.sample(500))
+    print(f"quality: confidence {q['confidence']:.3f}  classes {q['classes']}  FD {q['fd']:.2f}")
+    print(f"figures in {args.out}/")
+    return 0
+
+
+def cmd_export(args):
+    from .export import save_export
+    eors = DEFAULT_EORS if args.eors == "on" else None
+    path = save_export(args.out, net=args.net, steps=_steps_list(args.steps),
+                       batch=args.batch, seed=args.seed, eors=eors)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_report(args):
+    from .report import run_report
+    run_report(out_dir=args.out, json_path=args.json, md_path=args.md,
+               mlp_steps=args.mlp_steps, conv_steps=args.conv_steps)
+    return 0
+
+
+def register(subparsers):
+    """Add ``train``, ``export`` and ``report`` to an argparse subparsers object."""
+    p = subparsers.add_parser("train", help="train a reference GAN through the golden model")
+    p.add_argument("--net", choices=("mlp", "conv"), default="mlp")
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--eors", choices=("on", "off"), default="off")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--out", default="out", help="directory for PNG figures")
+    p.set_defaults(func=cmd_train)
+
+    p = subparsers.add_parser("export", help="export real layer tensors to .npz")
+    p.add_argument("--net", choices=("mlp", "conv"), default="mlp")
+    p.add_argument("--steps", default="0", help="comma-separated step indices, e.g. 0,100")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eors", choices=("on", "off"), default="off")
+    p.add_argument("--out", required=True, help="output .npz file")
+    p.set_defaults(func=cmd_export)
+
+    p = subparsers.add_parser("report", help="EORS accuracy, GAN quality and work tables")
+    p.add_argument("--out", default="out", help="directory for PNG figures")
+    p.add_argument("--json", default=None, help="JSON results file (default OUT/model-report.json)")
+    p.add_argument("--md", default=None, help="also write the markdown tables to this file")
+    p.add_argument("--mlp-steps", type=int, default=500)
+    p.add_argument("--conv-steps", type=int, default=150)
+    p.set_defaults(func=cmd_report)
+    return subparsers
+
+
+def main(argv=None):
+    """Stand-alone entry point (the project CLI normally calls :func:`register`)."""
+    import argparse
+    ap = argparse.ArgumentParser(prog="ganpu")
+    register(ap.add_subparsers(dest="cmd", required=True))
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""GAN training through the golden model (BRIEF.md section 2, one step = D update then
+G update). Only the loss, the final tanh/sigmoid and the noise/batch sampling run on
+the host, in float32; everything else is :mod:`ganpu.model` gemms."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import numerics
+from ..model import SGD, EorsParams
+from .data import load_digits_scaled
+from .nets import build_gan, ZDIM, NETS
+
+__all__ = ["GAN", "TrainConfig"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyper-parameters.
+
+    Parameters
+    ----------
+    net : {"mlp", "conv"}
+    batch : int
+        Real (and fake) samples per step, >= 1.
+    seed : int
+    eors : EorsParams or None
+        With a value, FP of every ReLU layer computes only the outputs EORS predicts
+        live (the hardware's speculation); None computes all.
+    lr_d, lr_g, momentum : float
+        SGD with momentum on the binary32 masters.
+    loss_scale : float
+        Power of two the host multiplies the loss gradient by before it enters the
+        binary16 datapath (keeps small gradients out of the subnormal range); SGD
+        divides it out exactly.
+    """
+
+    net: str = "mlp"
+    batch: int = 32
+    seed: int = 0
+    eors: EorsParams = None
+    lr_d: float = 0.05
+    lr_g: float = 0.05
+    momentum: float = 0.5
+    loss_scale: float = 64.0
+
+    def __post_init__(self):
+        if self.net not in NETS:
+            raise ValueError(f"net must be one of {NETS!r}, got {self.net!r}")
+        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
+            raise ValueError(f"batch must be a positive int, got {self.batch!r}")
+        if self.eors is not None and not isinstance(self.eors, EorsParams):
+            raise TypeError(f"eors must be an EorsParams or None, got {self.eors!r}")
+
+
+def _f32(bits):
+    return numerics.f32_value(numerics.widen(bits))
+
+
+def _sigmoid(x):
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+class GAN:
+    """A reference GAN and its training state (deterministic for a given config)."""
+
+    def __init__(self, config=None):
+        self.cfg = cfg = config if config is not None else TrainConfig()
+        if not isinstance(cfg, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {cfg!r}")
+        rng = np.random.default_rng(cfg.seed)
+        self.G, self.D = build_gan(cfg.net, rng)
+        self.rng = np.random.default_rng(cfg.seed + 1)
+        self.X, _ = load_digits_scaled()
+        self.opt_d = SGD(cfg.lr_d, cfg.momentum, cfg.loss_scale)
+        self.opt_g = SGD(cfg.lr_g, cfg.momentum, cfg.loss_scale)
+        self.steps = 0
+        self.history = []
+        self.phase_tag = None  # "d_update" / "g_update", read by export hooks
+
+    def noise(self, n):
+        return numerics.f16_bits(self.rng.standard_normal((n, ZDIM)).astype(np.float32))
+
+    def generate(self, z16):
+        """Host tanh of G's output: float32 (n, 64) images in [-1, 1]."""
+        out = self.G.forward(z16, self.cfg.eors)
+        return np.tanh(_f32(out).reshape(len(z16), -1)).astype(np.float32)
+
+    def sample(self, n, seed=1234):
+        """n generated images (float32, (n, 64)) from a fixed noise seed."""
+        z = numerics.f16_bits(np.random.default_rng(seed).standard_normal((n, ZDIM)).astype(np.float32))
+        return self.generate(z)
+
+    def step(self):
+        """One training step; returns {"d_loss", "g_loss"} (float)."""
+        cfg, B, S = self.cfg, self.cfg.batch, np.float32(self.cfg.loss_scale)
+        eps = np.float32(1e-7)
+        # ---- D update: G FP, D FP on real+fake, BP+WG through D
+        self.phase_tag = "d_update"
+        fake = self.generate(self.noise(B))
+        real = self.X[self.rng.integers(0, len(self.X), B)]
+        x = numerics.f16_bits(np.concatenate([real, fake]))
+        logits = _f32(self.D.forward(x, cfg.eors))[:, 0]
+        p = _sigmoid(logits)
+        y = np.concatenate([np.ones(B), np.zeros(B)]).astype(np.float32)
+        d_loss = float(-np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)))
+        dlogit = numerics.f16_bits(((p - y) / np.float32(2 * B) * S)[:, None])
+        grads, _ = self.D.backward(dlogit, wg=True)
+        self.opt_d.step(self.D.layers, grads)
+        # ---- G update: G FP, D FP on fakes, BP through D (no WG), BP+WG through G
+        self.phase_tag = "g_update"
+        fake = self.generate(self.noise(B))
+        logits = _f32(self.D.forward(numerics.f16_bits(fake), cfg.eors))[:, 0]
+        p = _sigmoid(logits)
+        g_loss = float(-np.mean(np.log(p + eps)))  # non-saturating G loss
+        dlogit = numerics.f16_bits(((p - 1) / np.float32(B) * S)[:, None])
+        _, dfake = self.D.backward(dlogit, wg=False, need_dx=True)
+        dgout = _f32(dfake).reshape(B, -1) * (1 - fake * fake)  # tanh' on the host
+        dgout = numerics.f16_bits(dgout.astype(np.float32)).reshape(B, -1)
+        grads, _ = self.G.backward(dgout.reshape(self._gout_shape(B)), wg=True)
+        self.opt_g.step(self.G.layers, grads)
+        self.phase_tag = None
+        self.steps += 1
+        rec = {"step": self.steps, "d_loss": d_loss, "g_loss": g_loss}
+        self.history.append(rec)
+        return rec
+
+    def _gout_shape(self, B):
+        return (B, 1, 8, 8) if self.cfg.net == "conv" else (B, 64)
+
+    def train(self, steps, progress=None):
+        """Run ``steps`` steps; ``progress(rec)`` is called after each."""
+        for _ in range(steps):
+            rec = self.step()
+            if progress is not None:
+                progress(rec)
+        return self.history
