@@ -361,7 +361,8 @@ def eors_scalar(a_row, w_row, bias, width, frac, m, threshold, use_bias):
 
     def dec(b):
         e, f = (b >> 10) & 31, b & 1023
-        return b >> 15, (e - 15 if e else -14), ((1 if e else 0) << m) | (f >> (10 - m)), e == 31
+        S = ((1 if e else 0) << m) | (f >> (10 - m)) if m else 1  # m=0: subnormal = 2^-14
+        return b >> 15, (e - 15 if e else -14), S, e == 31
 
     def term(x, w):
         sx, ex, Sx, spx = dec(x)
@@ -392,6 +393,7 @@ def test_eors_matches_integer_spec(width, frac, m, threshold, use_bias, saturate
     B = rnd16(rng, (5, 40), scale=0.5)
     bias = rnd16(rng, (5,), scale=0.3)
     A[0, :4] = [0x0001, 0x83FF, 0x7BFF, 0xFBFF]   # subnormals and extremes
+    B[:, 0:2] = 0x7000                             # 2^13: a subnormal's term is visible
     A[1, 5] = 0x7C00                               # Inf operand: forced live
     A[2, 6] = 0x7E00
     B[3, 6] = 0                                    # ...but not where its partner is zero

@@ -9,7 +9,8 @@ For one output ``(m, n)`` of an FP gemm (``A`` activations (M, K), ``B`` weights
 2. ``T(x, w)`` is 0 if either operand is +-0. Otherwise, with ``e`` the exponent field,
    ``f`` the 10-bit fraction field: ``E = e - 15`` and hidden bit 1 for normals,
    ``E = -14`` and hidden bit 0 for subnormals; the significand kept is
-   ``S = (hidden << m) | (f >> (10 - m))`` (m + 1 bits); ``mag = Sx * Sw`` and
+   ``S = (hidden << m) | (f >> (10 - m))`` (m + 1 bits; ``S = 1`` for every operand
+   when ``m = 0``); ``mag = Sx * Sw`` and
    ``sh = Ex + Ew + frac - 2*m``; ``t = mag << sh`` if ``sh >= 0`` else
    ``mag >> -sh`` (truncation of the magnitude); ``t = min(t, 2**(width-1) - 1)``;
    ``T = -t`` if ``sign(x) xor sign(w)`` else ``t``.
@@ -84,7 +85,7 @@ def decode16(bits, m):
     """binary16 bits -> (sign, E, S, zero, special) as int64 arrays / bool arrays.
 
     ``S`` is the (m+1)-bit truncated significand with the hidden bit (0 for
-    subnormals, whose ``E`` is -14).
+    subnormals, whose ``E`` is -14); 1 for every operand when ``m = 0``.
     """
     b = np.asarray(bits, dtype=np.uint16).astype(np.int64)
     sign = (b >> 15) & 1
@@ -92,7 +93,9 @@ def decode16(bits, m):
     f = b & 0x3FF
     normal = e != 0
     E = np.where(normal, e - 15, -14)
-    S = (normal.astype(np.int64) << m) | (f >> (10 - m))
+    # m = 0 is pure exponent-only: every nonzero operand weighs exactly 2^E, so a
+    # subnormal counts as 2^-14 (the brief's rule); with m > 0 its hidden bit is 0
+    S = (normal.astype(np.int64) << m) | (f >> (10 - m)) if m else np.ones_like(b)
     zero = (b & 0x7FFF) == 0
     special = e == 0x1F
     return sign, E, S, zero, special
