@@ -1,0 +1,7 @@
+"""``python -m ganpu``: the same as the ``ganpu`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

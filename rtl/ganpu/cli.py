@@ -1,0 +1,180 @@
+"""The ``ganpu`` command line.
+
+    ganpu generate [--out DIR] [--block NAME ...]   exit 1 if a block fails to elaborate
+    ganpu synth BLOCK [--board ulx3s-85f|icebreaker] [--json FILE] [--seed N]
+                      [--build-dir DIR] [--target-mhz F] [--bitstream]
+
+Other packages add subcommands through a ``register(subparsers)`` hook:
+``ganpu.gan.commands`` (train/export/report) and ``ganpu.bench``, each only if its
+module exists. Each subcommand sets ``func(args) -> exit code`` as its default.
+"""
+
+import argparse
+import gc
+import importlib
+import importlib.util
+import json
+import sys
+import traceback
+import warnings
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+# modules that may add subcommands; absent ones are skipped
+HOOKS = ("ganpu.gan.commands", "ganpu.bench")
+
+
+def _module_exists(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        # its parent package does not exist
+        return False
+
+
+class _UsageError(Exception):
+    """Bad command-line input: printed and exit code 2, like argparse's own errors."""
+
+
+def _cmd_generate(args):
+    from amaranth.back import verilog
+    from amaranth.hdl import UnusedElaboratable
+    from . import blocks
+
+    names = args.block or blocks.names()
+    for name in names:
+        if name not in blocks.BLOCKS:
+            # the same message blocks.get() gives, naming the valid blocks
+            try:
+                blocks.get(name)
+            except KeyError as exc:
+                raise _UsageError(exc.args[0]) from None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for name in names:
+        path = out / f"{name}.v"
+        with warnings.catch_warnings():
+            try:
+                text = verilog.convert(blocks.get(name)(), name=name, emit_src=False)
+            except Exception:
+                # A block under construction must not stop the others from being
+                # written. The components it left unelaborated are dropped when this
+                # clause ends: their "created but never used" warnings are noise here.
+                warnings.simplefilter("ignore", UnusedElaboratable)
+                traceback.print_exc()
+                print(f"ganpu generate: block {name!r} failed (traceback above); "
+                      f"no {path} written", file=sys.stderr)
+                failed.append(name)
+                text = None
+            gc.collect()
+        if text is None:
+            continue
+        path.write_text(text)
+        print(f"wrote {path}")
+    if failed:
+        print(f"ganpu generate: {len(failed)} block(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_synth(args):
+    from . import blocks, synth
+
+    if args.board not in synth.BOARDS:
+        raise _UsageError(f"Unknown board {args.board!r}; valid boards: {', '.join(synth.BOARDS)}")
+    if args.block not in blocks.BLOCKS:
+        try:
+            blocks.get(args.block)
+        except KeyError as exc:
+            raise _UsageError(exc.args[0]) from None
+    try:
+        result = synth.synthesize(args.block, args.board, seed=args.seed,
+                                  target_mhz=args.target_mhz, build_dir=args.build_dir,
+                                  bitstream=args.bitstream)
+    except synth.SynthError as exc:
+        print(f"ganpu synth: {exc}", file=sys.stderr)
+        return 1
+    print(synth.format_table([result]))
+    ov = result.overhead
+    print(f"\nharness + reset logic (included above): {ov['lut4']} LUT4, {ov['ff']} FF "
+          f"(chain {ov['ff_by_part']['chain']}, output regs {ov['ff_by_part']['out']}, "
+          f"XOR tree {ov['ff_by_part']['xor']}, reset {ov['ff_by_part']['platform']}); "
+          f"block alone ~{result.net['lut4']} LUT4, {result.net['ff']} FF")
+    print(f"Fmax of clock {result.clock} (constraint {result.target_mhz:g} MHz, seed "
+          f"{result.seed}); build {'cached' if result.cached else 'run'} in {result.build_dir}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _nonneg_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, not {text!r}")
+    return value
+
+
+def _pos_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}")
+    return value
+
+
+def build_parser():
+    """The argument parser, with every available subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="ganpu", description="GANPU: an open GAN training accelerator in Amaranth HDL.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    gen = sub.add_parser("generate", help="write Verilog for the registered blocks")
+    gen.add_argument("--out", default="build/verilog", metavar="DIR",
+                     help="output folder (default: build/verilog)")
+    gen.add_argument("--block", nargs="+", metavar="NAME",
+                     help="blocks to write (default: all registered)")
+    gen.set_defaults(func=_cmd_generate)
+
+    # the board list is static so that --help does not import the flow
+    syn = sub.add_parser("synth", help="synthesize a block with the open FPGA flow")
+    syn.add_argument("block", metavar="BLOCK", help="a registered block name")
+    syn.add_argument("--board", default="ulx3s-85f", metavar="BOARD",
+                     help="ulx3s-85f (default) or icebreaker")
+    syn.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    syn.add_argument("--seed", type=_nonneg_int, default=1, help="nextpnr seed (default 1)")
+    syn.add_argument("--target-mhz", type=_pos_float, default=None, metavar="F",
+                     help="clock constraint for nextpnr (default: 100 on ECP5, 50 on iCE40)")
+    syn.add_argument("--build-dir", default=None, metavar="DIR",
+                     help="build root (default: build/synth; builds are cached there)")
+    syn.add_argument("--bitstream", action="store_true", help="also pack a bitstream")
+    syn.set_defaults(func=_cmd_synth)
+
+    for hook in HOOKS:
+        # only a module that does not exist is skipped: a broken one raises
+        if _module_exists(hook):
+            importlib.import_module(hook).register(sub)
+    return parser
+
+
+def main(argv=None):
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except _UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"ganpu {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
