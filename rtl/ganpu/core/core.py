@@ -1,0 +1,196 @@
+from amaranth.hdl import Module, Signal
+from amaranth.lib import enum, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .descriptor import Error, Geometry, descriptor_layout, DescriptorChecker
+from .indexer import Indexer, entry_layout
+from .scanner import Scanner
+from .lane import Lane
+from .merge import Merge
+from .epilogue import Epilogue
+
+__all__ = ["Buf", "Core"]
+
+
+class Buf(enum.Enum, shape=3):
+    """Buffers reachable through the host port."""
+    A = 0
+    B = 1
+    BIAS = 2
+    MASK_IN = 3
+    OUT = 4
+    MASK_OUT = 5
+
+
+class Core(wiring.Component):
+    """The compute core: one task ``out = epilogue(init + A B^T)`` with dual sparsity.
+
+    Dataflow: :class:`Indexer` (zero inputs dropped) -> :class:`Scanner` (outputs
+    masked off become direct +0 writes) -> ``lanes`` x :class:`Lane` (exact FP16 MACs on
+    surviving (output, input) pairs only) -> :class:`Merge` -> :class:`Epilogue` -> OUT
+    and MASK_OUT. Cycles therefore follow the surviving MACs / ``lanes``, plus a start-up
+    of a few dozen cycles, with two floors: the indexer reads A at one element per cycle
+    and the epilogue writes one output per cycle. Results are bit-exact with
+    :func:`ganpu.core.model.run_task`.
+
+    Host port (memory-like, one access per cycle, only while the core is idle):
+    ``h_buf`` selects a :class:`Buf`, ``h_addr`` the element; ``h_we`` writes ``h_wdata``
+    (A, B, BIAS, MASK_IN, OUT, MASK_OUT; masks use bit 0); ``h_rdata`` returns the element
+    addressed ``read_latency`` = 2 cycles earlier. An address beyond the buffer, or a
+    write while busy, sets ``h_err`` (cleared by ``start``) and changes nothing.
+
+    Task port: present ``desc`` with a one-cycle ``start`` while ``busy`` is 0. ``busy``
+    stays 1 until every output is written; ``error`` then holds the checker's verdict
+    (anything but ``Error.OK`` means nothing was written) and ``cycles`` the task's
+    length from ``start`` to the fall of ``busy``.
+
+    Parameters
+    ----------
+    lanes : int
+        Number of MAC lanes (1..16).
+    geom : Geometry
+        Buffer sizes.
+    """
+
+    read_latency = 2
+
+    def __init__(self, lanes=4, geom=None):
+        if not isinstance(lanes, int) or not 1 <= lanes <= 16:
+            raise ValueError(f"lanes must be an integer in 1..16, not {lanes!r}")
+        if geom is None:
+            geom = Geometry()
+        if not isinstance(geom, Geometry):
+            raise TypeError(f"geom must be a Geometry, not {geom!r}")
+        self.lanes = lanes
+        self.geom = geom
+        super().__init__({
+            "h_buf": In(Buf), "h_addr": In(16), "h_we": In(1), "h_wdata": In(16),
+            "h_rdata": Out(16), "h_err": Out(1),
+            "desc": In(descriptor_layout(geom)), "start": In(1),
+            "busy": Out(1), "error": Out(Error), "cycles": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self.geom
+        L = self.lanes
+
+        mems = {
+            Buf.A: Memory(shape=16, depth=g.depth("a"), init=[]),
+            Buf.B: Memory(shape=16, depth=g.depth("b"), init=[]),
+            Buf.BIAS: Memory(shape=16, depth=g.depth("bias"), init=[]),
+            Buf.MASK_IN: Memory(shape=1, depth=g.depth("mask"), init=[]),
+            Buf.OUT: Memory(shape=16, depth=g.depth("out"), init=[]),
+            Buf.MASK_OUT: Memory(shape=1, depth=g.depth("mask"), init=[]),
+        }
+        for buf, mem in mems.items():
+            m.submodules[f"mem_{buf.name.lower()}"] = mem
+        acomp = m.submodules.mem_acomp = Memory(shape=entry_layout(g), depth=g.depth("a"), init=[])
+
+        m.submodules.check = check = DescriptorChecker(g)
+        m.submodules.indexer = idx = Indexer(g)
+        m.submodules.scanner = scan = Scanner(g)
+        lanes = [Lane(g) for _ in range(L)]
+        for n, lane in enumerate(lanes):
+            m.submodules[f"lane{n}"] = lane
+        m.submodules.merge = merge = Merge(g, L + 1)
+        m.submodules.epilogue = epi = Epilogue(g)
+
+        desc = Signal(descriptor_layout(g))
+        busy = Signal()
+        run = Signal()
+        mn = Signal(2 * g.dim_bits)
+        written = Signal(2 * g.dim_bits)
+        cycles = Signal(32)
+        m.d.comb += [self.busy.eq(busy), self.cycles.eq(cycles)]
+
+        # --- task control
+        with m.If(self.start & ~busy):
+            m.d.sync += [desc.eq(self.desc), busy.eq(1), cycles.eq(1), self.h_err.eq(0)]
+        with m.Elif(busy):
+            m.d.sync += cycles.eq(cycles + 1)
+        m.d.comb += [check.desc.eq(desc), check.start.eq(self.start & ~busy)]
+        # the checker reads the latched copy; give it the live one on the start cycle
+        with m.If(self.start & ~busy):
+            m.d.comb += check.desc.eq(self.desc)
+        m.d.sync += mn.eq(desc.m * desc.n)
+        go = check.done & (check.error == Error.OK)
+        with m.If(check.done):
+            m.d.sync += self.error.eq(check.error)
+            with m.If(check.error != Error.OK):
+                m.d.sync += busy.eq(0)
+            with m.Else():
+                m.d.sync += [run.eq(1), written.eq(0)]
+        with m.If(run & epi.we):
+            m.d.sync += written.eq(written + 1)
+        with m.If(run & (written == mn)):
+            m.d.sync += [run.eq(0), busy.eq(0)]
+
+        # --- datapath
+        for name in ("m", "k", "a_base", "a_sm", "a_sk", "b_sk"):
+            m.d.comb += getattr(idx, name).eq(getattr(desc, name))
+        m.d.comb += idx.start.eq(go)
+        for name in ("op", "act", "use_mask", "bias", "m", "n", "b_base", "b_sn",
+                     "o_base", "o_sm", "o_sn", "bias_base"):
+            m.d.comb += getattr(scan, name).eq(getattr(desc, name))
+        m.d.comb += scan.start.eq(go)
+        wiring.connect(m, idx.rows, scan.rows)
+
+        rd_a = mems[Buf.A].read_port()
+        m.d.comb += [rd_a.addr.eq(idx.a_addr), idx.a_data.eq(rd_a.data)]
+        wr_c = acomp.write_port()
+        m.d.comb += [wr_c.en.eq(idx.w_en), wr_c.addr.eq(idx.w_addr), wr_c.data.eq(idx.w_data)]
+        rd_mask = mems[Buf.MASK_IN].read_port()
+        rd_bias = mems[Buf.BIAS].read_port()
+        m.d.comb += [rd_mask.addr.eq(scan.mask_addr), scan.mask_data.eq(rd_mask.data),
+                     rd_bias.addr.eq(scan.bias_addr), scan.bias_data.eq(rd_bias.data)]
+
+        # One job per cycle: the lowest-numbered lane that can take it does.
+        taken = 0
+        for n, lane in enumerate(lanes):
+            rd_c = acomp.read_port()
+            rd_b = mems[Buf.B].read_port()
+            m.d.comb += [rd_c.addr.eq(lane.acomp_addr), lane.acomp_data.eq(rd_c.data),
+                         rd_b.addr.eq(lane.b_addr), lane.b_data.eq(rd_b.data)]
+            m.d.comb += [lane.jobs.payload.eq(scan.jobs.payload),
+                         lane.jobs.valid.eq(scan.jobs.valid & ~taken)]
+            taken = taken | lane.jobs.ready
+            wiring.connect(m, lane.results, getattr(merge, f"i{n}"))
+        m.d.comb += scan.jobs.ready.eq(taken)
+        wiring.connect(m, scan.skips, getattr(merge, f"i{L}"))
+        wiring.connect(m, merge.o, epi.i)
+        m.d.comb += [epi.op.eq(desc.op), epi.act.eq(desc.act), epi.slope.eq(desc.slope)]
+
+        # --- host port; OUT and MASK_OUT share their write port with the epilogue,
+        # which owns it only while a task runs
+        sel_ok = Signal()
+        with m.Switch(self.h_buf):
+            for buf, mem in mems.items():
+                with m.Case(buf):
+                    m.d.comb += sel_ok.eq(self.h_addr < mem.depth)
+        host_w = self.h_we & sel_ok & ~busy
+        with m.If(self.h_we & (~sel_ok | busy)):
+            m.d.sync += self.h_err.eq(1)
+        rdata = {}
+        for buf, mem in mems.items():
+            wp = mem.write_port()
+            m.d.comb += [wp.addr.eq(self.h_addr), wp.data.eq(self.h_wdata),
+                         wp.en.eq(host_w & (self.h_buf == buf))]
+            if buf == Buf.OUT:
+                with m.If(run):
+                    m.d.comb += [wp.addr.eq(epi.o_addr), wp.data.eq(epi.o_data), wp.en.eq(epi.we)]
+            if buf == Buf.MASK_OUT:
+                with m.If(run):
+                    m.d.comb += [wp.addr.eq(epi.mask_idx), wp.data.eq(epi.mask_bit), wp.en.eq(epi.we)]
+            rp = mem.read_port()
+            m.d.comb += rp.addr.eq(self.h_addr)
+            rdata[buf] = rp.data
+        buf1 = Signal(Buf)
+        m.d.sync += buf1.eq(self.h_buf)
+        with m.Switch(buf1):
+            for buf in mems:
+                with m.Case(buf):
+                    # registered: the block RAM's slow clock-to-out gets its own cycle
+                    m.d.sync += self.h_rdata.eq(rdata[buf])
+        return m

@@ -1,0 +1,182 @@
+"""The task descriptor of the compute core, its enums, error codes and the checker."""
+
+from amaranth.hdl import Module, Signal, Const
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Op", "Act", "Error", "Geometry", "descriptor_layout", "DescriptorChecker"]
+
+
+class Op(enum.Enum, shape=2):
+    """Training phase of a task; selects the epilogue rule (see ``core/model.py``)."""
+    FP = 0
+    BP = 1
+    WG = 2
+
+
+class Act(enum.Enum, shape=2):
+    IDENTITY = 0
+    RELU = 1
+    LEAKY = 2
+
+
+class Error(enum.Enum, shape=4):
+    """Status of the last task. Anything but OK means nothing was written."""
+    OK = 0
+    BAD_OP = 1
+    BAD_ACT = 2
+    ZERO_DIM = 3
+    A_RANGE = 4
+    B_RANGE = 5
+    OUT_RANGE = 6
+    BIAS_RANGE = 7
+    MASK_RANGE = 8
+    BAD_COMBO = 9
+    WORK_RANGE = 10
+
+
+class Geometry:
+    """Buffer sizes of one core, shared by the core, the checker and the host model.
+
+    Parameters
+    ----------
+    a_bits, b_bits, out_bits, bias_bits, mask_bits : int
+        log2 of the depth (in elements) of the A, B, OUT, BIAS and MASK buffers.
+    """
+
+    def __init__(self, *, a_bits=12, b_bits=13, out_bits=13, bias_bits=8, mask_bits=13):
+        for name, value in dict(a_bits=a_bits, b_bits=b_bits, out_bits=out_bits,
+                                bias_bits=bias_bits, mask_bits=mask_bits).items():
+            if not isinstance(value, int) or not 1 <= value <= 16:
+                raise ValueError(f"{name} must be an integer in 1..16, not {value!r}")
+        self.a_bits, self.b_bits, self.out_bits = a_bits, b_bits, out_bits
+        self.bias_bits, self.mask_bits = bias_bits, mask_bits
+        # dimensions and strides get one bit more than the widest buffer, so a value
+        # that does not fit any buffer is still representable and can be rejected
+        self.dim_bits = max(a_bits, b_bits, out_bits, mask_bits) + 1
+
+    def depth(self, buf):
+        return 1 << getattr(self, f"{buf}_bits")
+
+    def __repr__(self):
+        return (f"Geometry(a_bits={self.a_bits}, b_bits={self.b_bits}, out_bits={self.out_bits}, "
+                f"bias_bits={self.bias_bits}, mask_bits={self.mask_bits})")
+
+
+def descriptor_layout(geom):
+    """``out[m, n] = epilogue(init[n] + sum_k A[m, k] * B[n, k])`` for m < M, n < N.
+
+    Element (m, k) of A is at ``a_base + m*a_sm + k*a_sk``; (n, k) of B at
+    ``b_base + n*b_sn + k*b_sk``; (m, n) of OUT at ``o_base + m*o_sm + n*o_sn``; the
+    masks (in and out) at bit ``m*N + n``; ``init[n]`` is the widened ``BIAS[bias_base + n]``
+    when ``bias`` is set, else -0.0. Strides make BP and WG read transposed operands in
+    place, and let an im2col address generator feed convolutions later.
+    """
+    d = geom.dim_bits
+    return data.StructLayout({
+        "op": Op, "act": Act, "slope": 16, "use_mask": 1, "bias": 1,
+        "m": d, "n": d, "k": d,
+        "a_base": d, "a_sm": d, "a_sk": d,
+        "b_base": d, "b_sn": d, "b_sk": d,
+        "o_base": d, "o_sm": d, "o_sn": d,
+        "bias_base": d,
+    })
+
+
+class DescriptorChecker(wiring.Component):
+    """Validates a descriptor against the buffer sizes before anything is written.
+
+    Checks: opcode and activation known; M, N, K non-zero; the last element of A, B,
+    OUT, BIAS and of the masks inside its buffer; the compressed copy of A (at most
+    M*K entries) fits; and the combination is meaningful (WG only with identity; a
+    supplied FP mask only with ReLU).
+
+    The products are formed in registered stages (they map to DSP multipliers), so
+    the verdict comes ``latency`` cycles after ``start``; throughput one descriptor per
+    task.
+
+    Ports
+    -----
+    desc : In(descriptor_layout)  held stable from ``start`` until ``done``
+    start : In(1)                 one-cycle pulse
+    done : Out(1)                 one-cycle pulse, ``latency`` cycles after ``start``
+    error : Out(Error)            valid with ``done``
+    """
+
+    latency = 4
+
+    def __init__(self, geom):
+        self.geom = geom
+        super().__init__({
+            "desc": In(descriptor_layout(geom)),
+            "start": In(1),
+            "done": Out(1),
+            "error": Out(Error),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self.geom
+        d = self.desc
+        w = 2 * g.dim_bits + 2
+
+        # stage 1: minus-one dimensions and products
+        m1, n1, k1 = (Signal(g.dim_bits, name=f"{x}1") for x in "mnk")
+        zero = Signal()
+        m.d.sync += [m1.eq(d.m - 1), n1.eq(d.n - 1), k1.eq(d.k - 1),
+                     zero.eq((d.m == 0) | (d.n == 0) | (d.k == 0))]
+        # stage 2: stride products (registered so each DSP output has its own stage)
+        prods = {}
+        for name, x, s in [("am", m1, d.a_sm), ("ak", k1, d.a_sk), ("bn", n1, d.b_sn),
+                           ("bk", k1, d.b_sk), ("om", m1, d.o_sm), ("on", n1, d.o_sn)]:
+            p = prods[name] = Signal(w, name=f"p_{name}")
+            m.d.sync += p.eq(x * s)
+        mn = Signal(w)
+        mk = Signal(w)
+        m.d.sync += [mn.eq(d.m * d.n), mk.eq(d.m * d.k)]
+        zero2 = Signal()
+        m.d.sync += zero2.eq(zero)
+        # stage 3: last addresses
+        a_last, b_last, o_last, bias_last = (Signal(w + 1, name=x) for x in
+                                             ("a_last", "b_last", "o_last", "bias_last"))
+        m.d.sync += [
+            a_last.eq(d.a_base + prods["am"] + prods["ak"]),
+            b_last.eq(d.b_base + prods["bn"] + prods["bk"]),
+            o_last.eq(d.o_base + prods["om"] + prods["on"]),
+            bias_last.eq(d.bias_base + n1),
+        ]
+        mn3, mk3, zero3 = Signal(w), Signal(w), Signal()
+        m.d.sync += [mn3.eq(mn), mk3.eq(mk), zero3.eq(zero2)]
+
+        # stage 4: verdict, first failing check in this order
+        err = Signal(Error)
+        with m.If(d.op.as_value() == 3):  # the one code Op does not define
+            m.d.comb += err.eq(Error.BAD_OP)
+        with m.Elif(d.act.as_value() == 3):
+            m.d.comb += err.eq(Error.BAD_ACT)
+        with m.Elif(zero3):
+            m.d.comb += err.eq(Error.ZERO_DIM)
+        with m.Elif(((d.op == Op.WG) & (d.act != Act.IDENTITY)) |
+                    ((d.op == Op.FP) & d.use_mask & (d.act != Act.RELU)) |
+                    ((d.op != Op.FP) & d.use_mask)):
+            m.d.comb += err.eq(Error.BAD_COMBO)
+        with m.Elif(a_last >= g.depth("a")):
+            m.d.comb += err.eq(Error.A_RANGE)
+        with m.Elif(b_last >= g.depth("b")):
+            m.d.comb += err.eq(Error.B_RANGE)
+        with m.Elif(o_last >= g.depth("out")):
+            m.d.comb += err.eq(Error.OUT_RANGE)
+        with m.Elif(d.bias & (bias_last >= g.depth("bias"))):
+            m.d.comb += err.eq(Error.BIAS_RANGE)
+        with m.Elif(mn3 > g.depth("mask")):
+            m.d.comb += err.eq(Error.MASK_RANGE)
+        with m.Elif(mk3 > g.depth("a")):
+            m.d.comb += err.eq(Error.WORK_RANGE)
+        with m.Else():
+            m.d.comb += err.eq(Error.OK)
+
+        pipe = Signal(self.latency)
+        m.d.sync += pipe.eq((pipe << 1) | self.start)
+        m.d.comb += self.done.eq(pipe[-1])
+        m.d.sync += self.error.eq(err)
+        return m

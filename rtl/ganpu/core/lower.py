@@ -1,0 +1,87 @@
+"""Lowering of fully connected layer phases to core tasks, and descriptor packing.
+
+A *task* is ``(desc, loads)``: ``desc`` a dict of descriptor fields, ``loads`` a dict
+buffer-name -> (base, bit array) to write through the host port before the task.
+Operands are stored once, row-major, and the strides make BP and WG read them
+transposed in place.
+"""
+
+import numpy as np
+
+from .. import numerics
+from .descriptor import Op, Act, descriptor_layout
+
+__all__ = ["fc_fp", "fc_bp", "fc_wg", "fc_db", "pack_desc", "BUF_NAMES"]
+
+BUF_NAMES = ("a", "b", "bias", "mask_in", "out", "mask_out")
+
+
+def _desc(**kw):
+    d = dict(op=0, act=0, slope=0, use_mask=0, bias=0, m=0, n=0, k=0,
+             a_base=0, a_sm=0, a_sk=0, b_base=0, b_sn=0, b_sk=0,
+             o_base=0, o_sm=0, o_sn=0, bias_base=0)
+    d.update(kw)
+    return d
+
+
+def _bits16(x):
+    return np.ascontiguousarray(x, dtype=np.uint16).ravel()
+
+
+def fc_fp(x, w, b, act=Act.RELU, slope=0, mask=None):
+    """y = f(x W^T + b): x (batch, in), w (out, in), b (out,) binary16 bits; ``mask``
+    (batch, out) of outputs to compute (ReLU only), e.g. from the EORS predictor."""
+    batch, fin = x.shape
+    fout = w.shape[0]
+    loads = {"a": (0, _bits16(x)), "b": (0, _bits16(w)), "bias": (0, _bits16(b))}
+    if mask is not None:
+        loads["mask_in"] = (0, np.asarray(mask, dtype=np.uint16).ravel())
+    desc = _desc(op=Op.FP.value, act=Act(act).value, slope=int(slope), bias=1,
+                 use_mask=int(mask is not None), m=batch, n=fout, k=fin,
+                 a_sm=fin, a_sk=1, b_sn=fin, b_sk=1, o_sm=fout, o_sn=1)
+    return desc, loads
+
+
+def fc_bp(dy, w, mask, act=Act.RELU, slope=0):
+    """dx = (dy W) * f'(z): dy (batch, out), w (out, in); ``mask`` (batch, in) is the
+    ReLU mask saved by the FP of the layer that produced x (ignored for identity)."""
+    batch, fout = dy.shape
+    fin = w.shape[1]
+    loads = {"a": (0, _bits16(dy)), "b": (0, _bits16(w)),
+             "mask_in": (0, np.asarray(mask, dtype=np.uint16).ravel())}
+    desc = _desc(op=Op.BP.value, act=Act(act).value, slope=int(slope), m=batch, n=fin, k=fout,
+                 a_sm=fout, a_sk=1, b_sn=1, b_sk=fin, o_sm=fin, o_sn=1)
+    return desc, loads
+
+
+def fc_wg(dy, x):
+    """dW = dy^T x summed over the batch: dy (batch, out), x (batch, in)."""
+    batch, fout = dy.shape
+    fin = x.shape[1]
+    loads = {"a": (0, _bits16(dy)), "b": (0, _bits16(x))}
+    desc = _desc(op=Op.WG.value, act=Act.IDENTITY.value, m=fout, n=fin, k=batch,
+                 a_sm=1, a_sk=fout, b_sn=1, b_sk=fin, o_sm=fin, o_sn=1)
+    return desc, loads
+
+
+def fc_db(dy):
+    """db = sum over the batch of dy, as dy^T times a row of ones."""
+    batch, fout = dy.shape
+    ones = np.full(batch, numerics.f16_bits(1.0)[()], dtype=np.uint16)
+    loads = {"a": (0, _bits16(dy)), "b": (0, ones)}
+    desc = _desc(op=Op.WG.value, act=Act.IDENTITY.value, m=fout, n=1, k=batch,
+                 a_sm=1, a_sk=fout, b_sn=0, b_sk=1, o_sm=1, o_sn=1)
+    return desc, loads
+
+
+def pack_desc(desc, geom):
+    """The descriptor dict as the integer the ``desc`` port takes."""
+    layout = descriptor_layout(geom)
+    word = 0
+    for name, field in layout:
+        value = int(desc[name])
+        width = field.width
+        if not 0 <= value < (1 << width):
+            raise ValueError(f"Descriptor field {name}={value!r} does not fit in {width} bits")
+        word |= value << field.offset
+    return word

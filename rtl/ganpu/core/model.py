@@ -1,0 +1,129 @@
+"""Bit-exact numpy model of one compute-core task (the core's golden reference).
+
+A task computes ``out[m, n] = epilogue(init[n] + sum_k A[m, k] * B[n, k])`` with the
+sum in the project's order (:func:`ganpu.numerics.dot`), then the epilogue:
+
+``z = narrow(acc)`` (RNE to binary16); ``pos = z is NaN or (z > 0)``;
+``zl = narrow(mul(z, slope))`` (LeakyReLU's negative side, a binary16 x binary16 exact
+product rounded once).
+
+=====  ==========  ==========================================================
+op     act         out                                       (not computed -> +0)
+=====  ==========  ==========================================================
+FP     IDENTITY    z
+FP     RELU        z if pos else +0; with ``use_mask``, outputs whose mask bit
+                   is 0 are not computed
+FP     LEAKY       z if pos else zl
+BP     IDENTITY    z
+BP     RELU        z where the stored mask bit is 1; other outputs not computed
+BP     LEAKY       z where the stored mask bit is 1, else zl
+WG     IDENTITY    z
+=====  ==========  ==========================================================
+
+``MASK_OUT[m*N + n] = pos`` for computed outputs and 0 for outputs not computed; for
+FP with ReLU it is the mask BP needs later. A task that fails the descriptor check
+writes nothing.
+"""
+
+import numpy as np
+
+from .. import numerics
+from .descriptor import Op, Act, Error
+
+__all__ = ["check", "run_task", "active_outputs"]
+
+
+def _last(base, *pairs):
+    return base + sum((n - 1) * s for n, s in pairs)
+
+
+def check(desc, geom):
+    """The descriptor checker's verdict (an :class:`Error`)."""
+    op, act = desc["op"], desc["act"]
+    M, N, K = desc["m"], desc["n"], desc["k"]
+    if op not in (0, 1, 2):
+        return Error.BAD_OP
+    if act not in (0, 1, 2):
+        return Error.BAD_ACT
+    if 0 in (M, N, K):
+        return Error.ZERO_DIM
+    use_mask = desc.get("use_mask", 0)
+    if (op == Op.WG.value and act != Act.IDENTITY.value) or \
+            (op == Op.FP.value and use_mask and act != Act.RELU.value) or \
+            (op != Op.FP.value and use_mask):
+        return Error.BAD_COMBO
+    if _last(desc["a_base"], (M, desc["a_sm"]), (K, desc["a_sk"])) >= geom.depth("a"):
+        return Error.A_RANGE
+    if _last(desc["b_base"], (N, desc["b_sn"]), (K, desc["b_sk"])) >= geom.depth("b"):
+        return Error.B_RANGE
+    if _last(desc["o_base"], (M, desc["o_sm"]), (N, desc["o_sn"])) >= geom.depth("out"):
+        return Error.OUT_RANGE
+    if desc.get("bias", 0) and desc["bias_base"] + N - 1 >= geom.depth("bias"):
+        return Error.BIAS_RANGE
+    if M * N > geom.depth("mask"):
+        return Error.MASK_RANGE
+    if M * K > geom.depth("a"):
+        return Error.WORK_RANGE
+    return Error.OK
+
+
+def active_outputs(desc, mask_in):
+    """Boolean (M, N): the outputs the core computes (the others are written +0)."""
+    M, N = desc["m"], desc["n"]
+    mask = np.asarray(mask_in[:M * N], dtype=bool).reshape(M, N)
+    if desc["op"] == Op.FP.value and desc.get("use_mask", 0):
+        return mask
+    if desc["op"] == Op.BP.value and desc["act"] == Act.RELU.value:
+        return mask
+    return np.ones((M, N), dtype=bool)
+
+
+def operands(desc, bufs):
+    M, N, K = desc["m"], desc["n"], desc["k"]
+    mi, ni, ki = np.arange(M)[:, None], np.arange(N)[:, None], np.arange(K)[None, :]
+    A = bufs["a"][desc["a_base"] + mi * desc["a_sm"] + ki * desc["a_sk"]]
+    B = bufs["b"][desc["b_base"] + ni * desc["b_sn"] + ki * desc["b_sk"]]
+    if desc.get("bias", 0):
+        init = numerics.widen(bufs["bias"][desc["bias_base"] + np.arange(N)])
+    else:
+        init = np.full(N, numerics.FP32_NEG_ZERO, dtype=np.uint32)
+    return A, B, init
+
+
+def epilogue(acc, desc, mask_in_mn, active):
+    z = numerics.narrow(acc)
+    nan = numerics.is_nan16(z)
+    pos = nan | (((z & 0x8000) == 0) & ~numerics.is_zero16(z))
+    zl = numerics.narrow(numerics.mul(z, np.uint16(desc.get("slope", 0))))
+    op, act = Op(desc["op"]), Act(desc["act"])
+    if act == Act.IDENTITY:
+        y = z
+    elif op == Op.FP and act == Act.RELU:
+        y = np.where(pos, z, np.uint16(0))
+    elif op == Op.FP and act == Act.LEAKY:
+        y = np.where(pos, z, zl)
+    elif op == Op.BP and act == Act.RELU:
+        y = z
+    else:  # BP, LEAKY
+        y = np.where(mask_in_mn, z, zl)
+    y = np.where(active, y, np.uint16(0)).astype(np.uint16)
+    return y, (pos & active)
+
+
+def run_task(desc, bufs, geom):
+    """Run one task on a copy of ``bufs`` (dict of numpy arrays named a, b, bias,
+    mask_in, out, mask_out, sized by ``geom``); returns ``(error, new_bufs)``."""
+    new = {k: np.array(v, copy=True) for k, v in bufs.items()}
+    err = check(desc, geom)
+    if err != Error.OK:
+        return err, new
+    M, N = desc["m"], desc["n"]
+    A, B, init = operands(desc, new)
+    active = active_outputs(desc, new["mask_in"])
+    acc = numerics.dot(A[:, None, :], B[None, :, :], init[None, :])
+    mask_in_mn = np.asarray(new["mask_in"][:M * N], dtype=bool).reshape(M, N)
+    y, mask_out = epilogue(acc, desc, mask_in_mn, active)
+    mi, ni = np.arange(M)[:, None], np.arange(N)[None, :]
+    new["out"][desc["o_base"] + mi * desc["o_sm"] + ni * desc["o_sn"]] = y
+    new["mask_out"][:M * N] = mask_out.ravel()
+    return err, new
