@@ -144,15 +144,20 @@ if cocotb is not None:
         ncyc = len(stream["a"])
         ports = {k: getattr(dut, k) for k in STREAM_FIELDS}
 
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        # the clock's first rising edge comes at time 0: drive every input before it,
+        # or Icarus clocks Z into the control delay line and o_valid reads Z later
         dut.rst.value = 0
+        for p in ports.values():
+            p.value = 0
+        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
         o_valid, o = [], []
         for it in range(ncyc + latency + 2):
             # registered outputs change at the rising edge: read them, then drive this
             # cycle's inputs for the coming edge
             await FallingEdge(dut.clk)
             o_valid.append(int(dut.o_valid.value))
-            o.append(dut.o.value.to_unsigned())
+            # the ring holds X until each slot's first `first`: read o only when valid
+            o.append(dut.o.value.to_unsigned() if o_valid[-1] else 0)
             if it < ncyc:
                 for k, p in ports.items():
                     p.value = stream[k][it]
