@@ -44,8 +44,26 @@ def _init_values(rng, n):
     return v
 
 
-def make_stream(rng, slots, lengths, *, bubble_p=0.1, idle_p=0.05, empty=4):
-    """Cycle-by-cycle stimulus for ``len(lengths)`` sums plus ``empty`` term-less sums.
+def directed_sums():
+    """Sums where passing a skipped term through the adder as ``+ -0`` instead of
+    leaving the bits alone would show: NaN inits with a payload or sign, signed zero
+    inits, and terms that are all zero-skipped (0 x Inf, -0 x NaN, ...)."""
+    h = lambda *v: np.array(v, dtype=np.uint16)
+    return [
+        (h(0x0000, 0x7C00, 0x8000), h(0x7C00, 0x0000, 0x7E01), 0x7F800001),
+        (h(0x8000), h(0xFC00), 0xFFC00123),
+        (h(), h(), 0x7FA00000),
+        (h(0x0000, 0x3C00), h(0x7E00, 0x0000), 0x80000000),
+        (h(0x8000), h(0x8000), 0x00000000),
+        (h(0x3C00, 0x0000), h(0x7C00, 0x7C00), 0xFF800000),   # -Inf + Inf, the 0 x Inf skipped
+        (h(0x3C00, 0xBC00), h(0x3C00, 0x3C00), 0x80000000),   # 1 - 1 = +0 from -0 init
+        (h(0x0001, 0x8001), h(0x0001, 0x0001), 0x80000000),   # smallest products cancel
+    ]
+
+
+def make_stream(rng, slots, lengths, *, bubble_p=0.1, idle_p=0.05, empty=4, directed=()):
+    """Cycle-by-cycle stimulus for ``len(lengths)`` sums plus ``empty`` term-less sums
+    plus the ``directed`` sums, given as ``(a, b, init)``.
 
     Each sum goes to the slot that is free earliest (so slots stay balanced); inside
     its slot it occupies consecutive slot cycles: its terms with bubbles sprinkled in
@@ -58,19 +76,23 @@ def make_stream(rng, slots, lengths, *, bubble_p=0.1, idle_p=0.05, empty=4):
     """
     per_slot = [[] for _ in range(slots)]   # lists of per-slot-cycle tuples
     sums = []                               # (slot, index of last slot cycle, a, b, init)
-    jobs = list(lengths) + [0] * empty
+    jobs = list(lengths) + [0] * empty + list(directed)
     order = rng.permutation(len(jobs))
     for j in order:
-        k = int(jobs[j])
         s = min(range(slots), key=lambda n: len(per_slot[n]))
         cyc = per_slot[s]
         while rng.random() < idle_p:
             cyc.append((0, *rng.integers(0, 1 << 16, 2), 0, int(rng.integers(0, 1 << 32)), 0))
-        # every-class operands make most long sums Inf/NaN early, so they get a
-        # smaller share than the finite profiles
-        a = _operands(rng, k, int(rng.choice(3, p=[0.2, 0.55, 0.25])))
-        b = _operands(rng, k, int(rng.choice(3, p=[0.2, 0.55, 0.25])))
-        init = int(_init_values(rng, 1)[0])
+        if isinstance(jobs[j], tuple):
+            a, b, init = jobs[j]
+            k = len(a)
+        else:
+            k = int(jobs[j])
+            # every-class operands make most long sums Inf/NaN early, so they get a
+            # smaller share than the finite profiles
+            a = _operands(rng, k, int(rng.choice(3, p=[0.2, 0.55, 0.25])))
+            b = _operands(rng, k, int(rng.choice(3, p=[0.2, 0.55, 0.25])))
+            init = int(_init_values(rng, 1)[0])
         entries = []
         for n in range(k):
             while rng.random() < bubble_p:

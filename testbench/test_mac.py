@@ -42,7 +42,8 @@ def test_mac_parameters():
 def test_mac(sim, tmp_path):
     rng = np.random.default_rng(1024)
     budget = int(CYCLES[sim] * harness.scale())
-    stream, results = tb_mac.make_stream(rng, Fp16Mac.slots, _lengths(rng, budget))
+    stream, results = tb_mac.make_stream(rng, Fp16Mac.slots, _lengths(rng, budget),
+                                         directed=tb_mac.directed_sums())
     vec = tmp_path / "mac.npz"
     tb_mac.save_stream(vec, stream, results)
     harness.run(sim, Fp16Mac(), "fp16_mac", "tb_mac",
@@ -54,7 +55,7 @@ def test_mac_amaranth_sim():
     rng = np.random.default_rng(7)
     s = Fp16Mac.slots
     stream, results = tb_mac.make_stream(rng, s, [1, 2, s - 1, s, s + 1, 60, 33, 5],
-                                         bubble_p=0.2, empty=3)
+                                         bubble_p=0.2, empty=3, directed=tb_mac.directed_sums())
     dut = Fp16Mac()
     ncyc = len(stream["a"])
     o_valid, o = [], []
