@@ -18,6 +18,7 @@ async def task_list(dut):
         tasks = pickle.load(f)
     drv = await start(dut)
     shadow = Shadow()
+    await shadow.sync(drv)
     results = []
     for name, desc, loads in tasks:
         await shadow.load(drv, loads)

@@ -25,6 +25,7 @@ class Lanes(wiring.Component):
 
     def __init__(self, factory, count):
         if not isinstance(count, int) or count < 1:
+            self._MustUse__silence = True  # refused: never to be elaborated
             raise ValueError(f"Lane count must be a positive integer, not {count!r}")
         self._factory = factory
         self.count = count

@@ -21,6 +21,7 @@ class Merge(wiring.Component):
 
     def __init__(self, geom, count):
         if not isinstance(count, int) or count < 1:
+            self._MustUse__silence = True  # refused: never to be elaborated
             raise ValueError(f"Merge needs a positive number of inputs, not {count!r}")
         self.count = count
         sig = stream.Signature(result_layout(geom))

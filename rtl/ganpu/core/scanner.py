@@ -36,7 +36,7 @@ class Scanner(wiring.Component):
     ReLU with the stored mask), a result with ``computed = 0`` that the epilogue turns
     into +0 without any MAC. Outputs leave in (m, n) order on each stream.
 
-    Throughput one output per cycle; latency 3 cycles (mask/bias read, widening).
+    Throughput one output per cycle; latency 4 cycles (mask/bias read, register, widening).
 
     Ports
     -----
@@ -86,9 +86,9 @@ class Scanner(wiring.Component):
         bias_addr = Signal(d + 1)
 
 
-        # Three outputs can be in the pipeline; only issue while both queues have room
+        # Four outputs can be in the pipeline; only issue while both queues have room
         # for all of them, so nothing in flight is ever dropped.
-        room = (jobq.level < self.QDEPTH - 3) & (skipq.level < self.QDEPTH - 3)
+        room = (jobq.level < self.QDEPTH - 4) & (skipq.level < self.QDEPTH - 4)
         issue = Signal()
         m.d.comb += issue.eq(have_row & room)
         m.d.comb += self.rows.ready.eq(~have_row & (mleft != 0))
@@ -111,31 +111,37 @@ class Scanner(wiring.Component):
         v1 = Signal()
         m.d.sync += [v1.eq(issue), j1.start.eq(row.start), j1.end.eq(row.end), j1.b_row.eq(b_row),
                      j1.o_addr.eq(o_addr), j1.mask_idx.eq(mask_idx)]
-        # stage 2: bias widening; mask decides
+        # stage 2: mask and bias registered (a block RAM's clock-to-out leaves no room
+        # for the widening's normalization in the same cycle)
         j2 = Signal(jl)
         v2 = Signal()
-        m.d.sync += [v2.eq(v1), j2.eq(j1), j2.mask_in.eq(self.mask_data)]
-        m.d.comb += widen.i.eq(self.bias_data)
+        bias2 = Signal(16)
+        m.d.sync += [v2.eq(v1), j2.eq(j1), j2.mask_in.eq(self.mask_data), bias2.eq(self.bias_data)]
+        # stage 3: bias widened (Fp16ToFp32 is registered); the mask decides
+        j3 = Signal(jl)
+        v3 = Signal()
+        m.d.sync += [v3.eq(v2), j3.eq(j2)]
+        m.d.comb += widen.i.eq(bias2)
         init = Signal(32)
         m.d.comb += init.eq(widen.o)
         with m.If(~self.bias):
             m.d.comb += init.eq(0x80000000)
 
-        skip = ((self.op == Op.FP) & self.use_mask & ~j2.mask_in) | \
-               ((self.op == Op.BP) & (self.act == Act.RELU) & ~j2.mask_in)
+        skip = ((self.op == Op.FP) & self.use_mask & ~j3.mask_in) | \
+               ((self.op == Op.BP) & (self.act == Act.RELU) & ~j3.mask_in)
         job = Signal(jl)
-        m.d.comb += [job.eq(j2), job.init.eq(init)]
+        m.d.comb += [job.eq(j3), job.init.eq(init)]
         res = Signal(result_layout(g))
-        m.d.comb += [res.o_addr.eq(j2.o_addr), res.mask_idx.eq(j2.mask_idx),
-                     res.mask_in.eq(j2.mask_in), res.computed.eq(0)]
-        m.d.comb += [jobq.w_en.eq(v2 & ~skip), jobq.w_data.eq(job),
-                     skipq.w_en.eq(v2 & skip), skipq.w_data.eq(res)]
+        m.d.comb += [res.o_addr.eq(j3.o_addr), res.mask_idx.eq(j3.mask_idx),
+                     res.mask_in.eq(j3.mask_in), res.computed.eq(0)]
+        m.d.comb += [jobq.w_en.eq(v3 & ~skip), jobq.w_data.eq(job),
+                     skipq.w_en.eq(v3 & skip), skipq.w_data.eq(res)]
 
         m.d.comb += [self.jobs.valid.eq(jobq.r_rdy), self.jobs.payload.eq(jobq.r_data),
                      jobq.r_en.eq(self.jobs.ready),
                      self.skips.valid.eq(skipq.r_rdy), self.skips.payload.eq(skipq.r_data),
                      skipq.r_en.eq(self.skips.ready)]
-        m.d.comb += self.busy.eq(have_row | (mleft != 0) | v1 | v2 | jobq.r_rdy | skipq.r_rdy)
+        m.d.comb += self.busy.eq(have_row | (mleft != 0) | v1 | v2 | v3 | jobq.r_rdy | skipq.r_rdy)
         # last, so a new task's start overrides every other update of these registers
         with m.If(self.start):
             m.d.sync += [have_row.eq(0), ni.eq(0), mleft.eq(self.m), b_row.eq(self.b_base),

@@ -1,0 +1,75 @@
+"""Core tasks from the golden model's gemm records (``ganpu.gan.export``).
+
+A record ``out, mask_out = epilogue(gemm(A, B, init), act, slope16, mask_in, phase)``
+becomes one or more core tasks: A (M, K) and B (N, K) are loaded row-major, the bias is
+the record's ``init`` narrowed back to binary16 (exact: it was widened from one), and a
+record whose A, OUT or masks exceed the core's buffers is split into row chunks (the
+host's tiling; each chunk is an independent task with the same B).
+"""
+
+import numpy as np
+
+from .. import numerics
+from .descriptor import Op, Act
+from .lower import _desc
+
+__all__ = ["record_tasks", "record_work"]
+
+_OPS = {"fp": Op.FP, "bp": Op.BP, "wg": Op.WG}
+_ACTS = {"identity": Act.IDENTITY, "relu": Act.RELU, "leaky": Act.LEAKY}
+
+
+def _bias(init):
+    init = np.asarray(init, dtype=np.uint32)
+    if np.all(init == numerics.FP32_NEG_ZERO):
+        return None
+    b = numerics.narrow(init)
+    if not np.array_equal(numerics.widen(b), init):
+        raise ValueError("record init is not a widened binary16 bias; the core cannot load it")
+    return b
+
+
+def record_tasks(rec, geom):
+    """``[(desc, loads, (m0, m1)), ...]``: the core tasks that compute rows m0..m1-1."""
+    A, B = np.asarray(rec["A"], np.uint16), np.asarray(rec["B"], np.uint16)
+    M, K = A.shape
+    N = B.shape[0]
+    op, act = _OPS[rec["epi_phase"]], _ACTS[rec["act"]]
+    bias = _bias(rec["init"])
+    mask = rec.get("mask_in")
+    use_mask = op == Op.FP and mask is not None and act == Act.RELU
+    needs_mask = use_mask or (op == Op.BP and act != Act.IDENTITY)
+    if N * K > geom.depth("b") or N > geom.depth("out") or N > geom.depth("mask") or \
+            K > geom.depth("a") or (bias is not None and N > geom.depth("bias")):
+        raise ValueError(f"record with M, N, K = {M}, {N}, {K} does not fit {geom!r} even one row at a time")
+    rows = min(M, geom.depth("a") // K, geom.depth("out") // N, geom.depth("mask") // N)
+    slope = 0 if rec.get("slope16") is None else int(rec["slope16"])
+    tasks = []
+    for m0 in range(0, M, rows):
+        m1 = min(M, m0 + rows)
+        loads = {"a": (0, A[m0:m1].ravel()), "b": (0, B.ravel())}
+        if bias is not None:
+            loads["bias"] = (0, bias)
+        if needs_mask:
+            loads["mask_in"] = (0, np.asarray(mask[m0:m1], dtype=np.uint16).ravel())
+        desc = _desc(op=op.value, act=act.value, slope=slope, use_mask=int(use_mask),
+                     bias=int(bias is not None), m=m1 - m0, n=N, k=K,
+                     a_sm=K, a_sk=1, b_sn=K, b_sk=1, o_sm=N, o_sn=1)
+        tasks.append((desc, loads, (m0, m1)))
+    return tasks
+
+
+def record_work(rec):
+    """MAC counts of a record: dense, after input-zero skipping, after dual skipping
+    (the outputs the core computes), as the core counts them (zeros of A skipped)."""
+    A = np.asarray(rec["A"], np.uint16)
+    M, K = A.shape
+    N = np.asarray(rec["B"]).shape[0]
+    nnz = (~numerics.is_zero16(A)).sum(axis=1)
+    op, act = _OPS[rec["epi_phase"]], _ACTS[rec["act"]]
+    mask = rec.get("mask_in")
+    active = np.ones((M, N), dtype=bool)
+    if mask is not None and ((op == Op.FP and act == Act.RELU) or (op == Op.BP and act == Act.RELU)):
+        active = np.asarray(mask, dtype=bool)
+    return {"dense": M * N * K, "input_skip": int(nnz.sum()) * N,
+            "dual_skip": int((active * nnz[:, None]).sum())}
