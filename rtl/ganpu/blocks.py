@@ -24,6 +24,8 @@ _SPECS = {
     "fp32_add": ("ganpu.arith.add:Fp32Add", {}),
     "fp16_mac": ("ganpu.arith.mac:Fp16Mac", {}),
     "core": ("ganpu.core:Core", {"lanes": 4}),
+    "eors_lane": ("ganpu.eors:EorsLane", {}),
+    "eors_predictor": ("ganpu.eors:EorsPredictor", {"lanes": 16}),
 }
 
 SPECS = dict(_SPECS)

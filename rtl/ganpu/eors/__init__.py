@@ -1,0 +1,11 @@
+"""Exponent-only ReLU speculation (EORS) in hardware, bit-exact with
+:mod:`ganpu.model.eors` (``docs/eors.md``).
+
+* :class:`EorsLane`       one output's estimate, one term per cycle, no multiplier
+* :class:`EorsPredictor`  ``lanes`` estimates side by side sharing the activation
+"""
+
+from .lane import EorsLane
+from .predictor import EorsPredictor
+
+__all__ = ["EorsLane", "EorsPredictor"]

@@ -1,0 +1,100 @@
+from amaranth.hdl import Module, Cat, signed
+from amaranth.lib import wiring, data
+from amaranth.lib.wiring import In, Out
+
+import numpy as np
+
+from ..model.eors import DEFAULT_EORS, eors_acc
+from .lane import EorsLane, check_params
+
+__all__ = ["EorsPredictor"]
+
+
+class EorsPredictor(wiring.Component):
+    """EORS for ``lanes`` outputs of one row at once: :class:`EorsLane` copies sharing
+    the activation.
+
+    For a row ``m`` of activations ``A[m, :]`` and ``lanes`` output columns
+    ``n0 .. n0+lanes-1``, cycle ``k`` presents ``x = A[m, k]`` (broadcast) and
+    ``w[j] = B[n0 + j, k]``; lane ``j`` accumulates output ``(m, n0 + j)`` exactly as
+    :func:`ganpu.model.eors.eors_acc` does. The cycle rule (``valid``, ``first``,
+    ``last``, bubbles) is the lane's, applied to all lanes together; ``bias[j]`` is
+    read with ``first``.
+
+    **Valid-only interface, no backpressure.** There is no ``ready``: the predictor
+    never stalls and its consumer must take every ``o_valid`` cycle (one per completed
+    row of ``lanes`` outputs). A producer that may pause simply sends bubbles
+    (``valid`` = 0).
+
+    Latency ``EorsLane.latency`` = 6 cycles from a cycle carrying ``last`` to its
+    ``o_valid``; throughput one ``k`` per cycle for all lanes.
+
+    Ports
+    -----
+    valid : In(1)                       a term is present this cycle
+    x : In(16)                          binary16 activation, shared by every lane
+    w : In(ArrayLayout(16, lanes))      binary16 weight per lane
+    first : In(1)                       this cycle starts a new row
+    bias : In(ArrayLayout(16, lanes))   binary16 bias per lane, read with ``first``
+    last : In(1)                        this cycle ends the row
+    live : Out(lanes)                   bit j: output j must be computed
+    forced : Out(lanes)                 bit j: forced live by an Inf/NaN operand
+    acc : Out(ArrayLayout(signed(width), lanes))  the accumulators (for checking)
+    o_valid : Out(1)                    one cycle per completed row
+    """
+
+    latency = EorsLane.latency
+
+    def __init__(self, lanes=16, params=DEFAULT_EORS):
+        if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)):
+            self._MustUse__silence = True  # refused: never to be elaborated
+            raise TypeError(f"lanes must be an int, got {lanes!r}")
+        if lanes < 1:
+            self._MustUse__silence = True  # refused: never to be elaborated
+            raise ValueError(f"lanes must be >= 1, got {lanes!r}")
+        self.lanes = int(lanes)
+        self.params = check_params(params, self)
+        super().__init__({
+            "valid": In(1),
+            "x": In(16),
+            "w": In(data.ArrayLayout(16, self.lanes)),
+            "first": In(1),
+            "bias": In(data.ArrayLayout(16, self.lanes)),
+            "last": In(1),
+            "live": Out(self.lanes),
+            "forced": Out(self.lanes),
+            "acc": Out(data.ArrayLayout(signed(params.width), self.lanes)),
+            "o_valid": Out(1),
+        })
+
+    @staticmethod
+    def model(A, B, bias=None, params=DEFAULT_EORS):
+        """``{"acc", "forced", "live"}`` arrays of shape (M, N) for rows ``A`` (M, K)
+        against weights ``B`` (N, K), by :func:`ganpu.model.eors.eors_acc`; N may
+        exceed ``lanes`` (the columns then take several passes)."""
+        acc, forced = eors_acc(A, B, bias, params)
+        return {"acc": acc, "forced": forced, "live": forced | (acc > params.threshold)}
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes = []
+        for j in range(self.lanes):
+            lane = EorsLane(self.params)
+            m.submodules[f"lane{j}"] = lane
+            m.d.comb += [
+                lane.valid.eq(self.valid),
+                lane.x.eq(self.x),
+                lane.w.eq(self.w[j]),
+                lane.first.eq(self.first),
+                lane.bias.eq(self.bias[j]),
+                lane.last.eq(self.last),
+                self.acc[j].eq(lane.acc),
+            ]
+            lanes.append(lane)
+        m.d.comb += [
+            self.live.eq(Cat(lane.live for lane in lanes)),
+            self.forced.eq(Cat(lane.forced for lane in lanes)),
+            # every lane sees the same control, so lane 0 speaks for all
+            self.o_valid.eq(lanes[0].o_valid),
+        ]
+        return m
