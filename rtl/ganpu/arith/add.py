@@ -23,9 +23,9 @@ class Fp32Add(wiring.Component):
     2. align y to x: shift right by the difference into guard/round/sticky (any
        difference >= 27 leaves only the sticky, which still remembers y != 0);
     3. add or subtract the 27-bit working significands (never negative: |x| >= |y|);
-    4. leading-zero count of the 28-bit sum;
-    5. normalize: one position right on a carry, else left by the leading-zero count
-       but never below the subnormal exponent;
+    4. leading-zero count of the 28-bit sum, clamped so that a left shift never goes
+       below the subnormal exponent;
+    5. normalize: one position right on a carry, else left by the clamped count;
     6. round to nearest even and assemble; the increment may carry into the
        exponent (subnormal to normal, largest finite to Inf).
 
@@ -70,39 +70,65 @@ class Fp32Add(wiring.Component):
         a_ge = a[0:31] >= b[0:31]
         x = Mux(a_ge, a, b)
         y = Mux(a_ge, b, a)
-        # a subnormal has the exponent of the smallest normal and no hidden bit
-        x_e = Mux(x[23:31] == 0, 1, x[23:31])
-        y_e = Mux(y[23:31] == 0, 1, y[23:31])
+        # a subnormal has the exponent of the smallest normal and no hidden bit;
+        # both differences are formed beside the compare and only selected after
+        # it, so the compare's carry chain is the one deep path of this stage
+        # (inside Fp16Mac it follows the accumulator feedback mux)
+        a_e = Mux(a[23:31] == 0, 1, a[23:31])
+        b_e = Mux(b[23:31] == 0, 1, b[23:31])
+        d_ab = Signal(8)
+        d_ba = Signal(8)
+        m.d.comb += [d_ab.eq(a_e - b_e), d_ba.eq(b_e - a_e)]
+        x_e = Mux(a_ge, a_e, b_e)
+
+        # Trailing zeros of both significands, counted beside the compare: the
+        # alignment's sticky is then "y's lowest one falls below the shift", a small
+        # compare instead of an OR over every shifted-out bit after the shifter.
+        def trailing_zeros(x, name):
+            sig = Cat(x[0:23], x[23:31] != 0)
+            tz = Signal(range(32), name=name)
+            m.d.comb += tz.eq(31)       # no one at all: never sticky
+            for n in reversed(range(24)):
+                with m.If(sig[n]):
+                    m.d.comb += tz.eq(n)
+            return tz
+        a_tz = trailing_zeros(a, "a_tz")
+        b_tz = trailing_zeros(b, "b_tz")
 
         s1 = dict(
             sign=Signal(), sub=Signal(), exp=Signal(8), diff=Signal(8),
-            xs=Signal(24), ys=Signal(24),
+            xs=Signal(24), ys=Signal(24), y_tz=Signal(range(32)),
             nan=Signal(), inf=Signal(), inf_sign=Signal())
         m.d.sync += [
             s1["sign"].eq(x[31]),
             s1["sub"].eq(a[31] ^ b[31]),
             s1["exp"].eq(x_e),
-            s1["diff"].eq(x_e - y_e),
+            s1["diff"].eq(Mux(a_ge, d_ab, d_ba)),
             s1["xs"].eq(Cat(x[0:23], x[23:31] != 0)),
             s1["ys"].eq(Cat(y[0:23], y[23:31] != 0)),
+            s1["y_tz"].eq(Mux(a_ge, b_tz, a_tz)),
             s1["nan"].eq(a_nan | b_nan | (a_inf & b_inf & (a[31] != b[31]))),
             s1["inf"].eq(a_inf | b_inf),
             s1["inf_sign"].eq(Mux(a_inf, a[31], b[31])),
         ]
 
         # --- stage 2: align ---------------------------------------------------------
-        # Shift y into a field with _W zero bits below it, so every bit shifted out of
-        # the working width is still there to OR into the sticky; _W and beyond all
-        # shift y out completely, so the amount saturates there.
+        # y (with guard/round/sticky zeros below) moves right by the exponent
+        # difference; _W and beyond shift it out completely, so the amount saturates
+        # there. Every one shifted out of the working width goes into the sticky
+        # (bit 0): that is exactly when y's lowest one, at y_tz + 3, lies below the
+        # shift amount.
         sh = Signal(range(_W + 1))
         m.d.comb += sh.eq(Mux(s1["diff"] >= _W, _W, s1["diff"]))
-        wide = Signal(2 * _W)
-        m.d.comb += wide.eq(Cat(C(0, _W + 3), s1["ys"]) >> sh)
+        shifted = Signal(_W)
+        m.d.comb += shifted.eq(Cat(C(0, 3), s1["ys"]) >> sh)
+        sticky = Signal()
+        m.d.comb += sticky.eq(s1["y_tz"] + 3 < sh)
         s2_y = Signal(_W)
         s2_x = Signal(_W)
         m.d.sync += [
             s2_x.eq(Cat(C(0, 3), s1["xs"])),
-            s2_y.eq(Cat(wide[_W] | (wide[0:_W] != 0), wide[_W + 1:2 * _W])),
+            s2_y.eq(Cat(shifted[0] | sticky, shifted[1:])),
         ]
         s2 = carry({k: s1[k] for k in ("sign", "sub", "exp", "nan", "inf", "inf_sign")}, "s2")
 
@@ -113,31 +139,36 @@ class Fp32Add(wiring.Component):
         # later rounding still sees a nonzero remainder.
         s3_sum = Signal(_W + 1)
         m.d.sync += s3_sum.eq(Mux(s2["sub"], s2_x - s2_y, s2_x + s2_y))
+        # A left normalization must stop at exponent 1 (the subnormal scale). A one
+        # at bit 27 - exp, ORed in before the leading-zero count, makes the count
+        # itself stop there, so no compare against the exponent follows the count.
+        s3_stop = Signal(_W)
+        m.d.sync += s3_stop.eq(C(1 << _W, _W + 1) >> s2["exp"])
         s3 = carry(s2, "s3")
 
-        # --- stage 4: leading-zero count ------------------------------------------
+        # --- stage 4: leading-zero count, clamped ---------------------------------
         # a priority chain over the 27 bits below the carry; last assignment wins, so
         # scanning from the LSB up leaves the highest set bit deciding
+        scan = s3_sum[0:_W] | s3_stop
         lz = Signal(range(_W + 1))
         m.d.comb += lz.eq(_W)
         for n in reversed(range(_W)):
-            with m.If(s3_sum[_W - 1 - n]):
+            with m.If(scan[_W - 1 - n]):
                 m.d.comb += lz.eq(n)
         s4_sum = Signal(_W + 1)
         s4_lz = Signal(range(_W + 1))
-        m.d.sync += [s4_sum.eq(s3_sum), s4_lz.eq(lz)]
+        s4_exp_norm = Signal(8)     # exponent after the left shift, if it normalizes
+        m.d.sync += [s4_sum.eq(s3_sum), s4_lz.eq(lz), s4_exp_norm.eq(s3["exp"] - lz)]
         s4 = carry(s3, "s4")
 
         # --- stage 5: normalize ------------------------------------------------------
-        # Left shifts stop at exponent 1 (the subnormal scale): a result that is still
-        # unnormalized there is a subnormal and gets exponent field 0, same scale.
+        # A result still unnormalized after the clamped shift is a subnormal: exponent
+        # field 0, which has the same scale as field 1.
         s5_man = Signal(_W)
         s5_exp = Signal(9)          # one extra bit: a carry out of exponent 254 overflows
         s5_zero = Signal()
-        lsh = Signal(range(_W + 1))
-        m.d.comb += lsh.eq(Mux(s4_lz < s4["exp"], s4_lz, s4["exp"] - 1))
         left = Signal(_W)
-        m.d.comb += left.eq(s4_sum[0:_W] << lsh)
+        m.d.comb += left.eq(s4_sum[0:_W] << s4_lz)
         with m.If(s4_sum[_W]):
             # carry: one position right, folding the dropped bit into the sticky
             m.d.sync += [
@@ -147,7 +178,7 @@ class Fp32Add(wiring.Component):
         with m.Else():
             m.d.sync += [
                 s5_man.eq(left),
-                s5_exp.eq(Mux(left[_W - 1], s4["exp"] - lsh, 0)),
+                s5_exp.eq(Mux(left[_W - 1], s4_exp_norm, 0)),
             ]
         m.d.sync += s5_zero.eq(s4_sum == 0)
         s5 = carry(s4, "s5")

@@ -79,25 +79,37 @@ class Fp16Mac(wiring.Component):
                 sig = nxt
             return sig
 
-        # The control travels beside the multiplier so it meets the product.
+        # The control travels beside the multiplier so it meets the product; the
+        # last register of first/init is the combined select below.
         live = self.i_valid & (self.a[0:15] != 0) & (self.b[0:15] != 0)
         p_live = delay(live, Fp16Mul.latency, "live")
-        p_first = delay(self.first, Fp16Mul.latency, "first")
-        p_init = delay(self.init, Fp16Mul.latency, "init")
+        q_first = delay(self.first, Fp16Mul.latency - 1, "first")
+        q_init = delay(self.init, Fp16Mul.latency - 1, "init")
         p_last = delay(self.last, Fp16Mul.latency, "last")
 
         # The ring: the adder pipeline is the storage, its output feeds its own input
         # exactly Fp32Add.latency cycles after that slot's previous term went in.
-        ring = Signal(32)
-        acc_in = Signal(32)
-        m.d.comb += acc_in.eq(Mux(p_first, p_init, ring))
-        m.d.comb += [add.a.eq(acc_in), add.b.eq(mul.p)]
         # A skipped term must not go through the adder: x + (-0) would canonicalize a
         # NaN init's payload, so the unchanged value rides a delay line of the same
         # length and replaces the sum.
-        bypass = delay(~p_live, Fp32Add.latency, "bypass")
-        held = delay(acc_in, Fp32Add.latency, "held")
+        acc_in = Signal(32)
+        bypass_q = delay(~p_live, Fp32Add.latency - 1, "bypass")
+        held_q = delay(acc_in, Fp32Add.latency - 1, "held")
+        bypass = delay(bypass_q, 1, "bypass_q")
+        held = delay(held_q, 1, "held_q")
+        ring = Signal(32)
         m.d.comb += ring.eq(Mux(bypass, held, add.s))
+
+        # The feedback path (adder output -> adder's magnitude compare) is the
+        # slowest of the block, so it gets a single 2:1 mux: whether this slot's
+        # value comes from the adder or from elsewhere (init on first, the held
+        # value on a skipped term), and that elsewhere value, are both known a
+        # cycle early and registered.
+        sel = Signal()
+        alt = Signal(32)
+        m.d.sync += [sel.eq(q_first | bypass_q), alt.eq(Mux(q_first, q_init, held_q))]
+        m.d.comb += acc_in.eq(Mux(sel, alt, add.s))
+        m.d.comb += [add.a.eq(acc_in), add.b.eq(mul.p)]
 
         # Registered output: the consumer (a result FIFO or narrowing stage) then sees
         # a clean flip-flop instead of the ring's mux.

@@ -74,19 +74,18 @@ class Fp16Mul(wiring.Component):
         a_sig, a_exp = _normalize(m, self.a, "a")
         b_sig, b_exp = _normalize(m, self.b, "b")
 
-        # --- stage 1: normalize operands, add exponents, classify ---------------
+        # --- stage 1: normalize operands, classify ------------------------------
         s1_a = Signal(11)
         s1_b = Signal(11)
-        # binary32 biased exponent of the product when the significand product has
-        # no carry into bit 21: (ea - 15) + (eb - 15) + 127
-        s1_exp = Signal(8)
+        s1_a_exp = Signal.like(a_exp)
+        s1_b_exp = Signal.like(b_exp)
         s1_sign = Signal()
         s1_nan = Signal()
         s1_inf = Signal()
         s1_zero = Signal()
         m.d.sync += [
             s1_a.eq(a_sig), s1_b.eq(b_sig),
-            s1_exp.eq(a_exp + b_exp + 97),
+            s1_a_exp.eq(a_exp), s1_b_exp.eq(b_exp),
             s1_sign.eq(self.a[15] ^ self.b[15]),
             s1_nan.eq(a_nan | b_nan | (a_zero & b_inf) | (a_inf & b_zero)),
             s1_inf.eq(a_inf | b_inf),
@@ -94,7 +93,11 @@ class Fp16Mul(wiring.Component):
         ]
 
         # --- stage 2: the one multiplier ---------------------------------------
+        # The exponent sum waits for this stage, beside the DSP, so stage 1 ends at
+        # the subnormal leading-zero count instead of count + two adders.
         s2_prod = Signal(22)
+        # binary32 biased exponent of the product when the significand product has
+        # no carry into bit 21: (ea - 15) + (eb - 15) + 127
         s2_exp = Signal(8)
         s2_sign = Signal()
         s2_nan = Signal()
@@ -102,7 +105,7 @@ class Fp16Mul(wiring.Component):
         s2_zero = Signal()
         m.d.sync += [
             s2_prod.eq(s1_a * s1_b),
-            s2_exp.eq(s1_exp), s2_sign.eq(s1_sign),
+            s2_exp.eq(s1_a_exp + s1_b_exp + 97), s2_sign.eq(s1_sign),
             s2_nan.eq(s1_nan), s2_inf.eq(s1_inf), s2_zero.eq(s1_zero),
         ]
 
