@@ -90,3 +90,37 @@ def test_stream_generator():
     lasts = np.array([r[0] for r in results]) % s
     assert sorted(firsts.tolist()) == sorted(lasts.tolist())
     assert ((stream["i_valid"] == 0) & (stream["first"] == 1)).any()   # first on a bubble
+
+
+def test_mac_result_cycle():
+    """One sum of K terms whose first term is at cycle t: o_valid rises at exactly
+    t + slots * (K - 1) + latency (the documented timing), and only there."""
+    s, lat = Fp16Mac.slots, Fp16Mac.latency
+    t, k = 2, 3
+    a = np.array([0x3C00, 0x4000, 0xC200], dtype=np.uint16)   # 1, 2, -3
+    b = np.array([0x3C00, 0x3800, 0x3C00], dtype=np.uint16)   # 1, 0.5, 1
+    init = int(numerics.f32_bits(np.float32(0.25)))
+    want_cycle = t + s * (k - 1) + lat
+    dut = Fp16Mac()
+    seen = []
+
+    async def bench(ctx):
+        for cyc in range(want_cycle + 2 * s):
+            if ctx.get(dut.o_valid):
+                seen.append((cyc, ctx.get(dut.o)))
+            n, r = divmod(cyc - t, s)
+            term = cyc >= t and r == 0 and n < k
+            ctx.set(dut.i_valid, term)
+            ctx.set(dut.a, int(a[n]) if term else 0)
+            ctx.set(dut.b, int(b[n]) if term else 0)
+            ctx.set(dut.first, term and n == 0)
+            ctx.set(dut.last, term and n == k - 1)
+            ctx.set(dut.init, init)
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [(want_cycle, int(numerics.dot(a, b, init)))]
+    assert numerics.f32_value(seen[0][1]) == np.float32(-0.75)

@@ -34,10 +34,15 @@ class Fp16Mac(wiring.Component):
       ``o`` with ``o_valid`` = 1 exactly ``latency`` cycles later. ``first`` and
       ``last`` apply to bubbles too: ``first`` + ``last`` with no term emits ``init``.
 
+    A slot's value before its first ``first`` is unspecified: every sum must begin
+    with ``first``. ``first`` and ``last`` may share a cycle (a one-cycle sum).
+
     Latency ``Fp16Mul.latency + Fp32Add.latency + 1`` = 10 cycles from a cycle
     carrying ``last`` to its ``o_valid``; throughput one term per cycle (one term per
     slot every ``slots`` cycles); ``slots`` = ``Fp32Add.latency`` = 6. The multiplier
-    sits before the loop, so only the adder's latency sets the ring length.
+    sits before the loop, so only the adder's latency sets the ring length: a sum of
+    K slot cycles whose first cycle is t has its result at
+    t + ``slots`` * (K - 1) + ``latency``.
 
     Ports
     -----
