@@ -7,7 +7,7 @@ wait for ``busy`` to fall, read the results back.
 import numpy as np
 from cocotb.triggers import FallingEdge, with_timeout
 
-from ganpu.core import Buf, Error
+from ganpu.core import Buf, Core, Error
 from ganpu.core.lower import pack_desc
 
 BUFS = {"a": Buf.A, "b": Buf.B, "bias": Buf.BIAS, "mask_in": Buf.MASK_IN,
@@ -54,7 +54,7 @@ class CoreDriver:
 
     async def read(self, name, base, count):
         dut = self.dut
-        lat = 2  # Core.read_latency
+        lat = Core.read_latency
         dut.h_buf.value = BUFS[name].value
         dut.h_we.value = 0
         out = []

@@ -12,6 +12,7 @@ import os
 
 import cocotb
 import numpy as np
+from amaranth.lib import wiring
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
@@ -41,7 +42,11 @@ async def pipeline_matches_model(dut):
     block, inputs, lanes = _load()
     expected = block.model(**inputs)
     if not isinstance(expected, dict):
-        expected = {"o" if hasattr(dut, "o") else "p": expected}
+        # a single-output block: its one Out port carries the model's result
+        outs = [n for n, mb in block.__annotations__.items()
+                if isinstance(mb, wiring.Member) and mb.flow == wiring.Out]
+        assert len(outs) == 1, f"{block.__name__} has outputs {outs}; its model must return a dict"
+        expected = {outs[0]: expected}
     proto_widths = {name: len(getattr(dut, name)) // lanes for name in [*inputs, *expected]}
     total = len(next(iter(inputs.values())))
     beats = -(-total // lanes)

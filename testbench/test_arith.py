@@ -24,16 +24,6 @@ LANES = 16
 COUNTS = {"verilator": 1_000_000, "icarus": 40_000}
 
 
-class Fp32AddByPort:
-    """tb_pipe names a single model output ``o`` or ``p``; the adder's port is ``s``."""
-
-    latency = Fp32Add.latency
-
-    @staticmethod
-    def model(a, b):
-        return {"s": Fp32Add.model(a, b)}
-
-
 def _count(sim):
     return max(1, int(COUNTS[sim] * harness.scale()))
 
@@ -107,7 +97,7 @@ def test_add(sim, tmp_path):
     a, b = _fill(rng, directed, n - len(pa),
                  lambda r, m: (vectors.f32_mixed(r, m), vectors.f32_mixed(r, m)))
     a, b = np.concatenate([pa, a]), np.concatenate([pb, b])
-    _run(sim, tmp_path, Fp32Add, "fp32_add", "test_arith:Fp32AddByPort", a=a, b=b)
+    _run(sim, tmp_path, Fp32Add, "fp32_add", "ganpu.arith.add:Fp32Add", a=a, b=b)
 
 
 def test_vectors_cover_adder_cases():

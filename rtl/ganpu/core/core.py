@@ -38,7 +38,7 @@ class Core(wiring.Component):
     Host port (memory-like, one access per cycle, only while the core is idle):
     ``h_buf`` selects a :class:`Buf`, ``h_addr`` the element; ``h_we`` writes ``h_wdata``
     (A, B, BIAS, MASK_IN, OUT, MASK_OUT; masks use bit 0); ``h_rdata`` returns the element
-    addressed ``read_latency`` = 2 cycles earlier. An address beyond the buffer, or a
+    addressed ``read_latency`` = 3 cycles earlier. An address beyond the buffer, or a
     write while busy, sets ``h_err`` (cleared by ``start``) and changes nothing.
 
     Task port: present ``desc`` with a one-cycle ``start`` while ``busy`` is 0. ``busy``
@@ -54,7 +54,7 @@ class Core(wiring.Component):
         Buffer sizes.
     """
 
-    read_latency = 2
+    read_latency = 3
 
     def __init__(self, lanes=4, geom=None):
         if not isinstance(lanes, int) or not 1 <= lanes <= 16:
@@ -194,12 +194,14 @@ class Core(wiring.Component):
                     m.d.comb += [wp.addr.eq(epi.mask_idx), wp.data.eq(epi.mask_bit), wp.en.eq(epi.we)]
             rp = mem.read_port()
             m.d.comb += rp.addr.eq(self.h_addr)
-            rdata[buf] = rp.data
-        buf1 = Signal(Buf)
-        m.d.sync += buf1.eq(self.h_buf)
-        with m.Switch(buf1):
+            # each buffer's data is registered before the select: a block RAM's slow
+            # clock-to-out plus the route from wherever it was placed fill a cycle
+            rdata[buf] = Signal(16, name=f"h_rdata_{buf.name.lower()}")
+            m.d.sync += rdata[buf].eq(rp.data)
+        buf1, buf2 = Signal(Buf), Signal(Buf)
+        m.d.sync += [buf1.eq(self.h_buf), buf2.eq(buf1)]
+        with m.Switch(buf2):
             for buf in mems:
                 with m.Case(buf):
-                    # registered: the block RAM's slow clock-to-out gets its own cycle
                     m.d.sync += self.h_rdata.eq(rdata[buf])
         return m

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Rewrite the README's generated blocks from the benchmark and report outputs.
+
+    python scripts/update_readme.py [--synth synth.json] [--core-bench core.json]
+                                    [--model-report docs/model-report.md]
+
+Each block sits between ``<!-- begin NAME -->`` and ``<!-- end NAME -->`` in README.md:
+``synth`` from ``scripts/synth_table.py --json``, ``core-bench`` from
+``ganpu bench core --json``, ``model-report`` from ``scripts/model_report.py --md``.
+A block whose input is not given is left as it is.
+"""
+
+import argparse
+import io
+import json
+import re
+import sys
+from pathlib import Path
+
+from ganpu import synth
+from ganpu.bench import print_table
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def replace_block(text, name, body):
+    pattern = re.compile(rf"(<!-- begin {name} -->\n).*?(<!-- end {name} -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"README.md has no block {name!r} (<!-- begin {name} --> ... <!-- end {name} -->)")
+    return pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--synth", help="JSON written by scripts/synth_table.py --json")
+    p.add_argument("--core-bench", help="JSON written by ganpu bench core --json")
+    p.add_argument("--model-report", help="markdown written by scripts/model_report.py --md")
+    args = p.parse_args(argv)
+    text = README.read_text()
+    if args.synth:
+        doc = json.loads(Path(args.synth).read_text())
+        seeds = ",".join(map(str, doc["seeds"]))
+        body = (f"Board {doc['board']}, Fmax = median over nextpnr seeds {seeds}; figures include "
+                f"the synthesis harness (last column).\n\n" + synth.format_table(doc["results"]))
+        text = replace_block(text, "synth", body)
+    if args.core_bench:
+        doc = json.loads(Path(args.core_bench).read_text())
+        buf = io.StringIO()
+        print_table(doc["rows"], doc["summary"], file=buf)
+        text = replace_block(text, "core-bench", buf.getvalue())
+    if args.model_report:
+        body = Path(args.model_report).read_text()
+        body = re.sub(r"^# .*\n", "", body)           # the README gives its own heading
+        body = re.sub(r"^## ", "#### ", body, flags=re.M)
+        text = replace_block(text, "model-report", body)
+    README.write_text(text)
+    print(f"updated {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
