@@ -22,9 +22,9 @@ from ganpu.model.eors import EorsParams, DEFAULT_EORS, eors_acc
 PURE = EorsParams(m=0, threshold=0)
 PARAMS = {"default": DEFAULT_EORS, "pure": PURE}
 # approximate stream lengths in cycles per simulator run
-CYCLES = {"verilator": 30_000, "icarus": 6_000}
+CYCLES = {"verilator": 60_000, "icarus": 12_000}
 # real-tensor outputs per run (lanes x sums)
-OUTPUTS = {"verilator": 1_536, "icarus": 256}
+OUTPUTS = {"verilator": 3_072, "icarus": 512}
 PRED_LANES = 8
 
 
@@ -214,3 +214,23 @@ def test_docs_and_models():
     res = EorsPredictor.model(A, B, np.zeros(2, np.uint16))
     assert res["live"].tolist() == [[True, False]]
     assert res["acc"].tolist() == [[2 << 12, -2 << 12]]
+
+
+def test_bias_as_first_term(relu_records):
+    """Without the bias pipe (use_bias=False) the bias sent as the first term
+    (x = 1.0, w[j] = bias[j]) gives exactly the use_bias=True estimate."""
+    lanes = 4
+    nobias = EorsParams(use_bias=False)
+    rng = np.random.default_rng(8)
+    jobs = tb_eors.tensor_jobs(relu_records, lanes, 64, rng)
+    moved = [(np.concatenate([[tb_eors.ONE], x]).astype(np.uint16),
+              np.concatenate([bias[:, None], W], axis=1).astype(np.uint16),
+              rng.integers(0, 1 << 16, lanes).astype(np.uint16))    # ignored without use_bias
+             for x, W, bias in jobs]
+    stream, expected = tb_eors.make_stream(np.random.default_rng(9), moved, nobias, lanes, empty=0)
+    # the stream shuffles the jobs: compare as multisets of per-row results
+    ref = sorted(tuple(eors_acc(x[None, :], W, bias, DEFAULT_EORS)[0][0].tolist()) for x, W, bias in jobs)
+    assert sorted(tuple(r) for r in expected["acc"].tolist()) == ref
+    rec = _amaranth_run(EorsPredictor(lanes=lanes, params=nobias), stream, lanes)
+    tb_eors.check_outputs(rec["o_valid"], rec["acc"], rec["forced"], rec["live"], expected,
+                          EorsPredictor.latency)

@@ -1,4 +1,4 @@
-from amaranth.hdl import Module, Signal, Mux, C, Const, signed
+from amaranth.hdl import Module, Signal, Mux, C, Cat, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
@@ -86,7 +86,7 @@ def _clamps(n, width, mag, u, over):
 def _term_pipe(stage, name, n, width, mag, esum, sh_const, sign):
     """Stages B, C, D of a term ``+-min(floor(mag * 2**(esum + sh_const)), hi)``;
     ``mag`` (n bits, 0 for no term), ``esum`` and ``sign`` belong to stage A.
-    Returns the stage-D signed term.
+    Returns the stage-D magnitude and sign.
 
     Each step of the clamp-and-shift gets its own register stage: a product, a shifter
     and a clamp in one cone give ABC room to restructure them into much larger logic.
@@ -101,10 +101,10 @@ def _term_pipe(stage, name, n, width, mag, esum, sh_const, sign):
     c_win = stage(_shift_window(n, width, b_mag, b_u), f"{name}_c_win", width - 1)
     c_big = stage(_clamps(n, width, b_mag, b_u, b_over), f"{name}_c_big")
     c_sign = stage(b_sign, f"{name}_c_sign")
-    # D: hi is all ones in width-1 bits, so the clamp is an OR; the negation stays out
-    # of the accumulator loop
-    t = c_win | c_big.replicate(width - 1)
-    return stage(Mux(c_sign, -t, t), f"{name}_d", signed(width))
+    # D: hi is all ones in width-1 bits, so the clamp is an OR
+    d_t = stage(c_win | c_big.replicate(width - 1), f"{name}_d_t", width - 1)
+    d_sign = stage(c_sign, f"{name}_d_sign")
+    return d_t, d_sign
 
 
 class EorsLane(wiring.Component):
@@ -118,8 +118,15 @@ class EorsLane(wiring.Component):
 
     Each term costs a sign xor, a 5-bit exponent add, an ``(m+1) x (m+1)``-bit
     significand product built from ``m+1`` shifted partial products (no multiplier
-    primitive), one barrel shift with truncation and a clamp. The bias term has its own
-    (narrower) shifter, so a sum takes its bias and its first term in the same cycle.
+    primitive), one barrel shift with truncation and a clamp; the negation of a
+    negative term is the accumulator adder's carry-in.
+
+    **Bias.** With ``use_bias`` the lane has a second, narrower term pipe (no product)
+    for ``T(bias, 1.0)``, so a sum takes its bias and its first term in the same cycle;
+    it is about a third of the lane. With ``use_bias`` off that pipe is absent and the
+    ``bias`` port ignored; sending the bias as the sum's first term instead (``x`` =
+    bias, ``w`` = 1.0 = 0x3C00; ``T`` is symmetric) gives exactly the ``use_bias``
+    estimate for one extra cycle per sum.
 
     **Cycle rule** (same as :class:`ganpu.arith.mac.Fp16Mac` with one slot). Every
     cycle, valid or not, does for the one running sum:
@@ -134,7 +141,7 @@ class EorsLane(wiring.Component):
       ``first`` + ``last`` on a bubble emits the bias estimate alone.
 
     Latency ``latency`` = 6 cycles from a cycle carrying ``last`` to its ``o_valid``
-    (decode, product, shift, sign, accumulate, output register); throughput one term
+    (decode, product, shift, clamp, accumulate, output register); throughput one term
     per cycle, and a new sum may start on the cycle after a ``last``. The accumulator
     feedback is a single add-and-saturate, so a sum's terms come on consecutive cycles.
     Before the first ``first`` the accumulator holds its reset value 0.
@@ -212,7 +219,7 @@ class EorsLane(wiring.Component):
                      for i in range(0, len(parts), 2)]
         mag = Mux(a_formed, parts[0], 0)
         # sh = Ex + Ew + frac - 2m with E = eb - 15
-        d_term = _term_pipe(stage, "term", n, W, mag, a_esum, p.frac - 2 * p.m - 30, a_sign)
+        d_t, d_sign = _term_pipe(stage, "term", n, W, mag, a_esum, p.frac - 2 * p.m - 30, a_sign)
         b_fspecial = stage(a_formed & a_special, "b_fspecial")
         c_fspecial = stage(b_fspecial, "c_fspecial")
         d_fspecial = stage(c_fspecial, "d_fspecial")
@@ -231,7 +238,8 @@ class EorsLane(wiring.Component):
             ab_special = stage(b.special, "ab_special")
             ab_sign = stage(b.sign, "ab_sign")
             ab_eb = stage(b.eb, "ab_eb", 5)
-            d_bias = _term_pipe(stage, "bias", p.m + 1, W, ab_sig, ab_eb, p.frac - p.m - 15, ab_sign)
+            db_t, db_sign = _term_pipe(stage, "bias", p.m + 1, W, ab_sig, ab_eb, p.frac - p.m - 15, ab_sign)
+            d_bias = Mux(db_sign, -db_t, db_t)
             bb_special = stage(ab_special, "bb_special")
             cb_special = stage(bb_special, "cb_special")
             d_bspecial = stage(cb_special, "d_bspecial")
@@ -245,7 +253,10 @@ class EorsLane(wiring.Component):
         forced = Signal()
         base = Mux(d_first, d_bias, acc)
         total = Signal(signed(W + 1))
-        m.d.comb += total.eq(base + d_term)
+        # -t = ~t + 1: the term enters in ones' complement and its sign is the carry-in,
+        # so negating costs no adder of its own
+        ones = Cat(d_t ^ d_sign.replicate(W - 1), d_sign).as_signed()
+        m.d.comb += total.eq(base + ones + d_sign)
         # overflow shows as the top two bits differing: no comparator in the loop
         with m.Switch(total[W - 1:W + 1]):
             with m.Case(0b01):

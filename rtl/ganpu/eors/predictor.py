@@ -19,7 +19,8 @@ class EorsPredictor(wiring.Component):
     ``w[j] = B[n0 + j, k]``; lane ``j`` accumulates output ``(m, n0 + j)`` exactly as
     :func:`ganpu.model.eors.eors_acc` does. The cycle rule (``valid``, ``first``,
     ``last``, bubbles) is the lane's, applied to all lanes together; ``bias[j]`` is
-    read with ``first``.
+    read with ``first``. With ``use_bias`` off (no bias pipes) the bias can ride as the
+    row's first term instead: ``x`` = 1.0 (0x3C00), ``w[j]`` = ``bias[j]``.
 
     **Valid-only interface, no backpressure.** There is no ``ready``: the predictor
     never stalls and its consumer must take every ``o_valid`` cycle (one per completed
