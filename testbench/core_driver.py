@@ -11,7 +11,7 @@ from ganpu.core import Buf, Core, Error
 from ganpu.core.lower import pack_desc
 
 BUFS = {"a": Buf.A, "b": Buf.B, "bias": Buf.BIAS, "mask_in": Buf.MASK_IN,
-        "out": Buf.OUT, "mask_out": Buf.MASK_OUT}
+        "out": Buf.OUT, "mask_out": Buf.MASK_OUT, "bw": Buf.BW}
 
 
 class CoreDriver:
@@ -66,12 +66,6 @@ class CoreDriver:
                 out.append(dut.h_rdata.value.to_unsigned())
         dtype = np.uint8 if name.startswith("mask") else np.uint16
         return np.array(out, dtype=np.uint64).astype(dtype if dtype != np.uint8 else np.uint16)
-
-    async def read_all(self):
-        g = self.geom
-        sizes = {"a": g.depth("a"), "b": g.depth("b"), "bias": g.depth("bias"),
-                 "mask_in": g.depth("mask"), "out": g.depth("out"), "mask_out": g.depth("mask")}
-        return {name: await self.read(name, 0, n) for name, n in sizes.items()}
 
     async def run(self, desc, timeout=2_000_000):
         """Start ``desc``; returns (Error, cycles) once ``busy`` falls."""

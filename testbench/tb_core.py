@@ -18,7 +18,8 @@ from vectors import f16_mixed
 
 GEOM = Geometry()
 SIZES = {"a": GEOM.depth("a"), "b": GEOM.depth("b"), "bias": GEOM.depth("bias"),
-         "mask_in": GEOM.depth("mask"), "out": GEOM.depth("out"), "mask_out": GEOM.depth("mask")}
+         "mask_in": GEOM.depth("mask"), "out": GEOM.depth("out"), "mask_out": GEOM.depth("mask"),
+         "bw": GEOM.depth("b")}
 
 
 class Shadow:
@@ -28,9 +29,9 @@ class Shadow:
         self.bufs = {k: np.zeros(n, dtype=np.uint16) for k, n in SIZES.items()}
 
     async def sync(self, drv):
-        """Take OUT and MASK_OUT from the hardware: block RAM keeps its contents across
-        resets, so an earlier test's results are still there."""
-        for name in ("out", "mask_out"):
+        """Take the buffers tasks write from the hardware: block RAM keeps its contents
+        across resets, so an earlier test's results are still there."""
+        for name in ("out", "mask_out", "mask_in"):
             self.bufs[name] = await drv.read(name, 0, SIZES[name])
 
     async def load(self, drv, loads):
@@ -50,7 +51,8 @@ async def run_and_compare(drv, shadow, desc, what):
     err, cycles = await drv.run(desc)
     exp_err, exp = model.run_task(desc, shadow.bufs, GEOM)
     assert err == exp_err, f"{what}: error {err!r}, model says {exp_err!r} for {desc}"
-    for name in ("out", "mask_out"):
+    # every buffer a task can write
+    for name in ("out", "mask_out", "mask_in"):
         got = await drv.read(name, 0, SIZES[name])
         bad = np.nonzero(got != exp[name])[0]
         assert len(bad) == 0, (f"{what}: {len(bad)} mismatches in {name}, first at {bad[0]}: "
@@ -75,10 +77,10 @@ def random_task(rng, dims=None):
     batch, fin, fout = dims or [int(rng.choice([1, 2, 3, 5, 7, 13, 16, 31, 32])) for _ in range(3)]
     zeros = float(rng.choice([0.0, 0.5, 0.9, 1.0]))
     special = rng.random() < 0.3
-    kind = rng.choice(["fp", "fp_mask", "bp", "wg", "db"])
+    kind = rng.choice(["fp", "fp_mask", "fp_eors", "fp_eors", "bp", "wg", "db"])
     act = Act(int(rng.choice([0, 1, 2])))
     slope = int(numerics.f16_bits(rng.choice([0.01, 0.2, -0.5]))[()])
-    if kind in ("fp", "fp_mask"):
+    if kind in ("fp", "fp_mask", "fp_eors"):
         x = values(rng, (batch, fin), zeros, special)
         w = values(rng, (fout, fin), 0.0, special)
         b = values(rng, (fout,), 0.2, special)
@@ -86,7 +88,10 @@ def random_task(rng, dims=None):
         if kind == "fp_mask":
             act = Act.RELU
             mask = rng.random((batch, fout)) < float(rng.choice([0.0, 0.4, 1.0]))
-        return lower.fc_fp(x, w, b, act=act, slope=slope, mask=mask)
+        if kind == "fp_eors":
+            # mostly ReLU, where the predictor works; the others must ignore the bit
+            act = Act.RELU if rng.random() < 0.8 else act
+        return lower.fc_fp(x, w, b, act=act, slope=slope, mask=mask, eors=kind == "fp_eors")
     if kind == "bp":
         dy = values(rng, (batch, fout), zeros, special)
         w = values(rng, (fout, fin), 0.0, special)
@@ -103,7 +108,7 @@ def shift(desc, loads, rng):
     desc = dict(desc)
     loads = dict(loads)
     for key, buf in (("a_base", "a"), ("b_base", "b"), ("bias_base", "bias")):
-        if buf in loads:
+        if buf in loads and not (desc.get("eors") and buf == "bias"):
             base, v = loads[buf]
             room = SIZES[buf] - len(v)
             off = int(rng.integers(0, room + 1)) if room > 0 else 0
@@ -173,6 +178,9 @@ def malformed(all_classes):
         ("WG with ReLU", dict(op=Op.WG.value, act=Act.RELU.value)),
         ("FP mask without ReLU", dict(use_mask=1, act=Act.IDENTITY.value)),
         ("compressed A overflow", dict(m=g.depth("a") // 8 + 1, k=8, a_sm=0, n=1, o_sm=1)),
+        ("EORS with strided weights", dict(eors=1, b_sk=2)),
+        ("EORS with unaligned bias", dict(eors=1, bias_base=3)),
+        ("EORS weights beyond BW", dict(eors=1, n=64, k=200, b_sn=0, o_sm=0, m=1)),
     ]
     if not all_classes:
         cases = cases[:3]
@@ -181,15 +189,16 @@ def malformed(all_classes):
 
 @cocotb.test()
 async def malformed_descriptors(dut):
-    """Each malformed class is refused with its code and leaves OUT and MASK_OUT as they
-    were (the only buffers a task can write)."""
+    """Each malformed class is refused with its code and leaves OUT, MASK_OUT and
+    MASK_IN as they were (the only buffers a task can write)."""
     rng = np.random.default_rng(3)
     drv = await start(dut)
     shadow = Shadow()
     await shadow.sync(drv)
     # known, non-zero contents, so "wrote nothing" is visible
     await shadow.load(drv, {"out": (0, rng.integers(0, 1 << 16, SIZES["out"]).astype(np.uint16)),
-                            "mask_out": (0, rng.integers(0, 2, SIZES["mask_out"]).astype(np.uint16))})
+                            "mask_out": (0, rng.integers(0, 2, SIZES["mask_out"]).astype(np.uint16)),
+                            "mask_in": (0, rng.integers(0, 2, SIZES["mask_in"]).astype(np.uint16))})
     for what, desc in malformed(os.environ.get("GANPU_ERRORS", "1") == "1"):
         exp = model.check(desc, GEOM)
         assert exp != Error.OK, f"bench error: {what} is not malformed for the model"

@@ -1,12 +1,15 @@
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Signal, Mux
 from amaranth.lib import enum, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
 
-from .descriptor import Error, Geometry, descriptor_layout, DescriptorChecker
+from ..model.eors import DEFAULT_EORS, EorsParams
+from .descriptor import Op, Act, Error, Geometry, descriptor_layout, DescriptorChecker
 from .indexer import Indexer, entry_layout
 from .scanner import Scanner
+from .speculator import Speculator, ROW_SLOTS
 from .lane import Lane
 from .merge import Merge
 from .epilogue import Epilogue
@@ -22,6 +25,7 @@ class Buf(enum.Enum, shape=3):
     MASK_IN = 3
     OUT = 4
     MASK_OUT = 5
+    BW = 6  # the weights again, grouped for the EORS lanes (see descriptor_layout)
 
 
 class Core(wiring.Component):
@@ -52,11 +56,15 @@ class Core(wiring.Component):
         Number of MAC lanes (1..16).
     geom : Geometry
         Buffer sizes.
+    eors_lanes : int
+        EORS predictor lanes (a power of two, 2..64): outputs predicted per cycle.
+    eors : EorsParams
+        Predictor arithmetic (``docs/eors.md``), fixed at elaboration.
     """
 
     read_latency = 3
 
-    def __init__(self, lanes=4, geom=None):
+    def __init__(self, lanes=4, geom=None, eors_lanes=16, eors=DEFAULT_EORS):
         if not isinstance(lanes, int) or not 1 <= lanes <= 16:
             self._MustUse__silence = True  # refused: never to be elaborated
             raise ValueError(f"lanes must be an integer in 1..16, not {lanes!r}")
@@ -65,13 +73,22 @@ class Core(wiring.Component):
         if not isinstance(geom, Geometry):
             self._MustUse__silence = True  # refused: never to be elaborated
             raise TypeError(f"geom must be a Geometry, not {geom!r}")
+        if not isinstance(eors_lanes, int) or not 2 <= eors_lanes <= 64 or eors_lanes & (eors_lanes - 1):
+            self._MustUse__silence = True  # refused: never to be elaborated
+            raise ValueError(f"eors_lanes must be a power of two in 2..64, not {eors_lanes!r}")
+        if not isinstance(eors, EorsParams):
+            self._MustUse__silence = True  # refused: never to be elaborated
+            raise TypeError(f"eors must be an EorsParams, not {eors!r}")
         self.lanes = lanes
         self.geom = geom
+        self.eors_lanes = eors_lanes
+        self.eors = eors
         super().__init__({
             "h_buf": In(Buf), "h_addr": In(16), "h_we": In(1), "h_wdata": In(16),
             "h_rdata": Out(16), "h_err": Out(1),
             "desc": In(descriptor_layout(geom)), "start": In(1),
             "busy": Out(1), "error": Out(Error), "cycles": Out(32),
+            "eors_cycles": Out(32),
         })
 
     def elaborate(self, platform):
@@ -79,21 +96,30 @@ class Core(wiring.Component):
         g = self.geom
         L = self.lanes
 
+        P = self.eors_lanes
+        lp = exact_log2(P)
+        # BIAS and BW are P elements wide so the EORS lanes read a whole group at once;
+        # the host and the scanner address single elements (word, lane).
+        wide = {Buf.BIAS, Buf.BW}
         mems = {
             Buf.A: Memory(shape=16, depth=g.depth("a"), init=[]),
             Buf.B: Memory(shape=16, depth=g.depth("b"), init=[]),
-            Buf.BIAS: Memory(shape=16, depth=g.depth("bias"), init=[]),
+            Buf.BIAS: Memory(shape=16 * P, depth=max(1, g.depth("bias") // P), init=[]),
             Buf.MASK_IN: Memory(shape=1, depth=g.depth("mask"), init=[]),
             Buf.OUT: Memory(shape=16, depth=g.depth("out"), init=[]),
             Buf.MASK_OUT: Memory(shape=1, depth=g.depth("mask"), init=[]),
+            Buf.BW: Memory(shape=16 * P, depth=max(1, g.depth("b") // P), init=[]),
         }
+        elements = {buf: mem.depth * (P if buf in wide else 1) for buf, mem in mems.items()}
         for buf, mem in mems.items():
             m.submodules[f"mem_{buf.name.lower()}"] = mem
         acomp = m.submodules.mem_acomp = Memory(shape=entry_layout(g), depth=g.depth("a"), init=[])
 
-        m.submodules.check = check = DescriptorChecker(g)
+        m.submodules.check = check = DescriptorChecker(g, P)
         m.submodules.indexer = idx = Indexer(g)
-        m.submodules.scanner = scan = Scanner(g)
+        m.submodules.speculator = spec = Speculator(g, P, self.eors)
+        m.submodules.scanner = scan = Scanner(g, P)
+        pmask = m.submodules.mem_pmask = Memory(shape=P, depth=ROW_SLOTS * spec.words_per_row, init=[])
         lanes = [Lane(g) for _ in range(L)]
         for n, lane in enumerate(lanes):
             m.submodules[f"lane{n}"] = lane
@@ -138,7 +164,23 @@ class Core(wiring.Component):
                      "o_base", "o_sm", "o_sn", "bias_base"):
             m.d.comb += getattr(scan, name).eq(getattr(desc, name))
         m.d.comb += scan.start.eq(go)
-        wiring.connect(m, idx.rows, scan.rows)
+        eors_on = desc.eors & (desc.op == Op.FP) & (desc.act == Act.RELU)
+        m.d.comb += [spec.start.eq(go), spec.enable.eq(eors_on), spec.n.eq(desc.n), spec.k.eq(desc.k),
+                     spec.bias.eq(desc.bias), spec.bias_word.eq(desc.bias_base >> lp),
+                     spec.row_done.eq(scan.row_done), scan.eors.eq(eors_on),
+                     self.eors_cycles.eq(spec.cycles)]
+        wiring.connect(m, idx.rows, spec.rows_in)
+        wiring.connect(m, spec.rows_out, scan.rows)
+        rd_sc = acomp.read_port()
+        rd_bw = mems[Buf.BW].read_port()
+        rd_sb = mems[Buf.BIAS].read_port()
+        wr_pm = pmask.write_port()
+        rd_pm = pmask.read_port()
+        m.d.comb += [rd_sc.addr.eq(spec.acomp_addr), spec.acomp_data.eq(rd_sc.data),
+                     rd_bw.addr.eq(spec.bw_addr), spec.bw_data.eq(rd_bw.data),
+                     rd_sb.addr.eq(spec.bias_addr), spec.bias_data.eq(rd_sb.data),
+                     wr_pm.en.eq(spec.pm_we), wr_pm.addr.eq(spec.pm_addr), wr_pm.data.eq(spec.pm_data),
+                     rd_pm.addr.eq(scan.pm_addr), scan.pm_data.eq(rd_pm.data)]
 
         rd_a = mems[Buf.A].read_port()
         m.d.comb += [rd_a.addr.eq(idx.a_addr), idx.a_data.eq(rd_a.data)]
@@ -146,8 +188,11 @@ class Core(wiring.Component):
         m.d.comb += [wr_c.en.eq(idx.w_en), wr_c.addr.eq(idx.w_addr), wr_c.data.eq(idx.w_data)]
         rd_mask = mems[Buf.MASK_IN].read_port()
         rd_bias = mems[Buf.BIAS].read_port()
+        bias_lane = Signal(range(P))
+        m.d.sync += bias_lane.eq(scan.bias_addr[:lp])
         m.d.comb += [rd_mask.addr.eq(scan.mask_addr), scan.mask_data.eq(rd_mask.data),
-                     rd_bias.addr.eq(scan.bias_addr), scan.bias_data.eq(rd_bias.data)]
+                     rd_bias.addr.eq(scan.bias_addr >> lp),
+                     scan.bias_data.eq(rd_bias.data.word_select(bias_lane, 16))]
 
         # Jobs go through a small queue per lane, filled one per cycle into the
         # lowest-numbered queue with room: a lane's take decision then stays local
@@ -175,29 +220,39 @@ class Core(wiring.Component):
         # which owns it only while a task runs
         sel_ok = Signal()
         with m.Switch(self.h_buf):
-            for buf, mem in mems.items():
+            for buf in mems:
                 with m.Case(buf):
-                    m.d.comb += sel_ok.eq(self.h_addr < mem.depth)
+                    m.d.comb += sel_ok.eq(self.h_addr < elements[buf])
         host_w = self.h_we & sel_ok & ~busy
         with m.If(self.h_we & (~sel_ok | busy)):
             m.d.sync += self.h_err.eq(1)
+        h_lane = Signal(range(P))
+        m.d.sync += h_lane.eq(self.h_addr[:lp])
         rdata = {}
         for buf, mem in mems.items():
-            wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(self.h_addr), wp.data.eq(self.h_wdata),
-                         wp.en.eq(host_w & (self.h_buf == buf))]
+            en = host_w & (self.h_buf == buf)
+            if buf in wide:
+                wp = mem.write_port(granularity=16)
+                m.d.comb += [wp.addr.eq(self.h_addr >> lp), wp.data.eq(self.h_wdata.replicate(P)),
+                             wp.en.eq(Mux(en, 1 << self.h_addr[:lp], 0))]
+            else:
+                wp = mem.write_port()
+                m.d.comb += [wp.addr.eq(self.h_addr), wp.data.eq(self.h_wdata), wp.en.eq(en)]
             if buf == Buf.OUT:
                 with m.If(run):
                     m.d.comb += [wp.addr.eq(epi.o_addr), wp.data.eq(epi.o_data), wp.en.eq(epi.we)]
             if buf == Buf.MASK_OUT:
                 with m.If(run):
                     m.d.comb += [wp.addr.eq(epi.mask_idx), wp.data.eq(epi.mask_bit), wp.en.eq(epi.we)]
+            if buf == Buf.MASK_IN:
+                with m.If(run):
+                    m.d.comb += [wp.addr.eq(scan.pw_addr), wp.data.eq(scan.pw_data), wp.en.eq(scan.pw_en)]
             rp = mem.read_port()
-            m.d.comb += rp.addr.eq(self.h_addr)
+            m.d.comb += rp.addr.eq(self.h_addr >> lp if buf in wide else self.h_addr)
             # each buffer's data is registered before the select: a block RAM's slow
             # clock-to-out plus the route from wherever it was placed fill a cycle
             rdata[buf] = Signal(16, name=f"h_rdata_{buf.name.lower()}")
-            m.d.sync += rdata[buf].eq(rp.data)
+            m.d.sync += rdata[buf].eq(rp.data.word_select(h_lane, 16) if buf in wide else rp.data)
         buf1, buf2 = Signal(Buf), Signal(Buf)
         m.d.sync += [buf1.eq(self.h_buf), buf2.eq(buf1)]
         with m.Switch(buf2):

@@ -3,6 +3,7 @@
 from amaranth.hdl import Module, Signal, Const
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
 
 __all__ = ["Op", "Act", "Error", "Geometry", "descriptor_layout", "DescriptorChecker"]
 
@@ -33,6 +34,7 @@ class Error(enum.Enum, shape=4):
     MASK_RANGE = 8
     BAD_COMBO = 9
     WORK_RANGE = 10
+    EORS_RANGE = 11
 
 
 class Geometry:
@@ -71,10 +73,14 @@ def descriptor_layout(geom):
     masks (in and out) at bit ``m*N + n``; ``init[n]`` is the widened ``BIAS[bias_base + n]``
     when ``bias`` is set, else -0.0. Strides make BP and WG read transposed operands in
     place, and let an im2col address generator feed convolutions later.
+
+    ``eors`` asks an FP task with ReLU to predict its output mask (exponent-only ReLU
+    speculation) from the BW buffer, whose word ``g*K + k`` holds ``B[g*P + p, k]`` in
+    lane ``p`` (P = the core's ``eors_lanes``); other activations and phases ignore it.
     """
     d = geom.dim_bits
     return data.StructLayout({
-        "op": Op, "act": Act, "slope": 16, "use_mask": 1, "bias": 1,
+        "op": Op, "act": Act, "slope": 16, "use_mask": 1, "bias": 1, "eors": 1,
         "m": d, "n": d, "k": d,
         "a_base": d, "a_sm": d, "a_sk": d,
         "b_base": d, "b_sn": d, "b_sk": d,
@@ -88,8 +94,9 @@ class DescriptorChecker(wiring.Component):
 
     Checks: opcode and activation known; M, N, K non-zero; the last element of A, B,
     OUT, BIAS and of the masks inside its buffer; the compressed copy of A (at most
-    M*K entries) fits; and the combination is meaningful (WG only with identity; a
-    supplied FP mask only with ReLU).
+    M*K entries) fits; the combination is meaningful (WG only with identity; a
+    supplied FP mask only with ReLU; EORS without a supplied mask, with ``b_sk`` = 1 and
+    a word-aligned bias); an EORS task's ``ceil(N/P)*K`` weight words fit BW.
 
     The products are formed in registered stages (they map to DSP multipliers), so
     the verdict comes ``latency`` cycles after ``start``; throughput one descriptor per
@@ -105,8 +112,9 @@ class DescriptorChecker(wiring.Component):
 
     latency = 4
 
-    def __init__(self, geom):
+    def __init__(self, geom, eors_lanes=16):
         self.geom = geom
+        self.eors_lanes = eors_lanes
         super().__init__({
             "desc": In(descriptor_layout(geom)),
             "start": In(1),
@@ -133,7 +141,9 @@ class DescriptorChecker(wiring.Component):
             m.d.sync += p.eq(x * s)
         mn = Signal(w)
         mk = Signal(w)
-        m.d.sync += [mn.eq(d.m * d.n), mk.eq(d.m * d.k)]
+        gk = Signal(w)
+        lp = exact_log2(self.eors_lanes)
+        m.d.sync += [mn.eq(d.m * d.n), mk.eq(d.m * d.k), gk.eq(((n1 >> lp) + 1) * d.k)]
         zero2 = Signal()
         m.d.sync += zero2.eq(zero)
         # stage 3: last addresses
@@ -145,8 +155,9 @@ class DescriptorChecker(wiring.Component):
             o_last.eq(d.o_base + prods["om"] + prods["on"]),
             bias_last.eq(d.bias_base + n1),
         ]
-        mn3, mk3, zero3 = Signal(w), Signal(w), Signal()
-        m.d.sync += [mn3.eq(mn), mk3.eq(mk), zero3.eq(zero2)]
+        mn3, mk3, gk3, zero3 = Signal(w), Signal(w), Signal(w), Signal()
+        m.d.sync += [mn3.eq(mn), mk3.eq(mk), gk3.eq(gk), zero3.eq(zero2)]
+        eors = d.eors & (d.op == Op.FP) & (d.act == Act.RELU)
 
         # stage 4: verdict, first failing check in this order
         err = Signal(Error)
@@ -158,7 +169,11 @@ class DescriptorChecker(wiring.Component):
             m.d.comb += err.eq(Error.ZERO_DIM)
         with m.Elif(((d.op == Op.WG) & (d.act != Act.IDENTITY)) |
                     ((d.op == Op.FP) & d.use_mask & (d.act != Act.RELU)) |
-                    ((d.op != Op.FP) & d.use_mask)):
+                    ((d.op != Op.FP) & d.use_mask) |
+                    # the speculator reads weights row-major from BW and biases by
+                    # whole words, and one mask source is enough
+                    (eors & (d.use_mask | (d.b_sk != 1) |
+                             (d.bias & (d.bias_base[:lp] != 0 if lp else 0))))):
             m.d.comb += err.eq(Error.BAD_COMBO)
         with m.Elif(a_last >= g.depth("a")):
             m.d.comb += err.eq(Error.A_RANGE)
@@ -172,6 +187,8 @@ class DescriptorChecker(wiring.Component):
             m.d.comb += err.eq(Error.MASK_RANGE)
         with m.Elif(mk3 > g.depth("a")):
             m.d.comb += err.eq(Error.WORK_RANGE)
+        with m.Elif(eors & (gk3 > g.depth("b") // self.eors_lanes)):
+            m.d.comb += err.eq(Error.EORS_RANGE)
         with m.Else():
             m.d.comb += err.eq(Error.OK)
 

@@ -11,13 +11,24 @@ import numpy as np
 from .. import numerics
 from .descriptor import Op, Act, descriptor_layout
 
-__all__ = ["fc_fp", "fc_bp", "fc_wg", "fc_db", "pack_desc", "BUF_NAMES"]
+__all__ = ["fc_fp", "fc_bp", "fc_wg", "fc_db", "pack_desc", "bw_image", "BUF_NAMES"]
 
-BUF_NAMES = ("a", "b", "bias", "mask_in", "out", "mask_out")
+BUF_NAMES = ("a", "b", "bias", "mask_in", "out", "mask_out", "bw")
+
+
+def bw_image(w, eors_lanes=16):
+    """The BW buffer image of weights ``w`` (N, K): word ``g*K + k`` holds
+    ``w[g*P + p, k]`` in lane ``p``; lanes past N hold +0."""
+    N, K = w.shape
+    G = -(-N // eors_lanes)
+    padded = np.zeros((G * eors_lanes, K), dtype=np.uint16)
+    padded[:N] = w
+    # (G, P, K) -> (G, K, P): element (g*K + k)*P + p
+    return np.ascontiguousarray(padded.reshape(G, eors_lanes, K).transpose(0, 2, 1)).ravel()
 
 
 def _desc(**kw):
-    d = dict(op=0, act=0, slope=0, use_mask=0, bias=0, m=0, n=0, k=0,
+    d = dict(op=0, act=0, slope=0, use_mask=0, bias=0, eors=0, m=0, n=0, k=0,
              a_base=0, a_sm=0, a_sk=0, b_base=0, b_sn=0, b_sk=0,
              o_base=0, o_sm=0, o_sn=0, bias_base=0)
     d.update(kw)
@@ -28,15 +39,18 @@ def _bits16(x):
     return np.ascontiguousarray(x, dtype=np.uint16).ravel()
 
 
-def fc_fp(x, w, b, act=Act.RELU, slope=0, mask=None):
+def fc_fp(x, w, b, act=Act.RELU, slope=0, mask=None, eors=False, eors_lanes=16):
     """y = f(x W^T + b): x (batch, in), w (out, in), b (out,) binary16 bits; ``mask``
-    (batch, out) of outputs to compute (ReLU only), e.g. from the EORS predictor."""
+    (batch, out) of outputs to compute (ReLU only), or ``eors`` to let the core's
+    predictor choose them (ReLU only; other activations ignore it)."""
     batch, fin = x.shape
     fout = w.shape[0]
     loads = {"a": (0, _bits16(x)), "b": (0, _bits16(w)), "bias": (0, _bits16(b))}
     if mask is not None:
         loads["mask_in"] = (0, np.asarray(mask, dtype=np.uint16).ravel())
-    desc = _desc(op=Op.FP.value, act=Act(act).value, slope=int(slope), bias=1,
+    if eors:
+        loads["bw"] = (0, bw_image(np.asarray(w, dtype=np.uint16), eors_lanes))
+    desc = _desc(op=Op.FP.value, act=Act(act).value, slope=int(slope), bias=1, eors=int(eors),
                  use_mask=int(mask is not None), m=batch, n=fout, k=fin,
                  a_sm=fin, a_sk=1, b_sn=fin, b_sk=1, o_sm=fout, o_sn=1)
     return desc, loads

@@ -11,8 +11,10 @@ product rounded once).
 op     act         out                                       (not computed -> +0)
 =====  ==========  ==========================================================
 FP     IDENTITY    z
-FP     RELU        z if pos else +0; with ``use_mask``, outputs whose mask bit
-                   is 0 are not computed
+FP     RELU        z if pos else +0; with ``use_mask``, outputs whose MASK_IN
+                   bit is 0 are not computed; with ``eors``, outputs that
+                   :func:`ganpu.model.eors.eors_mask` predicts zero (from A, the
+                   BW copy of the weights and the bias) are not computed
 FP     LEAKY       z if pos else zl
 BP     IDENTITY    z
 BP     RELU        z where the stored mask bit is 1; other outputs not computed
@@ -21,13 +23,15 @@ WG     IDENTITY    z
 =====  ==========  ==========================================================
 
 ``MASK_OUT[m*N + n] = pos`` for computed outputs and 0 for outputs not computed; for
-FP with ReLU it is the mask BP needs later. A task that fails the descriptor check
-writes nothing.
+FP with ReLU it is the mask BP needs later. An EORS task also writes its prediction
+(1 = computed) to ``MASK_IN[m*N + n]``. A task that fails the descriptor check writes
+nothing.
 """
 
 import numpy as np
 
 from .. import numerics
+from ..model.eors import DEFAULT_EORS, eors_mask
 from .descriptor import Op, Act, Error
 
 __all__ = ["check", "run_task", "active_outputs"]
@@ -37,7 +41,7 @@ def _last(base, *pairs):
     return base + sum((n - 1) * s for n, s in pairs)
 
 
-def check(desc, geom):
+def check(desc, geom, eors_lanes=16):
     """The descriptor checker's verdict (an :class:`Error`)."""
     op, act = desc["op"], desc["act"]
     M, N, K = desc["m"], desc["n"], desc["k"]
@@ -52,6 +56,9 @@ def check(desc, geom):
             (op == Op.FP.value and use_mask and act != Act.RELU.value) or \
             (op != Op.FP.value and use_mask):
         return Error.BAD_COMBO
+    if eors_active(desc) and (use_mask or desc["b_sk"] != 1 or
+                              (desc.get("bias", 0) and desc["bias_base"] % eors_lanes)):
+        return Error.BAD_COMBO
     if _last(desc["a_base"], (M, desc["a_sm"]), (K, desc["a_sk"])) >= geom.depth("a"):
         return Error.A_RANGE
     if _last(desc["b_base"], (N, desc["b_sn"]), (K, desc["b_sk"])) >= geom.depth("b"):
@@ -64,13 +71,34 @@ def check(desc, geom):
         return Error.MASK_RANGE
     if M * K > geom.depth("a"):
         return Error.WORK_RANGE
+    if eors_active(desc) and -(-N // eors_lanes) * K > geom.depth("b") // eors_lanes:
+        return Error.EORS_RANGE
     return Error.OK
 
 
-def active_outputs(desc, mask_in):
+def eors_active(desc):
+    """EORS applies to FP tasks with ReLU only; elsewhere the bit is ignored."""
+    return bool(desc.get("eors", 0)) and desc["op"] == Op.FP.value and desc["act"] == Act.RELU.value
+
+
+def bw_weights(desc, bw, eors_lanes=16):
+    """(N, K) weights as the speculator reads them: BW word ``g*K + k`` holds
+    ``B[g*P + p, k]`` in lane ``p`` (so element ``(g*K + k)*P + p`` of ``bw``)."""
+    N, K = desc["n"], desc["k"]
+    n = np.arange(N)[:, None]
+    k = np.arange(K)[None, :]
+    return bw[((n // eors_lanes) * K + k) * eors_lanes + n % eors_lanes]
+
+
+def active_outputs(desc, bufs, A, eors_params, eors_lanes=16):
     """Boolean (M, N): the outputs the core computes (the others are written +0)."""
     M, N = desc["m"], desc["n"]
-    mask = np.asarray(mask_in[:M * N], dtype=bool).reshape(M, N)
+    if eors_active(desc):
+        bias = None
+        if desc.get("bias", 0):
+            bias = bufs["bias"][desc["bias_base"] + np.arange(N)]
+        return eors_mask(A, bw_weights(desc, bufs["bw"], eors_lanes), bias, eors_params)
+    mask = np.asarray(bufs["mask_in"][:M * N], dtype=bool).reshape(M, N)
     if desc["op"] == Op.FP.value and desc.get("use_mask", 0):
         return mask
     if desc["op"] == Op.BP.value and desc["act"] == Act.RELU.value:
@@ -110,20 +138,23 @@ def epilogue(acc, desc, mask_in_mn, active):
     return y, (pos & active)
 
 
-def run_task(desc, bufs, geom):
-    """Run one task on a copy of ``bufs`` (dict of numpy arrays named a, b, bias,
+def run_task(desc, bufs, geom, eors_params=DEFAULT_EORS, eors_lanes=16):
+    """Run one task on a copy of ``bufs`` (dict of numpy arrays named a, b, bw, bias,
     mask_in, out, mask_out, sized by ``geom``); returns ``(error, new_bufs)``."""
     new = {k: np.array(v, copy=True) for k, v in bufs.items()}
-    err = check(desc, geom)
+    err = check(desc, geom, eors_lanes)
     if err != Error.OK:
         return err, new
     M, N = desc["m"], desc["n"]
     A, B, init = operands(desc, new)
-    active = active_outputs(desc, new["mask_in"])
+    active = active_outputs(desc, new, A, eors_params, eors_lanes)
     acc = numerics.dot(A[:, None, :], B[None, :, :], init[None, :])
     mask_in_mn = np.asarray(new["mask_in"][:M * N], dtype=bool).reshape(M, N)
     y, mask_out = epilogue(acc, desc, mask_in_mn, active)
     mi, ni = np.arange(M)[:, None], np.arange(N)[None, :]
     new["out"][desc["o_base"] + mi * desc["o_sm"] + ni * desc["o_sn"]] = y
     new["mask_out"][:M * N] = mask_out.ravel()
+    if eors_active(desc):
+        # the core leaves its prediction in MASK_IN for the host to read
+        new["mask_in"][:M * N] = active.ravel()
     return err, new

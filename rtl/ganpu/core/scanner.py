@@ -1,4 +1,4 @@
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Signal, Mux
 from amaranth.lib import data, wiring, stream
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 from ..arith.widen import Fp16ToFp32
 from .descriptor import Op, Act
 from .indexer import row_layout
+from .speculator import ROW_SLOTS
 
 __all__ = ["Scanner", "job_layout", "result_layout"]
 
@@ -43,6 +44,9 @@ class Scanner(wiring.Component):
     start : In(1); descriptor fields : In(...)   held until done
     rows : In(stream.Signature(row_layout))
     mask_addr : Out(mask_bits), mask_data : In(1)     synchronous read
+    eors : In(1); pm_addr, pm_data                    the speculator's mask store, read
+    pw_en, pw_addr, pw_data : Out                     predicted bit to MASK_IN (EORS)
+    row_done : Out(1)                                 last output of a row issued
     bias_addr : Out(bias_bits), bias_data : In(16)    synchronous read
     jobs : Out(stream.Signature(job_layout))
     skips : Out(stream.Signature(result_layout))
@@ -51,12 +55,17 @@ class Scanner(wiring.Component):
 
     QDEPTH = 8
 
-    def __init__(self, geom):
+    def __init__(self, geom, eors_lanes=16):
         self.geom = geom
+        self.eors_lanes = eors_lanes
+        self.words_per_row = geom.depth("mask") // eors_lanes
         d = geom.dim_bits
         super().__init__({
             "start": In(1),
-            "op": In(Op), "act": In(Act), "use_mask": In(1), "bias": In(1),
+            "op": In(Op), "act": In(Act), "use_mask": In(1), "bias": In(1), "eors": In(1),
+            "pm_addr": Out(range(ROW_SLOTS * self.words_per_row)), "pm_data": In(eors_lanes),
+            "row_done": Out(1),
+            "pw_en": Out(1), "pw_addr": Out(geom.mask_bits), "pw_data": Out(1),
             "m": In(d), "n": In(d), "b_base": In(d), "b_sn": In(d),
             "o_base": In(d), "o_sm": In(d), "o_sn": In(d), "bias_base": In(d),
             "rows": In(stream.Signature(row_layout(geom))),
@@ -84,6 +93,10 @@ class Scanner(wiring.Component):
         b_row, o_row, o_addr = Signal(d + 2), Signal(d + 2), Signal(d + 2)
         mask_idx = Signal(2 * d)
         bias_addr = Signal(d + 1)
+        # where the speculator left this output's predicted bit: row slot, word, bit
+        rslot = Signal(range(ROW_SLOTS))
+        pg = Signal(range(self.words_per_row))
+        pp = Signal(range(self.eors_lanes))
 
 
         # Four outputs can be in the pipeline; only issue while both queues have room
@@ -95,10 +108,17 @@ class Scanner(wiring.Component):
         with m.If(self.rows.valid & self.rows.ready):
             m.d.sync += [have_row.eq(1), row.eq(self.rows.payload)]
 
-        m.d.comb += [self.mask_addr.eq(mask_idx), self.bias_addr.eq(bias_addr)]
+        m.d.comb += [self.mask_addr.eq(mask_idx), self.bias_addr.eq(bias_addr),
+                     self.pm_addr.eq(rslot * self.words_per_row + pg)]
+        m.d.comb += self.row_done.eq(issue & (ni == self.n - 1))
         with m.If(issue):
             m.d.sync += [mask_idx.eq(mask_idx + 1)]
+            with m.If(pp == self.eors_lanes - 1):
+                m.d.sync += [pp.eq(0), pg.eq(pg + 1)]
+            with m.Else():
+                m.d.sync += pp.eq(pp + 1)
             with m.If(ni == self.n - 1):
+                m.d.sync += [pg.eq(0), pp.eq(0), rslot.eq(Mux(rslot == ROW_SLOTS - 1, 0, rslot + 1))]
                 m.d.sync += [ni.eq(0), have_row.eq(0), mleft.eq(mleft - 1),
                              b_row.eq(self.b_base), bias_addr.eq(self.bias_base),
                              o_row.eq(o_row + self.o_sm), o_addr.eq(o_row + self.o_sm)]
@@ -109,6 +129,8 @@ class Scanner(wiring.Component):
         # stage 1: mask and bias being read
         j1 = Signal(jl)
         v1 = Signal()
+        pp1 = Signal.like(pp)
+        m.d.sync += pp1.eq(pp)
         m.d.sync += [v1.eq(issue), j1.start.eq(row.start), j1.end.eq(row.end), j1.b_row.eq(b_row),
                      j1.o_addr.eq(o_addr), j1.mask_idx.eq(mask_idx)]
         # stage 2: mask and bias registered (a block RAM's clock-to-out leaves no room
@@ -116,7 +138,12 @@ class Scanner(wiring.Component):
         j2 = Signal(jl)
         v2 = Signal()
         bias2 = Signal(16)
-        m.d.sync += [v2.eq(v1), j2.eq(j1), j2.mask_in.eq(self.mask_data), bias2.eq(self.bias_data)]
+        bit = Mux(self.eors, self.pm_data.bit_select(pp1, 1), self.mask_data)
+        m.d.sync += [v2.eq(v1), j2.eq(j1), j2.mask_in.eq(bit), bias2.eq(self.bias_data)]
+        # The prediction is also written to MASK_IN (unused in an EORS task), so the
+        # host can read back exactly what the speculator decided.
+        m.d.comb += [self.pw_en.eq(v2 & self.eors), self.pw_addr.eq(j2.mask_idx),
+                     self.pw_data.eq(j2.mask_in)]
         # stage 3: bias widened (Fp16ToFp32 is registered); the mask decides
         j3 = Signal(jl)
         v3 = Signal()
@@ -127,7 +154,7 @@ class Scanner(wiring.Component):
         with m.If(~self.bias):
             m.d.comb += init.eq(0x80000000)
 
-        skip = ((self.op == Op.FP) & self.use_mask & ~j3.mask_in) | \
+        skip = ((self.op == Op.FP) & (self.use_mask | self.eors) & ~j3.mask_in) | \
                ((self.op == Op.BP) & (self.act == Act.RELU) & ~j3.mask_in)
         job = Signal(jl)
         m.d.comb += [job.eq(j3), job.init.eq(init)]
@@ -145,6 +172,7 @@ class Scanner(wiring.Component):
         # last, so a new task's start overrides every other update of these registers
         with m.If(self.start):
             m.d.sync += [have_row.eq(0), ni.eq(0), mleft.eq(self.m), b_row.eq(self.b_base),
+                         rslot.eq(0), pg.eq(0), pp.eq(0),
                          o_row.eq(self.o_base), o_addr.eq(self.o_base), mask_idx.eq(0),
                          bias_addr.eq(self.bias_base)]
         return m

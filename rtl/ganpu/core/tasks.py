@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import numerics
 from .descriptor import Op, Act
-from .lower import _desc
+from .lower import _desc, bw_image
 
 __all__ = ["record_tasks", "record_work"]
 
@@ -29,15 +29,20 @@ def _bias(init):
     return b
 
 
-def record_tasks(rec, geom):
-    """``[(desc, loads, (m0, m1)), ...]``: the core tasks that compute rows m0..m1-1."""
+def record_tasks(rec, geom, eors=False, eors_lanes=16):
+    """``[(desc, loads, (m0, m1)), ...]``: the core tasks that compute rows m0..m1-1.
+
+    With ``eors`` an FP record with ReLU is given to the core's predictor instead of
+    loading the record's mask (which, if the record was made with EORS, is the model's
+    prediction: the two must agree)."""
     A, B = np.asarray(rec["A"], np.uint16), np.asarray(rec["B"], np.uint16)
     M, K = A.shape
     N = B.shape[0]
     op, act = _OPS[rec["epi_phase"]], _ACTS[rec["act"]]
     bias = _bias(rec["init"])
     mask = rec.get("mask_in")
-    use_mask = op == Op.FP and mask is not None and act == Act.RELU
+    eors = bool(eors) and op == Op.FP and act == Act.RELU
+    use_mask = op == Op.FP and mask is not None and act == Act.RELU and not eors
     needs_mask = use_mask or (op == Op.BP and act != Act.IDENTITY)
     if N * K > geom.depth("b") or N > geom.depth("out") or N > geom.depth("mask") or \
             K > geom.depth("a") or (bias is not None and N > geom.depth("bias")):
@@ -52,7 +57,9 @@ def record_tasks(rec, geom):
             loads["bias"] = (0, bias)
         if needs_mask:
             loads["mask_in"] = (0, np.asarray(mask[m0:m1], dtype=np.uint16).ravel())
-        desc = _desc(op=op.value, act=act.value, slope=slope, use_mask=int(use_mask),
+        if eors:
+            loads["bw"] = (0, bw_image(B, eors_lanes))
+        desc = _desc(op=op.value, act=act.value, slope=slope, use_mask=int(use_mask), eors=int(eors),
                      bias=int(bias is not None), m=m1 - m0, n=N, k=K,
                      a_sm=K, a_sk=1, b_sn=K, b_sk=1, o_sm=N, o_sn=1)
         tasks.append((desc, loads, (m0, m1)))
