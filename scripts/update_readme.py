@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Rewrite the README's generated blocks from the benchmark and report outputs.
 
-    python scripts/update_readme.py [--synth synth.json] [--core-bench core.json]
-                                    [--model-report docs/model-report.md]
+    python scripts/update_readme.py [--synth S.json] [--core-bench C.json]
+                                    [--eors-bench E.json] [--model-report docs/model-report.md]
 
 Each block sits between ``<!-- begin NAME -->`` and ``<!-- end NAME -->`` in README.md:
 ``synth`` from ``scripts/synth_table.py --json``, ``core-bench`` from
-``ganpu bench core --json``, ``model-report`` from ``scripts/model_report.py --md``.
+``ganpu bench core --json``, ``eors-bench`` from ``ganpu bench eors --json``,
+``model-report`` from ``scripts/model_report.py --md``.
 A block whose input is not given is left as it is.
 """
 
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 
 from ganpu import synth
-from ganpu.bench import print_table
+from ganpu.bench import print_table, print_eors_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -34,6 +35,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--synth", help="JSON written by scripts/synth_table.py --json")
     p.add_argument("--core-bench", help="JSON written by ganpu bench core --json")
+    p.add_argument("--eors-bench", help="JSON written by ganpu bench eors --json")
     p.add_argument("--model-report", help="markdown written by scripts/model_report.py --md")
     args = p.parse_args(argv)
     text = README.read_text()
@@ -48,6 +50,11 @@ def main(argv=None):
         buf = io.StringIO()
         print_table(doc["rows"], doc["summary"], file=buf)
         text = replace_block(text, "core-bench", buf.getvalue())
+    if args.eors_bench:
+        doc = json.loads(Path(args.eors_bench).read_text())
+        buf = io.StringIO()
+        print_eors_table(doc["rows"], doc["summary"], file=buf)
+        text = replace_block(text, "eors-bench", buf.getvalue())
     if args.model_report:
         body = Path(args.model_report).read_text()
         body = re.sub(r"^# .*\n", "", body)           # the README gives its own heading

@@ -47,13 +47,14 @@ def _densify(rec):
     return rec
 
 
-def _run(harness, core, tasks, workdir, tag):
+def _run(harness, core, tasks, workdir, tag, field="cycles"):
     taskfile = Path(workdir) / f"{tag}.pkl"
     results = Path(workdir) / f"{tag}.json"
     taskfile.write_bytes(pickle.dumps(tasks))
     harness.run("verilator", core, "ganpu_core", "tb_core_tasks",
                 env={"GANPU_TASKFILE": taskfile, "GANPU_RESULTS": results})
-    return {r["name"]: r["cycles"] for r in json.loads(results.read_text())}
+    rows = json.loads(results.read_text())
+    return {r["name"]: r for r in rows} if field is None else {r["name"]: r[field] for r in rows}
 
 
 def bench_core(*, net="mlp", step=0, batch=32, lanes=4, seed=0):
@@ -143,13 +144,116 @@ def _core_cmd(args):
     return 0
 
 
+def _tasks(records, geom, eors=False):
+    from .core.tasks import record_tasks
+    out = []
+    for key, rec in records.items():
+        for desc, loads, (m0, m1) in record_tasks(rec, geom, eors=eors):
+            out.append((f"{key}[{m0}:{m1}]", desc, loads))
+    return out
+
+
+def _sum(got, key, field="cycles"):
+    return sum(r[field] for name, r in got.items() if name.startswith(key + "["))
+
+
+def bench_eors(*, step=0, batch=32, lanes=4, eors_lanes=16, seed=0):
+    """FP of every ReLU layer of the reference MLP GAN, with EORS in the core, against
+    the same FP exact (input skipping only) and dense; plus prediction quality."""
+    from .core import Core, Geometry
+    from .core.tasks import record_work
+    from .gan.export import export_layers
+    from .model.eors import DEFAULT_EORS, eors_mask
+    from . import numerics
+
+    harness = _harness()
+    geom = Geometry()
+    recs = export_layers(net="mlp", steps=(step,), batch=batch, seed=seed, eors=DEFAULT_EORS)
+    recs = {k: r for k, r in recs.items() if r["epi_phase"] == "fp" and r["act"] == "relu"}
+    exact = {k: {**r, "mask_in": None} for k, r in recs.items()}
+    dense = {k: _densify(r) for k, r in exact.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        got = {tag: _run(harness, Core(lanes=lanes, geom=geom, eors_lanes=eors_lanes),
+                         _tasks(rs, geom, eors=tag == "eors"), tmp, tag, field=None)
+               for tag, rs in (("eors", recs), ("exact", exact), ("dense", dense))}
+    rows = []
+    for key, rec in recs.items():
+        M, K = rec["A"].shape
+        N = rec["B"].shape[0]
+        bias = numerics.narrow(rec["init"])
+        live = eors_mask(rec["A"], rec["B"], bias, DEFAULT_EORS)
+        z = numerics.narrow(rec["acc"])
+        pos = numerics.is_nan16(z) | (((z & 0x8000) == 0) & ~numerics.is_zero16(z))
+        zero = ~pos
+        work = record_work({**rec, "mask_in": live})
+        dense_cycles = M * N * K / lanes
+        rows.append({
+            "gemm": key.split("/", 2)[2], "pass": key.split("/")[1], "M": M, "N": N, "K": K,
+            "true_zeros": float(zero.mean()),
+            "recall": float((~live & zero).sum() / max(1, zero.sum())),
+            "false_zero_rate": float((~live & pos).sum() / max(1, pos.sum())),
+            "skipped": float((~live).mean()),
+            "dense_cycles": dense_cycles,
+            "oracle_cycles": work["dual_skip"] / lanes,
+            "measured_dense": _sum(got["dense"], key),
+            "measured_exact": _sum(got["exact"], key),
+            "measured_eors": _sum(got["eors"], key),
+            "prediction_cycles": _sum(got["eors"], key, "eors_cycles"),
+        })
+    return rows
+
+
+def summarize_eors(rows):
+    tot = lambda f: sum(r[f] for r in rows)
+    return {
+        "prediction_over_dense": tot("prediction_cycles") / tot("dense_cycles"),
+        "speedup_vs_dense": tot("measured_dense") / tot("measured_eors"),
+        "speedup_vs_input_skip": tot("measured_exact") / tot("measured_eors"),
+        "oracle_over_measured": tot("oracle_cycles") / tot("measured_eors"),
+        "min_recall": min(r["recall"] for r in rows),
+        "max_false_zero_rate": max(r["false_zero_rate"] for r in rows),
+    }
+
+
+def print_eors_table(rows, summary, file=sys.stdout):
+    print("| gemm | pass | M x N x K | true zeros | recall | false zeros | skipped | pred. cyc / dense | "
+          "dense cyc | input-skip cyc | EORS cyc | vs dense | vs input-skip | oracle/measured |", file=file)
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|", file=file)
+    for r in rows:
+        print(f"| {r['gemm']} | {r['pass']} | {r['M']}x{r['N']}x{r['K']} | {r['true_zeros']:.1%} "
+              f"| {r['recall']:.1%} | {r['false_zero_rate']:.2%} | {r['skipped']:.1%} "
+              f"| {r['prediction_cycles'] / r['dense_cycles']:.3f} | {r['measured_dense']:,} "
+              f"| {r['measured_exact']:,} | {r['measured_eors']:,} "
+              f"| {r['measured_dense'] / r['measured_eors']:.2f}x | {r['measured_exact'] / r['measured_eors']:.2f}x "
+              f"| {r['oracle_cycles'] / r['measured_eors']:.3f} |", file=file)
+    s = summary
+    print(f"\nAll FP ReLU gemms of the step: prediction issue cycles / dense FP cycles "
+          f"{s['prediction_over_dense']:.3f}; FP speed-up {s['speedup_vs_dense']:.2f}x vs dense, "
+          f"{s['speedup_vs_input_skip']:.2f}x vs input skipping only; oracle/measured "
+          f"{s['oracle_over_measured']:.3f}; recall >= {s['min_recall']:.1%}, false zeros <= "
+          f"{s['max_false_zero_rate']:.2%} per gemm.", file=file)
+
+
+def _eors_cmd(args):
+    rows = bench_eors(step=args.step, batch=args.batch, lanes=args.lanes, seed=args.seed)
+    summary = summarize_eors(rows)
+    print_eors_table(rows, summary)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
 def register(sub):
     p = sub.add_parser("bench", help="cycle counts measured on the generated Verilog")
     bsub = p.add_subparsers(dest="bench", required=True)
-    c = bsub.add_parser("core", help="the compute core on one training step of the MLP GAN")
-    c.add_argument("--step", type=int, default=0, help="training step to record (default 0)")
-    c.add_argument("--batch", type=int, default=32)
-    c.add_argument("--lanes", type=int, default=4)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--json", help="write the rows and summary here")
-    c.set_defaults(func=_core_cmd)
+    for name, helptext, func in (
+            ("core", "the compute core on one training step of the MLP GAN", _core_cmd),
+            ("eors", "FP with the core's EORS prediction vs exact and dense", _eors_cmd)):
+        c = bsub.add_parser(name, help=helptext)
+        c.add_argument("--step", type=int, default=0, help="training step to record (default 0)")
+        c.add_argument("--batch", type=int, default=32)
+        c.add_argument("--lanes", type=int, default=4)
+        c.add_argument("--seed", type=int, default=0)
+        c.add_argument("--json", help="write the rows and summary here")
+        c.set_defaults(func=func)

@@ -1,20 +1,16 @@
 """Registry of the blocks that ``ganpu generate`` / ``ganpu synth`` know about.
 
 ``BLOCKS`` maps a short name to a zero-argument factory returning a fresh
-:class:`amaranth.lib.wiring.Component`. A block whose module does not exist (yet) is
-simply absent from ``BLOCKS``; adding one is a one-line entry in ``_SPECS``:
+:class:`amaranth.lib.wiring.Component`; adding a block is a one-line entry in ``_SPECS``:
 
     "name": ("package.module:Class", {keyword arguments}),
 
-A block is absent when its module, or a ``ganpu`` module it imports, does not exist
-yet (``UNAVAILABLE`` records why), so blocks being written elsewhere in the tree do not
-break the others. Any other import error is a real bug and is raised.
+Modules are imported only when a block is built, so ``ganpu --help`` stays fast.
 """
 
 import importlib
-import importlib.util
 
-__all__ = ["BLOCKS", "SPECS", "UNAVAILABLE", "get", "names"]
+__all__ = ["BLOCKS", "SPECS", "get", "names"]
 
 # name -> (module:Class, constructor keyword arguments)
 _SPECS = {
@@ -29,26 +25,6 @@ _SPECS = {
 }
 
 SPECS = dict(_SPECS)
-
-
-def _missing(target):
-    """Why ``target`` cannot be loaded yet, or None if it can.
-
-    Only a missing *project* module or class counts as "not there yet"; a missing
-    third-party package or a broken module raises, so real bugs stay loud.
-    """
-    modname, _, clsname = target.partition(":")
-    try:
-        if importlib.util.find_spec(modname) is None:
-            return f"module {modname} does not exist"
-        module = importlib.import_module(modname)
-    except ModuleNotFoundError as exc:
-        if exc.name and (exc.name == "ganpu" or exc.name.startswith("ganpu.")):
-            return f"{modname} needs {exc.name}, which does not exist"
-        raise
-    if not hasattr(module, clsname):
-        return f"module {modname} has no class {clsname}"
-    return None
 
 
 class _Factory:
@@ -77,14 +53,7 @@ class _Factory:
         return f"<block {self.name}: {self.target}({args})>"
 
 
-BLOCKS = {}
-UNAVAILABLE = {}
-for _name, (_target, _kwargs) in _SPECS.items():
-    _why = _missing(_target)
-    if _why is None:
-        BLOCKS[_name] = _Factory(_name, _target, _kwargs)
-    else:
-        UNAVAILABLE[_name] = _why
+BLOCKS = {name: _Factory(name, target, kwargs) for name, (target, kwargs) in _SPECS.items()}
 
 
 def names():
@@ -97,7 +66,4 @@ def get(name):
     try:
         return BLOCKS[name]
     except KeyError:
-        why = UNAVAILABLE.get(name)
-        hint = f" ({name!r} is registered but not available: {why})" if why else ""
-        raise KeyError(f"Unknown block {name!r}{hint}; valid names: {', '.join(BLOCKS) or '(none)'}") \
-            from None
+        raise KeyError(f"Unknown block {name!r}; valid names: {', '.join(BLOCKS)}") from None

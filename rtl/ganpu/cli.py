@@ -5,14 +5,13 @@
                       [--build-dir DIR] [--target-mhz F] [--bitstream]
 
 Other packages add subcommands through a ``register(subparsers)`` hook:
-``ganpu.gan.commands`` (train/export/report) and ``ganpu.bench``, each only if its
-module exists. Each subcommand sets ``func(args) -> exit code`` as its default.
+``ganpu.gan.commands`` (train/export/report) and ``ganpu.bench`` (bench core/eors).
+Each subcommand sets ``func(args) -> exit code`` as its default.
 """
 
 import argparse
 import gc
 import importlib
-import importlib.util
 import json
 import sys
 import traceback
@@ -21,16 +20,8 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
-# modules that may add subcommands; absent ones are skipped
+# modules that add subcommands
 HOOKS = ("ganpu.gan.commands", "ganpu.bench")
-
-
-def _module_exists(name):
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        # its parent package does not exist
-        return False
 
 
 class _UsageError(Exception):
@@ -158,9 +149,7 @@ def build_parser():
     syn.set_defaults(func=_cmd_synth)
 
     for hook in HOOKS:
-        # only a module that does not exist is skipped: a broken one raises
-        if _module_exists(hook):
-            importlib.import_module(hook).register(sub)
+        importlib.import_module(hook).register(sub)
     return parser
 
 
