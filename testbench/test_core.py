@@ -96,7 +96,7 @@ def _real_tasks(records, keys, eors):
     tasks = []
     for key in keys:
         for desc, loads, (m0, m1) in record_tasks(records[key], Geometry(), eors=eors):
-            tasks.append((f"{key}[{m0}:{m1}]", desc, loads))
+            tasks.append((f"{'eors ' if eors else ''}{key}[{m0}:{m1}]", desc, loads))
     return tasks
 
 
