@@ -2,7 +2,7 @@
 """Rewrite the README's generated blocks from the benchmark and report outputs.
 
     python scripts/update_readme.py [--synth S.json] [--core-bench C.json]
-                                    [--eors-bench E.json] [--model-report docs/model-report.md]
+                                    [--eors-bench E16.json E32.json] [--model-report docs/model-report.md]
 
 Each block sits between ``<!-- begin NAME -->`` and ``<!-- end NAME -->`` in README.md:
 ``synth`` from ``scripts/synth_table.py --json``, ``core-bench`` from
@@ -35,7 +35,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--synth", help="JSON written by scripts/synth_table.py --json")
     p.add_argument("--core-bench", help="JSON written by ganpu bench core --json")
-    p.add_argument("--eors-bench", help="JSON written by ganpu bench eors --json")
+    p.add_argument("--eors-bench", nargs="+", metavar="JSON",
+                   help="JSON written by ganpu bench eors --json (one table each, e.g. for two lane counts)")
     p.add_argument("--model-report", help="markdown written by scripts/model_report.py --md")
     args = p.parse_args(argv)
     text = README.read_text()
@@ -51,9 +52,13 @@ def main(argv=None):
         print_table(doc["rows"], doc["summary"], file=buf)
         text = replace_block(text, "core-bench", buf.getvalue())
     if args.eors_bench:
-        doc = json.loads(Path(args.eors_bench).read_text())
         buf = io.StringIO()
-        print_eors_table(doc["rows"], doc["summary"], file=buf)
+        for path in args.eors_bench:
+            doc = json.loads(Path(path).read_text())
+            print(f"#### {doc['summary']['eors_lanes']} EORS lanes "
+                  f"(`ganpu bench eors --eors-lanes {doc['summary']['eors_lanes']}`)\n", file=buf)
+            print_eors_table(doc["rows"], doc["summary"], file=buf)
+            print(file=buf)
         text = replace_block(text, "eors-bench", buf.getvalue())
     if args.model_report:
         body = Path(args.model_report).read_text()

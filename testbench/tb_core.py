@@ -17,6 +17,9 @@ from core_driver import CoreDriver
 from vectors import f16_mixed
 
 GEOM = Geometry()
+# the core's EORS lane count (the BW buffer's grouping); Core's default unless a
+# benchmark builds another size
+EORS_LANES = int(os.environ.get("GANPU_EORS_LANES", "16"))
 SIZES = {"a": GEOM.depth("a"), "b": GEOM.depth("b"), "bias": GEOM.depth("bias"),
          "mask_in": GEOM.depth("mask"), "out": GEOM.depth("out"), "mask_out": GEOM.depth("mask"),
          "bw": GEOM.depth("b")}
@@ -49,7 +52,7 @@ async def start(dut):
 
 async def run_and_compare(drv, shadow, desc, what):
     err, cycles = await drv.run(desc)
-    exp_err, exp = model.run_task(desc, shadow.bufs, GEOM)
+    exp_err, exp = model.run_task(desc, shadow.bufs, GEOM, eors_lanes=EORS_LANES)
     assert err == exp_err, f"{what}: error {err!r}, model says {exp_err!r} for {desc}"
     # every buffer a task can write
     for name in ("out", "mask_out", "mask_in"):

@@ -52,7 +52,8 @@ def _run(harness, core, tasks, workdir, tag, field="cycles"):
     results = Path(workdir) / f"{tag}.json"
     taskfile.write_bytes(pickle.dumps(tasks))
     harness.run("verilator", core, "ganpu_core", "tb_core_tasks",
-                env={"GANPU_TASKFILE": taskfile, "GANPU_RESULTS": results})
+                env={"GANPU_TASKFILE": taskfile, "GANPU_RESULTS": results,
+                     "GANPU_EORS_LANES": core.eors_lanes})
     rows = json.loads(results.read_text())
     return {r["name"]: r for r in rows} if field is None else {r["name"]: r[field] for r in rows}
 
@@ -144,11 +145,11 @@ def _core_cmd(args):
     return 0
 
 
-def _tasks(records, geom, eors=False):
+def _tasks(records, geom, eors=False, eors_lanes=16):
     from .core.tasks import record_tasks
     out = []
     for key, rec in records.items():
-        for desc, loads, (m0, m1) in record_tasks(rec, geom, eors=eors):
+        for desc, loads, (m0, m1) in record_tasks(rec, geom, eors=eors, eors_lanes=eors_lanes):
             out.append((f"{key}[{m0}:{m1}]", desc, loads))
     return out
 
@@ -174,7 +175,7 @@ def bench_eors(*, step=0, batch=32, lanes=4, eors_lanes=16, seed=0):
     dense = {k: _densify(r) for k, r in exact.items()}
     with tempfile.TemporaryDirectory() as tmp:
         got = {tag: _run(harness, Core(lanes=lanes, geom=geom, eors_lanes=eors_lanes),
-                         _tasks(rs, geom, eors=tag == "eors"), tmp, tag, field=None)
+                         _tasks(rs, geom, eors=tag == "eors", eors_lanes=eors_lanes), tmp, tag, field=None)
                for tag, rs in (("eors", recs), ("exact", exact), ("dense", dense))}
     rows = []
     for key, rec in recs.items():
@@ -203,9 +204,10 @@ def bench_eors(*, step=0, batch=32, lanes=4, eors_lanes=16, seed=0):
     return rows
 
 
-def summarize_eors(rows):
+def summarize_eors(rows, eors_lanes):
     tot = lambda f: sum(r[f] for r in rows)
     return {
+        "eors_lanes": eors_lanes,
         "prediction_over_dense": tot("prediction_cycles") / tot("dense_cycles"),
         "speedup_vs_dense": tot("measured_dense") / tot("measured_eors"),
         "speedup_vs_input_skip": tot("measured_exact") / tot("measured_eors"),
@@ -227,7 +229,7 @@ def print_eors_table(rows, summary, file=sys.stdout):
               f"| {r['measured_dense'] / r['measured_eors']:.2f}x | {r['measured_exact'] / r['measured_eors']:.2f}x "
               f"| {r['oracle_cycles'] / r['measured_eors']:.3f} |", file=file)
     s = summary
-    print(f"\nAll FP ReLU gemms of the step: prediction issue cycles / dense FP cycles "
+    print(f"\nAll FP ReLU gemms of the step, {s['eors_lanes']} EORS lanes: prediction issue cycles / dense FP cycles "
           f"{s['prediction_over_dense']:.3f}; FP speed-up {s['speedup_vs_dense']:.2f}x vs dense, "
           f"{s['speedup_vs_input_skip']:.2f}x vs input skipping only; oracle/measured "
           f"{s['oracle_over_measured']:.3f}; recall >= {s['min_recall']:.1%}, false zeros <= "
@@ -235,8 +237,9 @@ def print_eors_table(rows, summary, file=sys.stdout):
 
 
 def _eors_cmd(args):
-    rows = bench_eors(step=args.step, batch=args.batch, lanes=args.lanes, seed=args.seed)
-    summary = summarize_eors(rows)
+    rows = bench_eors(step=args.step, batch=args.batch, lanes=args.lanes, seed=args.seed,
+                      eors_lanes=args.eors_lanes)
+    summary = summarize_eors(rows, args.eors_lanes)
     print_eors_table(rows, summary)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
@@ -256,4 +259,6 @@ def register(sub):
         c.add_argument("--lanes", type=int, default=4)
         c.add_argument("--seed", type=int, default=0)
         c.add_argument("--json", help="write the rows and summary here")
+        if name == "eors":
+            c.add_argument("--eors-lanes", type=int, default=16, help="EORS lanes in the core (default 16)")
         c.set_defaults(func=func)
