@@ -42,7 +42,7 @@ class Core(wiring.Component):
     Host port (memory-like, one access per cycle, only while the core is idle):
     ``h_buf`` selects a :class:`Buf`, ``h_addr`` the element; ``h_we`` writes ``h_wdata``
     (A, B, BIAS, MASK_IN, OUT, MASK_OUT; masks use bit 0); ``h_rdata`` returns the element
-    addressed ``read_latency`` = 3 cycles earlier. An address beyond the buffer, or a
+    addressed ``read_latency`` = 4 cycles earlier. An address beyond the buffer, or a
     write while busy, sets ``h_err`` (cleared by ``start``) and changes nothing.
 
     Task port: present ``desc`` with a one-cycle ``start`` while ``busy`` is 0. ``busy``
@@ -62,7 +62,7 @@ class Core(wiring.Component):
         Predictor arithmetic (``docs/eors.md``), fixed at elaboration.
     """
 
-    read_latency = 3
+    read_latency = 4
 
     def __init__(self, lanes=4, geom=None, eors_lanes=16, eors=DEFAULT_EORS):
         if not isinstance(lanes, int) or not 1 <= lanes <= 16:
@@ -188,11 +188,8 @@ class Core(wiring.Component):
         m.d.comb += [wr_c.en.eq(idx.w_en), wr_c.addr.eq(idx.w_addr), wr_c.data.eq(idx.w_data)]
         rd_mask = mems[Buf.MASK_IN].read_port()
         rd_bias = mems[Buf.BIAS].read_port()
-        bias_lane = Signal(range(P))
-        m.d.sync += bias_lane.eq(scan.bias_addr[:lp])
         m.d.comb += [rd_mask.addr.eq(scan.mask_addr), scan.mask_data.eq(rd_mask.data),
-                     rd_bias.addr.eq(scan.bias_addr >> lp),
-                     scan.bias_data.eq(rd_bias.data.word_select(bias_lane, 16))]
+                     rd_bias.addr.eq(scan.bias_addr), scan.bias_data.eq(rd_bias.data)]
 
         # Jobs go through a small queue per lane, filled one per cycle into the
         # lowest-numbered queue with room: a lane's take decision then stays local
@@ -226,8 +223,8 @@ class Core(wiring.Component):
         host_w = self.h_we & sel_ok & ~busy
         with m.If(self.h_we & (~sel_ok | busy)):
             m.d.sync += self.h_err.eq(1)
-        h_lane = Signal(range(P))
-        m.d.sync += h_lane.eq(self.h_addr[:lp])
+        h_lane1, h_lane2 = Signal(range(P)), Signal(range(P))
+        m.d.sync += [h_lane1.eq(self.h_addr[:lp]), h_lane2.eq(h_lane1)]
         rdata = {}
         for buf, mem in mems.items():
             en = host_w & (self.h_buf == buf)
@@ -249,13 +246,16 @@ class Core(wiring.Component):
                     m.d.comb += [wp.addr.eq(scan.pw_addr), wp.data.eq(scan.pw_data), wp.en.eq(scan.pw_en)]
             rp = mem.read_port()
             m.d.comb += rp.addr.eq(self.h_addr >> lp if buf in wide else self.h_addr)
-            # each buffer's data is registered before the select: a block RAM's slow
-            # clock-to-out plus the route from wherever it was placed fill a cycle
+            # Each buffer's data is registered as it leaves the block RAM (whose slow
+            # clock-to-out plus the route fill a cycle), then a wide word's lane is
+            # selected, then the buffer: read latency 4 for every buffer.
+            raw = Signal(len(rp.data), name=f"h_raw_{buf.name.lower()}")
             rdata[buf] = Signal(16, name=f"h_rdata_{buf.name.lower()}")
-            m.d.sync += rdata[buf].eq(rp.data.word_select(h_lane, 16) if buf in wide else rp.data)
-        buf1, buf2 = Signal(Buf), Signal(Buf)
-        m.d.sync += [buf1.eq(self.h_buf), buf2.eq(buf1)]
-        with m.Switch(buf2):
+            m.d.sync += [raw.eq(rp.data),
+                         rdata[buf].eq(raw.word_select(h_lane2, 16) if buf in wide else raw)]
+        buf1, buf2, buf3 = Signal(Buf), Signal(Buf), Signal(Buf)
+        m.d.sync += [buf1.eq(self.h_buf), buf2.eq(buf1), buf3.eq(buf2)]
+        with m.Switch(buf3):
             for buf in mems:
                 with m.Case(buf):
                     m.d.sync += self.h_rdata.eq(rdata[buf])

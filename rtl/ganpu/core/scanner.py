@@ -2,6 +2,7 @@ from amaranth.hdl import Module, Signal, Mux
 from amaranth.lib import data, wiring, stream
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
 
 from ..arith.widen import Fp16ToFp32
 from .descriptor import Op, Act
@@ -47,7 +48,8 @@ class Scanner(wiring.Component):
     eors : In(1); pm_addr, pm_data                    the speculator's mask store, read
     pw_en, pw_addr, pw_data : Out                     predicted bit to MASK_IN (EORS)
     row_done : Out(1)                                 last output of a row issued
-    bias_addr : Out(bias_bits), bias_data : In(16)    synchronous read
+    bias_addr : Out(...), bias_data : In(16 * eors_lanes)   synchronous read of the
+                                                      wide BIAS buffer (one word = P biases)
     jobs : Out(stream.Signature(job_layout))
     skips : Out(stream.Signature(result_layout))
     busy : Out(1)
@@ -70,7 +72,8 @@ class Scanner(wiring.Component):
             "o_base": In(d), "o_sm": In(d), "o_sn": In(d), "bias_base": In(d),
             "rows": In(stream.Signature(row_layout(geom))),
             "mask_addr": Out(geom.mask_bits), "mask_data": In(1),
-            "bias_addr": Out(geom.bias_bits), "bias_data": In(16),
+            "bias_addr": Out(max(1, geom.bias_bits - exact_log2(eors_lanes))),
+            "bias_data": In(16 * eors_lanes),
             "jobs": Out(stream.Signature(job_layout(geom))),
             "skips": Out(stream.Signature(result_layout(geom))),
             "busy": Out(1),
@@ -108,7 +111,8 @@ class Scanner(wiring.Component):
         with m.If(self.rows.valid & self.rows.ready):
             m.d.sync += [have_row.eq(1), row.eq(self.rows.payload)]
 
-        m.d.comb += [self.mask_addr.eq(mask_idx), self.bias_addr.eq(bias_addr),
+        lp = exact_log2(self.eors_lanes)
+        m.d.comb += [self.mask_addr.eq(mask_idx), self.bias_addr.eq(bias_addr >> lp),
                      self.pm_addr.eq(rslot * self.words_per_row + pg)]
         m.d.comb += self.row_done.eq(issue & (ni == self.n - 1))
         with m.If(issue):
@@ -130,14 +134,15 @@ class Scanner(wiring.Component):
         j1 = Signal(jl)
         v1 = Signal()
         pp1 = Signal.like(pp)
-        m.d.sync += pp1.eq(pp)
+        lane1, lane2 = Signal(range(self.eors_lanes)), Signal(range(self.eors_lanes))
+        m.d.sync += [pp1.eq(pp), lane1.eq(bias_addr[:lp]), lane2.eq(lane1)]
         m.d.sync += [v1.eq(issue), j1.start.eq(row.start), j1.end.eq(row.end), j1.b_row.eq(b_row),
                      j1.o_addr.eq(o_addr), j1.mask_idx.eq(mask_idx)]
         # stage 2: mask and bias registered (a block RAM's clock-to-out leaves no room
         # for the widening's normalization in the same cycle)
         j2 = Signal(jl)
         v2 = Signal()
-        bias2 = Signal(16)
+        bias2 = Signal(16 * self.eors_lanes)
         bit = Mux(self.eors, self.pm_data.bit_select(pp1, 1), self.mask_data)
         m.d.sync += [v2.eq(v1), j2.eq(j1), j2.mask_in.eq(bit), bias2.eq(self.bias_data)]
         # The prediction is also written to MASK_IN (unused in an EORS task), so the
@@ -148,7 +153,9 @@ class Scanner(wiring.Component):
         j3 = Signal(jl)
         v3 = Signal()
         m.d.sync += [v3.eq(v2), j3.eq(j2)]
-        m.d.comb += widen.i.eq(bias2)
+        # the whole word is registered first: the block RAM's clock-to-out leaves no
+        # time for the lane select as well
+        m.d.comb += widen.i.eq(bias2.word_select(lane2, 16))
         init = Signal(32)
         m.d.comb += init.eq(widen.o)
         with m.If(~self.bias):
