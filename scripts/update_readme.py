@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Rewrite the README's generated blocks from the benchmark and report outputs.
 
-    python scripts/update_readme.py [--synth S.json] [--core-bench C.json]
+    python scripts/update_readme.py [--synth S.json ...] [--core-bench C.json]
                                     [--eors-bench E16.json E32.json] [--model-report docs/model-report.md]
 
 Each block sits between ``<!-- begin NAME -->`` and ``<!-- end NAME -->`` in README.md:
@@ -33,7 +33,8 @@ def replace_block(text, name, body):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--synth", help="JSON written by scripts/synth_table.py --json")
+    p.add_argument("--synth", nargs="+", metavar="JSON",
+                   help="JSON written by scripts/synth_table.py --json (several are joined)")
     p.add_argument("--core-bench", help="JSON written by ganpu bench core --json")
     p.add_argument("--eors-bench", nargs="+", metavar="JSON",
                    help="JSON written by ganpu bench eors --json (one table each, e.g. for two lane counts)")
@@ -41,10 +42,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     text = README.read_text()
     if args.synth:
-        doc = json.loads(Path(args.synth).read_text())
-        seeds = ",".join(map(str, doc["seeds"]))
-        body = (f"Board {doc['board']}, Fmax = median over nextpnr seeds {seeds}; figures include "
-                f"the synthesis harness (last column).\n\n" + synth.format_table(doc["results"]))
+        docs = [json.loads(Path(path).read_text()) for path in args.synth]
+        rows = [row for doc in docs for row in doc["results"]]
+        runs = "; ".join(f"{', '.join(r['block'] for r in doc['results'])}: seeds "
+                         f"{','.join(map(str, doc['seeds']))}" for doc in docs)
+        body = (f"Board {docs[0]['board']}, Fmax = median over the nextpnr seeds ({runs}); figures "
+                f"include the synthesis harness (last column).\n\n" + synth.format_table(rows))
         text = replace_block(text, "synth", body)
     if args.core_bench:
         doc = json.loads(Path(args.core_bench).read_text())
