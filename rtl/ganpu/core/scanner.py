@@ -143,16 +143,20 @@ class Scanner(wiring.Component):
         j2 = Signal(jl)
         v2 = Signal()
         bias2 = Signal(16 * self.eors_lanes)
-        bit = Mux(self.eors, self.pm_data.bit_select(pp1, 1), self.mask_data)
-        m.d.sync += [v2.eq(v1), j2.eq(j1), j2.mask_in.eq(bit), bias2.eq(self.bias_data)]
-        # The prediction is also written to MASK_IN (unused in an EORS task), so the
-        # host can read back exactly what the speculator decided.
-        m.d.comb += [self.pw_en.eq(v2 & self.eors), self.pw_addr.eq(j2.mask_idx),
-                     self.pw_data.eq(j2.mask_in)]
+        # the predicted word is registered whole and its bit picked a stage later, for
+        # the same clock-to-out reason as the bias
+        pm2, pp2 = Signal(self.eors_lanes), Signal.like(pp)
+        m.d.sync += [v2.eq(v1), j2.eq(j1), j2.mask_in.eq(self.mask_data), bias2.eq(self.bias_data),
+                     pm2.eq(self.pm_data), pp2.eq(pp1)]
         # stage 3: bias widened (Fp16ToFp32 is registered); the mask decides
         j3 = Signal(jl)
         v3 = Signal()
-        m.d.sync += [v3.eq(v2), j3.eq(j2)]
+        m.d.sync += [v3.eq(v2), j3.eq(j2),
+                     j3.mask_in.eq(Mux(self.eors, pm2.bit_select(pp2, 1), j2.mask_in))]
+        # The prediction is also written to MASK_IN (unused in an EORS task), so the
+        # host can read back exactly what the speculator decided.
+        m.d.comb += [self.pw_en.eq(v3 & self.eors), self.pw_addr.eq(j3.mask_idx),
+                     self.pw_data.eq(j3.mask_in)]
         # the whole word is registered first: the block RAM's clock-to-out leaves no
         # time for the lane select as well
         m.d.comb += widen.i.eq(bias2.word_select(lane2, 16))
