@@ -135,14 +135,18 @@ def print_table(rows, summary, file=sys.stdout):
           file=file)
 
 
+def _report(rows, summary, printer, path):
+    """Print the table; with ``path`` also write rows and summary as JSON."""
+    printer(rows, summary)
+    if path:
+        Path(path).write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
+        print(f"wrote {path}")
+    return 0
+
+
 def _core_cmd(args):
     rows = bench_core(net="mlp", step=args.step, batch=args.batch, lanes=args.lanes, seed=args.seed)
-    summary = summarize(rows, args.lanes)
-    print_table(rows, summary)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
-        print(f"wrote {args.json}")
-    return 0
+    return _report(rows, summarize(rows, args.lanes), print_table, args.json)
 
 
 def _tasks(records, geom, eors=False, eors_lanes=16):
@@ -239,12 +243,7 @@ def print_eors_table(rows, summary, file=sys.stdout):
 def _eors_cmd(args):
     rows = bench_eors(step=args.step, batch=args.batch, lanes=args.lanes, seed=args.seed,
                       eors_lanes=args.eors_lanes)
-    summary = summarize_eors(rows, args.eors_lanes)
-    print_eors_table(rows, summary)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
-        print(f"wrote {args.json}")
-    return 0
+    return _report(rows, summarize_eors(rows, args.eors_lanes), print_eors_table, args.json)
 
 
 def register(sub):
