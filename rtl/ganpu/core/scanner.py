@@ -38,7 +38,8 @@ class Scanner(wiring.Component):
     ReLU with the stored mask), a result with ``computed = 0`` that the epilogue turns
     into +0 without any MAC. Outputs leave in (m, n) order on each stream.
 
-    Throughput one output per cycle; latency 4 cycles (mask/bias read, register, widening).
+    Throughput one output per cycle; latency 5 cycles (mask/bias read, register, lane
+    select, widening).
 
     Ports
     -----
@@ -55,7 +56,7 @@ class Scanner(wiring.Component):
     busy : Out(1)
     """
 
-    QDEPTH = 8
+    QDEPTH = 16
 
     def __init__(self, geom, eors_lanes=16):
         self.geom = geom
@@ -102,9 +103,9 @@ class Scanner(wiring.Component):
         pp = Signal(range(self.eors_lanes))
 
 
-        # Four outputs can be in the pipeline; only issue while both queues have room
+        # Five outputs can be in the pipeline; only issue while both queues have room
         # for all of them, so nothing in flight is ever dropped.
-        room = (jobq.level < self.QDEPTH - 4) & (skipq.level < self.QDEPTH - 4)
+        room = (jobq.level < self.QDEPTH - 5) & (skipq.level < self.QDEPTH - 5)
         issue = Signal()
         m.d.comb += issue.eq(have_row & room)
         m.d.comb += self.rows.ready.eq(~have_row & (mleft != 0))
@@ -157,29 +158,36 @@ class Scanner(wiring.Component):
         # host can read back exactly what the speculator decided.
         m.d.comb += [self.pw_en.eq(v3 & self.eors), self.pw_addr.eq(j3.mask_idx),
                      self.pw_data.eq(j3.mask_in)]
-        # the whole word is registered first: the block RAM's clock-to-out leaves no
-        # time for the lane select as well
-        m.d.comb += widen.i.eq(bias2.word_select(lane2, 16))
+        # The whole word is registered as it leaves the block RAM, the lane's bias is
+        # picked at stage 3 and widened at stage 4: the select and the widening's
+        # normalization do not both fit in one cycle.
+        bias3 = Signal(16)
+        m.d.sync += bias3.eq(bias2.word_select(lane2, 16))
+        m.d.comb += widen.i.eq(bias3)
+        # stage 4: the job meets its widened bias
+        j4 = Signal(jl)
+        v4 = Signal()
+        m.d.sync += [v4.eq(v3), j4.eq(j3)]
         init = Signal(32)
         m.d.comb += init.eq(widen.o)
         with m.If(~self.bias):
             m.d.comb += init.eq(0x80000000)
 
-        skip = ((self.op == Op.FP) & (self.use_mask | self.eors) & ~j3.mask_in) | \
-               ((self.op == Op.BP) & (self.act == Act.RELU) & ~j3.mask_in)
+        skip = ((self.op == Op.FP) & (self.use_mask | self.eors) & ~j4.mask_in) | \
+               ((self.op == Op.BP) & (self.act == Act.RELU) & ~j4.mask_in)
         job = Signal(jl)
-        m.d.comb += [job.eq(j3), job.init.eq(init)]
+        m.d.comb += [job.eq(j4), job.init.eq(init)]
         res = Signal(result_layout(g))
-        m.d.comb += [res.o_addr.eq(j3.o_addr), res.mask_idx.eq(j3.mask_idx),
-                     res.mask_in.eq(j3.mask_in), res.computed.eq(0)]
-        m.d.comb += [jobq.w_en.eq(v3 & ~skip), jobq.w_data.eq(job),
-                     skipq.w_en.eq(v3 & skip), skipq.w_data.eq(res)]
+        m.d.comb += [res.o_addr.eq(j4.o_addr), res.mask_idx.eq(j4.mask_idx),
+                     res.mask_in.eq(j4.mask_in), res.computed.eq(0)]
+        m.d.comb += [jobq.w_en.eq(v4 & ~skip), jobq.w_data.eq(job),
+                     skipq.w_en.eq(v4 & skip), skipq.w_data.eq(res)]
 
         m.d.comb += [self.jobs.valid.eq(jobq.r_rdy), self.jobs.payload.eq(jobq.r_data),
                      jobq.r_en.eq(self.jobs.ready),
                      self.skips.valid.eq(skipq.r_rdy), self.skips.payload.eq(skipq.r_data),
                      skipq.r_en.eq(self.skips.ready)]
-        m.d.comb += self.busy.eq(have_row | (mleft != 0) | v1 | v2 | v3 | jobq.r_rdy | skipq.r_rdy)
+        m.d.comb += self.busy.eq(have_row | (mleft != 0) | v1 | v2 | v3 | v4 | jobq.r_rdy | skipq.r_rdy)
         # last, so a new task's start overrides every other update of these registers
         with m.If(self.start):
             m.d.sync += [have_row.eq(0), ni.eq(0), mleft.eq(self.m), b_row.eq(self.b_base),
