@@ -79,13 +79,10 @@ def main(argv=None):
     parser.add_argument("--build-dir", default=None, metavar="DIR")
     args = parser.parse_args(argv)
 
-    names = args.blocks or blocks.names()
-    for name in names:
-        if name not in blocks.BLOCKS:
-            try:
-                blocks.get(name)
-            except KeyError as exc:
-                parser.error(exc.args[0])
+    try:
+        names = blocks.check_names(args.blocks or blocks.names())
+    except KeyError as exc:
+        parser.error(exc.args[0])
 
     try:
         rows, failures = run(names, args.board, args.seeds, args.build_dir, args.target_mhz)

@@ -21,6 +21,7 @@ import numpy as np
 
 from ganpu.model.eors import eors_acc
 import vectors
+from packing import pack, unpack_signed
 
 IN_FIELDS = ("valid", "x", "w", "first", "bias", "last")
 ONE = 0x3C00
@@ -197,24 +198,9 @@ def check_outputs(o_valid, acc, forced, live, expected, latency):
                 f"{int(expected['acc'][i, lane])}, forced {bool(expected['forced'][i, lane])})")
 
 
-def _pack(values, width):
-    word = 0
-    for n, v in enumerate(values):
-        word |= (int(v) & ((1 << width) - 1)) << (n * width)
-    return word
-
-
 def _uint(value):
     """A port's value as an unsigned int (1-bit ports read as Logic, wider as LogicArray)."""
     return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
-
-
-def _unpack_signed(word, width, count):
-    out = []
-    for n in range(count):
-        v = (word >> (n * width)) & ((1 << width) - 1)
-        out.append(v - (1 << width) if v >> (width - 1) else v)
-    return out
 
 
 try:
@@ -237,9 +223,9 @@ if cocotb is not None:
         words = {
             "valid": [int(v) for v in vec["valid"]],
             "x": [int(v) for v in vec["x"]],
-            "w": [_pack(r, 16) for r in vec["w"]],
+            "w": [pack(r, 16) for r in vec["w"]],
             "first": [int(v) for v in vec["first"]],
-            "bias": [_pack(r, 16) for r in vec["bias"]],
+            "bias": [pack(r, 16) for r in vec["bias"]],
             "last": [int(v) for v in vec["last"]],
         }
         ports = {k: getattr(dut, k) for k in IN_FIELDS}
@@ -259,7 +245,7 @@ if cocotb is not None:
             v = int(dut.o_valid.value)
             o_valid.append(v)
             if v:
-                acc.append(_unpack_signed(_uint(dut.acc.value), width, lanes))
+                acc.append(unpack_signed(_uint(dut.acc.value), width, lanes))
                 f, lv = _uint(dut.forced.value), _uint(dut.live.value)
                 forced.append([(f >> j) & 1 for j in range(lanes)])
                 live.append([(lv >> j) & 1 for j in range(lanes)])

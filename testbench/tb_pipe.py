@@ -16,6 +16,8 @@ from amaranth.lib import wiring
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
+from packing import pack, unpack
+
 
 def _load():
     mod, cls = os.environ["GANPU_BLOCK"].split(":")
@@ -23,18 +25,6 @@ def _load():
     vec = np.load(os.environ["GANPU_VECTORS"])
     inputs = {k: vec[k] for k in vec.files}
     return block, inputs, int(os.environ["GANPU_LANES"])
-
-
-def _pack(values, width):
-    word = 0
-    for n, v in enumerate(values):
-        word |= int(v) << (n * width)
-    return word
-
-
-def _unpack(word, width, count):
-    mask = (1 << width) - 1
-    return [(word >> (n * width)) & mask for n in range(count)]
 
 
 @cocotb.test()
@@ -62,10 +52,10 @@ async def pipeline_matches_model(dut):
         await FallingEdge(dut.clk)
         if it >= latency:
             for name in expected:
-                got[name].extend(_unpack(getattr(dut, name).value.to_unsigned(), proto_widths[name], lanes))
+                got[name].extend(unpack(getattr(dut, name).value.to_unsigned(), proto_widths[name], lanes))
         if it < beats:
             for name, arr in padded.items():
-                getattr(dut, name).value = _pack(arr[it * lanes:(it + 1) * lanes], proto_widths[name])
+                getattr(dut, name).value = pack(arr[it * lanes:(it + 1) * lanes], proto_widths[name])
     for name, exp in expected.items():
         res = np.array(got[name][:total], dtype=np.uint64)
         exp = np.asarray(exp).astype(np.uint64)

@@ -10,7 +10,7 @@ Modules are imported only when a block is built, so ``ganpu --help`` stays fast.
 
 import importlib
 
-__all__ = ["BLOCKS", "SPECS", "get", "names"]
+__all__ = ["BLOCKS", "SPECS", "get", "names", "check_names"]
 
 # name -> (module:Class, constructor keyword arguments)
 _SPECS = {
@@ -67,3 +67,11 @@ def get(name):
         return BLOCKS[name]
     except KeyError:
         raise KeyError(f"Unknown block {name!r}; valid names: {', '.join(BLOCKS)}") from None
+
+
+def check_names(names):
+    """``names`` itself if every one is registered, else ``KeyError`` naming the first
+    unknown one and the valid names."""
+    for name in names:
+        get(name)
+    return list(names)

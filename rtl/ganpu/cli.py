@@ -33,14 +33,10 @@ def _cmd_generate(args):
     from amaranth.hdl import UnusedElaboratable
     from . import blocks
 
-    names = args.block or blocks.names()
-    for name in names:
-        if name not in blocks.BLOCKS:
-            # the same message blocks.get() gives, naming the valid blocks
-            try:
-                blocks.get(name)
-            except KeyError as exc:
-                raise _UsageError(exc.args[0]) from None
+    try:
+        names = blocks.check_names(args.block or blocks.names())
+    except KeyError as exc:
+        raise _UsageError(exc.args[0]) from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     failed = []
