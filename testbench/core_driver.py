@@ -8,7 +8,7 @@ import numpy as np
 from cocotb.triggers import FallingEdge, with_timeout
 
 from ganpu.core import Buf, Core, Error
-from ganpu.core.lower import pack_desc
+from ganpu.host.lower import pack_desc
 
 BUFS = {"a": Buf.A, "b": Buf.B, "bias": Buf.BIAS, "mask_in": Buf.MASK_IN,
         "out": Buf.OUT, "mask_out": Buf.MASK_OUT, "bw": Buf.BW}

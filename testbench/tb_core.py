@@ -12,7 +12,8 @@ from cocotb.clock import Clock
 
 from ganpu import numerics
 from ganpu.core import Act, Error, Geometry, Op
-from ganpu.core import lower, model
+from ganpu.core import model
+from ganpu.host import lower
 from core_driver import CoreDriver
 from vectors import f16_mixed
 

@@ -66,7 +66,7 @@ def test_core_model_equals_golden_layers(real_step, real_step_eors, eors):
     """The core's task model, fed the lowered tasks, reproduces every layer result of
     a real training step (outputs and masks): the core's order is the model's. With
     EORS, the core's own prediction gives the golden model's EORS results."""
-    from ganpu.core.tasks import record_tasks
+    from ganpu.host.tasks import record_tasks
     g = Geometry()
     records = real_step_eors if eors else real_step
     assert len(records) >= 30
@@ -92,7 +92,7 @@ def test_core_model_equals_golden_layers(real_step, real_step_eors, eors):
 
 
 def _real_tasks(records, keys, eors):
-    from ganpu.core.tasks import record_tasks
+    from ganpu.host.tasks import record_tasks
     tasks = []
     for key in keys:
         for desc, loads, (m0, m1) in record_tasks(records[key], Geometry(), eors=eors):

@@ -62,7 +62,7 @@ def bench_core(*, net="mlp", step=0, batch=32, lanes=4, seed=0):
     """Measure the core on one training step; returns a list of per-gemm rows."""
     from .arith.mac import Fp16Mac
     from .core import Core, Geometry
-    from .core.tasks import record_tasks, record_work
+    from .host.tasks import record_tasks, record_work
     from .gan.export import export_layers
 
     harness = _harness()
@@ -150,7 +150,7 @@ def _core_cmd(args):
 
 
 def _tasks(records, geom, eors=False, eors_lanes=16):
-    from .core.tasks import record_tasks
+    from .host.tasks import record_tasks
     out = []
     for key, rec in records.items():
         for desc, loads, (m0, m1) in record_tasks(rec, geom, eors=eors, eors_lanes=eors_lanes):
@@ -166,7 +166,7 @@ def bench_eors(*, step=0, batch=32, lanes=4, eors_lanes=16, seed=0):
     """FP of every ReLU layer of the reference MLP GAN, with EORS in the core, against
     the same FP exact (input skipping only) and dense; plus prediction quality."""
     from .core import Core, Geometry
-    from .core.tasks import record_work
+    from .host.tasks import record_work
     from .gan.export import export_layers
     from .model.eors import DEFAULT_EORS, eors_mask
     from . import numerics

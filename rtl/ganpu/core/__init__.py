@@ -5,11 +5,13 @@ Files, in dataflow order: ``descriptor`` (task format and checker), ``indexer``
 outputs a ReLU will zero), ``scanner`` (turns outputs into jobs or direct +0 writes:
 output skipping), ``lane`` (a ring of jobs around one exact FP16 MAC), ``merge``,
 ``epilogue`` (rounding and activation), ``core`` (buffers, host port, control).
-``model`` is the bit-exact numpy reference of a task; ``lower`` and ``tasks`` turn
-layers and golden-model records into tasks.
+``config`` holds :class:`CoreConfig` (lanes, buffer geometry, EORS) and :class:`Buf`;
+``model`` is the bit-exact numpy reference of a task. Lowering layers to tasks is host
+work and lives in :mod:`ganpu.host`.
 """
 
-from .descriptor import Op, Act, Error, Geometry
-from .core import Core, Buf
+from .config import Geometry, CoreConfig, Buf, DEFAULT_CORE
+from .descriptor import Op, Act, Error
+from .core import Core
 
-__all__ = ["Op", "Act", "Error", "Geometry", "Core", "Buf"]
+__all__ = ["Op", "Act", "Error", "Geometry", "CoreConfig", "DEFAULT_CORE", "Core", "Buf"]

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from ..model.eors import DEFAULT_EORS, EorsParams
+from .config import Buf
 from .descriptor import Op, Act, Error, Geometry, descriptor_layout, DescriptorChecker
 from .indexer import Indexer, entry_layout
 from .scanner import Scanner
@@ -15,17 +16,6 @@ from .merge import Merge
 from .epilogue import Epilogue
 
 __all__ = ["Buf", "Core"]
-
-
-class Buf(enum.Enum, shape=3):
-    """Buffers reachable through the host port."""
-    A = 0
-    B = 1
-    BIAS = 2
-    MASK_IN = 3
-    OUT = 4
-    MASK_OUT = 5
-    BW = 6  # the weights again, grouped for the EORS lanes (see descriptor_layout)
 
 
 class Core(wiring.Component):

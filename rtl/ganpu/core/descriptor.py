@@ -5,6 +5,8 @@ from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
+from .config import Geometry
+
 __all__ = ["Op", "Act", "Error", "Geometry", "descriptor_layout", "DescriptorChecker"]
 
 
@@ -35,34 +37,6 @@ class Error(enum.Enum, shape=4):
     BAD_COMBO = 9
     WORK_RANGE = 10
     EORS_RANGE = 11
-
-
-class Geometry:
-    """Buffer sizes of one core, shared by the core, the checker and the host model.
-
-    Parameters
-    ----------
-    a_bits, b_bits, out_bits, bias_bits, mask_bits : int
-        log2 of the depth (in elements) of the A, B, OUT, BIAS and MASK buffers.
-    """
-
-    def __init__(self, *, a_bits=12, b_bits=13, out_bits=13, bias_bits=8, mask_bits=13):
-        for name, value in dict(a_bits=a_bits, b_bits=b_bits, out_bits=out_bits,
-                                bias_bits=bias_bits, mask_bits=mask_bits).items():
-            if not isinstance(value, int) or not 1 <= value <= 16:
-                raise ValueError(f"{name} must be an integer in 1..16, not {value!r}")
-        self.a_bits, self.b_bits, self.out_bits = a_bits, b_bits, out_bits
-        self.bias_bits, self.mask_bits = bias_bits, mask_bits
-        # dimensions and strides get one bit more than the widest buffer, so a value
-        # that does not fit any buffer is still representable and can be rejected
-        self.dim_bits = max(a_bits, b_bits, out_bits, mask_bits) + 1
-
-    def depth(self, buf):
-        return 1 << getattr(self, f"{buf}_bits")
-
-    def __repr__(self):
-        return (f"Geometry(a_bits={self.a_bits}, b_bits={self.b_bits}, out_bits={self.out_bits}, "
-                f"bias_bits={self.bias_bits}, mask_bits={self.mask_bits})")
 
 
 def descriptor_layout(geom):

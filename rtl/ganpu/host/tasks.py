@@ -10,7 +10,7 @@ host's tiling; each chunk is an independent task with the same B).
 import numpy as np
 
 from .. import numerics
-from .descriptor import Op, Act
+from ..core.descriptor import Op, Act
 from .lower import _desc, bw_image
 
 __all__ = ["record_tasks", "record_work"]

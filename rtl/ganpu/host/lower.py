@@ -9,7 +9,7 @@ transposed in place.
 import numpy as np
 
 from .. import numerics
-from .descriptor import Op, Act, descriptor_layout
+from ..core.descriptor import Op, Act, descriptor_layout
 
 __all__ = ["fc_fp", "fc_bp", "fc_wg", "fc_db", "pack_desc", "bw_image", "BUF_NAMES"]
 

@@ -1,0 +1,140 @@
+"""One configuration of the compute core: MAC lanes, buffer geometry, EORS lanes and
+arithmetic. Gateware, models, host lowering and benches all take a :class:`CoreConfig`
+so a default is stated once (``docs/core.md``).
+"""
+
+from dataclasses import dataclass, field
+
+from amaranth.lib import enum
+
+from ..model.eors import DEFAULT_EORS, EorsParams
+
+__all__ = ["Geometry", "CoreConfig", "Buf", "check_int", "check_type"]
+
+
+def check_int(name, value, lo, hi=None, *, power_of_two=False):
+    """``value`` itself if it is an int in ``lo..hi`` (and a power of two when asked),
+    else ``TypeError``/``ValueError`` naming ``name`` and showing ``value``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must be in {rng}, not {value!r}")
+    if power_of_two and value & (value - 1):
+        raise ValueError(f"{name} must be a power of two, not {value!r}")
+    return value
+
+
+def check_type(name, value, cls):
+    """``value`` itself if it is a ``cls``, else ``TypeError`` naming ``name``."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a {cls.__name__}, not {value!r}")
+    return value
+
+
+class Buf(enum.Enum, shape=3):
+    """Buffers of a core, as the host port (and the DMA) address them.
+
+    Names are also the host's keys: ``Buf["MASK_IN"]`` or ``Buf.from_name("mask_in")``.
+    """
+    A = 0
+    B = 1
+    BIAS = 2
+    MASK_IN = 3
+    OUT = 4
+    MASK_OUT = 5
+    BW = 6  # the weights again, grouped for the EORS lanes (see descriptor_layout)
+
+    @classmethod
+    def from_name(cls, name):
+        """The buffer called ``name`` (any case), or ``KeyError`` naming the valid ones."""
+        try:
+            return cls[str(name).upper()]
+        except KeyError:
+            raise KeyError(f"Unknown buffer {name!r}; valid names: "
+                           f"{', '.join(b.name.lower() for b in cls)}") from None
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Buffer sizes of one core (log2 of the depth in elements).
+
+    Parameters
+    ----------
+    a_bits, b_bits, out_bits, bias_bits, mask_bits : int
+        log2 of the depth (in elements) of the A, B, OUT, BIAS and MASK buffers, 1..16.
+    """
+
+    a_bits: int = 12
+    b_bits: int = 13
+    out_bits: int = 13
+    bias_bits: int = 8
+    mask_bits: int = 13
+
+    def __post_init__(self):
+        for name in ("a_bits", "b_bits", "out_bits", "bias_bits", "mask_bits"):
+            check_int(name, getattr(self, name), 1, 16)
+
+    @property
+    def dim_bits(self):
+        """Width of dimensions and strides: one bit more than the widest buffer, so a
+        value that fits no buffer is still representable and can be rejected."""
+        return max(self.a_bits, self.b_bits, self.out_bits, self.mask_bits) + 1
+
+    def depth(self, name):
+        """Depth in elements of buffer group ``name``: "a", "b", "out", "bias" or "mask"."""
+        if name not in ("a", "b", "out", "bias", "mask"):
+            raise KeyError(f"Unknown buffer group {name!r}; valid: a, b, out, bias, mask")
+        return 1 << getattr(self, f"{name}_bits")
+
+
+# Which geometry field sizes each host-visible buffer (BW mirrors B, the masks share one).
+_BUF_GROUP = {Buf.A: "a", Buf.B: "b", Buf.BIAS: "bias", Buf.MASK_IN: "mask",
+              Buf.OUT: "out", Buf.MASK_OUT: "mask", Buf.BW: "b"}
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Everything that sizes one compute core.
+
+    Parameters
+    ----------
+    lanes : int
+        MAC lanes, 1..16: exact FP16 MACs issued per cycle.
+    geom : Geometry
+        Buffer sizes.
+    eors_lanes : int
+        EORS predictor lanes, a power of two in 2..64: outputs predicted per cycle.
+    eors : EorsParams
+        Predictor arithmetic (``docs/eors.md``).
+    """
+
+    lanes: int = 4
+    geom: Geometry = field(default_factory=Geometry)
+    eors_lanes: int = 16
+    eors: EorsParams = DEFAULT_EORS
+
+    def __post_init__(self):
+        check_int("lanes", self.lanes, 1, 16)
+        check_type("geom", self.geom, Geometry)
+        check_int("eors_lanes", self.eors_lanes, 2, 64, power_of_two=True)
+        check_type("eors", self.eors, EorsParams)
+        if self.geom.bias_bits < self.eors_lanes.bit_length() - 1 or \
+                self.geom.b_bits < self.eors_lanes.bit_length() - 1:
+            raise ValueError(f"eors_lanes={self.eors_lanes!r} is wider than the BIAS or B buffer "
+                             f"of {self.geom!r}")
+
+    def depth(self, buf):
+        """Elements of :class:`Buf` ``buf`` (or its name) reachable through the host port."""
+        if not isinstance(buf, Buf):
+            buf = Buf.from_name(buf)
+        return self.geom.depth(_BUF_GROUP[buf])
+
+    def zero_buffers(self):
+        """A fresh all-zero image of every buffer, keyed by lower-case name (the
+        shape the task model and the host's shadow memory use)."""
+        import numpy as np
+        return {b.name.lower(): np.zeros(self.depth(b), dtype=np.uint16) for b in Buf}
+
+
+DEFAULT_CORE = CoreConfig()

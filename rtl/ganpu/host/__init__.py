@@ -1,0 +1,6 @@
+"""Host side of the accelerator: everything that runs on the computer driving it.
+
+``lower`` turns layer phases into core tasks and packs descriptors; ``tasks`` turns
+golden-model records into tasks (the host's tiling). No module here imports cocotb or
+the testbench; gateware folders never import this one.
+"""
