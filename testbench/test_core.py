@@ -24,7 +24,7 @@ def test_core(sim):
 def test_parameters_are_validated():
     with pytest.raises(ValueError, match=r"lanes must be an integer in 1\.\.16, not 0"):
         Core(lanes=0)
-    with pytest.raises(ValueError, match=r"a_bits must be an integer in 1\.\.16, not 20"):
+    with pytest.raises(ValueError, match=r"a_bits must be in 1\.\.16, not 20"):
         Geometry(a_bits=20)
     with pytest.raises(TypeError, match="geom must be a Geometry"):
         Core(geom=12)
