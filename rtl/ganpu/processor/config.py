@@ -1,0 +1,69 @@
+"""One configuration of the processor, shared by gateware, compiler, models and benches
+(``docs/processor.md``)."""
+
+from dataclasses import dataclass, field
+
+from ..core.config import CoreConfig, Geometry, check_int, check_type
+
+__all__ = ["ProcessorConfig", "CONFIGS", "config"]
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    """Everything that sizes the processor.
+
+    Parameters
+    ----------
+    cores : int
+        Compute cores, 1..16.
+    core : CoreConfig
+        Configuration of every core (all cores are alike).
+    gbuf_bits : int
+        log2 of the global buffer's depth in 16-bit words, 8..22.
+    program_bits : int
+        log2 of the task table's depth in tasks, 1..10.
+    deps : int
+        Dependency slots per task record, 1..8.
+    window : int
+        Undispatched tasks the scheduler looks at for a ready one, 1..8.
+    """
+
+    cores: int = 4
+    core: CoreConfig = field(default_factory=CoreConfig)
+    gbuf_bits: int = 18
+    program_bits: int = 8
+    deps: int = 4
+    window: int = 4
+
+    def __post_init__(self):
+        check_int("cores", self.cores, 1, 16)
+        check_type("core", self.core, CoreConfig)
+        check_int("gbuf_bits", self.gbuf_bits, 8, 22)
+        check_int("program_bits", self.program_bits, 1, 10)
+        check_int("deps", self.deps, 1, 8)
+        check_int("window", self.window, 1, 8)
+
+    @property
+    def gbuf_depth(self):
+        return 1 << self.gbuf_bits
+
+    @property
+    def program_depth(self):
+        return 1 << self.program_bits
+
+
+# Named configurations: ``sim`` is large, for simulation; the board ones fit their FPGA.
+CONFIGS = {
+    "sim": ProcessorConfig(),
+    "small": ProcessorConfig(cores=2, core=CoreConfig(lanes=2, geom=Geometry(
+        a_bits=8, b_bits=9, out_bits=9, bias_bits=5, mask_bits=9), eors_lanes=4),
+        gbuf_bits=12, program_bits=4, deps=2, window=2),
+}
+
+
+def config(name):
+    """The named configuration ``name``; ``KeyError`` listing the valid names."""
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise KeyError(f"Unknown processor config {name!r}; valid names: {', '.join(CONFIGS)}") from None
