@@ -161,16 +161,12 @@ class Core(wiring.Component):
                      self.eors_cycles.eq(spec.cycles)]
         wiring.connect(m, idx.rows, spec.rows_in)
         wiring.connect(m, spec.rows_out, scan.rows)
-        rd_sc = acomp.read_port()
-        rd_bw = mems[Buf.BW].read_port()
-        rd_sb = mems[Buf.BIAS].read_port()
-        wr_pm = pmask.write_port()
+        wiring.connect(m, spec.acomp_rd, acomp.read_port())
+        wiring.connect(m, spec.bw_rd, mems[Buf.BW].read_port())
+        wiring.connect(m, spec.bias_rd, mems[Buf.BIAS].read_port())
+        wiring.connect(m, spec.pm_wr, pmask.write_port())
         rd_pm = pmask.read_port()
-        m.d.comb += [rd_sc.addr.eq(spec.acomp_addr), spec.acomp_data.eq(rd_sc.data),
-                     rd_bw.addr.eq(spec.bw_addr), spec.bw_data.eq(rd_bw.data),
-                     rd_sb.addr.eq(spec.bias_addr), spec.bias_data.eq(rd_sb.data),
-                     wr_pm.en.eq(spec.pm_we), wr_pm.addr.eq(spec.pm_addr), wr_pm.data.eq(spec.pm_data),
-                     rd_pm.addr.eq(scan.pm_addr), scan.pm_data.eq(rd_pm.data)]
+        m.d.comb += [rd_pm.addr.eq(scan.pm_addr), scan.pm_data.eq(rd_pm.data)]
 
         rd_a = mems[Buf.A].read_port()
         m.d.comb += [rd_a.addr.eq(idx.a_addr), idx.a_data.eq(rd_a.data)]

@@ -1,55 +1,118 @@
-from amaranth.hdl import Module, Signal, Mux, Cat
+from amaranth.hdl import Module, Signal, Mux
 from amaranth.lib import data, wiring, stream
 from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import exact_log2
+from amaranth.utils import ceil_log2, exact_log2
 
-from ..eors.lane import EorsLane
-from ..model.eors import DEFAULT_EORS
+import numpy as np
+
+from ..delay import delay_line
+from ..eors.predictor import EorsPredictor
+from ..model.eors import EorsParams, eors_mask
+from .config import CoreConfig, DEFAULT_CORE, Geometry
 from .indexer import entry_layout, row_layout
+from .model import eors_active
 
 __all__ = ["Speculator", "ROW_SLOTS"]
 
 # Rows the speculator may run ahead of the scanner (its mask store holds this many).
 ROW_SLOTS = 4
 
+# Cycles from a term's issue (its compressed-A address) to the EorsPredictor's input:
+# compressed entry read, entry registered (BW/BIAS addressed), BW/BIAS read, words
+# registered.
+_FETCH = 4
+
 
 class Speculator(wiring.Component):
     """EORS in the core: predicts, row by row, which outputs a ReLU will zero.
 
-    Sits between the :class:`Indexer` and the :class:`Scanner`. In an FP task with ReLU
-    and the descriptor's ``eors`` bit, for each compressed row of A it runs ``lanes``
-    :class:`~ganpu.eors.lane.EorsLane` s side by side, one group of ``lanes`` outputs
-    at a time: every cycle one non-zero ``A[m, k]`` is broadcast and each lane reads its
-    weight from one wide word of the BW buffer (``BW[g*K + k]`` holds ``B[g*lanes + p, k]``
-    in lane ``p``), and its bias from the wide BIAS buffer. The live bits of the row
-    go to a mask store of :data:`ROW_SLOTS` rows; the row record is passed on to the
-    scanner once its last group is written, so the exact MACs only ever see predicted
-    survivors. Other tasks pass the row records straight through.
+    Sits between the :class:`~ganpu.core.indexer.Indexer` and the
+    :class:`~ganpu.core.scanner.Scanner` (``docs/eors.md``, "In the core"). In an FP
+    task with ReLU and the descriptor's ``eors`` bit (``enable``), for each compressed
+    row of A it runs one :class:`~ganpu.eors.predictor.EorsPredictor` of ``eors_lanes``
+    = P lanes over the row once per group of P outputs: every cycle one non-zero
+    ``A[m, k]`` is broadcast and lane ``p`` reads its weight from one wide word of the
+    BW buffer (word ``g*K + k*b_sk`` holds ``B[g*P + p, k]`` in lane ``p``) and its bias
+    from the wide BIAS buffer (word ``bias_word + g``). The live bits of each group
+    are written as one P-bit word to the mask store (:data:`ROW_SLOTS` rows of
+    :attr:`words_per_row` words; row ``r`` of the task uses slot ``r % ROW_SLOTS``);
+    the row record is passed on to the scanner once its last group is written, so the
+    exact MACs only ever see predicted survivors. Other tasks (``enable`` = 0) pass the
+    row records straight through, combinationally.
 
-    Cost: ``ceil(N / lanes) * max(nnz(row), 1)`` cycles per row, overlapped with the
-    MAC lanes working on earlier rows; up to :data:`ROW_SLOTS` rows ahead.
+    Latency and throughput
+    ----------------------
+    * Issue: ``ceil(N / P) * max(nnz(row), 1)`` cycles per row, back to back
+      (``cycles`` counts exactly these); a row is accepted only while fewer than
+      :data:`ROW_SLOTS` rows are in flight (taken and not yet released by ``row_done``).
+    * A group's mask word is written exactly :attr:`latency` cycles after the cycle
+      that issued the group's last term (its bubble, for a row without non-zeros).
+    * The row record enters an output queue on the cycle its last word is written and
+      is offered on ``rows_out`` from the next cycle on.
+
+    Model: :meth:`model` (transaction level: rows passed on, mask words, issue cycles).
+
+    Parameters
+    ----------
+    config : CoreConfig or Geometry
+        The core's configuration (``geom``, ``eors_lanes``, ``eors`` are used); a bare
+        :class:`Geometry` takes the other two from ``eors_lanes`` and ``params``.
+    eors_lanes : int, optional
+        With a :class:`Geometry` only: P, a power of two in 2..64.
+    params : EorsParams, optional
+        With a :class:`Geometry` only: the predictor's arithmetic.
 
     Ports
     -----
-    start : In(1), enable : In(1), n, k : In(dim_bits), bias : In(1), bias_word : In(...)
+    start : In(1)                  one-cycle pulse: a new task (fields below held)
+    enable : In(1)                 this task uses EORS (FP, ReLU, ``eors`` bit)
+    n, k : In(dim_bits)            the task's N and K
+    bias : In(1)                   the task has a bias; bias_word : In(...) its first word
     rows_in : In(stream row_layout), rows_out : Out(stream row_layout)
-    row_done : In(1)           the scanner finished a row (frees its mask slot)
-    acomp_addr / acomp_data    compressed A, synchronous read
-    bw_addr / bw_data          wide weights, synchronous read
-    bias_addr / bias_data      wide biases, synchronous read
-    pm_we, pm_addr, pm_data    mask store write port (``lanes`` bits a word)
-    busy : Out(1), cycles : Out(32)   cycles spent issuing predictions this task
+    row_done : In(1)               the scanner finished a row (frees its mask slot)
+    acomp_rd : In(ReadPort.Signature)   compressed A (entry_layout), synchronous read
+    bw_rd : In(ReadPort.Signature)      wide weights (16*P bits a word)
+    bias_rd : In(ReadPort.Signature)    wide biases (16*P bits a word)
+    pm_wr : In(WritePort.Signature)     mask store (P bits a word)
+    busy : Out(1), cycles : Out(32)     cycles spent issuing predictions this task
     """
 
-    def __init__(self, geom, lanes=16, params=DEFAULT_EORS):
-        if not isinstance(lanes, int) or lanes < 1 or lanes & (lanes - 1):
-            self._MustUse__silence = True  # refused: never to be elaborated
-            raise ValueError(f"EORS lanes must be a power of two, not {lanes!r}")
+    latency = _FETCH + EorsPredictor.latency
+
+    @staticmethod
+    def _config(config, eors_lanes=None, params=None):
+        if isinstance(config, CoreConfig):
+            if eors_lanes is not None or params is not None:
+                raise TypeError("eors_lanes and params come from the CoreConfig; "
+                                f"got eors_lanes={eors_lanes!r}, params={params!r} as well")
+            return config
+        if not isinstance(config, Geometry):
+            raise TypeError(f"config must be a CoreConfig or a Geometry, not {config!r}")
+        return CoreConfig(geom=config,
+                          eors_lanes=DEFAULT_CORE.eors_lanes if eors_lanes is None else eors_lanes,
+                          eors=DEFAULT_CORE.eors if params is None else params)
+
+    def __new__(cls, *args, **kwargs):
+        # Refuse bad parameters before the component exists: nothing half-built is left
+        # for Amaranth to report as "created but never used".
+        cls._config(*args, **kwargs)
+        return super().__new__(cls, src_loc_at=1)
+
+    def __init__(self, config, eors_lanes=None, params=None):
+        cfg = self._config(config, eors_lanes, params)
+        geom = cfg.geom
+        P = cfg.eors_lanes
+        self.config = cfg
         self.geom = geom
-        self.lanes = lanes
-        self.params = params
-        self.words_per_row = geom.depth("mask") // lanes
+        self.lanes = P
+        self.params = cfg.eors
+        self.words_per_row = geom.depth("mask") // P
+        # words of the memories behind the ports (the core sizes them the same way)
+        self.bw_words = max(1, geom.depth("b") // P)
+        self.bias_words = max(1, geom.depth("bias") // P)
+        self.pm_words = ROW_SLOTS * self.words_per_row
         d = geom.dim_bits
         super().__init__({
             "start": In(1), "enable": In(1), "n": In(d), "k": In(d), "bias": In(1),
@@ -57,13 +120,58 @@ class Speculator(wiring.Component):
             "rows_in": In(stream.Signature(row_layout(geom))),
             "rows_out": Out(stream.Signature(row_layout(geom))),
             "row_done": In(1),
-            "acomp_addr": Out(geom.a_bits), "acomp_data": In(entry_layout(geom)),
-            "bw_addr": Out(max(1, geom.b_bits - exact_log2(lanes))), "bw_data": In(16 * lanes),
-            "bias_addr": Out(max(1, geom.bias_bits - exact_log2(lanes))), "bias_data": In(16 * lanes),
-            "pm_we": Out(1), "pm_addr": Out(range(ROW_SLOTS * self.words_per_row)),
-            "pm_data": Out(lanes),
+            "acomp_rd": In(ReadPort.Signature(addr_width=geom.a_bits, shape=entry_layout(geom))),
+            "bw_rd": In(ReadPort.Signature(addr_width=ceil_log2(self.bw_words), shape=16 * P)),
+            "bias_rd": In(ReadPort.Signature(addr_width=ceil_log2(self.bias_words), shape=16 * P)),
+            "pm_wr": In(WritePort.Signature(addr_width=ceil_log2(self.pm_words), shape=P)),
             "busy": Out(1), "cycles": Out(32),
         })
+
+    @staticmethod
+    def model(desc, bufs, config=DEFAULT_CORE):
+        """What the speculator does for one task, from the descriptor ``desc`` (dict of
+        fields) and buffer images ``bufs`` (``a``, ``bw``, ``bias``, as for
+        :func:`ganpu.core.model.run_task`).
+
+        Returns a dict:
+
+        * ``rows``: the row records ``(start, end)`` of the compressed A, in order: the
+          speculator's input (as the indexer leaves them) and, unchanged, its output;
+        * ``entries``: the compressed A, ``(a, boff)`` arrays, as the indexer writes it;
+        * ``mask``: bool (M, N), the predicted live outputs (:func:`ganpu.core.model.
+          active_outputs`), or ``None`` when EORS is off for the task;
+        * ``words``: int (M, ceil(N/P)), the mask-store words, P bits each (lanes past
+          N predicted from whatever BW and BIAS hold there); ``None`` when off;
+        * ``cycles``: the issue cycles (0 when off).
+        """
+        P = config.eors_lanes
+        M, N, K = desc["m"], desc["n"], desc["k"]
+        a = np.asarray(bufs["a"], dtype=np.uint16)
+        mi, ki = np.arange(M)[:, None], np.arange(K)[None, :]
+        A = a[desc["a_base"] + mi * desc["a_sm"] + ki * desc["a_sk"]]
+        nz = (A & 0x7FFF) != 0
+        ends = np.cumsum(nz.sum(axis=1))
+        rows = list(zip((ends - nz.sum(axis=1)).tolist(), ends.tolist()))
+        mr, kr = np.nonzero(nz)
+        entries = (A[mr, kr], kr * desc["b_sk"])
+        out = {"rows": rows, "entries": entries, "mask": None, "words": None, "cycles": 0}
+        if not eors_active(desc):
+            return out
+        # The whole of every group, lanes past N included: word g*K + k*b_sk of BW and
+        # word bias_word + g of BIAS (in range in every task the checker accepts).
+        G = -(-N // P)
+        n = np.arange(G * P)
+        bw = np.asarray(bufs["bw"], dtype=np.uint16)
+        W = bw[((n[:, None] // P) * K + ki * desc["b_sk"]) * P + n[:, None] % P]
+        bias = None
+        if desc.get("bias", 0):
+            bias = np.asarray(bufs["bias"], dtype=np.uint16)[desc["bias_base"] + n]
+        live = eors_mask(A, W, bias, config.eors)
+        # Python ints: a 64-lane word does not fit a signed numpy integer
+        weights = np.array([1 << p for p in range(P)], dtype=object)
+        words = (live.reshape(M, G, P).astype(object) * weights).sum(axis=2)
+        out.update(mask=live[:, :N], words=words, cycles=int(G * np.maximum(nz.sum(axis=1), 1).sum()))
+        return out
 
     def elaborate(self, platform):
         m = Module()
@@ -73,10 +181,7 @@ class Speculator(wiring.Component):
         rl = row_layout(g_)
 
         m.submodules.outq = outq = SyncFIFOBuffered(width=rl.size, depth=ROW_SLOTS)
-        lanes = [EorsLane(self.params) for _ in range(P)]
-        for i, lane in enumerate(lanes):
-            m.submodules[f"lane{i}"] = lane
-        lat = lanes[0].latency
+        m.submodules.predictor = pred = EorsPredictor(P, self.params)
 
         # --- issue
         have = Signal()
@@ -117,52 +222,43 @@ class Speculator(wiring.Component):
             with m.Else():
                 m.d.sync += i.eq(i + 1)
         m.d.sync += inflight.eq(inflight + took - (self.row_done & self.enable))
-        m.d.comb += self.acomp_addr.eq(i)
+        m.d.comb += self.acomp_rd.addr.eq(i)
 
+        # Control travels beside the fetch and the predictor; the group's mask address
+        # and its row record come out with the group's live bits.
         ctl = data.StructLayout({"valid": 1, "term": 1, "first": 1, "last": 1, "row_last": 1,
                                  "grp": d, "gK": d + 2, "slot": range(ROW_SLOTS), "row": rl})
         c0 = Signal(ctl)
         m.d.comb += [c0.valid.eq(have), c0.term.eq(term), c0.first.eq(have & first),
                      c0.last.eq(last), c0.row_last.eq(row_last), c0.grp.eq(grp), c0.gK.eq(gK),
                      c0.slot.eq(slot), c0.row.eq(row)]
-        c = [c0] + [Signal(ctl, name=f"c{j}") for j in range(1, 5)]
-        for j in range(1, 5):
-            m.d.sync += c[j].eq(c[j - 1])
+        c = delay_line(m, c0, self.latency, name="ctl")
         # stage 2: compressed entry registered; weight and bias words addressed
         e2 = Signal(entry_layout(g_))
-        m.d.sync += e2.eq(self.acomp_data)
-        m.d.comb += [self.bw_addr.eq(c[2].gK + e2.boff),
-                     self.bias_addr.eq(self.bias_word + c[2].grp)]
-        a3, a4 = Signal(16), Signal(16)
+        m.d.sync += e2.eq(self.acomp_rd.data)
+        m.d.comb += [self.bw_rd.addr.eq(c[2].gK + e2.boff),
+                     self.bias_rd.addr.eq(self.bias_word + c[2].grp)]
+        # stage 4: the activation (two registers behind its entry) meets the words
+        a4 = delay_line(m, e2.a, 2, name="a")[-1]
         bw4, bias4 = Signal(16 * P), Signal(16 * P)
-        m.d.sync += [a3.eq(e2.a), a4.eq(a3), bw4.eq(self.bw_data), bias4.eq(self.bias_data)]
-        c4 = c[4]
-        for p, lane in enumerate(lanes):
-            m.d.comb += [lane.valid.eq(c4.term), lane.x.eq(a4), lane.w.eq(bw4[16 * p:16 * (p + 1)]),
-                         lane.first.eq(c4.first), lane.last.eq(c4.valid & c4.last),
-                         lane.bias.eq(bias4[16 * p:16 * (p + 1)])]
-            with m.If(~self.bias):
-                m.d.comb += lane.bias.eq(0)
+        m.d.sync += [bw4.eq(self.bw_rd.data), bias4.eq(self.bias_rd.data)]
+        c4 = c[_FETCH]
+        m.d.comb += [pred.valid.eq(c4.term), pred.x.eq(a4), pred.w.eq(bw4),
+                     pred.first.eq(c4.first), pred.last.eq(c4.valid & c4.last),
+                     pred.bias.eq(Mux(self.bias, bias4, 0))]
 
-        # --- results: the group's address and row travel beside the lanes
-        tail = [c4]
-        for j in range(lat):
-            s = Signal(ctl, name=f"r{j}")
-            m.d.sync += s.eq(tail[-1])
-            tail.append(s)
-        r = tail[-1]
-        done = r.valid & r.last
-        m.d.comb += [self.pm_we.eq(done),
-                     self.pm_addr.eq(r.slot * self.words_per_row + r.grp),
-                     self.pm_data.eq(Cat(*[lane.live for lane in lanes]))]
-        m.d.comb += [outq.w_en.eq(done & r.row_last), outq.w_data.eq(r.row)]
+        # --- results: one mask word per group, the row record after its last group
+        r = c[-1]
+        m.d.comb += [self.pm_wr.en.eq(pred.o_valid),
+                     self.pm_wr.addr.eq(r.slot * self.words_per_row + r.grp),
+                     self.pm_wr.data.eq(pred.live)]
+        m.d.comb += [outq.w_en.eq(pred.o_valid & r.row_last), outq.w_data.eq(r.row)]
 
         busy = have | outq.r_rdy | (inflight != 0)
-        for s in c[1:] + tail[1:]:
+        for s in c[1:]:
             busy |= s.valid
         m.d.comb += self.busy.eq(busy)
         # last: a new task's start overrides every other update
         with m.If(self.start):
             m.d.sync += [have.eq(0), slot.eq(0), inflight.eq(0), self.cycles.eq(0)]
         return m
-
