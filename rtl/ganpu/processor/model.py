@@ -1,0 +1,325 @@
+"""Bit-exact model of a program on the processor, record packing, and the scheduler's
+pure dispatch rules (``docs/processor.md``, ``docs/program.md``).
+
+:func:`run_program` is the reference the processor's bench compares every GBUF word
+with. It checks the whole program first, with the same checks as the hardware's
+:class:`~ganpu.processor.checker.ProgramChecker` in the same order, then runs the GEMM
+records in program order with :func:`ganpu.core.model.run_task` on core buffers
+gathered from the GBUF exactly as the DMA lays them out (row-major, contiguous, bases
+0), and scatters OUT (and MASK_OUT with ``store_mask``) back. A program whose
+dependencies order every pair of records that touch a common GBUF word (one writes
+what the other reads or writes) has the same result under any schedule the hardware
+picks, and so the same as program order. The rows of a task are independent, so a
+task split over several cores computes the same words as on one.
+
+Records are dicts of :func:`~ganpu.processor.program.task_layout` fields; operands are
+nested dicts (``{"base":, "s0":, "s1":}``), ``deps`` a list of ``{"valid":, "index":}``
+(or plain indices), missing fields are 0.
+"""
+
+import numpy as np
+from amaranth.lib import data, enum
+
+from ..core import model as core_model
+from ..core.descriptor import Op, Act, Error
+from ..host.lower import bw_image
+from .config import ProcessorConfig
+from .program import TaskKind, ProgramError, Policy, task_layout, record_words
+
+__all__ = ["normalize", "pack_record", "unpack_record", "record_bus_words", "core_descriptor",
+           "reads_mask_in", "eors_active", "operand_ranges", "check_program", "run_program",
+           "split_rows", "cores_for", "adaptive_cores", "MIN_WORK"]
+
+# The adaptive policy gives a task one core per MIN_WORK core cycles of work (at least
+# one): below that a core's start-up and the DMA's per-core A transfers outweigh the gain.
+MIN_WORK = 256
+
+
+def _check_cfg(cfg):
+    if not isinstance(cfg, ProcessorConfig):
+        raise TypeError(f"cfg must be a ProcessorConfig, not {cfg!r}")
+
+
+def _blank(layout):
+    """All-zero values shaped like ``layout`` (nested dicts and lists)."""
+    if isinstance(layout, data.StructLayout):
+        return {name: _blank(f.shape) for name, f in layout}
+    if isinstance(layout, data.ArrayLayout):
+        return [_blank(layout.elem_shape) for _ in range(layout.length)]
+    return 0
+
+
+def normalize(cfg, rec):
+    """``rec`` with every field of the layout present, enums as ints, deps as
+    ``cfg.deps`` dicts."""
+    _check_cfg(cfg)
+    layout = task_layout(cfg)
+    out = _blank(layout)
+    for name, value in rec.items():
+        if name not in out:
+            raise KeyError(f"Unknown task record field {name!r}")
+        if name == "deps":
+            if len(value) > cfg.deps:
+                raise ValueError(f"{len(value)} dependencies do not fit {cfg.deps} slots: {value!r}")
+            for i, d in enumerate(value):
+                out["deps"][i] = {"valid": 1, "index": int(d)} if isinstance(d, (int, np.integer)) \
+                    else {"valid": int(d.get("valid", 1)), "index": int(d.get("index", 0))}
+        elif isinstance(out[name], dict):
+            for f, v in value.items():
+                if f not in out[name]:
+                    raise KeyError(f"Unknown field {f!r} of operand {name!r}")
+                out[name][f] = int(v)
+        else:
+            out[name] = int(value.value if isinstance(value, enum.Enum) else value)
+    return out
+
+
+def _fields(layout, offset=0):
+    """``(path, offset, width, shape)`` of every leaf field of ``layout``."""
+    if isinstance(layout, data.StructLayout):
+        for name, f in layout:
+            yield from (((name,) + p, o, w, s) for p, o, w, s in _fields(f.shape, offset + f.offset))
+    elif isinstance(layout, data.ArrayLayout):
+        w = data.Layout.cast(layout.elem_shape).size
+        for i in range(layout.length):
+            yield from (((i,) + p, o, ww, s) for p, o, ww, s in _fields(layout.elem_shape, offset + i * w))
+    else:
+        yield (), offset, data.Layout.cast(layout).size if isinstance(layout, data.Layout) \
+            else _width(layout), layout
+
+
+def _width(shape):
+    from amaranth.hdl import Shape
+    return Shape.cast(shape).width
+
+
+def _get(rec, path):
+    for p in path:
+        rec = rec[p]
+    return rec
+
+
+def pack_record(cfg, rec):
+    """The record as an integer, through ``task_layout(cfg).const(...)``.
+
+    An enum field holding a value its enum does not define (an unknown kind, a bad
+    op: malformed programs the checker must refuse) cannot go through ``const``; it is
+    packed as 0 there and its raw bits are placed at the layout's offset of the field.
+    """
+    layout = task_layout(cfg)
+    r = normalize(cfg, rec)
+    raw = []
+    for name, f in layout:
+        shape = f.shape
+        if isinstance(shape, enum.EnumMeta) and r[name] not in {m.value for m in shape}:
+            raw.append((f.offset, _width(shape), r[name]))
+            r[name] = 0
+    for path, _, width, _ in _fields(layout):
+        v = _get(r, path)
+        if not 0 <= v < (1 << width):
+            raise ValueError(f"Task record field {'.'.join(map(str, path))}={v!r} does not fit "
+                             f"in {width} bits")
+    value = layout.const(r).as_value().value
+    for offset, width, v in raw:
+        value |= v << offset
+    return value
+
+
+def unpack_record(cfg, value):
+    """The record dict (enums as ints) of the integer ``value``."""
+    layout = task_layout(cfg)
+    r = _blank(layout)
+    for path, offset, width, _ in _fields(layout):
+        target = r
+        for p in path[:-1]:
+            target = target[p]
+        target[path[-1]] = (value >> offset) & ((1 << width) - 1)
+    return r
+
+
+def record_bus_words(cfg, rec):
+    """The ``record_words(cfg)`` 16-bit bus words of a record, word 0 first: word ``i``
+    of record ``t`` goes to PROGRAM address ``t * record_words(cfg) + i``."""
+    value = pack_record(cfg, rec)
+    return [(value >> (16 * i)) & 0xFFFF for i in range(record_words(cfg))]
+
+
+def eors_active(rec):
+    return bool(rec["eors"]) and rec["op"] == Op.FP.value and rec["act"] == Act.RELU.value
+
+
+def reads_mask_in(rec):
+    """The core reads MASK_IN: FP with ``use_mask``, BP with a non-identity activation."""
+    return bool((rec["op"] == Op.FP.value and rec["use_mask"]) or
+                (rec["op"] == Op.BP.value and rec["act"] != Act.IDENTITY.value))
+
+
+def core_descriptor(rec, m=None):
+    """The descriptor a core runs for ``m`` rows (default: all) of GEMM record ``rec``:
+    operands contiguous in its buffers from address 0."""
+    K, N = rec["k"], rec["n"]
+    return dict(op=rec["op"], act=rec["act"], slope=rec["slope"], use_mask=rec["use_mask"],
+                bias=rec["bias"], eors=rec["eors"], m=rec["m"] if m is None else m, n=N, k=K,
+                a_base=0, a_sm=K, a_sk=1, b_base=0, b_sn=K, b_sk=1,
+                o_base=0, o_sm=N, o_sn=1, bias_base=0)
+
+
+def operand_ranges(rec):
+    """``[(name, last GBUF word), ...]`` of the operands a GEMM record uses, in the
+    checker's order (A, B, OUT, BIAS, MASK_IN, MASK_OUT); empty when a dimension is 0
+    (the core's check then refuses the task)."""
+    M, N, K = rec["m"], rec["n"], rec["k"]
+    if 0 in (M, N, K):
+        return []
+    a, b, o = rec["a"], rec["b"], rec["out"]
+    out = [("a", a["base"] + (M - 1) * a["s0"] + (K - 1) * a["s1"]),
+           ("b", b["base"] + (N - 1) * b["s0"] + (K - 1) * b["s1"]),
+           ("out", o["base"] + (M - 1) * o["s0"] + (N - 1) * o["s1"])]
+    if rec["bias"]:
+        out.append(("bias", rec["bias_base"] + N - 1))
+    if reads_mask_in(rec):
+        out.append(("mask_in", rec["mask_in_base"] + M * N - 1))
+    if rec["store_mask"]:
+        out.append(("mask_out", rec["mask_out_base"] + M * N - 1))
+    return out
+
+
+def check_program(cfg, records):
+    """``(ProgramError, task, core Error)``: the first failing check, records in order.
+
+    EMPTY (no record, or more than the table holds) comes first; then per record: an
+    unknown kind (BAD_KIND), a valid dependency on itself or a later record (BAD_DEP),
+    for GEMM records an operand beyond the GBUF (GBUF_RANGE), then the core's own
+    check of :func:`core_descriptor` for the full M (CORE, with the core's code).
+    """
+    _check_cfg(cfg)
+    if not 1 <= len(records) <= cfg.program_depth:
+        return ProgramError.EMPTY, 0, Error.OK
+    for t, rec in enumerate(records):
+        rec = normalize(cfg, rec)
+        if rec["kind"] not in {k.value for k in TaskKind}:
+            return ProgramError.BAD_KIND, t, Error.OK
+        if any(d["valid"] and d["index"] >= t for d in rec["deps"]):
+            return ProgramError.BAD_DEP, t, Error.OK
+        if rec["kind"] != TaskKind.GEMM.value:
+            continue
+        if any(last >= cfg.gbuf_depth for _, last in operand_ranges(rec)):
+            return ProgramError.GBUF_RANGE, t, Error.OK
+        err = core_model.check(core_descriptor(rec), cfg.core.geom, cfg.core.eors_lanes)
+        if err != Error.OK:
+            return ProgramError.CORE, t, err
+    return ProgramError.OK, 0, Error.OK
+
+
+def gather(cfg, rec, gbuf, m0=0, m1=None):
+    """Core buffers for rows ``m0..m1-1`` of GEMM record ``rec``, as the DMA loads them."""
+    rec = normalize(cfg, rec)
+    P = cfg.core.eors_lanes
+    M, N, K = rec["m"], rec["n"], rec["k"]
+    m1 = M if m1 is None else m1
+    bufs = cfg.core.zero_buffers()
+    mi = np.arange(m0, m1)[:, None]
+    ni = np.arange(N)[:, None]
+    ki = np.arange(K)[None, :]
+    a, b = rec["a"], rec["b"]
+    A = gbuf[a["base"] + mi * a["s0"] + ki * a["s1"]]
+    B = gbuf[b["base"] + ni * b["s0"] + ki * b["s1"]]
+    bufs["a"][:A.size] = A.ravel()
+    bufs["b"][:B.size] = B.ravel()
+    if eors_active(rec):
+        bw = bw_image(B, P)
+        bufs["bw"][:bw.size] = bw
+    if rec["bias"]:
+        bufs["bias"][:N] = gbuf[rec["bias_base"] + np.arange(N)]
+    if reads_mask_in(rec):
+        rows = (m1 - m0) * N
+        bufs["mask_in"][:rows] = gbuf[rec["mask_in_base"] + m0 * N + np.arange(rows)] & 1
+    return bufs
+
+
+def scatter(cfg, rec, gbuf, bufs, m0=0, m1=None):
+    """Write rows ``m0..m1-1`` of OUT (and MASK_OUT with ``store_mask``) into ``gbuf``."""
+    rec = normalize(cfg, rec)
+    N = rec["n"]
+    m1 = rec["m"] if m1 is None else m1
+    o = rec["out"]
+    mi = np.arange(m0, m1)[:, None]
+    ni = np.arange(N)[None, :]
+    rows = (m1 - m0) * N
+    gbuf[(o["base"] + mi * o["s0"] + ni * o["s1"]).ravel()] = bufs["out"][:rows]
+    if rec["store_mask"]:
+        gbuf[rec["mask_out_base"] + m0 * N + np.arange(rows)] = bufs["mask_out"][:rows] & 1
+
+
+def run_program(cfg, gbuf, records, on_pause=None):
+    """``(ProgramError, error task, core Error, new gbuf)`` of running ``records``.
+
+    A program that fails :func:`check_program` leaves the GBUF unchanged. PAUSE record
+    ``t`` calls ``on_pause(t, gbuf)`` (the host's work), which may change ``gbuf`` in
+    place or return a new array.
+    """
+    _check_cfg(cfg)
+    gbuf = np.array(gbuf, dtype=np.uint16, copy=True)
+    if gbuf.shape != (cfg.gbuf_depth,):
+        raise ValueError(f"gbuf must hold {cfg.gbuf_depth} words, not shape {gbuf.shape!r}")
+    err, task, core_err = check_program(cfg, records)
+    if err != ProgramError.OK:
+        return err, task, core_err, gbuf
+    geom, P = cfg.core.geom, cfg.core.eors_lanes
+    for t, rec in enumerate(records):
+        rec = normalize(cfg, rec)
+        if rec["kind"] == TaskKind.PAUSE.value:
+            if on_pause is not None:
+                new = on_pause(t, gbuf)
+                if new is not None:
+                    gbuf = np.array(new, dtype=np.uint16, copy=True)
+            continue
+        bufs = gather(cfg, rec, gbuf)
+        e, bufs = core_model.run_task(core_descriptor(rec), bufs, geom, cfg.core.eors, P)
+        assert e == Error.OK, (t, e)  # the program check ran the same check
+        scatter(cfg, rec, gbuf, bufs)
+    return ProgramError.OK, 0, Error.OK, gbuf
+
+
+# --- the scheduler's dispatch rules (the hardware builds the same functions)
+
+def split_rows(m, k):
+    """Row ranges ``[(m0, m1), ...]`` of ``m`` rows over ``k`` cores: ``m // k`` each and
+    one more for the first ``m % k``; cores past ``m`` rows get none (empty list items
+    are dropped)."""
+    q, r = divmod(m, k)
+    out, m0 = [], 0
+    for j in range(k):
+        rows = q + (j < r)
+        if rows:
+            out.append((m0, m0 + rows))
+        m0 += rows
+    return out
+
+
+def adaptive_cores(free, ready, m, work, words, min_work=MIN_WORK):
+    """Cores the adaptive policy gives a task (0: wait).
+
+    ``k = min(free, max(1, free // ready), m, max(1, ceil(work / min_work)))``, and 1 when
+    ``words >= work`` (a task that moves at least as many words as it computes cycles is
+    bound by the one DMA, which splitting does not speed up). ``ready`` counts the ready
+    records in the window, this one included: cores are shared among them.
+    """
+    if free == 0:
+        return 0
+    k = min(free, max(1, free // max(1, ready)), m, max(1, -(-work // min_work)))
+    if words >= work:
+        k = 1
+    return max(1, k)
+
+
+def cores_for(policy, cores, free, ready, m, work, words, min_work=MIN_WORK):
+    """Cores a ready GEMM record gets under ``policy`` given ``free`` free cores of
+    ``cores`` (0: it waits). TEMPORAL waits for every core and uses ``min(cores, m)``;
+    SPATIAL uses one; ADAPTIVE :func:`adaptive_cores`."""
+    policy = Policy(policy)
+    if policy == Policy.TEMPORAL:
+        return min(cores, m) if free == cores else 0
+    if policy == Policy.SPATIAL:
+        return 1 if free else 0
+    return adaptive_cores(free, ready, m, work, words, min_work)
