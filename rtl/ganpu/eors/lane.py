@@ -10,17 +10,15 @@ from ..model.eors import EorsParams, DEFAULT_EORS, eors_acc
 __all__ = ["EorsLane", "check_params"]
 
 
-def check_params(params, owner=None):
-    """``params`` itself if it is an :class:`EorsParams`, else ``TypeError``.
+def check_params(params):
+    """``params`` itself if it is an :class:`EorsParams`, else ``TypeError`` showing it.
 
     The dataclass validates its own fields, so only the type is left to check here.
-    A refused ``owner`` component is silenced: it will never be elaborated.
     """
-    if not isinstance(params, EorsParams):
-        if owner is not None:
-            owner._MustUse__silence = True  # refused: never to be elaborated
-        raise TypeError(f"params must be an EorsParams, got {params!r}")
-    return params
+    # imported here: ganpu.core imports this package (its speculator), so a module-level
+    # import of ganpu.core.config would be circular
+    from ..core.config import check_type
+    return check_type("params", params, EorsParams)
 
 
 class _Operand:
@@ -161,8 +159,14 @@ class EorsLane(wiring.Component):
 
     latency = 6
 
+    def __new__(cls, params=DEFAULT_EORS):
+        # Refuse bad parameters before the component exists: nothing half-built is left
+        # for Amaranth to report as "created but never used".
+        check_params(params)
+        return super().__new__(cls, src_loc_at=1)
+
     def __init__(self, params=DEFAULT_EORS):
-        self.params = check_params(params, self)
+        self.params = check_params(params)
         super().__init__({
             "valid": In(1),
             "x": In(16),

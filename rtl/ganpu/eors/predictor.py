@@ -2,8 +2,6 @@ from amaranth.hdl import Module, Cat, signed
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
-import numpy as np
-
 from ..model.eors import DEFAULT_EORS, eors_acc
 from .lane import EorsLane, check_params
 
@@ -46,15 +44,19 @@ class EorsPredictor(wiring.Component):
 
     latency = EorsLane.latency
 
+    @staticmethod
+    def _checked(lanes=16, params=DEFAULT_EORS):
+        from ..core.config import check_int  # here: ganpu.core imports this package
+        return check_int("lanes", lanes, 1), check_params(params)
+
+    def __new__(cls, *args, **kwargs):
+        # Refuse bad parameters before the component exists: nothing half-built is left
+        # for Amaranth to report as "created but never used".
+        cls._checked(*args, **kwargs)
+        return super().__new__(cls, src_loc_at=1)
+
     def __init__(self, lanes=16, params=DEFAULT_EORS):
-        if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)):
-            self._MustUse__silence = True  # refused: never to be elaborated
-            raise TypeError(f"lanes must be an int, got {lanes!r}")
-        if lanes < 1:
-            self._MustUse__silence = True  # refused: never to be elaborated
-            raise ValueError(f"lanes must be >= 1, got {lanes!r}")
-        self.lanes = int(lanes)
-        self.params = check_params(params, self)
+        self.lanes, self.params = self._checked(lanes, params)
         super().__init__({
             "valid": In(1),
             "x": In(16),
