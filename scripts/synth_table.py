@@ -20,7 +20,7 @@ from pathlib import Path
 
 from amaranth.hdl import UnusedElaboratable
 
-from ganpu import blocks, synth
+from ganpu import blocks, fpga
 
 
 def _seeds(text):
@@ -45,9 +45,9 @@ def run(names, board, seeds, build_dir=None, target_mhz=None, log=sys.stderr):
             try:
                 for seed in seeds:
                     print(f"synthesizing {name} on {board}, seed {seed} ...", file=log, flush=True)
-                    runs.append(synth.synthesize(name, board, seed=seed, build_dir=build_dir,
-                                                 target_mhz=target_mhz))
-            except synth.ToolMissing:
+                    runs.append(fpga.synthesize(name, board, seed=seed, build_dir=build_dir,
+                                                target_mhz=target_mhz))
+            except fpga.ToolMissing:
                 raise
             except Exception as exc:
                 # One broken block must not cost the table of the others; the parts
@@ -70,7 +70,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("blocks", nargs="*", metavar="BLOCK",
                         help=f"blocks (default: all registered: {', '.join(blocks.BLOCKS)})")
-    parser.add_argument("--board", default="ulx3s-85f", choices=list(synth.BOARDS))
+    parser.add_argument("--board", default="ulx3s-85f", choices=list(fpga.BOARDS))
     parser.add_argument("--seeds", type=_seeds, default=[1], metavar="1,2,3",
                         help="nextpnr seeds; Fmax is their median (default: 1)")
     parser.add_argument("--target-mhz", type=float, default=None,
@@ -86,7 +86,7 @@ def main(argv=None):
 
     try:
         rows, failures = run(names, args.board, args.seeds, args.build_dir, args.target_mhz)
-    except synth.ToolMissing as exc:
+    except fpga.ToolMissing as exc:
         print(f"synth_table: {exc}", file=sys.stderr)
         return 1
     seeds = ",".join(map(str, args.seeds))
@@ -94,7 +94,7 @@ def main(argv=None):
           f"Fmax = median over seeds {seeds}. Figures include the synthesis harness "
           f"(shift-chain inputs, registered XOR-folded outputs) and the reset logic; "
           f"the last column says how much of them that is.\n")
-    print(synth.format_table(rows))
+    print(fpga.format_table(rows))
     for name, why in failures.items():
         print(f"\n{name}: not synthesized ({why})")
     if args.json:

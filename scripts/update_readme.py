@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-from ganpu import synth
+from ganpu import fpga
 from ganpu.bench import print_table, print_eors_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -47,7 +47,7 @@ def main(argv=None):
         runs = "; ".join(f"{', '.join(r['block'] for r in doc['results'])}: seeds "
                          f"{','.join(map(str, doc['seeds']))}" for doc in docs)
         body = (f"Board {docs[0]['board']}, Fmax = median over the nextpnr seeds ({runs}); figures "
-                f"include the synthesis harness (last column).\n\n" + synth.format_table(rows))
+                f"include the synthesis harness (last column).\n\n" + fpga.format_table(rows))
         text = replace_block(text, "synth", body)
     if args.core_bench:
         doc = json.loads(Path(args.core_bench).read_text())

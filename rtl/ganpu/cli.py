@@ -67,23 +67,23 @@ def _cmd_generate(args):
 
 
 def _cmd_synth(args):
-    from . import blocks, synth
+    from . import blocks, fpga
 
-    if args.board not in synth.BOARDS:
-        raise _UsageError(f"Unknown board {args.board!r}; valid boards: {', '.join(synth.BOARDS)}")
+    if args.board not in fpga.BOARDS:
+        raise _UsageError(f"Unknown board {args.board!r}; valid boards: {', '.join(fpga.BOARDS)}")
     if args.block not in blocks.BLOCKS:
         try:
             blocks.get(args.block)
         except KeyError as exc:
             raise _UsageError(exc.args[0]) from None
     try:
-        result = synth.synthesize(args.block, args.board, seed=args.seed,
-                                  target_mhz=args.target_mhz, build_dir=args.build_dir,
-                                  bitstream=args.bitstream)
-    except synth.SynthError as exc:
+        result = fpga.synthesize(args.block, args.board, seed=args.seed,
+                                 target_mhz=args.target_mhz, build_dir=args.build_dir,
+                                 bitstream=args.bitstream)
+    except fpga.SynthError as exc:
         print(f"ganpu synth: {exc}", file=sys.stderr)
         return 1
-    print(synth.format_table([result]))
+    print(fpga.format_table([result]))
     ov = result.overhead
     print(f"\nharness + reset logic (included above): {ov['lut4']} LUT4, {ov['ff']} FF "
           f"(chain {ov['ff_by_part']['chain']}, output regs {ov['ff_by_part']['out']}, "
