@@ -1,8 +1,8 @@
-"""cocotb bench for free-running pipelines packed with :class:`ganpu.arith.lanes.Lanes`.
+"""cocotb bench for free-running pipelines packed with :class:`ganpu.arith.packed.PackedCopies`.
 
 Parameters arrive as environment variables set by the pytest entry point:
 GANPU_VECTORS (an .npz with one array per input port), GANPU_BLOCK (``module:Class`` of
-the block, whose static ``model`` gives the expected outputs), GANPU_LANES.
+the block, whose static ``model`` gives the expected outputs), GANPU_COPIES.
 Inputs change every cycle; each output is read exactly ``latency`` cycles later and
 compared bit for bit with the model.
 """
@@ -24,12 +24,12 @@ def _load():
     block = getattr(importlib.import_module(mod), cls)
     vec = np.load(os.environ["GANPU_VECTORS"])
     inputs = {k: vec[k] for k in vec.files}
-    return block, inputs, int(os.environ["GANPU_LANES"])
+    return block, inputs, int(os.environ["GANPU_COPIES"])
 
 
 @cocotb.test()
 async def pipeline_matches_model(dut):
-    block, inputs, lanes = _load()
+    block, inputs, copies = _load()
     expected = block.model(**inputs)
     if not isinstance(expected, dict):
         # a single-output block: its one Out port carries the model's result
@@ -37,11 +37,11 @@ async def pipeline_matches_model(dut):
                 if isinstance(mb, wiring.Member) and mb.flow == wiring.Out]
         assert len(outs) == 1, f"{block.__name__} has outputs {outs}; its model must return a dict"
         expected = {outs[0]: expected}
-    proto_widths = {name: len(getattr(dut, name)) // lanes for name in [*inputs, *expected]}
+    proto_widths = {name: len(getattr(dut, name)) // copies for name in [*inputs, *expected]}
     total = len(next(iter(inputs.values())))
-    beats = -(-total // lanes)
+    beats = -(-total // copies)
     latency = int(os.environ["GANPU_LATENCY"])
-    padded = {k: np.concatenate([v, np.zeros(beats * lanes - total, v.dtype)]) for k, v in inputs.items()}
+    padded = {k: np.concatenate([v, np.zeros(beats * copies - total, v.dtype)]) for k, v in inputs.items()}
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 0
@@ -52,10 +52,10 @@ async def pipeline_matches_model(dut):
         await FallingEdge(dut.clk)
         if it >= latency:
             for name in expected:
-                got[name].extend(unpack(getattr(dut, name).value.to_unsigned(), proto_widths[name], lanes))
+                got[name].extend(unpack(getattr(dut, name).value.to_unsigned(), proto_widths[name], copies))
         if it < beats:
             for name, arr in padded.items():
-                getattr(dut, name).value = pack(arr[it * lanes:(it + 1) * lanes], proto_widths[name])
+                getattr(dut, name).value = pack(arr[it * copies:(it + 1) * copies], proto_widths[name])
     for name, exp in expected.items():
         res = np.array(got[name][:total], dtype=np.uint64)
         exp = np.asarray(exp).astype(np.uint64)

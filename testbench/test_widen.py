@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import harness
-from ganpu.arith.lanes import Lanes
+from ganpu.arith.packed import PackedCopies
 from ganpu.arith.widen import Fp16ToFp32
 
 
@@ -12,7 +12,7 @@ from ganpu.arith.widen import Fp16ToFp32
 def test_widen_exhaustive(sim, tmp_path):
     vec = tmp_path / "vectors.npz"
     np.savez(vec, i=np.arange(1 << 16, dtype=np.uint16))
-    lanes = 64
-    harness.run(sim, Lanes(Fp16ToFp32, lanes), "fp16_to_fp32_x64", "tb_pipe",
+    copies = 64
+    harness.run(sim, PackedCopies(Fp16ToFp32, copies), "fp16_to_fp32_x64", "tb_pipe",
                 env={"GANPU_VECTORS": vec, "GANPU_BLOCK": "ganpu.arith.widen:Fp16ToFp32",
-                     "GANPU_LANES": lanes, "GANPU_LATENCY": Fp16ToFp32.latency})
+                     "GANPU_COPIES": copies, "GANPU_LATENCY": Fp16ToFp32.latency})

@@ -2,8 +2,8 @@
 
 All blocks here are free-running pipelines: the result for the operands presented at
 cycle t appears on the output at cycle t + ``latency``. They carry no handshake, which
-keeps them cheap inside the PE array; :class:`ganpu.arith.lanes.Lanes` packs copies side
-by side for fast wide testbenches.
+keeps them cheap inside the PE array; :class:`ganpu.arith.packed.PackedCopies` packs
+copies side by side for fast wide testbenches (a test port packer, not a MAC lane).
 
 * :class:`Fp16ToFp32`  exact widening (latency 1)
 * :class:`Fp32ToFp16`  RNE narrowing (latency 2)
