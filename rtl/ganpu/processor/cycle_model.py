@@ -1,0 +1,293 @@
+"""Cycle model of a program on the processor: per-task core cycles, DMA words and the
+schedule under each :class:`~ganpu.processor.program.Policy` (``docs/astm.md``).
+
+What is modelled
+----------------
+* **Core cycles** of a task (or of the rows of it one core runs) from its surviving
+  work, :func:`core_cycles`: ``max(macs / lanes, M*K, M*N) + CORE_OVERHEAD`` -- the MAC
+  lanes, the indexer reading A at one element per cycle and the epilogue writing one
+  output per cycle, whichever binds, plus a fixed start/drain cost. The constants are
+  calibrated against the core's RTL cycles measured by ``ganpu bench core``
+  (:func:`calibrate` refits them from that command's JSON).
+* **DMA**: one engine, ``dma_width`` GBUF words per cycle (1 on the processor),
+  ``DMA_SETUP`` cycles per transfer. A task given ``k`` cores loads its shared operands
+  (B, the bias, the EORS copy of B) once, broadcast to the ``k`` cores, then each
+  core's rows of A (and of MASK_IN), in core order; a core starts when its own rows are
+  in. When a core finishes, its rows of OUT (and MASK_OUT) are stored; the core is free
+  again when its store is done. Transfers are served in the order they are asked for.
+* **Scheduler**: the ``window`` oldest undispatched records are scanned in program
+  order; the first whose dependencies are done is dispatched with as many cores as
+  :func:`~ganpu.processor.model.cores_for` gives it under the run's policy (the very
+  rule the hardware builds), else the scheduler waits for the next completion. A ready
+  PAUSE stops dispatching; once every core and the DMA are idle the host acts (its time
+  is not counted: ``pause_cycles``) and the program resumes.
+
+What is not modelled: bus contention between the DMA and the host, GBUF bank
+conflicts, the scheduler's own cycle or two per dispatch (folded into ``DMA_SETUP``).
+"""
+
+import heapq
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import ProcessorConfig
+from .program import TaskKind, Policy
+
+__all__ = ["core_cycles", "calibrate", "CORE_OVERHEAD", "DMA_SETUP", "task_row_macs",
+           "Schedule", "simulate", "compare_policies", "gantt"]
+
+# Calibrated with ``ganpu bench core --json F`` (lanes 4, the MLP GAN's step 0):
+# see calibrate() and docs/astm.md for the fit and its error.
+CORE_OVERHEAD = 40
+# Cycles the DMA spends starting one transfer (address set-up, first GBUF read).
+DMA_SETUP = 4
+
+
+def core_cycles(lanes, m, n, k, macs, overhead=None):
+    """Core cycles of ``m`` rows of an ``m x n x k`` gemm with ``macs`` surviving MACs."""
+    if m == 0:
+        return 0
+    over = CORE_OVERHEAD if overhead is None else overhead
+    return max(macs / lanes, m * k, m * n) + over
+
+
+def calibrate(rows, lanes=4):
+    """Fit ``CORE_OVERHEAD`` to the per-gemm rows of ``ganpu bench core --json``
+    (``M``, ``N``, ``K``, ``surviving_macs``, ``measured``): returns ``(overhead,
+    errors)`` with ``errors`` the relative error of every row and of the total."""
+    base = np.array([core_cycles(lanes, r["M"], r["N"], r["K"], r["surviving_macs"], 0)
+                     for r in rows])
+    meas = np.array([r["measured"] for r in rows], dtype=float)
+    # rows that split into several chunks pay the overhead once per chunk
+    chunks = np.array([r.get("chunks", 1) for r in rows], dtype=float)
+    over = float(np.median((meas - base) / chunks))
+    pred = base + over * chunks
+    err = (pred - meas) / meas
+    return over, {"rows": err.tolist(), "total": float((pred.sum() - meas.sum()) / meas.sum()),
+                  "max_abs": float(np.abs(err).max())}
+
+
+def task_row_macs(cfg, rec, gbuf=None):
+    """Surviving MACs of each row of GEMM record ``rec`` (array of length ``m``): the
+    nonzero entries of the row of A times the outputs the core computes (all, or the
+    MASK_IN bits where the core reads them). Without ``gbuf`` every MAC survives."""
+    from .model import normalize, reads_mask_in
+    r = normalize(cfg, rec)
+    M, N, K = r["m"], r["n"], r["k"]
+    if gbuf is None:
+        return np.full(M, N * K, dtype=np.int64)
+    a = r["a"]
+    mi, ki = np.arange(M)[:, None], np.arange(K)[None, :]
+    A = np.asarray(gbuf)[a["base"] + mi * a["s0"] + ki * a["s1"]]
+    nnz = ((A & 0x7FFF) != 0).sum(axis=1)
+    if reads_mask_in(r):
+        live = (np.asarray(gbuf)[r["mask_in_base"] + np.arange(M * N)] & 1).reshape(M, N).sum(axis=1)
+    else:
+        live = np.full(M, N)
+    return (nnz * live).astype(np.int64)
+
+
+@dataclass
+class Schedule:
+    """The result of :func:`simulate`. ``segments`` are ``(task, core, start, end)``
+    with ``start..end`` the core's compute; ``dma`` ``(task, start, end, kind)``
+    transfers; ``cores_of`` the cores each GEMM record got; ``finished`` the cycle each
+    record completed (its last store done, or the host resumed)."""
+    policy: Policy
+    cores: int
+    cycles: int
+    segments: list
+    dma: list
+    busy: list
+    occupied: list
+    dma_cycles: int
+    oracle_cycles: float
+    surviving_macs: int
+    pause_points: list
+    cores_of: dict = field(default_factory=dict)
+    finished: dict = field(default_factory=dict)
+
+    @property
+    def busy_fraction(self):
+        return [b / self.cycles if self.cycles else 0.0 for b in self.busy]
+
+    @property
+    def efficiency(self):
+        return self.oracle_cycles / self.cycles if self.cycles else 0.0
+
+    def summary(self):
+        return {"policy": self.policy.name.lower(), "cores": self.cores, "step_cycles": self.cycles,
+                "busy": [round(b, 4) for b in self.busy_fraction],
+                "dma_cycles": self.dma_cycles, "oracle_cycles": self.oracle_cycles,
+                "surviving_macs": self.surviving_macs, "step_efficiency": self.efficiency}
+
+    def to_json(self):
+        return {**self.summary(),
+                "segments": [list(s) for s in self.segments],
+                "dma": [list(d) for d in self.dma],
+                "cores_of": {str(k): v for k, v in self.cores_of.items()}}
+
+
+def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
+             dma_width=1, overhead=None, min_work=None):
+    """Schedule ``records`` on ``cfg`` under ``policy``; returns a :class:`Schedule`.
+
+    Surviving work comes from ``row_macs`` (a list, per record, of per-row MAC arrays,
+    e.g. from :func:`task_row_macs`), else from ``gbuf`` (the GBUF after the step: every
+    operand A is still there), else every MAC survives.
+    """
+    from .model import normalize, split_rows, cores_for, MIN_WORK
+    if not isinstance(cfg, ProcessorConfig):
+        raise TypeError(f"cfg must be a ProcessorConfig, not {cfg!r}")
+    policy = Policy(policy)
+    if isinstance(dma_width, bool) or not isinstance(dma_width, int) or dma_width < 1:
+        raise ValueError(f"dma_width must be a positive int, not {dma_width!r}")
+    min_work = MIN_WORK if min_work is None else min_work
+    recs = [normalize(cfg, r) for r in records]
+    if row_macs is None:
+        row_macs = [task_row_macs(cfg, r, gbuf) if r["kind"] == TaskKind.GEMM.value else None
+                    for r in recs]
+    C, lanes, P = cfg.cores, cfg.core.lanes, cfg.core.eors_lanes
+    n = len(recs)
+    deps = [[d["index"] for d in r["deps"] if d["valid"]] for r in recs]
+    done = [False] * n
+    pending = list(range(n))          # undispatched, program order
+    free = set(range(C))
+    dma_free = 0
+    segments, dma = [], []
+    busy, occupied = [0] * C, [0] * C
+    events = []                       # (time, seq, kind, payload)
+    seq = 0
+    left = {}                          # task -> cores still running or storing
+    cores_of = {}
+    finished = {}
+    pauses = []
+    now = 0
+
+    def xfer(task, t0, words, kind):
+        nonlocal dma_free
+        if words == 0:
+            return t0
+        start = max(t0, dma_free)
+        end = start + DMA_SETUP + -(-words // dma_width)
+        dma_free = end
+        dma.append((task, start, end, kind))
+        return end
+
+    def push(time, kind, payload):
+        nonlocal seq
+        heapq.heappush(events, (time, seq, kind, payload))
+        seq += 1
+
+    def dispatch(t, rec, k):
+        from .model import eors_active, reads_mask_in
+        M, N, K = rec["m"], rec["n"], rec["k"]
+        shared = N * K + (N if rec["bias"] else 0) + \
+            (-(-N // P) * P * K if eors_active(rec) else 0)
+        ready_at = xfer(t, now, shared, "load")
+        parts = split_rows(M, k)
+        cores = sorted(free)[:len(parts)]
+        cores_of[t] = cores
+        left[t] = len(parts)
+        for core, (m0, m1) in zip(cores, parts):
+            free.discard(core)
+            rows = m1 - m0
+            own = rows * K + (rows * N if reads_mask_in(rec) else 0)
+            start = max(ready_at, xfer(t, now, own, "load"))
+            macs = int(row_macs[t][m0:m1].sum())
+            end = start + int(np.ceil(core_cycles(lanes, rows, N, K, macs, overhead)))
+            segments.append((t, core, start, end))
+            busy[core] += end - start
+            push(end, "computed", (t, core, now, rows * N * (1 + rec["store_mask"])))
+
+    while pending or events:
+        # dispatch everything possible at `now`
+        while pending:
+            window = pending[:cfg.window]
+            ready = [t for t in window if all(done[d] for d in deps[t])]
+            if not ready:
+                break
+            t = ready[0]
+            if recs[t]["kind"] == TaskKind.PAUSE.value:
+                if len(free) == C and not events and dma_free <= now:
+                    pauses.append((t, now))
+                    done[t] = True
+                    finished[t] = now
+                    pending.remove(t)
+                    continue
+                break
+            rec = recs[t]
+            gemms = [u for u in ready if recs[u]["kind"] == TaskKind.GEMM.value]
+            k = cores_for(policy, C, len(free), len(gemms), rec["m"], rec["work"],
+                          rec["words"], min_work)
+            if k == 0:
+                break
+            pending.remove(t)
+            dispatch(t, rec, k)
+        if not events:
+            if pending:
+                raise RuntimeError(f"deadlock at cycle {now}: records {pending[:cfg.window]} "
+                                   f"wait for dependencies that never finish")
+            break
+        time, _, kind, payload = heapq.heappop(events)
+        now = max(now, time)
+        if kind == "computed":
+            t, core, t_disp, words = payload
+            end = xfer(t, now, words, "store")
+            push(end, "stored", (t, core, t_disp))
+        else:
+            t, core, t_disp = payload
+            occupied[core] += now - t_disp
+            free.add(core)
+            left[t] -= 1
+            if left[t] == 0:
+                done[t] = True
+                finished[t] = now
+    oracle_macs = int(sum(int(m.sum()) for m in row_macs if m is not None))
+    return Schedule(policy, C, now, segments, dma, busy, occupied,
+                    sum(e - s for _, s, e, _ in dma), oracle_macs / (C * lanes),
+                    oracle_macs, pauses, cores_of, finished)
+
+
+def compare_policies(cfg, records, gbuf=None, **kw):
+    """``{policy name: Schedule}`` for the three policies on the same program and data."""
+    row_macs = kw.pop("row_macs", None)
+    if row_macs is None:
+        from .model import normalize
+        row_macs = [task_row_macs(cfg, r, gbuf) if normalize(cfg, r)["kind"] == TaskKind.GEMM.value
+                    else None for r in records]
+    return {p.name.lower(): simulate(cfg, records, p, row_macs=row_macs, **kw) for p in Policy}
+
+
+def gantt(schedule, path, names=None, title=None):
+    """Draw ``schedule`` as a Gantt chart PNG at ``path`` (one row per core, one for
+    the DMA); ``names`` labels records (e.g. the compiler's task names)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    C = schedule.cores
+    fig, ax = plt.subplots(figsize=(14, 1 + 0.5 * (C + 1)))
+    cmap = plt.get_cmap("tab20")
+    for t, core, s, e in schedule.segments:
+        ax.broken_barh([(s, e - s)], (C - core - 0.4, 0.8), color=cmap(t % 20), edgecolor="k",
+                       linewidth=0.3)
+        if names is not None and e - s > schedule.cycles / 60:
+            ax.text((s + e) / 2, C - core, names[t].split("/", 1)[-1], ha="center", va="center",
+                    fontsize=5, clip_on=True)
+    for t, s, e, kind in schedule.dma:
+        ax.broken_barh([(s, e - s)], (-0.4, 0.8), color=cmap(t % 20),
+                       alpha=1.0 if kind == "load" else 0.5)
+    for t, at in schedule.pause_points:
+        ax.axvline(at, color="r", linewidth=0.6)
+    ax.set_yticks(list(range(C + 1)))
+    ax.set_yticklabels(["DMA"] + [f"core {c}" for c in reversed(range(C))])
+    ax.set_xlabel("cycle")
+    ax.set_xlim(0, schedule.cycles)
+    ax.set_title(title or f"{schedule.policy.name.lower()}: {schedule.cycles:,} cycles, "
+                 f"efficiency {schedule.efficiency:.3f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
