@@ -24,6 +24,14 @@ __all__ = ["main", "build_parser"]
 HOOKS = ("ganpu.gan.commands", "ganpu.bench")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Keeps the subcommands action it makes, so a later hook can add to it."""
+
+    def add_subparsers(self, **kwargs):
+        self.subcommands = super().add_subparsers(**kwargs)
+        return self.subcommands
+
+
 class _UsageError(Exception):
     """Bad command-line input: printed and exit code 2, like argparse's own errors."""
 
@@ -119,7 +127,7 @@ def _pos_float(text):
 
 def build_parser():
     """The argument parser, with every available subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ganpu", description="GANPU: an open GAN training accelerator in Amaranth HDL.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -146,6 +154,8 @@ def build_parser():
 
     for hook in HOOKS:
         importlib.import_module(hook).register(sub)
+    # "bench step" joins the subcommands ganpu.bench made
+    importlib.import_module("ganpu.bench_step").register(sub.choices["bench"].subcommands)
     return parser
 
 

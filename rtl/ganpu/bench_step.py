@@ -1,0 +1,115 @@
+"""``ganpu bench step``: one training step of the MLP GAN on the processor under the
+scheduling policies side by side (``docs/astm.md``).
+
+The step is compiled (:mod:`ganpu.host.compiler`), run once on the processor's
+bit-exact program model to get the step's real data (its zeros and masks set the
+surviving work), and scheduled by the cycle model (:mod:`ganpu.processor.cycle_model`)
+with ``--model``. For each policy: step cycles, busy fraction per core, DMA cycles and
+step efficiency = oracle cycles (surviving MACs / all MAC lanes of all cores) / step
+cycles.
+"""
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+__all__ = ["register", "bench_step", "print_table"]
+
+POLICIES = ("temporal", "spatial", "adaptive")
+
+
+def bench_step(*, policies=POLICIES, cores=4, batch=32, seed=0, model=True, dma_width=1,
+               config="sim"):
+    """``(schedules {policy: Schedule}, program)`` of one MLP GAN step."""
+    from .gan import GAN, TrainConfig
+    from .host.compiler import compile_gan, run_step
+    from .processor import config as named
+    from .processor.cycle_model import simulate, task_row_macs
+    from .processor.program import Policy, TaskKind
+
+    if not model:
+        raise NotImplementedError(
+            "ganpu bench step on the RTL (Verilator) needs the processor gateware and its "
+            "driver, which are not in this checkout yet; run with --model for the cycle model")
+    cfg = replace(named(config), cores=cores)
+    gan = GAN(TrainConfig(batch=batch, seed=seed))
+    program = compile_gan(cfg, gan)
+    _, gbuf = run_step(program, gan)
+    row_macs = [task_row_macs(cfg, r, gbuf) if t.kind == TaskKind.GEMM else None
+                for t, r in zip(program.tasks, program.records)]
+    out = {p: simulate(cfg, program.records, Policy[p.upper()], row_macs=row_macs,
+                       dma_width=dma_width) for p in policies}
+    return out, program
+
+
+def print_table(schedules, file=sys.stdout):
+    names = list(schedules)
+    first = schedules[names[0]]
+    print(f"One MLP GAN training step, {first.cores} cores, cycle model", file=file)
+    print("| policy | step cycles | busy per core | DMA cycles | step efficiency | vs temporal |", file=file)
+    print("|---|---|---|---|---|---|", file=file)
+    base = schedules.get("temporal")
+    for name, s in schedules.items():
+        busy = " ".join(f"{b:.2f}" for b in s.busy_fraction)
+        speed = f"{base.cycles / s.cycles:.2f}x" if base is not None else "-"
+        print(f"| {name} | {s.cycles:,} | {busy} | {s.dma_cycles:,} | {s.efficiency:.3f} | {speed} |",
+              file=file)
+    print(f"\noracle cycles {first.oracle_cycles:,.0f} ({first.surviving_macs:,} surviving MACs)",
+          file=file)
+
+
+def _cmd(args):
+    policies = POLICIES if args.policy == "all" else (args.policy,)
+    try:
+        schedules, program = bench_step(policies=policies, cores=args.cores, batch=args.batch,
+                                        seed=args.seed, model=args.model,
+                                        dma_width=args.dma_width, config=args.config)
+    except NotImplementedError as exc:
+        print(f"ganpu bench step: {exc}", file=sys.stderr)
+        return 1
+    print_table(schedules)
+    names = [t.name for t in program.tasks]
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"cores": args.cores, "batch": args.batch, "dma_width": args.dma_width,
+             "source": "cycle model", "tasks": names,
+             "policies": {p: s.to_json() for p, s in schedules.items()}}, indent=1))
+        print(f"wrote {args.json}")
+    if args.gantt:
+        from .processor.cycle_model import gantt
+        path = Path(args.gantt)
+        for p, s in schedules.items():
+            target = path if len(schedules) == 1 else path.with_name(f"{path.stem}-{p}{path.suffix}")
+            gantt(s, target, names)
+            print(f"wrote {target}")
+    return 0
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        import argparse
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+    return value
+
+
+def register(bench_sub):
+    """Add ``step`` to the ``ganpu bench`` subcommands ``bench_sub``."""
+    c = bench_sub.add_parser("step", help="one MLP GAN training step on the processor, "
+                                          "temporal vs spatial vs adaptive scheduling")
+    c.add_argument("--policy", choices=POLICIES + ("all",), default="all")
+    c.add_argument("--cores", type=_positive, default=4)
+    c.add_argument("--batch", type=_positive, default=32)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--config", default="sim", help="named processor config (default sim)")
+    c.add_argument("--dma-width", type=_positive, default=1,
+                   help="GBUF words the DMA moves per cycle in the cycle model (default 1)")
+    c.add_argument("--model", action="store_true",
+                   help="use the cycle model (the RTL path is not wired yet)")
+    c.add_argument("--json", help="write the schedules here")
+    c.add_argument("--gantt", metavar="F.png", help="write a Gantt chart (one per policy with --policy all)")
+    c.set_defaults(func=_cmd)
