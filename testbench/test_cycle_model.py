@@ -1,0 +1,165 @@
+"""The processor's cycle model (``ganpu.processor.cycle_model``) and ``ganpu bench step
+--model``: schedule invariants on the compiled MLP GAN step and on random programs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ganpu.cli import main
+from ganpu.gan import GAN, TrainConfig
+from ganpu.host.compiler import compile_gan, run_step
+from ganpu.processor import ProcessorConfig
+from ganpu.processor.cycle_model import (core_cycles, calibrate, simulate, compare_policies,
+                                         task_row_macs, CORE_OVERHEAD)
+from ganpu.processor.model import cores_for, split_rows, normalize
+from ganpu.processor.program import Policy, TaskKind
+
+
+@pytest.fixture(scope="module")
+def step():
+    """(cfg with 4 cores, program, per-record row MACs) of one MLP GAN step, batch 16."""
+    cfg = ProcessorConfig(cores=4)
+    gan = GAN(TrainConfig(batch=16))
+    prog = compile_gan(cfg, gan)
+    _, gbuf = run_step(prog, gan)
+    macs = [task_row_macs(cfg, r, gbuf) if t.kind == TaskKind.GEMM else None
+            for t, r in zip(prog.tasks, prog.records)]
+    return cfg, prog, macs
+
+
+def test_core_cycles():
+    assert core_cycles(4, 0, 5, 5, 0) == 0
+    assert core_cycles(4, 8, 16, 32, 8 * 16 * 32) == 8 * 16 * 32 / 4 + CORE_OVERHEAD
+    assert core_cycles(4, 8, 1, 32, 8 * 32) == 8 * 32 + CORE_OVERHEAD     # A read binds
+    assert core_cycles(4, 8, 32, 1, 8 * 32) == 8 * 32 + CORE_OVERHEAD     # output write binds
+    assert core_cycles(4, 8, 16, 32, 0, overhead=0) == 8 * 32
+
+
+def test_calibrate_recovers_overhead():
+    rows = [{"M": m, "N": n, "K": k, "surviving_macs": s,
+             "measured": core_cycles(4, m, n, k, s, 37)}
+            for m, n, k, s in ((32, 64, 16, 20000), (64, 1, 64, 2000), (64, 128, 64, 300000))]
+    over, err = calibrate(rows)
+    assert over == 37 and err["max_abs"] < 1e-12
+
+
+def test_row_macs(step):
+    cfg, prog, macs = step
+    for t, m in zip(prog.tasks, macs):
+        if t.kind == TaskKind.GEMM:
+            r = t.record
+            assert m.shape == (r["m"],) and 0 <= m.min() and m.max() <= r["n"] * r["k"]
+    dense = task_row_macs(cfg, prog.records[0])
+    assert dense.tolist() == [prog.records[0]["n"] * prog.records[0]["k"]] * prog.records[0]["m"]
+
+
+def _check(cfg, recs, s, macs):
+    """Every record runs once, after its dependencies; a core runs one task at a time;
+    the DMA moves one transfer at a time; the cores a record gets follow the policy."""
+    recs = [normalize(cfg, r) for r in recs]
+    n = len(recs)
+    assert set(s.finished) == set(range(n))
+    starts = {}
+    for t, core, a, b in s.segments:
+        starts.setdefault(t, []).append(a)
+    for t, r in enumerate(recs):
+        deps = [d["index"] for d in r["deps"] if d["valid"]]
+        if r["kind"] == TaskKind.GEMM.value:
+            assert len(starts[t]) == len(s.cores_of[t]) == len(split_rows(r["m"], len(s.cores_of[t])))
+            assert all(min(starts[t]) >= s.finished[d] for d in deps)
+            k = len(s.cores_of[t])
+            if s.policy == Policy.TEMPORAL:
+                assert k == min(cfg.cores, r["m"])
+            elif s.policy == Policy.SPATIAL:
+                assert k == 1
+            else:
+                assert 1 <= k <= cores_for(Policy.ADAPTIVE, cfg.cores, cfg.cores, 1, r["m"],
+                                           r["work"], r["words"])
+        else:
+            assert all(s.finished[t] >= s.finished[d] for d in deps)
+    for core in range(cfg.cores):
+        segs = sorted((a, b) for _, c, a, b in s.segments if c == core)
+        assert all(b0 <= a1 for (_, b0), (a1, _) in zip(segs, segs[1:]))
+        assert s.busy[core] == sum(b - a for a, b in segs) <= s.cycles
+    dma = sorted((a, b) for _, a, b, _ in s.dma)
+    assert all(b0 <= a1 for (_, b0), (a1, _) in zip(dma, dma[1:]))
+    assert s.dma_cycles == sum(b - a for a, b in dma) <= s.cycles
+    assert s.oracle_cycles == sum(int(m.sum()) for m in macs if m is not None) / (cfg.cores * cfg.core.lanes)
+    assert 0 < s.efficiency < 1
+
+
+@pytest.mark.parametrize("policy", list(Policy))
+def test_step_schedule(step, policy):
+    cfg, prog, macs = step
+    s = simulate(cfg, prog.records, policy, row_macs=macs)
+    _check(cfg, prog.records, s, macs)
+    # the host acts at a PAUSE with every core and the DMA idle
+    assert len(s.pause_points) == len(prog.pauses)
+    for _, at in s.pause_points:
+        assert not any(a < at < b for _, _, a, b in s.segments)
+        assert not any(a < at < b for _, a, b, _ in s.dma)
+
+
+def test_one_core_policies_agree(step):
+    _, prog, macs = step
+    cfg = ProcessorConfig(cores=1)
+    res = compare_policies(cfg, prog.records, row_macs=macs)
+    assert len({s.cycles for s in res.values()}) == 1
+
+
+def test_wider_dma_is_faster(step):
+    cfg, prog, macs = step
+    a = simulate(cfg, prog.records, Policy.ADAPTIVE, row_macs=macs)
+    b = simulate(cfg, prog.records, Policy.ADAPTIVE, row_macs=macs, dma_width=4)
+    assert b.cycles < a.cycles and b.dma_cycles < a.dma_cycles
+
+
+def _random_program(rng, cfg, n):
+    recs = []
+    for t in range(n):
+        deps = sorted(set(rng.choice(t, size=min(t, rng.integers(0, cfg.deps + 1)), replace=False).tolist())) if t else []
+        if t and rng.random() < 0.1:
+            recs.append({"kind": TaskKind.PAUSE, "deps": deps})
+            continue
+        m, nn, k = (int(x) for x in rng.integers(1, 64, 3))
+        recs.append({"kind": TaskKind.GEMM, "deps": deps, "m": m, "n": nn, "k": k,
+                     "bias": int(rng.integers(2)), "store_mask": int(rng.integers(2)),
+                     "work": int(core_cycles(cfg.core.lanes, m, nn, k, m * nn * k)),
+                     "words": m * k + nn * k + m * nn})
+    return recs
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_programs(seed):
+    rng = np.random.default_rng(seed)
+    cfg = ProcessorConfig(cores=int(rng.integers(1, 9)), window=int(rng.integers(1, 9)))
+    recs = _random_program(rng, cfg, 40)
+    for policy in Policy:
+        macs = [np.full(r["m"], r["n"] * r["k"]) if r["kind"] == TaskKind.GEMM else None for r in recs]
+        _check(cfg, recs, simulate(cfg, recs, policy, row_macs=macs), macs)
+
+
+def test_parameters():
+    cfg = ProcessorConfig()
+    with pytest.raises(ValueError, match=r"dma_width must be a positive int, not 0"):
+        simulate(cfg, [], dma_width=0)
+    with pytest.raises(TypeError, match=r"cfg must be a ProcessorConfig, not 4"):
+        simulate(4, [])
+
+
+def test_bench_step_cli(tmp_path, capsys):
+    out = tmp_path / "step.json"
+    png = tmp_path / "step.png"
+    assert main(["bench", "step", "--model", "--cores", "2", "--batch", "8", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    for p in ("temporal", "spatial", "adaptive"):
+        assert f"| {p} |" in text
+    data = json.loads(out.read_text())
+    assert set(data["policies"]) == {"temporal", "spatial", "adaptive"}
+    assert all(len(s["busy"]) == 2 for s in data["policies"].values())
+    assert main(["bench", "step", "--policy", "spatial", "--cores", "2", "--batch", "8"]) == 1
+    assert "--model" in capsys.readouterr().err
+    assert main(["bench", "step", "--model", "--policy", "adaptive", "--cores", "3", "--batch",
+                 "8", "--gantt", str(png)]) == 0
+    assert png.stat().st_size > 1000
