@@ -152,7 +152,8 @@ def pause_negate(pauses):
 
 def malformed(cfg, rng, records, what):
     """A copy of ``records`` with one record broken: ``what`` in "self_dep", "later_dep",
-    "gbuf_range", "kind", "core"; returns ``(records, index)``."""
+    "gbuf_range", "kind", "core" (a combination the core refuses), "core_range" (A beyond the
+    core's buffer); returns ``(records, index)``."""
     recs = [dict(r) for r in records]
     gemms = [i for i, r in enumerate(recs) if r["kind"] == TaskKind.GEMM.value]
     t = int(rng.choice(gemms))
@@ -166,10 +167,13 @@ def malformed(cfg, rng, records, what):
     elif what == "kind":
         r["kind"] = 2 + int(rng.integers(2))
     elif what == "core":
-        r["m"] = cfg.core.geom.depth("a") // r["k"] + 1  # A no longer fits the core
+        r.update(op=Op.WG.value, act=Act.RELU.value, use_mask=0, eors=0)  # WG is identity only
+    elif what == "core_range":
+        # A no longer fits the core's buffer (zero strides keep the GBUF ranges small)
+        r.update(op=Op.FP.value, act=Act.IDENTITY.value, use_mask=0, eors=0, store_mask=0,
+                 m=cfg.core.geom.depth("a") // r["k"] + 1)
         r["out"] = {"base": 0, "s0": 0, "s1": 0}
         r["a"] = {"base": 0, "s0": 0, "s1": 0}
-        r["mask_in_base"] = r["mask_out_base"] = 0
     else:
         raise ValueError(f"Unknown malformation {what!r}")
     return recs, t

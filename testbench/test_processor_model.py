@@ -115,7 +115,7 @@ def test_random_programs_run():
 
 @pytest.mark.parametrize("what,error", [("self_dep", ProgramError.BAD_DEP), ("later_dep", ProgramError.BAD_DEP),
                                         ("gbuf_range", ProgramError.GBUF_RANGE), ("kind", ProgramError.BAD_KIND),
-                                        ("core", ProgramError.CORE)])
+                                        ("core", ProgramError.CORE), ("core_range", ProgramError.CORE)])
 def test_malformed(what, error):
     rng = np.random.default_rng(7)
     gbuf, recs, _ = random_program(CFG, rng, 8, pause=False)
