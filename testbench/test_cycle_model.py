@@ -163,3 +163,14 @@ def test_bench_step_cli(tmp_path, capsys):
     assert main(["bench", "step", "--model", "--policy", "adaptive", "--cores", "3", "--batch",
                  "8", "--gantt", str(png)]) == 0
     assert png.stat().st_size > 1000
+
+
+def test_rule_hook(step):
+    """An exploration rule replaces the adaptive one: one core each is the spatial
+    schedule, all free cores when every core is free is the temporal one."""
+    cfg, prog, macs = step
+    one = simulate(cfg, prog.records, Policy.ADAPTIVE, row_macs=macs, rule=lambda f, r, t: 1)
+    assert one.cycles == simulate(cfg, prog.records, Policy.SPATIAL, row_macs=macs).cycles
+    full = simulate(cfg, prog.records, Policy.ADAPTIVE, row_macs=macs,
+                    rule=lambda f, r, t: cfg.cores if f == cfg.cores else 0)
+    assert full.cycles == simulate(cfg, prog.records, Policy.TEMPORAL, row_macs=macs).cycles

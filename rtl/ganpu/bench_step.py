@@ -20,7 +20,7 @@ POLICIES = ("temporal", "spatial", "adaptive")
 
 
 def bench_step(*, policies=POLICIES, cores=4, batch=32, seed=0, model=True, dma_width=1,
-               config="sim"):
+               config="sim", min_work=None):
     """``(schedules {policy: Schedule}, program)`` of one MLP GAN step."""
     from .gan import GAN, TrainConfig
     from .host.compiler import compile_gan, run_step
@@ -39,7 +39,7 @@ def bench_step(*, policies=POLICIES, cores=4, batch=32, seed=0, model=True, dma_
     row_macs = [task_row_macs(cfg, r, gbuf) if t.kind == TaskKind.GEMM else None
                 for t, r in zip(program.tasks, program.records)]
     out = {p: simulate(cfg, program.records, Policy[p.upper()], row_macs=row_macs,
-                       dma_width=dma_width) for p in policies}
+                       dma_width=dma_width, min_work=min_work) for p in policies}
     return out, program
 
 
@@ -64,7 +64,8 @@ def _cmd(args):
     try:
         schedules, program = bench_step(policies=policies, cores=args.cores, batch=args.batch,
                                         seed=args.seed, model=args.model,
-                                        dma_width=args.dma_width, config=args.config)
+                                        dma_width=args.dma_width, config=args.config,
+                                        min_work=args.min_work)
     except NotImplementedError as exc:
         print(f"ganpu bench step: {exc}", file=sys.stderr)
         return 1
@@ -73,6 +74,7 @@ def _cmd(args):
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"cores": args.cores, "batch": args.batch, "dma_width": args.dma_width,
+             "min_work": args.min_work,
              "source": "cycle model", "tasks": names,
              "policies": {p: s.to_json() for p, s in schedules.items()}}, indent=1))
         print(f"wrote {args.json}")
@@ -108,6 +110,8 @@ def register(bench_sub):
     c.add_argument("--config", default="sim", help="named processor config (default sim)")
     c.add_argument("--dma-width", type=_positive, default=1,
                    help="GBUF words the DMA moves per cycle in the cycle model (default 1)")
+    c.add_argument("--min-work", type=_positive, default=None,
+                   help="the adaptive rule's work per core (default: the scheduler's MIN_WORK)")
     c.add_argument("--model", action="store_true",
                    help="use the cycle model (the RTL path is not wired yet)")
     c.add_argument("--json", help="write the schedules here")

@@ -131,12 +131,14 @@ class Schedule:
 
 
 def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
-             dma_width=1, overhead=None, min_work=None):
+             dma_width=1, overhead=None, min_work=None, rule=None):
     """Schedule ``records`` on ``cfg`` under ``policy``; returns a :class:`Schedule`.
 
     Surviving work comes from ``row_macs`` (a list, per record, of per-row MAC arrays,
     e.g. from :func:`task_row_macs`), else from ``gbuf`` (the GBUF after the step: every
-    operand A is still there), else every MAC survives.
+    operand A is still there), else every MAC survives. ``rule(free, ready, rec)``
+    replaces the adaptive rule (for exploring others): ``ready`` the ready GEMM records
+    of the window in program order, ``rec`` the first of them; it returns the cores.
     """
     from .model import normalize, split_rows, cores_for, MIN_WORK
     if not isinstance(cfg, ProcessorConfig):
@@ -220,8 +222,11 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
                 break
             rec = recs[t]
             gemms = [u for u in ready if recs[u]["kind"] == TaskKind.GEMM.value]
-            k = cores_for(policy, C, len(free), len(gemms), rec["m"], rec["work"],
-                          rec["words"], min_work)
+            if rule is not None and policy == Policy.ADAPTIVE:
+                k = min(len(free), rec["m"], rule(len(free), [recs[u] for u in gemms], rec))
+            else:
+                k = cores_for(policy, C, len(free), len(gemms), rec["m"], rec["work"],
+                              rec["words"], min_work)
             if k == 0:
                 break
             pending.remove(t)
