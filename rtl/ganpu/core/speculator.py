@@ -49,8 +49,9 @@ class Speculator(wiring.Component):
       :data:`ROW_SLOTS` rows are in flight (taken and not yet released by ``row_done``).
     * A group's mask word is written exactly :attr:`latency` cycles after the cycle
       that issued the group's last term (its bubble, for a row without non-zeros).
-    * The row record enters an output queue on the cycle its last word is written and
-      is offered on ``rows_out`` from the next cycle on.
+    * The row record enters a :data:`ROW_SLOTS`-deep output queue on the cycle its last
+      word is written and is offered on ``rows_out`` 2 cycles later (later only while
+      earlier rows wait ahead of it); records leave in the order they came.
 
     Model: :meth:`model` (transaction level: rows passed on, mask words, issue cycles).
 
