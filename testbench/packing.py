@@ -24,3 +24,9 @@ def unpack(word, width, count):
 def unpack_signed(word, width, count):
     """One integer -> ``count`` two's complement field values."""
     return [v - (1 << width) if v >> (width - 1) else v for v in unpack(word, width, count)]
+
+
+def port_uint(value):
+    """A cocotb port value as an unsigned int (1-bit ports read as Logic, wider ones as
+    LogicArray)."""
+    return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)

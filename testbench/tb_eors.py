@@ -21,7 +21,7 @@ import numpy as np
 
 from ganpu.model.eors import eors_acc
 import vectors
-from packing import pack, unpack_signed
+from packing import pack, port_uint, unpack_signed
 
 IN_FIELDS = ("valid", "x", "w", "first", "bias", "last")
 ONE = 0x3C00
@@ -198,11 +198,6 @@ def check_outputs(o_valid, acc, forced, live, expected, latency):
                 f"{int(expected['acc'][i, lane])}, forced {bool(expected['forced'][i, lane])})")
 
 
-def _uint(value):
-    """A port's value as an unsigned int (1-bit ports read as Logic, wider as LogicArray)."""
-    return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
-
-
 try:
     import cocotb
     from cocotb.clock import Clock
@@ -245,8 +240,8 @@ if cocotb is not None:
             v = int(dut.o_valid.value)
             o_valid.append(v)
             if v:
-                acc.append(unpack_signed(_uint(dut.acc.value), width, lanes))
-                f, lv = _uint(dut.forced.value), _uint(dut.live.value)
+                acc.append(unpack_signed(port_uint(dut.acc.value), width, lanes))
+                f, lv = port_uint(dut.forced.value), port_uint(dut.live.value)
                 forced.append([(f >> j) & 1 for j in range(lanes)])
                 live.append([(lv >> j) & 1 for j in range(lanes)])
             else:

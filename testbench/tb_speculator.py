@@ -35,10 +35,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, Timer
 
-
-def _uint(value):
-    """A port's value as an unsigned int (1-bit ports read as Logic, wider as LogicArray)."""
-    return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
+from packing import port_uint
 
 
 class _Ports:
@@ -52,7 +49,7 @@ class _Ports:
             getattr(self.dut, name).value = v
 
     def get(self, name):
-        return _uint(getattr(self.dut, name).value)
+        return port_uint(getattr(self.dut, name).value)
 
 
 async def _run_task(dut, ports, task, meta, rng, log):
@@ -97,7 +94,7 @@ async def _run_task(dut, ports, task, meta, rng, log):
         # --- just after the rising edge: registered outputs are settled
         for name, (addr, data) in ports.reads.items():
             data.value = mems[name][prev_addr[name]]
-            prev_addr[name] = _uint(addr.value)
+            prev_addr[name] = port_uint(addr.value)
         cyc = ports.get("cycles")
         first_seen.setdefault(cyc, t)
         if ports.get("pm_wr__en"):

@@ -14,6 +14,7 @@ import pytest
 
 import harness
 import tb_eors
+from packing import pack
 from ganpu.core import CoreConfig, Geometry
 from ganpu.core import model as core_model
 from ganpu.core.descriptor import Op, Act, Error
@@ -108,8 +109,7 @@ def real_tasks(records, cfg, rows, rng):
 
 def _pack(elements, P):
     """Buffer elements -> wide words of P elements (lane p in bits 16p..16p+15)."""
-    words = np.asarray(elements, dtype=np.uint16).reshape(-1, P)
-    return [sum(int(v) << (16 * p) for p, v in enumerate(w)) for w in words]
+    return [pack(w, 16) for w in np.asarray(elements, dtype=np.uint16).reshape(-1, P)]
 
 
 def bench_task(name, desc, bufs, cfg):
