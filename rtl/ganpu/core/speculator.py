@@ -9,7 +9,7 @@ import numpy as np
 
 from ..delay import delay_line
 from ..eors.predictor import EorsPredictor
-from ..model.eors import EorsParams, eors_mask
+from ..model.eors import eors_mask
 from .config import CoreConfig, DEFAULT_CORE, Geometry
 from .indexer import entry_layout, row_layout
 from .model import eors_active
