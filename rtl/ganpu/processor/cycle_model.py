@@ -9,12 +9,13 @@ What is modelled
   output per cycle, whichever binds, plus a fixed start/drain cost. The constants are
   calibrated against the core's RTL cycles measured by ``ganpu bench core``
   (:func:`calibrate` refits them from that command's JSON).
-* **DMA**: one engine, ``dma_width`` GBUF words per cycle (1 on the processor),
-  ``DMA_SETUP`` cycles per transfer. A task given ``k`` cores loads its shared operands
-  (B, the bias, the EORS copy of B) once, broadcast to the ``k`` cores, then each
-  core's rows of A (and of MASK_IN), in core order; a core starts when its own rows are
-  in. When a core finishes, its rows of OUT (and MASK_OUT) are stored; the core is free
-  again when its store is done. Transfers are served in the order they are asked for.
+* **DMA** (``docs/processor.md``): one engine moving one job at a time, ``dma_width``
+  GBUF words per cycle (1 on the processor) plus ``DMA_SETUP`` (load) or
+  ``STORE_SETUP`` (store) cycles per pass. A task given ``k`` cores is one load job:
+  each core's rows of A (and of MASK_IN), then B, BW and the bias once, broadcast to
+  the ``k`` cores; every core of the group starts when the job ends. When a core
+  finishes, its rows of OUT (and MASK_OUT) are one store job; the core is free again
+  when it is stored. A waiting store is taken before a waiting load.
 * **Scheduler**: the ``window`` oldest undispatched records are scanned in program
   order; the first whose dependencies are done is dispatched with as many cores as
   :func:`~ganpu.processor.model.cores_for` gives it under the run's policy (the very
@@ -23,7 +24,8 @@ What is modelled
   is not counted: ``pause_cycles``) and the program resumes.
 
 What is not modelled: bus contention between the DMA and the host, GBUF bank
-conflicts, the scheduler's own cycle or two per dispatch (folded into ``DMA_SETUP``).
+conflicts, the scheduler's scan of its window (two cycles per record), host time at
+pauses (the processor's CYCLES counter includes it).
 """
 
 import heapq
@@ -35,14 +37,17 @@ import numpy as np
 from .config import ProcessorConfig
 from .program import TaskKind, Policy
 
-__all__ = ["core_cycles", "calibrate", "CORE_OVERHEAD", "DMA_SETUP", "task_row_macs",
+__all__ = ["core_cycles", "calibrate", "CORE_OVERHEAD", "DMA_SETUP", "STORE_SETUP", "task_row_macs",
            "Schedule", "simulate", "compare_policies", "gantt"]
 
 # Calibrated with ``ganpu bench core --json F`` (lanes 4, the MLP GAN's step 0):
 # see calibrate() and docs/astm.md for the fit and its error.
 CORE_OVERHEAD = 40
-# Cycles the DMA spends starting one transfer (address set-up, first GBUF read).
-DMA_SETUP = 4
+# Cycles the DMA spends per pass of a job beyond one per word: a load pass's GBUF read
+# (one cycle before the first core write), a store pass's read through the core's host
+# port (its read latency, 4).
+DMA_SETUP = 1
+STORE_SETUP = 4
 
 
 def core_cycles(lanes, m, n, k, macs, overhead=None):
@@ -138,9 +143,10 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
     e.g. from :func:`task_row_macs`), else from ``gbuf`` (the GBUF after the step: every
     operand A is still there), else every MAC survives. ``rule(free, ready, rec)``
     replaces the adaptive rule (for exploring others): ``ready`` the ready GEMM records
-    of the window in program order, ``rec`` the first of them; it returns the cores.
+    of the window in program order, ``rec`` the first of them; it returns the cores
+    (0: wait).
     """
-    from .model import normalize, split_rows, cores_for, MIN_WORK
+    from .model import normalize, split_rows, cores_for, eors_active, reads_mask_in, MIN_WORK
     if not isinstance(cfg, ProcessorConfig):
         raise TypeError(f"cfg must be a ProcessorConfig, not {cfg!r}")
     policy = Policy(policy)
@@ -157,54 +163,62 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
     done = [False] * n
     pending = list(range(n))          # undispatched, program order
     free = set(range(C))
-    dma_free = 0
     segments, dma = [], []
     busy, occupied = [0] * C, [0] * C
     events = []                       # (time, seq, kind, payload)
     seq = 0
-    left = {}                          # task -> cores still running or storing
-    cores_of = {}
-    finished = {}
-    pauses = []
+    left, cores_of, finished, pauses = {}, {}, {}, []
+    loads, stores = [], []            # DMA jobs waiting: (task, passes, payload)
+    dma_busy = False
     now = 0
-
-    def xfer(task, t0, words, kind):
-        nonlocal dma_free
-        if words == 0:
-            return t0
-        start = max(t0, dma_free)
-        end = start + DMA_SETUP + -(-words // dma_width)
-        dma_free = end
-        dma.append((task, start, end, kind))
-        return end
 
     def push(time, kind, payload):
         nonlocal seq
         heapq.heappush(events, (time, seq, kind, payload))
         seq += 1
 
+    def passes_cycles(passes, setup):
+        return sum(setup + -(-w // dma_width) for w in passes if w)
+
+    def dma_next():
+        nonlocal dma_busy
+        if dma_busy or not (stores or loads):
+            return
+        # a store is taken before a waiting load: it frees a core
+        job = stores.pop(0) if stores else loads.pop(0)
+        t, cycles, kind, payload = job
+        dma.append((t, now, now + cycles, kind))
+        dma_busy = True
+        push(now + cycles, kind, payload)
+
     def dispatch(t, rec, k):
-        from .model import eors_active, reads_mask_in
         M, N, K = rec["m"], rec["n"], rec["k"]
-        shared = N * K + (N if rec["bias"] else 0) + \
-            (-(-N // P) * P * K if eors_active(rec) else 0)
-        ready_at = xfer(t, now, shared, "load")
         parts = split_rows(M, k)
         cores = sorted(free)[:len(parts)]
         cores_of[t] = cores
         left[t] = len(parts)
-        for core, (m0, m1) in zip(cores, parts):
+        passes = []
+        for m0, m1 in parts:
+            passes.append((m1 - m0) * K)
+            if reads_mask_in(rec):
+                passes.append((m1 - m0) * N)
+        passes += [N * K, -(-N // P) * P * K if eors_active(rec) else 0, N if rec["bias"] else 0]
+        for core in cores:
             free.discard(core)
-            rows = m1 - m0
-            own = rows * K + (rows * N if reads_mask_in(rec) else 0)
-            start = max(ready_at, xfer(t, now, own, "load"))
-            macs = int(row_macs[t][m0:m1].sum())
-            end = start + int(np.ceil(core_cycles(lanes, rows, N, K, macs, overhead)))
-            segments.append((t, core, start, end))
-            busy[core] += end - start
-            push(end, "computed", (t, core, now, rows * N * (1 + rec["store_mask"])))
+        loads.append((t, passes_cycles(passes, DMA_SETUP), "load", (t, now)))
 
-    while pending or events:
+    def loaded(t, t_disp):
+        rec = recs[t]
+        M, N, K = rec["m"], rec["n"], rec["k"]
+        for core, (m0, m1) in zip(cores_of[t], split_rows(M, len(cores_of[t]))):
+            rows = m1 - m0
+            macs = int(row_macs[t][m0:m1].sum())
+            end = now + int(np.ceil(core_cycles(lanes, rows, N, K, macs, overhead)))
+            segments.append((t, core, now, end))
+            busy[core] += end - now
+            push(end, "computed", (t, core, t_disp, rows))
+
+    while True:
         # dispatch everything possible at `now`
         while pending:
             window = pending[:cfg.window]
@@ -213,7 +227,7 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
                 break
             t = ready[0]
             if recs[t]["kind"] == TaskKind.PAUSE.value:
-                if len(free) == C and not events and dma_free <= now:
+                if len(free) == C and not dma_busy and not loads and not stores:
                     pauses.append((t, now))
                     done[t] = True
                     finished[t] = now
@@ -231,6 +245,7 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
                 break
             pending.remove(t)
             dispatch(t, rec, k)
+        dma_next()
         if not events:
             if pending:
                 raise RuntimeError(f"deadlock at cycle {now}: records {pending[:cfg.window]} "
@@ -238,11 +253,16 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
             break
         time, _, kind, payload = heapq.heappop(events)
         now = max(now, time)
-        if kind == "computed":
-            t, core, t_disp, words = payload
-            end = xfer(t, now, words, "store")
-            push(end, "stored", (t, core, t_disp))
+        if kind == "load":
+            dma_busy = False
+            loaded(*payload)
+        elif kind == "computed":
+            t, core, t_disp, rows = payload
+            rec = recs[t]
+            words = [rows * rec["n"], rows * rec["n"] if rec["store_mask"] else 0]
+            stores.append((t, passes_cycles(words, STORE_SETUP), "store", (t, core, t_disp)))
         else:
+            dma_busy = False
             t, core, t_disp = payload
             occupied[core] += now - t_disp
             free.add(core)
