@@ -1,68 +1,36 @@
 """cocotb bench of the compute core against ganpu.core.model, bit for bit.
 
 Environment: GANPU_SEED, GANPU_TASKS (random tasks), GANPU_ERRORS (1 = every malformed
-class, else a subset), GANPU_REAL (path of an .npz of real FC tasks, optional).
+class, else a subset), GANPU_EORS_LANES (the core's EORS lanes, default 16). The
+host side is the package's driver (:mod:`ganpu.host.driver`) over the cocotb transport.
 """
 
 import os
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 
 from ganpu import numerics
-from ganpu.core import Act, Error, Geometry, Op
+from ganpu.core import Act, Buf, Error, Op
 from ganpu.core import model
 from ganpu.host import lower
-from core_driver import CoreDriver
+from ganpu.host.driver import DEFAULT_TIMEOUT
+from ganpu.sim.cocotb_transport import attach, config_from_env
 from vectors import f16_mixed
 
-GEOM = Geometry()
-# the core's EORS lane count (the BW buffer's grouping); Core's default unless a
-# benchmark builds another size
-EORS_LANES = int(os.environ.get("GANPU_EORS_LANES", "16"))
-SIZES = {"a": GEOM.depth("a"), "b": GEOM.depth("b"), "bias": GEOM.depth("bias"),
-         "mask_in": GEOM.depth("mask"), "out": GEOM.depth("out"), "mask_out": GEOM.depth("mask"),
-         "bw": GEOM.depth("b")}
-
-
-class Shadow:
-    """The bench's copy of every buffer: what the model runs on."""
-
-    def __init__(self):
-        self.bufs = {k: np.zeros(n, dtype=np.uint16) for k, n in SIZES.items()}
-
-    async def sync(self, drv):
-        """Take the buffers tasks write from the hardware: block RAM keeps its contents
-        across resets, so an earlier test's results are still there."""
-        for name in ("out", "mask_out", "mask_in"):
-            self.bufs[name] = await drv.read(name, 0, SIZES[name])
-
-    async def load(self, drv, loads):
-        for name, (base, values) in loads.items():
-            await drv.write(name, base, values)
-            self.bufs[name][base:base + len(values)] = values
+# the core's EORS lane count (the BW buffer's grouping) comes from GANPU_EORS_LANES
+# when a benchmark builds another size
+CONFIG = config_from_env()
+GEOM = CONFIG.geom
 
 
 async def start(dut):
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    drv = CoreDriver(dut, GEOM)
-    await drv.reset()
+    """Clock, reset, and a driver whose shadow holds what the hardware's task-written
+    buffers hold (block RAM keeps its contents across resets, so an earlier test's
+    results are still there)."""
+    drv = await attach(dut, CONFIG)
+    await drv.sync()
     return drv
-
-
-async def run_and_compare(drv, shadow, desc, what):
-    err, cycles = await drv.run(desc)
-    exp_err, exp = model.run_task(desc, shadow.bufs, GEOM, eors_lanes=EORS_LANES)
-    assert err == exp_err, f"{what}: error {err!r}, model says {exp_err!r} for {desc}"
-    # every buffer a task can write
-    for name in ("out", "mask_out", "mask_in"):
-        got = await drv.read(name, 0, SIZES[name])
-        bad = np.nonzero(got != exp[name])[0]
-        assert len(bad) == 0, (f"{what}: {len(bad)} mismatches in {name}, first at {bad[0]}: "
-                               f"got {got[bad[0]]:#x} expected {exp[name][bad[0]]:#x}; desc {desc}")
-    shadow.bufs = exp
-    return err, cycles
 
 
 def values(rng, shape, zeros, special):
@@ -114,7 +82,7 @@ def shift(desc, loads, rng):
     for key, buf in (("a_base", "a"), ("b_base", "b"), ("bias_base", "bias")):
         if buf in loads and not (desc.get("eors") and buf == "bias"):
             base, v = loads[buf]
-            room = SIZES[buf] - len(v)
+            room = CONFIG.depth(buf) - len(v)
             off = int(rng.integers(0, room + 1)) if room > 0 else 0
             loads[buf] = (base + off, v)
             desc[key] += off
@@ -125,13 +93,11 @@ def shift(desc, loads, rng):
 async def random_tasks(dut):
     rng = np.random.default_rng(int(os.environ.get("GANPU_SEED", "1")))
     drv = await start(dut)
-    shadow = Shadow()
-    await shadow.sync(drv)
     ntasks = int(os.environ.get("GANPU_TASKS", "10"))
     for t in range(ntasks):
         desc, loads = shift(*random_task(rng), rng)
-        await shadow.load(drv, loads)
-        await run_and_compare(drv, shadow, desc, f"task {t}")
+        await drv.load(loads)
+        await drv.run_checked(desc, f"task {t}")
     dut._log.info("%d random tasks bit-exact", ntasks)
 
 
@@ -140,8 +106,6 @@ async def edge_tasks(dut):
     """Every op x activation, sizes 1 and primes, all-zero A, masks all on and all off."""
     rng = np.random.default_rng(2)
     drv = await start(dut)
-    shadow = Shadow()
-    await shadow.sync(drv)
     cases = 0
     x = values(rng, (7, 13), 0.5, False)
     w = values(rng, (11, 13), 0.0, False)
@@ -150,8 +114,8 @@ async def edge_tasks(dut):
         for desc, loads in (lower.fc_fp(x, w, b, act=act, slope=0x3266),
                             lower.fc_bp(values(rng, (7, 11), 0.5, False), w,
                                         rng.random((7, 13)) < 0.5, act=act, slope=0x3266)):
-            await shadow.load(drv, loads)
-            await run_and_compare(drv, shadow, desc, f"{Op(desc['op']).name} {act.name}")
+            await drv.load(loads)
+            await drv.run_checked(desc, f"{Op(desc['op']).name} {act.name}")
             cases += 1
     for desc, loads in (lower.fc_fp(np.zeros((3, 5), np.uint16), w[:, :5], b, act=Act.RELU),
                         lower.fc_fp(x, w, b, mask=np.ones((7, 11), bool)),
@@ -160,8 +124,8 @@ async def edge_tasks(dut):
                         lower.fc_fp(x[:1, :1], w[:1, :1], b[:1], act=Act.IDENTITY),
                         lower.fc_wg(values(rng, (1, 1), 0.0, False), values(rng, (1, 1), 0.0, False)),
                         lower.fc_db(values(rng, (13, 11), 1.0, False))):
-        await shadow.load(drv, loads)
-        await run_and_compare(drv, shadow, desc, f"edge {cases}")
+        await drv.load(loads)
+        await drv.run_checked(desc, f"edge {cases}")
         cases += 1
     dut._log.info("%d edge tasks bit-exact", cases)
 
@@ -197,16 +161,14 @@ async def malformed_descriptors(dut):
     MASK_IN as they were (the only buffers a task can write)."""
     rng = np.random.default_rng(3)
     drv = await start(dut)
-    shadow = Shadow()
-    await shadow.sync(drv)
     # known, non-zero contents, so "wrote nothing" is visible
-    await shadow.load(drv, {"out": (0, rng.integers(0, 1 << 16, SIZES["out"]).astype(np.uint16)),
-                            "mask_out": (0, rng.integers(0, 2, SIZES["mask_out"]).astype(np.uint16)),
-                            "mask_in": (0, rng.integers(0, 2, SIZES["mask_in"]).astype(np.uint16))})
+    await drv.load({"out": (0, rng.integers(0, 1 << 16, CONFIG.depth("out")).astype(np.uint16)),
+                    "mask_out": (0, rng.integers(0, 2, CONFIG.depth("mask_out")).astype(np.uint16)),
+                    "mask_in": (0, rng.integers(0, 2, CONFIG.depth("mask_in")).astype(np.uint16))})
     for what, desc in malformed(os.environ.get("GANPU_ERRORS", "1") == "1"):
-        exp = model.check(desc, GEOM)
+        exp = model.check(desc, GEOM, CONFIG.eors_lanes)
         assert exp != Error.OK, f"bench error: {what} is not malformed for the model"
-        err, _ = await run_and_compare(drv, shadow, desc, what)
+        err, _ = await drv.run_checked(desc, what)
         assert err == exp
     dut._log.info("malformed descriptors refused, buffers intact")
 
@@ -215,30 +177,27 @@ async def malformed_descriptors(dut):
 async def host_port_errors(dut):
     """Out-of-range host addresses and writes during a task set h_err and change nothing."""
     drv = await start(dut)
-    shadow = Shadow()
-    await shadow.sync(drv)
+    port = drv.transport
     rng = np.random.default_rng(4)
-    bias = rng.integers(0, 1 << 16, SIZES["bias"]).astype(np.uint16)
-    await shadow.load(drv, {"bias": (0, bias)})
-    assert dut.h_err.value == 0
-    await drv.write_raw(2, SIZES["bias"] + 3, 0xDEAD)     # BIAS, beyond its depth
-    assert dut.h_err.value == 1, "out-of-range write not flagged"
-    await drv.write_raw(6, 0, 0xBEEF)                     # no such buffer
-    got = await drv.read("bias", 0, SIZES["bias"])
+    depth = CONFIG.depth("bias")
+    bias = rng.integers(0, 1 << 16, depth).astype(np.uint16)
+    await drv.load({"bias": (0, bias)})
+    assert port.host_error == 0
+    await port.write_raw(Buf.BIAS.value, depth + 3, 0xDEAD)   # beyond its depth
+    assert port.host_error == 1, "out-of-range write not flagged"
+    await port.write_raw(len(Buf), 0, 0xBEEF)                 # no such buffer
+    got = await drv.read("bias", 0, depth)
     assert np.array_equal(got, bias), "out-of-range write corrupted BIAS"
     # a write while a task runs is flagged and dropped
     desc, loads = lower.fc_wg(values(rng, (16, 32), 0.0, False), values(rng, (16, 32), 0.0, False))
-    await shadow.load(drv, loads)
-    dut.desc.value = lower.pack_desc(desc, GEOM)
-    dut.start.value = 1
-    await cocotb.triggers.FallingEdge(dut.clk)
-    dut.start.value = 0
-    assert dut.h_err.value == 0, "start must clear h_err"
-    await drv.write_raw(0, 0, 0x1234)
-    assert dut.h_err.value == 1, "write during a task not flagged"
-    await cocotb.triggers.FallingEdge(dut.busy)
+    await drv.load(loads)
+    await port.start(drv.pack(desc))
+    assert port.host_error == 0, "start must clear h_err"
+    await port.write_raw(Buf.A.value, 0, 0x1234)
+    assert port.host_error == 1, "write during a task not flagged"
+    await port.wait_idle(DEFAULT_TIMEOUT)
     got = await drv.read("a", 0, 4)
-    assert got[0] == shadow.bufs["a"][0], "write during a task reached A"
-    _, exp = model.run_task(desc, shadow.bufs, GEOM)
+    assert got[0] == drv.shadow["a"][0], "write during a task reached A"
+    _, exp = drv.expect(desc)
     out = await drv.read("out", 0, 32 * 32)
     assert np.array_equal(out, exp["out"][:32 * 32])

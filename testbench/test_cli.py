@@ -45,3 +45,69 @@ def test_python_m_unknown_block(tmp_path):
                            "--block", "bogus"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "bogus" in proc.stderr
+
+
+def _imports(path):
+    import ast
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            yield node.module
+
+
+def test_package_stands_without_its_testbench():
+    """No module of the package imports a testbench module (``ganpu bench`` runs from
+    an installed package), host code never imports cocotb, and the bench the runner
+    gives the simulator ships with the package."""
+    from pathlib import Path
+    import ganpu
+    from ganpu.sim import runner
+    pkg = Path(ganpu.__file__).parent
+    testbench = {p.stem for p in Path(__file__).parent.glob("*.py")}
+    for path in pkg.rglob("*.py"):
+        for name in _imports(path):
+            assert name.split(".")[0] not in testbench, f"{path} imports {name} from testbench/"
+            if path.parent.name == "host":
+                assert name.split(".")[0] != "cocotb", f"{path} imports cocotb"
+    assert (runner.SIM_DIR / "bench_tasks.py").exists()
+    assert runner.SIM_DIR.parent == pkg
+
+
+def test_build_root_follows_ganpu_build(monkeypatch, tmp_path):
+    from ganpu.sim import runner
+    monkeypatch.setenv("GANPU_BUILD", str(tmp_path / "b"))
+    assert runner.build_root() == tmp_path / "b"
+    monkeypatch.delenv("GANPU_BUILD")
+    monkeypatch.chdir(tmp_path)
+    assert runner.build_root() == tmp_path / "build" / "sim"
+    with pytest.raises(ValueError, match=r"^Unknown simulator 'questa'; expected one of \('icarus', 'verilator'\)$"):
+        runner.setup("questa")
+
+
+def test_concurrent_builds_of_one_design_build_once(tmp_path):
+    """Two builders of the same folder (two pytest-xdist workers) never overlap: the
+    second waits on the lock, finds the stamp and builds nothing."""
+    import threading
+    import time
+    from ganpu.sim import runner
+    log = []
+
+    class SlowRunner:
+        def build(self, **kw):
+            log.append(("start", threading.get_ident()))
+            time.sleep(0.3)
+            log.append(("end", threading.get_ident()))
+
+    folder = tmp_path / "top-icarus-0123"
+    built = []
+    threads = [threading.Thread(target=lambda: built.append(
+        runner._build(SlowRunner(), "icarus", "top", "module top; endmodule\n", folder, False)))
+        for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [e for e, _ in log] == ["start", "end"]
+    assert sorted(built) == [False, True]
+    assert (folder / "top.v").read_text() == "module top; endmodule\n"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import harness
-from ganpu.core import Core, Geometry
+from ganpu.core import Core, CoreConfig, Geometry
 from ganpu.core import model
 from ganpu.core.descriptor import Error
 
@@ -13,21 +13,30 @@ from ganpu.core.descriptor import Error
 TASKS = {"verilator": 40, "icarus": 6}
 
 
-@pytest.mark.parametrize("sim", harness.SIMULATORS)
+def _core():
+    return Core(CoreConfig(lanes=4))
+
+
+def _group(sim):
+    """Tests that build the same core share a worker (and so do not wait on a build)."""
+    return pytest.param(sim, marks=pytest.mark.xdist_group(f"ganpu_core-{sim}"))
+
+
+@pytest.mark.parametrize("sim", [_group(sim) for sim in harness.SIMULATORS])
 def test_core(sim):
     ntasks = max(1, int(TASKS[sim] * harness.scale()))
-    harness.run(sim, Core(lanes=4), "ganpu_core", "tb_core",
+    harness.run(sim, _core(), "ganpu_core", "tb_core",
                 env={"GANPU_SEED": 11, "GANPU_TASKS": ntasks,
                      "GANPU_ERRORS": 1 if sim == "verilator" else 0})
 
 
 def test_parameters_are_validated():
-    with pytest.raises(ValueError, match=r"lanes must be an integer in 1\.\.16, not 0"):
-        Core(lanes=0)
+    with pytest.raises(ValueError, match=r"^lanes must be in 1\.\.16, not 0$"):
+        CoreConfig(lanes=0)
     with pytest.raises(ValueError, match=r"a_bits must be in 1\.\.16, not 20"):
         Geometry(a_bits=20)
-    with pytest.raises(TypeError, match="geom must be a Geometry"):
-        Core(geom=12)
+    with pytest.raises(TypeError, match=r"^config must be a CoreConfig, not 12$"):
+        Core(12)
 
 
 def test_model_check_order():
@@ -56,18 +65,14 @@ def real_step_eors():
     return export_layers(net="mlp", steps=(0,), batch=32, seed=0, eors=DEFAULT_EORS)
 
 
-def _buffers(g):
-    depth = {"a": "a", "b": "b", "bw": "b", "bias": "bias", "out": "out", "mask_in": "mask", "mask_out": "mask"}
-    return {k: np.zeros(g.depth(v), np.uint16) for k, v in depth.items()}
-
-
 @pytest.mark.parametrize("eors", [False, True])
 def test_core_model_equals_golden_layers(real_step, real_step_eors, eors):
     """The core's task model, fed the lowered tasks, reproduces every layer result of
     a real training step (outputs and masks): the core's order is the model's. With
     EORS, the core's own prediction gives the golden model's EORS results."""
     from ganpu.host.tasks import record_tasks
-    g = Geometry()
+    config = CoreConfig()
+    g = config.geom
     records = real_step_eors if eors else real_step
     assert len(records) >= 30
     predicted = 0
@@ -76,7 +81,7 @@ def test_core_model_equals_golden_layers(real_step, real_step_eors, eors):
         mask = np.zeros_like(rec["mask_out"])
         for desc, loads, (m0, m1) in record_tasks(rec, g, eors=eors):
             predicted += desc["eors"] and m0 == 0
-            bufs = _buffers(g)
+            bufs = config.zero_buffers()
             for name, (base, v) in loads.items():
                 bufs[name][base:base + len(v)] = v
             err, new = model.run_task(desc, bufs, g)
@@ -100,7 +105,7 @@ def _real_tasks(records, keys, eors):
     return tasks
 
 
-@pytest.mark.parametrize("sim", harness.SIMULATORS)
+@pytest.mark.parametrize("sim", [_group(sim) for sim in harness.SIMULATORS])
 def test_core_real_step(sim, real_step, real_step_eors, tmp_path):
     """Real tensors on the generated Verilog: every FC gemm of a training step on
     Verilator, plus the FP ReLU gemms again with the core's EORS prediction; on
@@ -116,8 +121,111 @@ def test_core_real_step(sim, real_step, real_step_eors, tmp_path):
     tasks = _real_tasks(real_step, keys, False) + _real_tasks(real_step_eors, eors_keys, True)
     taskfile = tmp_path / "tasks.pkl"
     taskfile.write_bytes(pickle.dumps(tasks))
-    harness.run(sim, Core(lanes=4), "ganpu_core", "tb_core_tasks",
+    harness.run(sim, _core(), "ganpu_core", "bench_tasks",
                 env={"GANPU_TASKFILE": taskfile, "GANPU_RESULTS": tmp_path / "cycles.json"})
     import json
     cycles = {r["name"]: r["cycles"] for r in json.loads((tmp_path / "cycles.json").read_text())}
     assert len(cycles) == len(tasks)
+
+
+def test_pack_desc_is_the_layout():
+    """Packing is the descriptor layout's own const(); codes the enums do not define
+    still reach their field (the checker must see them), and a value that does not
+    fit names its field."""
+    from ganpu.core.descriptor import descriptor_layout
+    from ganpu.host.lower import fc_fp, pack_desc
+    g = Geometry()
+    layout = descriptor_layout(g)
+    desc, _ = fc_fp(np.zeros((3, 5), np.uint16), np.zeros((7, 5), np.uint16), np.zeros(7, np.uint16))
+    bits = pack_desc(desc, g)
+    assert bits == layout.const(desc).as_bits()
+    view = layout.from_bits(bits)
+    assert (view.m, view.n, view.k, view.a_sm) == (3, 7, 5, 5)
+    bad = pack_desc({**desc, "op": 3, "act": 3}, g)
+    assert (bad >> layout["op"].offset) & 3 == 3 and (bad >> layout["act"].offset) & 3 == 3
+    assert bad & ~((3 << layout["op"].offset) | (3 << layout["act"].offset)) == \
+        bits & ~((3 << layout["op"].offset) | (3 << layout["act"].offset))
+    with pytest.raises(ValueError, match=r"^Descriptor field m=16384 does not fit in 14 bits$"):
+        pack_desc({**desc, "m": 1 << g.dim_bits}, g)
+    with pytest.raises(ValueError, match=r"^Descriptor field slope=-1 does not fit in 16 bits$"):
+        pack_desc({**desc, "slope": -1}, g)
+    with pytest.raises(ValueError, match=r"^Descriptor field op=4 does not fit in 2 bits$"):
+        pack_desc({**desc, "op": 4}, g)
+    with pytest.raises(ValueError, match=r"^Descriptor field 'k' is missing$"):
+        pack_desc({f: v for f, v in desc.items() if f != "k"}, g)
+    with pytest.raises(ValueError, match=r"^Descriptor has unknown fields \['stride'\]$"):
+        pack_desc({**desc, "stride": 1}, g)
+
+
+class ModelTransport:
+    """A transport whose 'hardware' is the task model on its own buffer image (tests
+    the driver without a simulator); ``corrupt`` flips OUT[0] after each task."""
+
+    def __init__(self, config, corrupt=False):
+        from ganpu.core.descriptor import descriptor_layout
+        self.config, self.corrupt = config, corrupt
+        self.bufs = config.zero_buffers()
+        self.layout = descriptor_layout(config.geom)
+
+    async def write(self, buf, base, values):
+        self.bufs[buf.name.lower()][base:base + len(values)] = values
+
+    async def read(self, buf, base, count):
+        return self.bufs[buf.name.lower()][base:base + count].copy()
+
+    async def run(self, desc_bits, timeout):
+        desc = {name: (desc_bits >> field.offset) & ((1 << field.width) - 1)
+                for name, field in self.layout}
+        err, self.bufs = model.run_task(desc, self.bufs, self.config.geom)
+        self.bufs["out"][0] ^= self.corrupt
+        return err, 7
+
+
+def test_driver_on_a_model_transport():
+    """The host driver's write/load/run/read/compare path, on a transport that runs
+    the model: tasks pass, a corrupted result and a refused task are reported with
+    their names, and bad buffer names or ranges are refused before any access."""
+    import asyncio
+    from ganpu.host import lower
+    from ganpu.host.driver import CoreDriver, ModelMismatch
+    from ganpu.host.transport import Transport
+    Transport.register(ModelTransport)
+    config = CoreConfig()
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 0x3C00, (4, 6)).astype(np.uint16)
+    w = rng.integers(0, 0x3C00, (5, 6)).astype(np.uint16)
+    desc, loads = lower.fc_fp(x, w, np.zeros(5, np.uint16))
+
+    async def go(transport):
+        drv = CoreDriver(transport, config)
+        await drv.sync()
+        rows = await drv.run_tasks([("fc", desc, loads)])
+        out, mask = await drv.read_output(desc)
+        return rows, out, mask, drv
+
+    rows, out, mask, drv = asyncio.run(go(ModelTransport(config)))
+    assert rows == [{"name": "fc", "cycles": 7}]
+    _, exp = model.run_task(desc, {**config.zero_buffers(), "a": drv.shadow["a"], "b": drv.shadow["b"]},
+                            config.geom)
+    np.testing.assert_array_equal(out.ravel(), exp["out"][:20])
+    np.testing.assert_array_equal(mask.ravel(), exp["mask_out"][:20].astype(bool))
+    with pytest.raises(ModelMismatch, match=r"^fc: 1 mismatches in out, first at 0: "):
+        asyncio.run(go(ModelTransport(config, corrupt=True)))
+    refused = ModelTransport(config)
+
+    async def bad_task():
+        await CoreDriver(refused, config).run_tasks([("zero", {**desc, "m": 0}, {})])
+    with pytest.raises(ModelMismatch, match=r"^zero: refused with <Error.ZERO_DIM: 3>$"):
+        asyncio.run(bad_task())
+
+    async def bad_access():
+        drv = CoreDriver(ModelTransport(config), config)
+        with pytest.raises(KeyError, match=r"Unknown buffer 'weights'; valid names: a, b, bias"):
+            await drv.write("weights", 0, [1])
+        with pytest.raises(ValueError, match=r"^bias\[250:260\] is outside the buffer's 256 elements$"):
+            await drv.write("bias", 250, np.zeros(10))
+        with pytest.raises(ValueError, match=r"^out\[-1:0\] is outside"):
+            await drv.read("out", -1, 1)
+    asyncio.run(bad_access())
+    with pytest.raises(TypeError, match=r"^transport must be a Transport, not 3$"):
+        CoreDriver(3, config)

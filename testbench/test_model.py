@@ -452,6 +452,33 @@ def test_work_count_brute_force():
     assert c["structural"] == 3 * 4
 
 
+def test_record_work_is_count_with_the_core_mask():
+    """The host's per-record accounting is :func:`count` with the outputs the core
+    computes as live (the mask in FP and BP with ReLU only)."""
+    from ganpu.host.tasks import record_work, phase_act
+    rng = np.random.default_rng(3)
+    A, B = rnd16(rng, (5, 7), zeros=0.5), rnd16(rng, (4, 7), zeros=0.3)
+    mask = rng.random((5, 4)) < 0.5
+    for phase, act, live in (("fp", "relu", mask), ("bp", "relu", mask), ("fp", "leaky", None),
+                             ("bp", "leaky", None), ("wg", "identity", None)):
+        rec = {"A": A, "B": B, "epi_phase": phase, "act": act, "mask_in": mask}
+        assert record_work(rec) == count(A, B, live), (phase, act)
+    with pytest.raises(ValueError, match=r"^Unknown phase 'xp'; valid: fp, bp, wg$"):
+        phase_act({"epi_phase": "xp", "act": "relu"})
+    with pytest.raises(ValueError, match=r"^Unknown activation 'gelu'; valid: identity, relu, leaky$"):
+        phase_act({"epi_phase": "fp", "act": "gelu"})
+
+
+def test_prediction_stats():
+    from ganpu.model.eors import prediction_stats
+    true_live = np.array([[1, 1, 0, 0, 0], [1, 0, 0, 1, 1]], dtype=bool)
+    pred_live = np.array([[1, 0, 0, 1, 0], [1, 1, 0, 1, 1]], dtype=bool)
+    # true zeros at 5 places, 3 of them predicted zero; 1 of 5 live outputs predicted zero
+    assert prediction_stats(true_live, pred_live) == {
+        "recall": 3 / 5, "false_zero": 1 / 5, "skipped": 4 / 10, "true_zero": 5 / 10}
+    assert prediction_stats(np.ones(3, bool), np.ones(3, bool))["recall"] == 0.0
+
+
 def test_sgd_binary32_rounding():
     rng = np.random.default_rng(4)
     layer = FC("l", 3, 2, rng=rng)

@@ -1,15 +1,18 @@
 """``ganpu bench``: cycle counts measured by simulating the generated Verilog.
 
 ``ganpu bench core`` runs every fully connected gemm of one training step of the
-reference MLP GAN on the core (Verilator, through the cocotb bench that also checks
-every result bit for bit), once with the real sparse tensors and once with the same
-shapes made dense, and compares the measured cycles with
+reference MLP GAN on the core (Verilator, through the package's cocotb bench
+:mod:`ganpu.sim.bench_tasks`, which also checks every result bit for bit), once with the
+real sparse tensors and once with the same shapes made dense, and compares the
+measured cycles with
 
 * dense cycles: ``M*N*K / lanes`` (every MAC, perfect packing);
 * oracle cycles: surviving MACs / lanes, where surviving MACs skip zero inputs of A
-  and outputs masked off (BRIEF section 5).
+  and outputs masked off (:mod:`ganpu.model.work`).
 
-It needs a source checkout (it uses ``testbench/``) and the test extra.
+``ganpu bench eors`` does the same for the FP of every ReLU layer with the core's EORS
+prediction (``docs/eors.md``). Both need the test extra (cocotb, Verilator), not a
+source checkout; builds are cached under ``GANPU_BUILD`` (default ``./build/sim``).
 """
 
 import json
@@ -20,68 +23,72 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["register", "bench_core"]
+from . import numerics
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+__all__ = ["register", "bench_core", "bench_eors"]
 
 
-def _harness():
-    tb = ROOT / "testbench"
-    if not (tb / "harness.py").exists():
-        raise RuntimeError(f"ganpu bench needs the source checkout's testbench/ folder; "
-                           f"not found at {tb}")
-    sys.path.insert(0, str(tb))
-    import harness
-    return harness
+def _core(lanes, eors_lanes=None):
+    """The core and its configuration for ``lanes`` MAC lanes (and EORS lanes)."""
+    from .core import Core, CoreConfig
+    config = CoreConfig(lanes=lanes) if eors_lanes is None else CoreConfig(lanes=lanes, eors_lanes=eors_lanes)
+    return Core(config), config
+
+
+def _tasks(records, config, eors=False):
+    """``[(name, desc, loads), ...]`` of every record, named ``key[m0:m1]`` per chunk."""
+    from .host.tasks import record_tasks
+    return [(f"{key}[{m0}:{m1}]", desc, loads)
+            for key, rec in records.items()
+            for desc, loads, (m0, m1) in record_tasks(rec, config.geom, eors=eors,
+                                                       eors_lanes=config.eors_lanes)]
+
+
+def _sum(got, key, field="cycles"):
+    """``field`` summed over the chunks of record ``key`` in ``got`` (name -> row)."""
+    return sum(row[field] for name, row in got.items() if name.startswith(key + "["))
 
 
 def _densify(rec):
     """The same gemm with no zero in A and every output live."""
     rec = dict(rec)
     A = np.array(rec["A"], dtype=np.uint16)
-    zero = (A & 0x7FFF) == 0
-    A[zero] = 0x3C00  # 1.0
+    A[numerics.is_zero16(A)] = numerics.f16_bits(1.0)
     rec["A"] = A
     if rec.get("mask_in") is not None:
         rec["mask_in"] = np.ones_like(rec["mask_in"], dtype=bool)
     return rec
 
 
-def _run(harness, core, tasks, workdir, tag, field="cycles"):
+def _run(lanes, eors_lanes, tasks, workdir, tag):
+    """Run ``tasks`` on the core (Verilator); ``{name: {"cycles", "eors_cycles"}}``."""
+    from .sim import runner
+    core, config = _core(lanes, eors_lanes)
     taskfile = Path(workdir) / f"{tag}.pkl"
     results = Path(workdir) / f"{tag}.json"
     taskfile.write_bytes(pickle.dumps(tasks))
-    harness.run("verilator", core, "ganpu_core", "tb_core_tasks",
-                env={"GANPU_TASKFILE": taskfile, "GANPU_RESULTS": results,
-                     "GANPU_EORS_LANES": core.eors_lanes})
+    runner.run("verilator", core, "ganpu_core", "bench_tasks",
+               env={"GANPU_TASKFILE": taskfile, "GANPU_RESULTS": results,
+                    "GANPU_EORS_LANES": config.eors_lanes})
     rows = json.loads(results.read_text())
-    return {r["name"]: r for r in rows} if field is None else {r["name"]: r[field] for r in rows}
+    return {r["name"]: r for r in rows}
 
 
 def bench_core(*, net="mlp", step=0, batch=32, lanes=4, seed=0):
     """Measure the core on one training step; returns a list of per-gemm rows."""
     from .arith.mac import Fp16Mac
-    from .core import Core, Geometry
-    from .host.tasks import record_tasks, record_work
+    from .host.tasks import record_work
     from .gan.export import export_layers
 
-    harness = _harness()
-    geom = Geometry()
+    _, config = _core(lanes)
     records = export_layers(net=net, steps=(step,), batch=batch, seed=seed)
     records = {k: r for k, r in records.items() if r["kind"] == "fc"}
-    sparse, dense = [], []
-    for key, rec in records.items():
-        for desc, loads, (m0, m1) in record_tasks(rec, geom):
-            sparse.append((f"{key}[{m0}:{m1}]", desc, loads))
-        for desc, loads, (m0, m1) in record_tasks(_densify(rec), geom):
-            dense.append((f"{key}[{m0}:{m1}]", desc, loads))
-    core = Core(lanes=lanes, geom=geom)
     with tempfile.TemporaryDirectory() as tmp:
-        got_sparse = _run(harness, core, sparse, tmp, "sparse")
-        got_dense = _run(harness, Core(lanes=lanes, geom=geom), dense, tmp, "dense")
+        got_sparse = _run(lanes, None, _tasks(records, config), tmp, "sparse")
+        got_dense = _run(lanes, None, _tasks({k: _densify(r) for k, r in records.items()}, config),
+                         tmp, "dense")
     rows = []
     for key, rec in records.items():
-        chunks = [name for name, *_ in sparse if name.startswith(key + "[")]
         work = record_work(rec)
         M, K = rec["A"].shape
         N = rec["B"].shape[0]
@@ -89,8 +96,8 @@ def bench_core(*, net="mlp", step=0, batch=32, lanes=4, seed=0):
             "gemm": key.split("/", 2)[2], "pass": key.split("/")[1], "M": M, "N": N, "K": K,
             "dense_macs": work["dense"], "surviving_macs": work["dual_skip"],
             "dense_cycles": work["dense"] / lanes, "oracle_cycles": work["dual_skip"] / lanes,
-            "measured_dense": sum(got_dense[c] for c in chunks),
-            "measured": sum(got_sparse[c] for c in chunks),
+            "measured_dense": _sum(got_dense, key),
+            "measured": _sum(got_sparse, key),
             # "at least 4x the array": every slot of every lane gets 4 outputs or more,
             # and neither floor binds: the indexer reads A at one element per cycle
             # (binds when N < lanes) and the epilogue writes one output per cycle
@@ -149,55 +156,37 @@ def _core_cmd(args):
     return _report(rows, summarize(rows, args.lanes), print_table, args.json)
 
 
-def _tasks(records, geom, eors=False, eors_lanes=16):
-    from .host.tasks import record_tasks
-    out = []
-    for key, rec in records.items():
-        for desc, loads, (m0, m1) in record_tasks(rec, geom, eors=eors, eors_lanes=eors_lanes):
-            out.append((f"{key}[{m0}:{m1}]", desc, loads))
-    return out
 
 
-def _sum(got, key, field="cycles"):
-    return sum(r[field] for name, r in got.items() if name.startswith(key + "["))
-
-
-def bench_eors(*, step=0, batch=32, lanes=4, eors_lanes=16, seed=0):
+def bench_eors(*, step=0, batch=32, lanes=4, eors_lanes=None, seed=0):
     """FP of every ReLU layer of the reference MLP GAN, with EORS in the core, against
     the same FP exact (input skipping only) and dense; plus prediction quality."""
-    from .core import Core, Geometry
     from .host.tasks import record_work
     from .gan.export import export_layers
-    from .model.eors import DEFAULT_EORS, eors_mask
-    from . import numerics
+    from .model.eors import eors_mask, prediction_stats
+    from .model.gemm import relu_pos
 
-    harness = _harness()
-    geom = Geometry()
-    recs = export_layers(net="mlp", steps=(step,), batch=batch, seed=seed, eors=DEFAULT_EORS)
+    _, config = _core(lanes, eors_lanes)
+    recs = export_layers(net="mlp", steps=(step,), batch=batch, seed=seed, eors=config.eors)
     recs = {k: r for k, r in recs.items() if r["epi_phase"] == "fp" and r["act"] == "relu"}
     exact = {k: {**r, "mask_in": None} for k, r in recs.items()}
     dense = {k: _densify(r) for k, r in exact.items()}
     with tempfile.TemporaryDirectory() as tmp:
-        got = {tag: _run(harness, Core(lanes=lanes, geom=geom, eors_lanes=eors_lanes),
-                         _tasks(rs, geom, eors=tag == "eors", eors_lanes=eors_lanes), tmp, tag, field=None)
+        got = {tag: _run(lanes, eors_lanes, _tasks(rs, config, eors=tag == "eors"), tmp, tag)
                for tag, rs in (("eors", recs), ("exact", exact), ("dense", dense))}
     rows = []
     for key, rec in recs.items():
         M, K = rec["A"].shape
         N = rec["B"].shape[0]
         bias = numerics.narrow(rec["init"])
-        live = eors_mask(rec["A"], rec["B"], bias, DEFAULT_EORS)
-        z = numerics.narrow(rec["acc"])
-        pos = numerics.is_nan16(z) | (((z & 0x8000) == 0) & ~numerics.is_zero16(z))
-        zero = ~pos
+        live = eors_mask(rec["A"], rec["B"], bias, config.eors)
+        stats = prediction_stats(relu_pos(numerics.narrow(rec["acc"])), live)
         work = record_work({**rec, "mask_in": live})
         dense_cycles = M * N * K / lanes
         rows.append({
             "gemm": key.split("/", 2)[2], "pass": key.split("/")[1], "M": M, "N": N, "K": K,
-            "true_zeros": float(zero.mean()),
-            "recall": float((~live & zero).sum() / max(1, zero.sum())),
-            "false_zero_rate": float((~live & pos).sum() / max(1, pos.sum())),
-            "skipped": float((~live).mean()),
+            "true_zeros": stats["true_zero"], "recall": stats["recall"],
+            "false_zero_rate": stats["false_zero"], "skipped": stats["skipped"],
             "dense_cycles": dense_cycles,
             "oracle_cycles": work["dual_skip"] / lanes,
             "measured_dense": _sum(got["dense"], key),
@@ -259,5 +248,7 @@ def register(sub):
         c.add_argument("--seed", type=int, default=0)
         c.add_argument("--json", help="write the rows and summary here")
         if name == "eors":
-            c.add_argument("--eors-lanes", type=int, default=16, help="EORS lanes in the core (default 16)")
+            from .core.config import DEFAULT_CORE
+            c.add_argument("--eors-lanes", type=int, default=DEFAULT_CORE.eors_lanes,
+                           help=f"EORS lanes in the core (default {DEFAULT_CORE.eors_lanes})")
         c.set_defaults(func=func)

@@ -1,7 +1,8 @@
 """Bit-exact numpy model of one compute-core task (the core's golden reference).
 
 A task computes ``out[m, n] = epilogue(init[n] + sum_k A[m, k] * B[n, k])`` with the
-sum in the project's order (:func:`ganpu.numerics.dot`), then the epilogue:
+sum in the project's order (:func:`ganpu.numerics.dot`), then the golden model's
+epilogue (:func:`ganpu.model.gemm.epilogue`, whose ``relu_pos`` defines ``pos``):
 
 ``z = narrow(acc)`` (RNE to binary16); ``pos = z is NaN or (z > 0)``;
 ``zl = narrow(mul(z, slope))`` (LeakyReLU's negative side, a binary16 x binary16 exact
@@ -32,6 +33,8 @@ import numpy as np
 
 from .. import numerics
 from ..model.eors import DEFAULT_EORS, eors_mask
+from ..model.gemm import epilogue as golden_epilogue
+from .config import DEFAULT_CORE
 from .descriptor import Op, Act, Error
 
 __all__ = ["check", "run_task", "active_outputs"]
@@ -41,7 +44,7 @@ def _last(base, *pairs):
     return base + sum((n - 1) * s for n, s in pairs)
 
 
-def check(desc, geom, eors_lanes=16):
+def check(desc, geom, eors_lanes=DEFAULT_CORE.eors_lanes):
     """The descriptor checker's verdict (an :class:`Error`)."""
     op, act = desc["op"], desc["act"]
     M, N, K = desc["m"], desc["n"], desc["k"]
@@ -81,7 +84,7 @@ def eors_active(desc):
     return bool(desc.get("eors", 0)) and desc["op"] == Op.FP.value and desc["act"] == Act.RELU.value
 
 
-def bw_weights(desc, bw, eors_lanes=16):
+def bw_weights(desc, bw, eors_lanes=DEFAULT_CORE.eors_lanes):
     """(N, K) weights as the speculator reads them: BW word ``g*K + k`` holds
     ``B[g*P + p, k]`` in lane ``p`` (so element ``(g*K + k)*P + p`` of ``bw``)."""
     N, K = desc["n"], desc["k"]
@@ -90,7 +93,7 @@ def bw_weights(desc, bw, eors_lanes=16):
     return bw[((n // eors_lanes) * K + k) * eors_lanes + n % eors_lanes]
 
 
-def active_outputs(desc, bufs, A, eors_params, eors_lanes=16):
+def active_outputs(desc, bufs, A, eors_params, eors_lanes=DEFAULT_CORE.eors_lanes):
     """Boolean (M, N): the outputs the core computes (the others are written +0)."""
     M, N = desc["m"], desc["n"]
     if eors_active(desc):
@@ -119,26 +122,23 @@ def operands(desc, bufs):
 
 
 def epilogue(acc, desc, mask_in_mn, active):
-    z = numerics.narrow(acc)
-    nan = numerics.is_nan16(z)
-    pos = nan | (((z & 0x8000) == 0) & ~numerics.is_zero16(z))
-    zl = numerics.narrow(numerics.mul(z, np.uint16(desc.get("slope", 0))))
+    """``(out, mask_out)`` of a task's (M, N) accumulators: the golden model's
+    :func:`ganpu.model.gemm.epilogue` with the descriptor's phase, activation and
+    slope. ``active`` (the outputs computed) is its ReLU mask; BP with LeakyReLU takes
+    the stored FP mask ``mask_in_mn``; elsewhere every output is computed (the checker
+    refuses masks with other activations)."""
     op, act = Op(desc["op"]), Act(desc["act"])
-    if act == Act.IDENTITY:
-        y = z
-    elif op == Op.FP and act == Act.RELU:
-        y = np.where(pos, z, np.uint16(0))
-    elif op == Op.FP and act == Act.LEAKY:
-        y = np.where(pos, z, zl)
-    elif op == Op.BP and act == Act.RELU:
-        y = z
-    else:  # BP, LEAKY
-        y = np.where(mask_in_mn, z, zl)
-    y = np.where(active, y, np.uint16(0)).astype(np.uint16)
-    return y, (pos & active)
+    if act == Act.RELU:
+        mask = active
+    elif op == Op.BP and act == Act.LEAKY:
+        mask = mask_in_mn
+    else:
+        mask = None
+    return golden_epilogue(acc, act.name.lower(), np.uint16(desc.get("slope", 0)), mask,
+                           phase=op.name.lower())
 
 
-def run_task(desc, bufs, geom, eors_params=DEFAULT_EORS, eors_lanes=16):
+def run_task(desc, bufs, geom, eors_params=DEFAULT_EORS, eors_lanes=DEFAULT_CORE.eors_lanes):
     """Run one task on a copy of ``bufs`` (dict of numpy arrays named a, b, bw, bias,
     mask_in, out, mask_out, sized by ``geom``); returns ``(error, new_bufs)``."""
     new = {k: np.array(v, copy=True) for k, v in bufs.items()}

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import numerics
 from ..model import EorsParams, DEFAULT_EORS, eors_mask
+from ..model.eors import prediction_stats
 from ..model.work import WorkLog, count, FIELDS
 from .train import GAN, TrainConfig
 from .quality import DigitScorer
@@ -46,22 +47,15 @@ def _fp_relu_records(gan, batch=64, seed=99):
     return recs
 
 
-def _stats(true_live, pred_live):
-    tz, pz = ~true_live, ~pred_live
-    return {"recall": float((tz & pz).sum() / max(tz.sum(), 1)),
-            "false_zero": float((true_live & pz).sum() / max(true_live.sum(), 1)),
-            "skipped": float(pz.mean()), "true_zero": float(tz.mean())}
-
-
 def eors_layer_stats(recs, params):
     """{layer: stats} plus "all" (pooled) for one EorsParams."""
     out, T, P = {}, [], []
     for name, A, B, b16, live in recs:
         pred = eors_mask(A, B, b16, params)
-        out[name] = _stats(live, pred)
+        out[name] = prediction_stats(live, pred)
         T.append(live.ravel())
         P.append(pred.ravel())
-    out["all"] = _stats(np.concatenate(T), np.concatenate(P))
+    out["all"] = prediction_stats(np.concatenate(T), np.concatenate(P))
     return out
 
 

@@ -6,17 +6,19 @@ Operands are stored once, row-major, and the strides make BP and WG read them
 transposed in place.
 """
 
+import enum
+
 import numpy as np
+from amaranth.hdl import Shape
 
 from .. import numerics
+from ..core.config import DEFAULT_CORE
 from ..core.descriptor import Op, Act, descriptor_layout
 
-__all__ = ["fc_fp", "fc_bp", "fc_wg", "fc_db", "pack_desc", "bw_image", "BUF_NAMES"]
-
-BUF_NAMES = ("a", "b", "bias", "mask_in", "out", "mask_out", "bw")
+__all__ = ["fc_fp", "fc_bp", "fc_wg", "fc_db", "pack_desc", "bw_image"]
 
 
-def bw_image(w, eors_lanes=16):
+def bw_image(w, eors_lanes=DEFAULT_CORE.eors_lanes):
     """The BW buffer image of weights ``w`` (N, K): word ``g*K + k`` holds
     ``w[g*P + p, k]`` in lane ``p``; lanes past N hold +0."""
     N, K = w.shape
@@ -39,7 +41,7 @@ def _bits16(x):
     return np.ascontiguousarray(x, dtype=np.uint16).ravel()
 
 
-def fc_fp(x, w, b, act=Act.RELU, slope=0, mask=None, eors=False, eors_lanes=16):
+def fc_fp(x, w, b, act=Act.RELU, slope=0, mask=None, eors=False, eors_lanes=DEFAULT_CORE.eors_lanes):
     """y = f(x W^T + b): x (batch, in), w (out, in), b (out,) binary16 bits; ``mask``
     (batch, out) of outputs to compute (ReLU only), or ``eors`` to let the core's
     predictor choose them (ReLU only; other activations ignore it)."""
@@ -89,13 +91,32 @@ def fc_db(dy):
 
 
 def pack_desc(desc, geom):
-    """The descriptor dict as the integer the ``desc`` port takes."""
+    """The descriptor dict as the integer the ``desc`` port takes:
+    ``descriptor_layout(geom).const(desc).as_bits()``, after checking that every field
+    is present and fits (``ValueError`` naming the field otherwise). Enum fields take
+    any code that fits, defined or not, so malformed descriptors reach the checker."""
     layout = descriptor_layout(geom)
-    word = 0
+    extra = set(desc) - {name for name, _ in layout}
+    if extra:
+        raise ValueError(f"Descriptor has unknown fields {sorted(extra)!r}")
+    init, undefined = {}, 0
     for name, field in layout:
-        value = int(desc[name])
-        width = field.width
-        if not 0 <= value < (1 << width):
+        if name not in desc:
+            raise ValueError(f"Descriptor field {name!r} is missing")
+        value = desc[name]
+        width = Shape.cast(field.shape).width
+        if isinstance(value, enum.Enum):
+            value = value.value
+        if isinstance(value, np.bool_):
+            value = bool(value)
+        if not isinstance(value, (int, np.integer)) or not 0 <= value < (1 << width):
             raise ValueError(f"Descriptor field {name}={value!r} does not fit in {width} bits")
-        word |= value << field.offset
-    return word
+        if isinstance(field.shape, enum.EnumMeta):
+            if int(value) not in {m.value for m in field.shape}:
+                # a code the enum does not define: a malformed descriptor the checker
+                # must see and refuse, which the enum's const() cannot express
+                undefined |= int(value) << field.offset
+                continue
+            value = field.shape(int(value))
+        init[name] = value if isinstance(value, enum.Enum) else int(value)
+    return layout.const(init).as_bits() | undefined

@@ -10,13 +10,25 @@ host's tiling; each chunk is an independent task with the same B).
 import numpy as np
 
 from .. import numerics
+from ..core.config import DEFAULT_CORE
 from ..core.descriptor import Op, Act
+from ..model import work
 from .lower import _desc, bw_image
 
-__all__ = ["record_tasks", "record_work"]
+__all__ = ["record_tasks", "record_work", "phase_act"]
 
-_OPS = {"fp": Op.FP, "bp": Op.BP, "wg": Op.WG}
-_ACTS = {"identity": Act.IDENTITY, "relu": Act.RELU, "leaky": Act.LEAKY}
+
+def _member(cls, name, what):
+    try:
+        return cls[str(name).upper()]
+    except KeyError:
+        raise ValueError(f"Unknown {what} {name!r}; valid: "
+                         f"{', '.join(m.name.lower() for m in cls)}") from None
+
+
+def phase_act(rec):
+    """The record's ``(Op, Act)`` from its ``epi_phase`` and ``act`` names."""
+    return _member(Op, rec["epi_phase"], "phase"), _member(Act, rec["act"], "activation")
 
 
 def _bias(init):
@@ -29,7 +41,7 @@ def _bias(init):
     return b
 
 
-def record_tasks(rec, geom, eors=False, eors_lanes=16):
+def record_tasks(rec, geom, eors=False, eors_lanes=DEFAULT_CORE.eors_lanes):
     """``[(desc, loads, (m0, m1)), ...]``: the core tasks that compute rows m0..m1-1.
 
     With ``eors`` an FP record with ReLU is given to the core's predictor instead of
@@ -38,7 +50,7 @@ def record_tasks(rec, geom, eors=False, eors_lanes=16):
     A, B = np.asarray(rec["A"], np.uint16), np.asarray(rec["B"], np.uint16)
     M, K = A.shape
     N = B.shape[0]
-    op, act = _OPS[rec["epi_phase"]], _ACTS[rec["act"]]
+    op, act = phase_act(rec)
     bias = _bias(rec["init"])
     mask = rec.get("mask_in")
     eors = bool(eors) and op == Op.FP and act == Act.RELU
@@ -67,16 +79,12 @@ def record_tasks(rec, geom, eors=False, eors_lanes=16):
 
 
 def record_work(rec):
-    """MAC counts of a record: dense, after input-zero skipping, after dual skipping
-    (the outputs the core computes), as the core counts them (zeros of A skipped)."""
-    A = np.asarray(rec["A"], np.uint16)
-    M, K = A.shape
-    N = np.asarray(rec["B"]).shape[0]
-    nnz = (~numerics.is_zero16(A)).sum(axis=1)
-    op, act = _OPS[rec["epi_phase"]], _ACTS[rec["act"]]
+    """MAC counts of a record (:func:`ganpu.model.work.count`) with the outputs the
+    core computes as live: the record's mask in FP and BP with ReLU (the FP mask may be
+    the EORS prediction), every output otherwise."""
+    op, act = phase_act(rec)
     mask = rec.get("mask_in")
-    active = np.ones((M, N), dtype=bool)
-    if mask is not None and ((op == Op.FP and act == Act.RELU) or (op == Op.BP and act == Act.RELU)):
-        active = np.asarray(mask, dtype=bool)
-    return {"dense": M * N * K, "input_skip": int(nnz.sum()) * N,
-            "dual_skip": int((active * nnz[:, None]).sum())}
+    live = None
+    if mask is not None and op in (Op.FP, Op.BP) and act == Act.RELU:
+        live = np.asarray(mask, dtype=bool)
+    return work.count(np.asarray(rec["A"], np.uint16), np.asarray(rec["B"], np.uint16), live)

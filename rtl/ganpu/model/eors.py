@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["EorsParams", "DEFAULT_EORS", "eors_acc", "eors_mask", "decode16"]
+__all__ = ["EorsParams", "DEFAULT_EORS", "eors_acc", "eors_mask", "decode16", "prediction_stats"]
 
 
 def _check_int(name, value, lo, hi):
@@ -176,3 +176,20 @@ def eors_mask(A, B, bias=None, params=DEFAULT_EORS):
     """Predicted live outputs (True = compute it), shape (M, N); see the module doc."""
     acc, forced = eors_acc(A, B, bias, params)
     return forced | (acc > params.threshold)
+
+
+def prediction_stats(true_live, pred_live):
+    """How well a prediction ``pred_live`` matches the exact ReLU mask ``true_live``
+    (boolean arrays of one shape, True = output nonzero / computed).
+
+    Returns a dict of fractions: ``recall`` (true zeros predicted zero, of all true
+    zeros), ``false_zero`` (live outputs predicted zero, of all live outputs: the
+    errors EORS makes), ``skipped`` (outputs predicted zero, of all) and ``true_zero``
+    (outputs the exact ReLU zeroes, of all). An empty class counts as 0 of 1.
+    """
+    live = np.asarray(true_live, dtype=bool)
+    pred = np.asarray(pred_live, dtype=bool)
+    tz, pz = ~live, ~pred
+    return {"recall": float((tz & pz).sum() / max(tz.sum(), 1)),
+            "false_zero": float((live & pz).sum() / max(live.sum(), 1)),
+            "skipped": float(pz.mean()), "true_zero": float(tz.mean())}
