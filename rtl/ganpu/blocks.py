@@ -19,7 +19,7 @@ _SPECS = {
     "fp16_mul": ("ganpu.arith.mul:Fp16Mul", {}),
     "fp32_add": ("ganpu.arith.add:Fp32Add", {}),
     "fp16_mac": ("ganpu.arith.mac:Fp16Mac", {}),
-    "core": ("ganpu.core:Core", {"lanes": 4}),
+    "core": ("ganpu.core:Core", {}),  # CoreConfig() defaults (4 lanes)
     "eors_lane": ("ganpu.eors:EorsLane", {}),
     "eors_predictor": ("ganpu.eors:EorsPredictor", {"lanes": 16}),
 }

@@ -1,11 +1,12 @@
 """The task descriptor of the compute core, its enums, error codes and the checker."""
 
-from amaranth.hdl import Module, Signal, Const
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from .config import Geometry
+from ..delay import delay
+from .config import CoreConfig, Geometry, check_type
 
 __all__ = ["Op", "Act", "Error", "Geometry", "descriptor_layout", "DescriptorChecker"]
 
@@ -73,8 +74,13 @@ class DescriptorChecker(wiring.Component):
     a word-aligned bias); an EORS task's ``ceil(N/P)*K`` weight words fit BW.
 
     The products are formed in registered stages (they map to DSP multipliers), so
-    the verdict comes ``latency`` cycles after ``start``; throughput one descriptor per
-    task.
+    the verdict comes ``latency`` = 4 cycles after ``start``; throughput one descriptor
+    per task. :meth:`model` is the verdict for a descriptor (a dict of field values).
+
+    Parameters
+    ----------
+    config : CoreConfig
+        The buffer geometry and ``eors_lanes`` (the BW grouping) the checks use.
 
     Ports
     -----
@@ -86,11 +92,18 @@ class DescriptorChecker(wiring.Component):
 
     latency = 4
 
-    def __init__(self, geom, eors_lanes=16):
-        self.geom = geom
-        self.eors_lanes = eors_lanes
+    def __new__(cls, config):
+        # refused before the component exists: nothing is left half-built for Amaranth
+        # to report as "created but never used"
+        check_type("config", config, CoreConfig)
+        return super().__new__(cls, src_loc_at=1)
+
+    def __init__(self, config):
+        self.config = config
+        self.geom = config.geom
+        self.eors_lanes = config.eors_lanes
         super().__init__({
-            "desc": In(descriptor_layout(geom)),
+            "desc": In(descriptor_layout(config.geom)),
             "start": In(1),
             "done": Out(1),
             "error": Out(Error),
@@ -166,8 +179,12 @@ class DescriptorChecker(wiring.Component):
         with m.Else():
             m.d.comb += err.eq(Error.OK)
 
-        pipe = Signal(self.latency)
-        m.d.sync += pipe.eq((pipe << 1) | self.start)
-        m.d.comb += self.done.eq(pipe[-1])
+        m.d.comb += self.done.eq(delay(m, self.start, self.latency, name="done"))
         m.d.sync += self.error.eq(err)
         return m
+
+    @staticmethod
+    def model(desc, config):
+        """The verdict (an :class:`Error`) for descriptor ``desc`` (dict of fields)."""
+        from .model import check
+        return check(desc, config.geom, config.eors_lanes)

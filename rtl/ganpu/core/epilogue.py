@@ -1,10 +1,17 @@
+"""Rounding and activation of each output."""
+
+import numpy as np
+
 from amaranth.hdl import Module, Signal
 from amaranth.lib import data, wiring, stream
+from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
 
 from ..arith.narrow import Fp32ToFp16
 from ..arith.mul import Fp16Mul
-from .descriptor import Op, Act
+from ..delay import delay
+from .config import Geometry, check_type
+from .descriptor import Op, Act, descriptor_layout
 from .scanner import result_layout
 
 __all__ = ["Epilogue"]
@@ -14,71 +21,96 @@ class Epilogue(wiring.Component):
     """Rounds an accumulator to binary16 and applies the activation or its derivative.
 
     ``z = narrow(acc)``; ``zl = narrow(z * slope)`` (LeakyReLU's negative side); the
-    output and its mask bit follow the table in :mod:`ganpu.core.model`. An input with
-    ``computed = 0`` (an output skipped by its mask) becomes +0 with mask bit 0.
+    output and its mask bit follow the table in :mod:`ganpu.core.model` (the rule is
+    defined once, in :func:`ganpu.core.model.epilogue`, which :meth:`model` calls). An
+    input with ``computed = 0`` (an output skipped by its mask) becomes +0 with mask
+    bit 0.
 
-    Free-running: always ready, one result per cycle, ``latency`` cycles from input
-    to the write strobe.
+    Free-running: always ready, one result per cycle; a result accepted at cycle t is
+    written (``out_wr.en`` and ``mask_wr.en``) at cycle t + :attr:`latency`
+    (narrow, multiply, narrow, output register).
+
+    Parameters
+    ----------
+    geom : Geometry
 
     Ports
     -----
     i : In(stream.Signature(result_layout))   ``ready`` is always 1
-    op : In(Op), act : In(Act), slope : In(16)  held for the task
-    we : Out(1), o_addr : Out(out_bits), o_data : Out(16)
-    mask_idx : Out(mask_bits), mask_bit : Out(1)
+    desc : In(descriptor_layout)              uses op, act, slope; held for the task
+    out_wr : In(WritePort.Signature)          OUT: the binary16 result at ``o_addr``
+    mask_wr : In(WritePort.Signature)         MASK_OUT: the mask bit at ``mask_idx``
     """
+
+    latency = 2 * Fp32ToFp16.latency + Fp16Mul.latency + 1
+
+    def __new__(cls, geom):
+        check_type("geom", geom, Geometry)  # before the component exists
+        return super().__new__(cls, src_loc_at=1)
 
     def __init__(self, geom):
         self.geom = geom
-        self.latency = 2 * Fp32ToFp16.latency + Fp16Mul.latency + 1
         super().__init__({
             "i": In(stream.Signature(result_layout(geom))),
-            "op": In(Op), "act": In(Act), "slope": In(16),
-            "we": Out(1), "o_addr": Out(geom.out_bits), "o_data": Out(16),
-            "mask_idx": Out(geom.mask_bits), "mask_bit": Out(1),
+            "desc": In(descriptor_layout(geom)),
+            "out_wr": In(WritePort.Signature(addr_width=geom.out_bits, shape=16)),
+            "mask_wr": In(WritePort.Signature(addr_width=geom.mask_bits, shape=1)),
         })
+
+    @staticmethod
+    def model(results, desc):
+        """``(o_addr, o_data, mask_idx, mask_bit)`` for each result (``result_layout``
+        dicts, in input order); ``desc`` needs op, act and slope."""
+        from .model import epilogue
+        if not results:
+            return []
+        acc = np.array([r["acc"] for r in results], dtype=np.uint32)
+        mask_in = np.array([r["mask_in"] for r in results], dtype=bool)
+        active = np.array([r["computed"] for r in results], dtype=bool)
+        y, bit = epilogue(acc, desc, mask_in, active)
+        # the block writes +0, mask 0, for any result not computed, whatever the
+        # activation (in a task only masked ReLU outputs arrive so)
+        y, bit = np.where(active, y, np.uint16(0)), np.asarray(bit, bool) & active
+        return [(r["o_addr"], int(v), r["mask_idx"], int(b))
+                for r, v, b in zip(results, y, bit)]
 
     def elaborate(self, platform):
         m = Module()
         g = self.geom
+        desc = self.desc
         m.submodules.nz = nz = Fp32ToFp16()
         m.submodules.mul = mul = Fp16Mul()
         m.submodules.nl = nl = Fp32ToFp16()
         m.d.comb += self.i.ready.eq(1)
 
-        m.d.comb += [nz.i.eq(self.i.payload.acc), mul.a.eq(nz.o), mul.b.eq(self.slope),
+        m.d.comb += [nz.i.eq(self.i.payload.acc), mul.a.eq(nz.o), mul.b.eq(desc.slope),
                      nl.i.eq(mul.p)]
-        # z is delayed to meet zl, which needs a multiply and a second rounding
+        # z is delayed to meet zl, which needs a multiply and a second rounding; the
+        # result's side data travels beside all three
         side = data.StructLayout({"valid": 1, "r": result_layout(g)})
-        depth = self.latency - 1
-        pipe = [Signal(side, name=f"side{i}") for i in range(depth)]
         s0 = Signal(side)
         m.d.comb += [s0.valid.eq(self.i.valid), s0.r.eq(self.i.payload)]
-        m.d.sync += pipe[0].eq(s0)
-        for i in range(1, depth):
-            m.d.sync += pipe[i].eq(pipe[i - 1])
-        zs = [Signal(16, name=f"z{i}") for i in range(Fp16Mul.latency + Fp32ToFp16.latency)]
-        m.d.sync += zs[0].eq(nz.o)
-        for i in range(1, len(zs)):
-            m.d.sync += zs[i].eq(zs[i - 1])
-        z, zl, s = zs[-1], nl.o, pipe[-1]
+        s = delay(m, s0, self.latency - 1, name="side")
+        z = delay(m, nz.o, Fp16Mul.latency + Fp32ToFp16.latency, name="z")
+        zl = nl.o
 
         nan = (z[10:15] == 0x1F) & (z[0:10] != 0)
         pos = nan | (~z[15] & (z[0:15] != 0))
         y = Signal(16)
-        with m.If(self.act == Act.IDENTITY):
+        with m.If(desc.act == Act.IDENTITY):
             m.d.comb += y.eq(z)
-        with m.Elif(self.act == Act.RELU):
+        with m.Elif(desc.act == Act.RELU):
             m.d.comb += y.eq(z)
-            with m.If((self.op == Op.FP) & ~pos):
+            with m.If((desc.op == Op.FP) & ~pos):
                 m.d.comb += y.eq(0)
         with m.Else():
             m.d.comb += y.eq(z)
-            with m.If(((self.op == Op.FP) & ~pos) | ((self.op == Op.BP) & ~s.r.mask_in)):
+            with m.If(((desc.op == Op.FP) & ~pos) | ((desc.op == Op.BP) & ~s.r.mask_in)):
                 m.d.comb += y.eq(zl)
         with m.If(~s.r.computed):
             m.d.comb += y.eq(0)
         # registered so the block RAM write port sees a clean register
-        m.d.sync += [self.we.eq(s.valid), self.o_addr.eq(s.r.o_addr), self.o_data.eq(y),
-                     self.mask_idx.eq(s.r.mask_idx), self.mask_bit.eq(pos & s.r.computed)]
+        m.d.sync += [self.out_wr.en.eq(s.valid), self.out_wr.addr.eq(s.r.o_addr),
+                     self.out_wr.data.eq(y), self.mask_wr.en.eq(s.valid),
+                     self.mask_wr.addr.eq(s.r.mask_idx), self.mask_wr.data.eq(pos & s.r.computed)]
         return m

@@ -1,7 +1,10 @@
+"""Round-robin merge of the lanes' and the scanner's result streams."""
+
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
 
+from .config import Geometry, check_int, check_type
 from .scanner import result_layout
 
 __all__ = ["Merge"]
@@ -10,26 +13,62 @@ __all__ = ["Merge"]
 class Merge(wiring.Component):
     """Round-robin merge of ``count`` result streams into one (one result per cycle).
 
-    The output is registered, so the grant never sits on a path from the consumer;
-    the consumer (the epilogue) is always ready. Latency 1 cycle.
+    Each cycle the lowest-numbered valid input at or after the round-robin pointer is
+    granted (its ``ready`` is 1 in that cycle) and the pointer moves past it. The output
+    is registered, so the grant never sits on a path from the consumer; the consumer
+    (the epilogue) is always ready and ``o.ready`` is ignored. Latency :attr:`latency`
+    = 1 cycle from a grant to ``o.valid``.
+
+    Contract (:meth:`model`): the output is an interleaving of the inputs that keeps
+    each input's order, and every input item appears exactly once; :meth:`model` is
+    the cycle-exact grant sequence for given per-cycle ``valid`` offers.
+
+    Parameters
+    ----------
+    geom : Geometry
+    count : int
+        Number of inputs, >= 1.
 
     Ports
     -----
-    i0 .. i{count-1} : In(stream.Signature(result_layout))
+    i : In(stream.Signature(result_layout)).array(count)
     o : Out(stream.Signature(result_layout))
     """
 
+    latency = 1
+
+    def __new__(cls, geom, count):
+        check_type("geom", geom, Geometry)  # before the component exists
+        check_int("count", count, 1)
+        return super().__new__(cls, src_loc_at=1)
+
     def __init__(self, geom, count):
-        if not isinstance(count, int) or count < 1:
-            self._MustUse__silence = True  # refused: never to be elaborated
-            raise ValueError(f"Merge needs a positive number of inputs, not {count!r}")
         self.count = count
         sig = stream.Signature(result_layout(geom))
-        super().__init__({**{f"i{n}": In(sig) for n in range(count)}, "o": Out(sig)})
+        super().__init__({"i": In(sig).array(count), "o": Out(sig)})
+
+    @staticmethod
+    def model(queues, ptr=0):
+        """The merged order of ``queues`` (one list of items per input, every item
+        offered from cycle 0): a list of ``(input, item)`` pairs as the hardware
+        grants them, one per cycle. ``ptr`` is the round-robin pointer at the start
+        (0 after reset; one past the last granted input otherwise)."""
+        count = len(queues)
+        pos = [0] * count
+        out = []
+        while any(pos[n] < len(q) for n, q in enumerate(queues)):
+            for k in range(count):
+                n = (ptr + k) % count
+                if pos[n] < len(queues[n]):
+                    out.append((n, queues[n][pos[n]]))
+                    pos[n] += 1
+                    ptr = (n + 1) % count
+                    break
+        return out
 
     def elaborate(self, platform):
         m = Module()
-        ins = [getattr(self, f"i{n}") for n in range(self.count)]
+        ins = list(self.i)
         ptr = Signal(range(self.count))
         grant = Signal(range(self.count))
         any_ = Signal()

@@ -1,11 +1,17 @@
+"""Output skipping: every output becomes a job for the lanes or a direct +0 write."""
+
 from amaranth.hdl import Module, Signal, Mux
 from amaranth.lib import data, wiring, stream
 from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import ReadPort
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import exact_log2
+from amaranth.utils import ceil_log2, exact_log2
 
+from .. import numerics
 from ..arith.widen import Fp16ToFp32
-from .descriptor import Op, Act
+from .buffers import read_signature, write_signature
+from .config import Buf, CoreConfig, check_type
+from .descriptor import Op, Act, descriptor_layout
 from .indexer import row_layout
 from .speculator import ROW_SLOTS
 
@@ -38,56 +44,103 @@ class Scanner(wiring.Component):
     ReLU with the stored mask), a result with ``computed = 0`` that the epilogue turns
     into +0 without any MAC. Outputs leave in (m, n) order on each stream.
 
-    Throughput one output per cycle; latency 5 cycles (mask/bias read, register, lane
-    select, widening).
+    Timing: one output per cycle. An output issued at cycle t (its mask and bias
+    read) enters the job or skip queue at t + :attr:`STAGES` (mask/bias read,
+    register, lane select, widening) and is offered at t + :attr:`latency` when that
+    queue is empty. Issue pauses while either queue could not hold every output in
+    flight, so a stalled consumer never loses one. An EORS task (FP, ReLU, ``eors``)
+    takes each output's mask bit from the speculator's store (``pm_rd``, row slot
+    ``m mod ROW_SLOTS``, word ``n // P``, bit ``n mod P``) and also writes it to
+    MASK_IN (``mask_wr``) so the host can read what was predicted.
+
+    :meth:`model` gives the jobs and skips, in order, for a list of row records.
+
+    Parameters
+    ----------
+    config : CoreConfig
+        Geometry and ``eors_lanes`` (the width of a BIAS word and of a predicted word).
 
     Ports
     -----
-    start : In(1); descriptor fields : In(...)   held until done
+    start : In(1); desc : In(descriptor_layout)   held until done
     rows : In(stream.Signature(row_layout))
-    mask_addr : Out(mask_bits), mask_data : In(1)     synchronous read
-    eors : In(1); pm_addr, pm_data                    the speculator's mask store, read
-    pw_en, pw_addr, pw_data : Out                     predicted bit to MASK_IN (EORS)
-    row_done : Out(1)                                 last output of a row issued
-    bias_addr : Out(...), bias_data : In(16 * eors_lanes)   synchronous read of the
-                                                      wide BIAS buffer (one word = P biases)
+    mask_rd : In(ReadPort.Signature)   MASK_IN, synchronous read
+    bias_rd : In(ReadPort.Signature)   the wide BIAS buffer (one word = P biases)
+    pm_rd : In(ReadPort.Signature)     the speculator's mask store (P bits a word)
+    mask_wr : In(WritePort.Signature)  predicted bit to MASK_IN (EORS)
+    row_done : Out(1)                  last output of a row issued (frees a mask slot)
     jobs : Out(stream.Signature(job_layout))
     skips : Out(stream.Signature(result_layout))
     busy : Out(1)
     """
 
-    QDEPTH = 16
+    QUEUE_DEPTH = 16
+    STAGES = 4  # mask/bias read, registered, lane select (widening input), widened
+    latency = STAGES + 2  # + the queue's write and output register
 
-    def __init__(self, geom, eors_lanes=16):
-        self.geom = geom
-        self.eors_lanes = eors_lanes
-        self.words_per_row = geom.depth("mask") // eors_lanes
-        d = geom.dim_bits
+    def __new__(cls, config):
+        check_type("config", config, CoreConfig)  # before the component exists
+        return super().__new__(cls, src_loc_at=1)
+
+    def __init__(self, config):
+        self.config = config
+        geom = self.geom = config.geom
+        self.eors_lanes = config.eors_lanes
+        self.words_per_row = geom.depth("mask") // config.eors_lanes
         super().__init__({
             "start": In(1),
-            "op": In(Op), "act": In(Act), "use_mask": In(1), "bias": In(1), "eors": In(1),
-            "pm_addr": Out(range(ROW_SLOTS * self.words_per_row)), "pm_data": In(eors_lanes),
-            "row_done": Out(1),
-            "pw_en": Out(1), "pw_addr": Out(geom.mask_bits), "pw_data": Out(1),
-            "m": In(d), "n": In(d), "b_base": In(d), "b_sn": In(d),
-            "o_base": In(d), "o_sm": In(d), "o_sn": In(d), "bias_base": In(d),
+            "desc": In(descriptor_layout(geom)),
             "rows": In(stream.Signature(row_layout(geom))),
-            "mask_addr": Out(geom.mask_bits), "mask_data": In(1),
-            "bias_addr": Out(max(1, geom.bias_bits - exact_log2(eors_lanes))),
-            "bias_data": In(16 * eors_lanes),
+            "mask_rd": In(read_signature(config, Buf.MASK_IN)),
+            "bias_rd": In(read_signature(config, Buf.BIAS)),
+            "pm_rd": In(ReadPort.Signature(addr_width=ceil_log2(ROW_SLOTS * self.words_per_row),
+                                           shape=config.eors_lanes)),
+            "mask_wr": In(write_signature(config, Buf.MASK_IN)),
+            "row_done": Out(1),
             "jobs": Out(stream.Signature(job_layout(geom))),
             "skips": Out(stream.Signature(result_layout(geom))),
             "busy": Out(1),
         })
+
+    @staticmethod
+    def model(desc, rows, mask_in, bias, predicted=None):
+        """``(jobs, skips)``: lists of dicts (``job_layout`` / ``result_layout`` fields)
+        for row records ``rows`` (``(start, end)`` pairs), MASK_IN image ``mask_in``,
+        BIAS image ``bias`` and, for an EORS task, the predicted (M, N) mask."""
+        N = desc["n"]
+        fp, bp = desc["op"] == Op.FP.value, desc["op"] == Op.BP.value
+        eors = bool(desc["eors"]) and fp and desc["act"] == Act.RELU.value
+        jobs, skips = [], []
+        for mi, (start, end) in enumerate(rows):
+            for ni in range(N):
+                idx = mi * N + ni
+                bit = int(predicted[mi, ni]) if eors else int(mask_in[idx])
+                o_addr = desc["o_base"] + mi * desc["o_sm"] + ni * desc["o_sn"]
+                skip = ((fp and (desc["use_mask"] or eors)) or
+                        (bp and desc["act"] == Act.RELU.value)) and not bit
+                if skip:
+                    skips.append(dict(acc=0, o_addr=o_addr, mask_idx=idx, mask_in=bit, computed=0))
+                    continue
+                if desc["bias"]:
+                    init = int(numerics.widen(bias[desc["bias_base"] + ni]))
+                else:
+                    init = numerics.FP32_NEG_ZERO
+                jobs.append(dict(start=start, end=end, b_row=desc["b_base"] + ni * desc["b_sn"],
+                                 init=init, o_addr=o_addr, mask_idx=idx, mask_in=bit))
+        return jobs, skips
 
     def elaborate(self, platform):
         m = Module()
         g = self.geom
         d = g.dim_bits
         jl = job_layout(g)
+        desc = self.desc
+        eors = Signal()
+        m.d.comb += eors.eq(desc.eors & (desc.op == Op.FP) & (desc.act == Act.RELU))
 
-        m.submodules.jobq = jobq = SyncFIFOBuffered(width=jl.size, depth=self.QDEPTH)
-        m.submodules.skipq = skipq = SyncFIFOBuffered(width=result_layout(g).size, depth=self.QDEPTH)
+        m.submodules.jobq = jobq = SyncFIFOBuffered(width=jl.size, depth=self.QUEUE_DEPTH)
+        m.submodules.skipq = skipq = SyncFIFOBuffered(width=result_layout(g).size,
+                                                      depth=self.QUEUE_DEPTH)
         m.submodules.widen = widen = Fp16ToFp32()
 
         have_row = Signal()
@@ -103,9 +156,10 @@ class Scanner(wiring.Component):
         pp = Signal(range(self.eors_lanes))
 
 
-        # Five outputs can be in the pipeline; only issue while both queues have room
-        # for all of them, so nothing in flight is ever dropped.
-        room = (jobq.level < self.QDEPTH - 5) & (skipq.level < self.QDEPTH - 5)
+        # An output in every stage plus the one being issued may still land in either
+        # queue: only issue while both have room for all of them.
+        inflight = self.STAGES + 1
+        room = (jobq.level < self.QUEUE_DEPTH - inflight) & (skipq.level < self.QUEUE_DEPTH - inflight)
         issue = Signal()
         m.d.comb += issue.eq(have_row & room)
         m.d.comb += self.rows.ready.eq(~have_row & (mleft != 0))
@@ -113,23 +167,23 @@ class Scanner(wiring.Component):
             m.d.sync += [have_row.eq(1), row.eq(self.rows.payload)]
 
         lp = exact_log2(self.eors_lanes)
-        m.d.comb += [self.mask_addr.eq(mask_idx), self.bias_addr.eq(bias_addr >> lp),
-                     self.pm_addr.eq(rslot * self.words_per_row + pg)]
-        m.d.comb += self.row_done.eq(issue & (ni == self.n - 1))
+        m.d.comb += [self.mask_rd.addr.eq(mask_idx), self.bias_rd.addr.eq(bias_addr >> lp),
+                     self.pm_rd.addr.eq(rslot * self.words_per_row + pg)]
+        m.d.comb += self.row_done.eq(issue & (ni == desc.n - 1))
         with m.If(issue):
             m.d.sync += [mask_idx.eq(mask_idx + 1)]
             with m.If(pp == self.eors_lanes - 1):
                 m.d.sync += [pp.eq(0), pg.eq(pg + 1)]
             with m.Else():
                 m.d.sync += pp.eq(pp + 1)
-            with m.If(ni == self.n - 1):
+            with m.If(ni == desc.n - 1):
                 m.d.sync += [pg.eq(0), pp.eq(0), rslot.eq(Mux(rslot == ROW_SLOTS - 1, 0, rslot + 1))]
                 m.d.sync += [ni.eq(0), have_row.eq(0), mleft.eq(mleft - 1),
-                             b_row.eq(self.b_base), bias_addr.eq(self.bias_base),
-                             o_row.eq(o_row + self.o_sm), o_addr.eq(o_row + self.o_sm)]
+                             b_row.eq(desc.b_base), bias_addr.eq(desc.bias_base),
+                             o_row.eq(o_row + desc.o_sm), o_addr.eq(o_row + desc.o_sm)]
             with m.Else():
-                m.d.sync += [ni.eq(ni + 1), b_row.eq(b_row + self.b_sn),
-                             bias_addr.eq(bias_addr + 1), o_addr.eq(o_addr + self.o_sn)]
+                m.d.sync += [ni.eq(ni + 1), b_row.eq(b_row + desc.b_sn),
+                             bias_addr.eq(bias_addr + 1), o_addr.eq(o_addr + desc.o_sn)]
 
         # stage 1: mask and bias being read
         j1 = Signal(jl)
@@ -147,17 +201,17 @@ class Scanner(wiring.Component):
         # the predicted word is registered whole and its bit picked a stage later, for
         # the same clock-to-out reason as the bias
         pm2, pp2 = Signal(self.eors_lanes), Signal.like(pp)
-        m.d.sync += [v2.eq(v1), j2.eq(j1), j2.mask_in.eq(self.mask_data), bias2.eq(self.bias_data),
-                     pm2.eq(self.pm_data), pp2.eq(pp1)]
+        m.d.sync += [v2.eq(v1), j2.eq(j1), j2.mask_in.eq(self.mask_rd.data),
+                     bias2.eq(self.bias_rd.data), pm2.eq(self.pm_rd.data), pp2.eq(pp1)]
         # stage 3: bias widened (Fp16ToFp32 is registered); the mask decides
         j3 = Signal(jl)
         v3 = Signal()
         m.d.sync += [v3.eq(v2), j3.eq(j2),
-                     j3.mask_in.eq(Mux(self.eors, pm2.bit_select(pp2, 1), j2.mask_in))]
+                     j3.mask_in.eq(Mux(eors, pm2.bit_select(pp2, 1), j2.mask_in))]
         # The prediction is also written to MASK_IN (unused in an EORS task), so the
         # host can read back exactly what the speculator decided.
-        m.d.comb += [self.pw_en.eq(v3 & self.eors), self.pw_addr.eq(j3.mask_idx),
-                     self.pw_data.eq(j3.mask_in)]
+        m.d.comb += [self.mask_wr.en.eq(v3 & eors), self.mask_wr.addr.eq(j3.mask_idx),
+                     self.mask_wr.data.eq(j3.mask_in)]
         # The whole word is registered as it leaves the block RAM, the lane's bias is
         # picked at stage 3 and widened at stage 4: the select and the widening's
         # normalization do not both fit in one cycle.
@@ -170,28 +224,26 @@ class Scanner(wiring.Component):
         m.d.sync += [v4.eq(v3), j4.eq(j3)]
         init = Signal(32)
         m.d.comb += init.eq(widen.o)
-        with m.If(~self.bias):
-            m.d.comb += init.eq(0x80000000)
+        with m.If(~desc.bias):
+            m.d.comb += init.eq(numerics.FP32_NEG_ZERO)
 
-        skip = ((self.op == Op.FP) & (self.use_mask | self.eors) & ~j4.mask_in) | \
-               ((self.op == Op.BP) & (self.act == Act.RELU) & ~j4.mask_in)
+        skip = ((desc.op == Op.FP) & (desc.use_mask | eors) & ~j4.mask_in) | \
+               ((desc.op == Op.BP) & (desc.act == Act.RELU) & ~j4.mask_in)
         job = Signal(jl)
         m.d.comb += [job.eq(j4), job.init.eq(init)]
         res = Signal(result_layout(g))
         m.d.comb += [res.o_addr.eq(j4.o_addr), res.mask_idx.eq(j4.mask_idx),
                      res.mask_in.eq(j4.mask_in), res.computed.eq(0)]
-        m.d.comb += [jobq.w_en.eq(v4 & ~skip), jobq.w_data.eq(job),
-                     skipq.w_en.eq(v4 & skip), skipq.w_data.eq(res)]
-
-        m.d.comb += [self.jobs.valid.eq(jobq.r_rdy), self.jobs.payload.eq(jobq.r_data),
-                     jobq.r_en.eq(self.jobs.ready),
-                     self.skips.valid.eq(skipq.r_rdy), self.skips.payload.eq(skipq.r_data),
-                     skipq.r_en.eq(self.skips.ready)]
+        jw, sw = jobq.w_stream, skipq.w_stream
+        m.d.comb += [jw.valid.eq(v4 & ~skip), jw.payload.eq(job),
+                     sw.valid.eq(v4 & skip), sw.payload.eq(res)]
+        wiring.connect(m, jobq.r_stream, wiring.flipped(self.jobs))
+        wiring.connect(m, skipq.r_stream, wiring.flipped(self.skips))
         m.d.comb += self.busy.eq(have_row | (mleft != 0) | v1 | v2 | v3 | v4 | jobq.r_rdy | skipq.r_rdy)
         # last, so a new task's start overrides every other update of these registers
         with m.If(self.start):
-            m.d.sync += [have_row.eq(0), ni.eq(0), mleft.eq(self.m), b_row.eq(self.b_base),
+            m.d.sync += [have_row.eq(0), ni.eq(0), mleft.eq(desc.m), b_row.eq(desc.b_base),
                          rslot.eq(0), pg.eq(0), pp.eq(0),
-                         o_row.eq(self.o_base), o_addr.eq(self.o_base), mask_idx.eq(0),
-                         bias_addr.eq(self.bias_base)]
+                         o_row.eq(desc.o_base), o_addr.eq(desc.o_base), mask_idx.eq(0),
+                         bias_addr.eq(desc.bias_base)]
         return m

@@ -1,0 +1,108 @@
+"""The host port's side of the core's buffers."""
+
+from amaranth.hdl import Module, Signal, Mux
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..delay import delay
+from .buffers import WIDE, buffer_shape, element_bits, read_signature, write_signature
+from .config import Buf, CoreConfig, check_type
+from .ports import HostPort
+
+__all__ = ["HostMux", "TASK_WRITTEN"]
+
+TASK_WRITTEN = (Buf.OUT, Buf.MASK_OUT, Buf.MASK_IN)
+"""Buffers a running task writes (the epilogue's results, the EORS prediction)."""
+
+
+def _name(buf):
+    return buf.name.lower()
+
+
+class HostMux(wiring.Component):
+    """Connects the :class:`~ganpu.core.ports.HostPort` to every buffer's block RAM.
+
+    Each buffer has one read port and one write port here. Writes from the host reach
+    a buffer only while ``busy`` = 0 and inside its depth; anything else sets
+    ``host.err`` (cleared by ``clear``, the accepted ``start``). OUT, MASK_OUT and
+    MASK_IN share their write port with the task: while ``run`` = 1 the ``*_task``
+    write ports (the epilogue's, the scanner's) own it.
+
+    Latency: host reads :attr:`latency` = ``HostPort.read_latency`` = 4 cycles (block RAM
+    read, output register, element select of a wide word, buffer select); host writes
+    and task writes pass through without a register. Throughput one access per cycle.
+
+    Ports
+    -----
+    host : In(HostPort)
+    busy, run, clear : In(1)
+    {buf}_rd : In(ReadPort.Signature)   to buffer ``buf``'s block RAM, for every :class:`Buf`
+    {buf}_wr : In(WritePort.Signature)  ditto (wide buffers: one enable per element)
+    {out,mask_out,mask_in}_task : Out(WritePort.Signature)   the task's writes
+    """
+
+    latency = HostPort.read_latency
+
+    def __new__(cls, config):
+        check_type("config", config, CoreConfig)  # before the component exists
+        return super().__new__(cls, src_loc_at=1)
+
+    def __init__(self, config):
+        self.config = config
+        members = {"host": In(HostPort(config)), "busy": In(1), "run": In(1), "clear": In(1)}
+        for buf in Buf:
+            members[f"{_name(buf)}_rd"] = In(read_signature(config, buf))
+            members[f"{_name(buf)}_wr"] = In(write_signature(
+                config, buf, granularity=16 if buf in WIDE else None))
+        for buf in TASK_WRITTEN:
+            members[f"{_name(buf)}_task"] = Out(write_signature(config, buf))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        h = self.host
+        P = cfg.eors_lanes
+        lp = element_bits(cfg)
+
+        sel_ok = Signal()
+        with m.Switch(h.buf):
+            for buf in Buf:
+                with m.Case(buf):
+                    m.d.comb += sel_ok.eq(h.addr < cfg.depth(buf))
+        host_w = h.we & sel_ok & ~self.busy
+        with m.If(self.clear):
+            m.d.sync += h.err.eq(0)
+        # after the clear: a refused write in the start cycle still flags
+        with m.If(h.we & (~sel_ok | self.busy)):
+            m.d.sync += h.err.eq(1)
+
+        lane = delay(m, h.addr[:lp], 2, name="h_lane")
+        rdata = {}
+        for buf in Buf:
+            rd = getattr(self, f"{_name(buf)}_rd")
+            wr = getattr(self, f"{_name(buf)}_wr")
+            en = host_w & (h.buf == buf)
+            if buf in WIDE:
+                m.d.comb += [wr.addr.eq(h.addr >> lp), wr.data.eq(h.wdata.replicate(P)),
+                             wr.en.eq(Mux(en, 1 << h.addr[:lp], 0))]
+            else:
+                m.d.comb += [wr.addr.eq(h.addr), wr.data.eq(h.wdata), wr.en.eq(en)]
+            if buf in TASK_WRITTEN:
+                task = getattr(self, f"{_name(buf)}_task")
+                with m.If(self.run):
+                    m.d.comb += [wr.addr.eq(task.addr), wr.data.eq(task.data), wr.en.eq(task.en)]
+            m.d.comb += rd.addr.eq(h.addr >> lp if buf in WIDE else h.addr)
+            # Each buffer's data is registered as it leaves the block RAM (whose slow
+            # clock-to-out plus the route fill a cycle), then a wide word's element is
+            # selected, then the buffer.
+            raw = Signal(buffer_shape(cfg, buf)[0], name=f"h_raw_{_name(buf)}")
+            rdata[buf] = Signal(16, name=f"h_rdata_{_name(buf)}")
+            m.d.sync += [raw.eq(rd.data),
+                         rdata[buf].eq(raw.word_select(lane, 16) if buf in WIDE else raw)]
+        sel = delay(m, h.buf, self.latency - 1, name="h_buf")
+        with m.Switch(sel):
+            for buf in Buf:
+                with m.Case(buf):
+                    m.d.sync += h.rdata.eq(rdata[buf])
+        return m

@@ -1,0 +1,92 @@
+"""The two ports through which a processor drives a compute core (``docs/core.md``).
+
+Both signatures are written from the driver's side (a DMA engine, a scheduler, a test
+bench): the core takes them as ``In(HostPort(config))`` and ``In(TaskPort(config))``,
+so in generated Verilog the core's ports are ``host__buf``, ``host__addr``, ...,
+``task__desc``, ``task__start``, ...
+"""
+
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import Buf, CoreConfig, check_type
+from .descriptor import Error, descriptor_layout
+
+__all__ = ["HostPort", "TaskPort"]
+
+
+class HostPort(wiring.Signature):
+    """Memory-like access to every :class:`Buf` of a core, one access per cycle.
+
+    Timing contract
+    ---------------
+    * Read: ``rdata`` returns the element addressed by ``buf``/``addr`` exactly
+      :attr:`read_latency` cycles earlier (reads are free-running: every cycle reads).
+      Each buffer's block-RAM output is registered, then a wide word's element is
+      selected, then the buffer: the latency is the same for every buffer.
+    * Write: ``we`` writes ``wdata`` at ``buf``/``addr`` at the next clock edge. Masks
+      store bit 0. Writes are allowed only while the core is idle (the task port's
+      ``busy`` = 0); OUT, MASK_OUT and MASK_IN are written by a running task.
+    * Errors: a write to an address beyond the buffer's depth (:meth:`CoreConfig.depth`)
+      or a write while ``busy`` sets ``err`` and changes nothing. ``err`` stays set
+      until the task port's next accepted ``start``; reads never set it.
+
+    Members (driver's view)
+    -----------------------
+    buf : Out(Buf), addr : Out(16), we : Out(1), wdata : Out(16)
+    rdata : In(16), err : In(1)
+    """
+
+    read_latency = 4
+
+    def __init__(self, config=None):
+        if config is None:
+            config = CoreConfig()
+        self.config = check_type("config", config, CoreConfig)
+        super().__init__({
+            "buf": Out(Buf), "addr": Out(16), "we": Out(1), "wdata": Out(16),
+            "rdata": In(16), "err": In(1),
+        })
+
+    def __eq__(self, other):
+        return type(other) is HostPort and self.config == other.config
+
+    def __repr__(self):
+        return f"HostPort({self.config!r})"
+
+
+class TaskPort(wiring.Signature):
+    """Start one task (a descriptor) on a core and read its status.
+
+    Timing contract
+    ---------------
+    * ``start`` is a one-cycle pulse taken only while ``busy`` = 0; ``desc`` is
+      sampled in that cycle (the core keeps its own copy). ``start`` while busy is
+      ignored.
+    * ``busy`` rises the cycle after an accepted ``start`` and falls when every output
+      of the task is written (or right after the check when it refused the task).
+    * When ``busy`` falls, ``error`` holds the descriptor checker's verdict (anything
+      but ``Error.OK`` means the task wrote nothing) and ``cycles`` the task's length
+      from ``start`` to the fall of ``busy``; ``eors_cycles`` counts the cycles the
+      speculator spent issuing predictions. All three hold until the next ``start``.
+
+    Members (driver's view)
+    -----------------------
+    desc : Out(descriptor_layout(config.geom)), start : Out(1)
+    busy : In(1), error : In(Error), cycles : In(32), eors_cycles : In(32)
+    """
+
+    def __init__(self, config=None):
+        if config is None:
+            config = CoreConfig()
+        self.config = check_type("config", config, CoreConfig)
+        super().__init__({
+            "desc": Out(descriptor_layout(config.geom)), "start": Out(1),
+            "busy": In(1), "error": In(Error), "cycles": In(32), "eors_cycles": In(32),
+        })
+
+    def __eq__(self, other):
+        return type(other) is TaskPort and self.config == other.config
+
+    def __repr__(self):
+        return f"TaskPort({self.config!r})"
