@@ -111,3 +111,28 @@ def test_concurrent_builds_of_one_design_build_once(tmp_path):
     assert [e for e, _ in log] == ["start", "end"]
     assert sorted(built) == [False, True]
     assert (folder / "top.v").read_text() == "module top; endmodule\n"
+
+
+def test_bench_rows_without_a_simulator(monkeypatch):
+    """``ganpu bench core|eors`` assemble their rows from the task names the runner
+    reports (here a stand-in that charges one cycle per task), the work accounting
+    and the EORS statistics; the simulator path itself is exercised by test_core."""
+    from ganpu import bench
+    ran = []
+
+    def fake_run(lanes, eors_lanes, tasks, workdir, tag):
+        ran.append((tag, len(tasks)))
+        return {name: {"name": name, "cycles": 1, "eors_cycles": 2} for name, _, _ in tasks}
+
+    monkeypatch.setattr(bench, "_run", fake_run)
+    rows = bench.bench_core(batch=8)
+    assert [t for t, _ in ran] == ["sparse", "dense"] and ran[0][1] == ran[1][1]
+    assert all(r["surviving_macs"] <= r["dense_macs"] and r["measured"] >= 1 for r in rows)
+    assert bench.summarize(rows, 4)["step_measured_cycles"] == ran[0][1]
+    ran.clear()
+    rows = bench.bench_eors(batch=8)
+    assert [t for t, _ in ran] == ["eors", "exact", "dense"]
+    for r in rows:
+        assert 0 <= r["recall"] <= 1 and 0 <= r["false_zero_rate"] <= 1
+        assert r["prediction_cycles"] == 2 * r["measured_eors"]
+    assert bench.summarize_eors(rows, 16)["min_recall"] == min(r["recall"] for r in rows)
