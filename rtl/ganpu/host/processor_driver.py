@@ -1,0 +1,189 @@
+"""The typed host driver of the processor, over any :class:`BusTransport`
+(``docs/processor.md``).
+
+The driver speaks the processor's memory map by name: GBUF word ranges, task records
+(dicts of :func:`~ganpu.processor.program.task_layout` fields, packed with the layout),
+the run's :class:`~ganpu.processor.program.Policy`, start, resume, status and counters.
+It never imports cocotb: the same driver runs on a cocotb bench
+(:class:`ganpu.sim.cocotb_bus.CocotbBusTransport`) and on any link that carries bus
+requests.
+"""
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from ..core.config import check_type
+from ..core.descriptor import Error
+from ..processor.config import ProcessorConfig
+from ..processor.model import record_bus_words
+from ..processor.program import (Region, Csr, State, Policy, ProgramError, REGION_SHIFT,
+                                 record_words)
+
+__all__ = ["BusTransport", "ProcessorDriver", "BusError", "ProgramFailed", "DEFAULT_POLLS"]
+
+DEFAULT_POLLS = 20000
+
+
+class BusTransport(ABC):
+    """A link that carries one bus request and returns its response."""
+
+    @abstractmethod
+    async def request(self, addr, write, data=0):
+        """``(data, error)`` of one request (``write`` 0 or 1; ``data`` 16 bits)."""
+
+    async def requests(self, reqs):
+        """``[(data, error), ...]`` of ``reqs`` = ``[(addr, write, data), ...]``, in order
+        (a link may pipeline them)."""
+        return [await self.request(*r) for r in reqs]
+
+    async def idle(self, cycles):
+        """Let ``cycles`` clock cycles pass (a link without a clock may just return)."""
+
+
+class BusError(RuntimeError):
+    """The processor refused a bus access (``error`` in its response)."""
+
+
+class ProgramFailed(RuntimeError):
+    """The program check refused the program (State ERROR)."""
+
+    def __init__(self, error, task, core_error):
+        self.error, self.task, self.core_error = error, task, core_error
+        detail = f" (core: {core_error.name})" if error == ProgramError.CORE else ""
+        super().__init__(f"program refused: {error.name} at record {task}{detail}")
+
+
+def address(region, offset):
+    """The bus address of ``offset`` in :class:`Region` ``region``."""
+    return (Region(region).value << REGION_SHIFT) | offset
+
+
+class ProcessorDriver:
+    """Host API of one processor for ``cfg`` over ``transport``."""
+
+    def __init__(self, transport, cfg):
+        self.t = transport
+        self.cfg = check_type("cfg", cfg, ProcessorConfig)
+
+    async def _access(self, addr, write, data=0, check=True):
+        value, error = await self.t.request(addr, write, data)
+        if error and check:
+            raise BusError(f"bus access refused: {'write' if write else 'read'} of address {addr:#x}")
+        return value, error
+
+    def _gbuf_range(self, base, count):
+        if base < 0 or count < 0 or base + count > self.cfg.gbuf_depth:
+            raise ValueError(f"GBUF range {base}..{base + count} exceeds its {self.cfg.gbuf_depth} words")
+
+    async def write_gbuf(self, base, words):
+        """GBUF words ``base ..`` become ``words`` (uint16)."""
+        words = np.asarray(words).ravel()
+        self._gbuf_range(base, words.size)
+        await self._burst([(address(Region.GBUF, base + i), 1, int(w) & 0xFFFF)
+                           for i, w in enumerate(words)])
+
+    async def write_gbuf_words(self, addrs, words):
+        """GBUF word ``addrs[i]`` becomes ``words[i]`` (scattered writes)."""
+        for a in addrs:
+            self._gbuf_range(int(a), 1)
+        await self._burst([(address(Region.GBUF, int(a)), 1, int(w) & 0xFFFF)
+                           for a, w in zip(addrs, words)])
+
+    async def _burst(self, reqs):
+        out = await self.t.requests(reqs)
+        for (addr, write, _), (_, error) in zip(reqs, out):
+            if error:
+                raise BusError(f"bus access refused: {'write' if write else 'read'} of address {addr:#x}")
+        return [v for v, _ in out]
+
+    async def read_gbuf(self, base, count):
+        """``count`` GBUF words from ``base`` (uint16 array)."""
+        self._gbuf_range(base, count)
+        out = await self._burst([(address(Region.GBUF, base + i), 0, 0) for i in range(count)])
+        return np.array(out, dtype=np.uint16)
+
+    async def write_record(self, index, rec):
+        """Record ``index`` of the task table becomes ``rec``."""
+        if not 0 <= index < self.cfg.program_depth:
+            raise ValueError(f"record index {index!r} beyond the table's {self.cfg.program_depth}")
+        W = record_words(self.cfg)
+        await self._burst([(address(Region.PROGRAM, index * W + i), 1, w)
+                           for i, w in enumerate(record_bus_words(self.cfg, rec))])
+
+    async def read_record_words(self, index):
+        W = record_words(self.cfg)
+        return [(await self._access(address(Region.PROGRAM, index * W + i), 0))[0] for i in range(W)]
+
+    async def load_program(self, records):
+        """Write every record and NTASKS."""
+        if len(records) > self.cfg.program_depth:
+            raise ValueError(f"{len(records)} records do not fit the table's {self.cfg.program_depth}")
+        for t, rec in enumerate(records):
+            await self.write_record(t, rec)
+        await self.write_csr(Csr.NTASKS, len(records))
+
+    async def write_csr(self, csr, value):
+        await self._access(address(Region.CSR, Csr(csr).value if isinstance(csr, Csr) else csr), 1, value)
+
+    async def read_csr(self, csr):
+        return (await self._access(address(Region.CSR, Csr(csr).value if isinstance(csr, Csr) else csr), 0))[0]
+
+    async def set_policy(self, policy):
+        await self.write_csr(Csr.POLICY, Policy(policy).value)
+
+    async def start(self):
+        await self.write_csr(Csr.CTRL, 1)
+
+    async def resume(self):
+        await self.write_csr(Csr.CTRL, 2)
+
+    async def clear(self):
+        await self.write_csr(Csr.CTRL, 4)
+
+    async def state(self):
+        return State(await self.read_csr(Csr.STATE))
+
+    async def wait(self, until=(State.DONE, State.PAUSED), polls=DEFAULT_POLLS, interval=16):
+        """Poll STATE until it is one of ``until``; raises :class:`ProgramFailed` on ERROR
+        (unless ERROR is in ``until``) and :class:`TimeoutError` after ``polls`` polls."""
+        for _ in range(polls):
+            s = await self.state()
+            if s in until:
+                return s
+            if s == State.ERROR:
+                raise ProgramFailed(*await self.error())
+            await self.t.idle(interval)
+        raise TimeoutError(f"processor still {s.name} after {polls} polls of {interval} cycles "
+                           f"(waiting for {', '.join(u.name for u in until)})")
+
+    async def error(self):
+        """``(ProgramError, task, core Error)`` of the last check."""
+        return (ProgramError(await self.read_csr(Csr.ERROR)), await self.read_csr(Csr.ERROR_TASK),
+                Error(await self.read_csr(Csr.ERROR_CORE)))
+
+    async def run(self, records=None, policy=Policy.ADAPTIVE, on_pause=None, **wait_kw):
+        """Load ``records`` (if given), start under ``policy`` and serve PAUSE records
+        with ``await on_pause(index, driver)`` until DONE."""
+        if records is not None:
+            await self.load_program(records)
+        await self.set_policy(policy)
+        await self.start()
+        while True:
+            s = await self.wait(**wait_kw)
+            if s == State.DONE:
+                return
+            at = await self.read_csr(Csr.PAUSED_AT)
+            if on_pause is not None:
+                await on_pause(at, self)
+            await self.resume()
+
+    async def counter(self, lo):
+        return (await self.read_csr(lo)) | ((await self.read_csr(lo + 1)) << 16)
+
+    async def counters(self):
+        """``{"cycles", "dma", "done_tasks", "core_busy": [...]}``."""
+        return {"cycles": await self.counter(Csr.CYCLES_LO.value),
+                "dma": await self.counter(Csr.DMA_LO.value),
+                "done_tasks": await self.read_csr(Csr.DONE_TASKS),
+                "core_busy": [await self.counter(Csr.CORE_BUSY.value + 2 * c) for c in range(self.cfg.cores)]}

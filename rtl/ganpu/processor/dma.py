@@ -1,0 +1,274 @@
+"""The DMA: strided tiles between the GBUF and the cores' buffers
+(``docs/processor.md``)."""
+
+from amaranth.hdl import Module, Signal, Mux
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import ReadPort, WritePort
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from ..core.config import Buf, check_type
+from ..core.ports import HostPort
+from ..delay import delay_line
+from .config import ProcessorConfig
+from .program import operand2_layout
+
+__all__ = ["Dma", "load_layout", "store_layout"]
+
+
+def load_layout(cfg):
+    """A load job: the operands of one task for the cores in ``group``; core ``c`` gets
+    rows ``rows[c].m0 .. + rows[c].mc`` of A (and MASK_IN with ``mask_in``); B (and its
+    EORS regrouping BW with ``bw``) and BIAS (with ``bias``) go to every core of the group."""
+    d, g = cfg.core.geom.dim_bits, cfg.gbuf_bits
+    return data.StructLayout({
+        "group": cfg.cores, "rows": data.ArrayLayout(data.StructLayout({"m0": d, "mc": d}), cfg.cores),
+        "n": d, "k": d, "a": operand2_layout(g), "b": operand2_layout(g),
+        "bias": 1, "bias_base": g, "mask_in": 1, "mask_in_base": g, "bw": 1,
+    })
+
+
+def store_layout(cfg):
+    """A store job: rows ``m0 .. m0+mc`` of a task's OUT (and MASK_OUT with
+    ``store_mask``) from core ``core`` to the GBUF."""
+    d, g = cfg.core.geom.dim_bits, cfg.gbuf_bits
+    return data.StructLayout({
+        "core": range(cfg.cores), "m0": d, "mc": d, "n": d, "out": operand2_layout(g),
+        "store_mask": 1, "mask_out_base": g,
+    })
+
+
+class Dma(wiring.Component):
+    """Moves one job at a time, one GBUF word per cycle, as a series of *passes*; a pass
+    walks a (rows, cols) tile of the GBUF (base, row stride, column stride) while the
+    core address counts 0, 1, 2, ... (row-major, contiguous), except the BW pass whose
+    core address is ``((n // P) * K + k) * P + n % P`` (``P`` = EORS lanes).
+
+    Load job (from ``load``): for each core of the group its A rows, then for each its
+    MASK_IN rows (with ``mask_in``), then B, BW (with ``bw``) and BIAS (with ``bias``),
+    each read once from the GBUF and written to every core of the group in the same
+    cycle (broadcast). Store job (from ``store``, taken first when both wait): OUT, then
+    MASK_OUT (with ``store_mask``; bit 0 as a 0/1 word), read through the core's host
+    port, whose data comes ``HostPort.read_latency`` cycles after the address.
+
+    Latency: a pass of ``w`` words takes ``w`` cycles plus 1 (load) or
+    ``read_latency`` (store) to drain, plus one set-up cycle; ``load_done`` /
+    ``store_done`` pulse the cycle after the job's last write. ``busy`` is high from
+    taking a job to its done pulse; ``busy_cycles`` counts those cycles (CSR DMA).
+
+    Ports
+    -----
+    load : In(stream.Signature(load_layout(cfg)))
+    store : In(stream.Signature(store_layout(cfg)))
+    load_done, store_done : Out(1)
+    busy : Out(1), busy_cycles : Out(32)
+    gbuf_rd, gbuf_wr : the GBUF's DMA ports (driver side)
+    cores : Out(HostPort(cfg.core)).array(cfg.cores)
+    """
+
+    def __init__(self, cfg):
+        self.cfg = check_type("cfg", cfg, ProcessorConfig)
+        super().__init__({
+            "load": In(stream.Signature(load_layout(cfg))),
+            "store": In(stream.Signature(store_layout(cfg))),
+            "load_done": Out(1), "store_done": Out(1), "busy": Out(1), "busy_cycles": Out(32),
+            "gbuf_rd": In(ReadPort.Signature(addr_width=cfg.gbuf_bits, shape=16)),
+            "gbuf_wr": In(WritePort.Signature(addr_width=cfg.gbuf_bits, shape=16)),
+            "cores": Out(HostPort(cfg.core)).array(cfg.cores),
+        })
+
+    def model(self, kind, job, gbuf, cores):
+        """Transaction-level model of one job: ``kind`` "load" or "store", ``job`` a
+        dict of the payload fields, ``gbuf`` a numpy word array, ``cores`` a list of
+        buffer dicts (``CoreConfig.zero_buffers`` shape); updated in place."""
+        import numpy as np
+        from ..host.lower import bw_image
+        P = self.cfg.core.eors_lanes
+        n, a, o = job["n"], job.get("a"), job.get("out")
+        if kind == "store":
+            c, m0, mc = job["core"], job["m0"], job["mc"]
+            mi, ni = np.arange(m0, m0 + mc)[:, None], np.arange(n)[None, :]
+            gbuf[(o["base"] + mi * o["s0"] + ni * o["s1"]).ravel()] = cores[c]["out"][:mc * n]
+            if job["store_mask"]:
+                gbuf[job["mask_out_base"] + m0 * n + np.arange(mc * n)] = cores[c]["mask_out"][:mc * n] & 1
+            return
+        k, b = job["k"], job["b"]
+        B = gbuf[b["base"] + np.arange(n)[:, None] * b["s0"] + np.arange(k)[None, :] * b["s1"]]
+        for c in range(self.cfg.cores):
+            if not job["group"] >> c & 1:
+                continue
+            m0, mc = job["rows"][c]["m0"], job["rows"][c]["mc"]
+            mi = np.arange(m0, m0 + mc)[:, None]
+            cores[c]["a"][:mc * k] = gbuf[a["base"] + mi * a["s0"] + np.arange(k)[None, :] * a["s1"]].ravel()
+            if job["mask_in"]:
+                cores[c]["mask_in"][:mc * n] = gbuf[job["mask_in_base"] + m0 * n + np.arange(mc * n)] & 1
+            cores[c]["b"][:n * k] = B.ravel()
+            if job["bw"]:
+                bw = bw_image(B, P)
+                valid = (np.arange(bw.size) % P) + (np.arange(bw.size) // (P * k)) * P < n
+                cores[c]["bw"][:bw.size][valid] = bw[valid]
+            if job["bias"]:
+                cores[c]["bias"][:n] = gbuf[job["bias_base"] + np.arange(n)]
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        C = cfg.cores
+        d, g = cfg.core.geom.dim_bits, cfg.gbuf_bits
+        P = cfg.core.eors_lanes
+        lp = exact_log2(P)
+        RL = HostPort.read_latency
+
+        # --- pass engine
+        p_rows, p_cols = Signal(d), Signal(d)
+        p_srow, p_scol = Signal(g), Signal(g)
+        p_buf = Signal(Buf)
+        p_bw, p_store = Signal(), Signal()
+        p_mask = Signal(C)
+        p_src = Signal(range(C))
+        r, c = Signal(d), Signal(d)
+        row_addr, col_addr = Signal(g), Signal(g)
+        caddr, gk = Signal(16), Signal(16)
+        issuing = Signal()
+
+        def setup(rows, cols, base, srow, scol, buf, *, mask=0, store=0, src=0, bw=0):
+            m.d.sync += [p_rows.eq(rows), p_cols.eq(cols), p_srow.eq(srow), p_scol.eq(scol),
+                         p_buf.eq(buf), p_bw.eq(bw), p_store.eq(store), p_mask.eq(mask),
+                         p_src.eq(src), r.eq(0), c.eq(0), row_addr.eq(base), col_addr.eq(base),
+                         caddr.eq(0), gk.eq(0), issuing.eq(1)]
+
+        ca = Signal(16)
+        m.d.comb += ca.eq(Mux(p_bw, ((gk + c) << lp) | r[:lp] if lp else gk + c, caddr))
+        with m.If(issuing):
+            m.d.sync += caddr.eq(caddr + 1)
+            with m.If(c == p_cols - 1):
+                m.d.sync += [c.eq(0), r.eq(r + 1), row_addr.eq(row_addr + p_srow),
+                             col_addr.eq(row_addr + p_srow)]
+                if lp:
+                    with m.If(r[:lp] == P - 1):
+                        m.d.sync += gk.eq(gk + p_cols)
+                else:
+                    m.d.sync += gk.eq(gk + p_cols)
+                with m.If(r == p_rows - 1):
+                    m.d.sync += issuing.eq(0)
+            with m.Else():
+                m.d.sync += [c.eq(c + 1), col_addr.eq(col_addr + p_scol)]
+
+        # loads: GBUF read at t, core write at t + 1 (to every core of p_mask)
+        m.d.comb += [self.gbuf_rd.addr.eq(col_addr), self.gbuf_rd.en.eq(1)]
+        ld_v = Signal()
+        ld_ca = Signal(16)
+        m.d.sync += [ld_v.eq(issuing & ~p_store), ld_ca.eq(ca)]
+        # stores: core read at t, GBUF write at t + read_latency
+        st_v = delay_line(m, issuing & p_store, RL, name="st_v")
+        st_ga = delay_line(m, col_addr, RL, name="st_ga")
+        rdata = Signal(16)
+        for i in range(C):
+            port = self.cores[i]
+            m.d.comb += [port.buf.eq(p_buf), port.addr.eq(Mux(p_store, ca, ld_ca)),
+                         port.wdata.eq(self.gbuf_rd.data), port.we.eq(ld_v & p_mask[i])]
+            with m.If(p_src == i):
+                m.d.comb += rdata.eq(port.rdata)
+        is_mask = p_buf == Buf.MASK_OUT
+        m.d.comb += [self.gbuf_wr.en.eq(st_v[-1]), self.gbuf_wr.addr.eq(st_ga[-1]),
+                     self.gbuf_wr.data.eq(Mux(is_mask, rdata[0], rdata))]
+        inflight = ld_v
+        for v in st_v[1:]:
+            inflight = inflight | v
+        pass_done = ~issuing & ~inflight
+
+        # --- jobs
+        ld = Signal(load_layout(cfg))
+        st = Signal(store_layout(cfg))
+        cur = Signal(range(C + 1))
+        m.d.sync += [self.load_done.eq(0), self.store_done.eq(0)]
+        with m.If(self.busy):
+            m.d.sync += self.busy_cycles.eq(self.busy_cycles + 1)
+
+        def wait(then):
+            with m.If(pass_done):
+                m.next = then
+
+        with m.FSM():
+            with m.State("Idle"):
+                with m.If(self.store.valid):
+                    m.d.comb += self.store.ready.eq(1)
+                    m.d.sync += [st.eq(self.store.payload), self.busy.eq(1)]
+                    m.next = "Store-Out"
+                with m.Elif(self.load.valid):
+                    m.d.comb += self.load.ready.eq(1)
+                    m.d.sync += [ld.eq(self.load.payload), cur.eq(0), self.busy.eq(1)]
+                    m.next = "Load-A"
+            with m.State("Store-Out"):
+                o = st.out
+                setup(st.mc, st.n, o.base + st.m0 * o.s0, o.s0, o.s1, Buf.OUT, store=1, src=st.core)
+                m.next = "Store-Out-Wait"
+            with m.State("Store-Out-Wait"):
+                with m.If(pass_done):
+                    with m.If(st.store_mask):
+                        m.next = "Store-Mask"
+                    with m.Else():
+                        m.d.sync += [self.store_done.eq(1), self.busy.eq(0)]
+                        m.next = "Idle"
+            with m.State("Store-Mask"):
+                setup(st.mc, st.n, st.mask_out_base + st.m0 * st.n, st.n, 1, Buf.MASK_OUT,
+                      store=1, src=st.core)
+                m.next = "Store-Mask-Wait"
+            with m.State("Store-Mask-Wait"):
+                with m.If(pass_done):
+                    m.d.sync += [self.store_done.eq(1), self.busy.eq(0)]
+                    m.next = "Idle"
+
+            row = ld.rows[cur[:max(1, (C - 1).bit_length())] if C > 1 else 0]
+            with m.State("Load-A"):
+                with m.If(cur == C):
+                    m.d.sync += cur.eq(0)
+                    m.next = "Load-Mask"
+                with m.Elif(ld.group.bit_select(cur, 1)):
+                    setup(row.mc, ld.k, ld.a.base + row.m0 * ld.a.s0, ld.a.s0, ld.a.s1, Buf.A,
+                          mask=1 << cur)
+                    m.next = "Load-A-Wait"
+                with m.Else():
+                    m.d.sync += cur.eq(cur + 1)
+            with m.State("Load-A-Wait"):
+                with m.If(pass_done):
+                    m.d.sync += cur.eq(cur + 1)
+                    m.next = "Load-A"
+            with m.State("Load-Mask"):
+                with m.If((cur == C) | ~ld.mask_in):
+                    m.next = "Load-B"
+                with m.Elif(ld.group.bit_select(cur, 1)):
+                    setup(row.mc, ld.n, ld.mask_in_base + row.m0 * ld.n, ld.n, 1, Buf.MASK_IN,
+                          mask=1 << cur)
+                    m.next = "Load-Mask-Wait"
+                with m.Else():
+                    m.d.sync += cur.eq(cur + 1)
+            with m.State("Load-Mask-Wait"):
+                with m.If(pass_done):
+                    m.d.sync += cur.eq(cur + 1)
+                    m.next = "Load-Mask"
+            with m.State("Load-B"):
+                setup(ld.n, ld.k, ld.b.base, ld.b.s0, ld.b.s1, Buf.B, mask=ld.group)
+                m.next = "Load-B-Wait"
+            with m.State("Load-B-Wait"):
+                wait("Load-BW")
+            with m.State("Load-BW"):
+                with m.If(ld.bw):
+                    setup(ld.n, ld.k, ld.b.base, ld.b.s0, ld.b.s1, Buf.BW, mask=ld.group, bw=1)
+                    m.next = "Load-BW-Wait"
+                with m.Else():
+                    m.next = "Load-Bias"
+            with m.State("Load-BW-Wait"):
+                wait("Load-Bias")
+            with m.State("Load-Bias"):
+                with m.If(ld.bias):
+                    setup(1, ld.n, ld.bias_base, 0, 1, Buf.BIAS, mask=ld.group)
+                    m.next = "Load-Bias-Wait"
+                with m.Else():
+                    m.d.sync += [self.load_done.eq(1), self.busy.eq(0)]
+                    m.next = "Idle"
+            with m.State("Load-Bias-Wait"):
+                with m.If(pass_done):
+                    m.d.sync += [self.load_done.eq(1), self.busy.eq(0)]
+                    m.next = "Idle"
+        return m

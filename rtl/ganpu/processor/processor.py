@@ -1,0 +1,90 @@
+"""The processor top: C cores, GBUF, task table, checker, DMA and scheduler behind a
+host bus (``docs/processor.md``)."""
+
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..core import Core
+from ..core.config import check_type
+from .bus import BusFrontEnd
+from .checker import ProgramChecker
+from .config import ProcessorConfig, config as named_config
+from .dma import Dma
+from .gbuf import Gbuf
+from .program import State, bus_request_layout, bus_response_layout
+from .scheduler import Scheduler, trace_layout
+from .task_table import TaskTable
+
+__all__ = ["Processor"]
+
+
+class Processor(wiring.Component):
+    """The whole processor for ``cfg`` (a :class:`ProcessorConfig` or a config name).
+
+    Blocks: :class:`BusFrontEnd` (host bus, memory map, CSRs) -> :class:`Gbuf` and
+    :class:`TaskTable`; :class:`ProgramChecker` (every record before any task);
+    :class:`Scheduler` (ASTM dispatch); :class:`Dma` (GBUF <-> core buffers through
+    each core's host port); ``cfg.cores`` x :class:`ganpu.core.Core`. A program's
+    result is :func:`ganpu.processor.model.run_program`'s, bit for bit.
+
+    Ports
+    -----
+    req : In(stream.Signature(bus_request_layout()))
+    resp : Out(stream.Signature(bus_response_layout()))   one response per request, in order
+    state : Out(State)
+    sched_trace : Out(trace_layout(cfg))   the scheduler's ``trace``: per core dispatch and
+                                           completion pulses (for monitors; not called
+                                           ``trace``, a name Verilator's model class takes)
+    """
+
+    def __init__(self, cfg="small"):
+        if isinstance(cfg, str):
+            cfg = named_config(cfg)
+        self.cfg = check_type("cfg", cfg, ProcessorConfig)
+        super().__init__({
+            "req": In(stream.Signature(bus_request_layout())),
+            "resp": Out(stream.Signature(bus_response_layout())),
+            "state": Out(State),
+            "sched_trace": Out(trace_layout(cfg)),
+        })
+
+    def model(self, gbuf, records, on_pause=None):
+        """``(ProgramError, task, core Error, new gbuf)`` (:func:`~ganpu.processor.model.run_program`)."""
+        from .model import run_program
+        return run_program(self.cfg, gbuf, records, on_pause)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        m.submodules.bus = bus = BusFrontEnd(cfg)
+        m.submodules.gbuf = gbuf = Gbuf(cfg)
+        m.submodules.table = table = TaskTable(cfg)
+        m.submodules.checker = checker = ProgramChecker(cfg)
+        m.submodules.scheduler = sched = Scheduler(cfg)
+        m.submodules.dma = dma = Dma(cfg)
+        cores = [Core(cfg.core) for _ in range(cfg.cores)]
+        for i, core in enumerate(cores):
+            m.submodules[f"core{i}"] = core
+
+        wiring.connect(m, wiring.flipped(self.req), bus.req)
+        wiring.connect(m, wiring.flipped(self.resp), bus.resp)
+        wiring.connect(m, bus.gbuf_rd, gbuf.bus_rd)
+        wiring.connect(m, bus.gbuf_wr, gbuf.bus_wr)
+        wiring.connect(m, bus.prog_rd, table.bus_rd)
+        wiring.connect(m, bus.prog_wr, table.bus_wr)
+        wiring.connect(m, checker.table, table.check_rd)
+        wiring.connect(m, sched.table, table.sched_rd)
+        wiring.connect(m, sched.check, checker.check)
+        wiring.connect(m, sched.load, dma.load)
+        wiring.connect(m, sched.store, dma.store)
+        wiring.connect(m, dma.gbuf_rd, gbuf.dma_rd)
+        wiring.connect(m, dma.gbuf_wr, gbuf.dma_wr)
+        for i, core in enumerate(cores):
+            wiring.connect(m, dma.cores[i], core.host)
+            wiring.connect(m, sched.cores[i], core.task)
+        m.d.comb += [sched.control.eq(bus.control), bus.status.eq(sched.status),
+                     sched.load_done.eq(dma.load_done), sched.store_done.eq(dma.store_done),
+                     sched.dma_cycles.eq(dma.busy_cycles), self.state.eq(sched.status.state),
+                     self.sched_trace.eq(sched.trace)]
+        return m

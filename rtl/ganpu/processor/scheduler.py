@@ -1,0 +1,312 @@
+"""The ASTM scheduler: ready tasks to free cores, in time or in space
+(``docs/processor.md``)."""
+
+from amaranth.hdl import Module, Signal, Mux, Const
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..core.config import check_type
+from ..core.descriptor import Op, Act
+from ..core.ports import TaskPort
+from .bus import control_layout, status_layout
+from .checker import CheckPort, derived_descriptor, reads_mask_in
+from .config import ProcessorConfig
+from .dma import load_layout, store_layout
+from .model import MIN_WORK, cores_for
+from .program import TaskKind, ProgramError, Policy, State, task_layout
+from .task_table import table_read_signature
+
+__all__ = ["Scheduler", "trace_layout", "CoreState"]
+
+
+def trace_layout(cfg):
+    """Per core, every cycle: ``dispatch`` pulses when the core is given rows
+    ``m0 .. m1`` of task ``task``; ``complete`` pulses when its part is stored back."""
+    d = cfg.core.geom.dim_bits
+    return data.ArrayLayout(data.StructLayout({
+        "dispatch": 1, "complete": 1, "task": cfg.program_bits, "m0": d, "m1": d}), cfg.cores)
+
+
+class CoreState(enum.Enum, shape=3):
+    FREE = 0
+    LOADING = 1    # given a task; its load job waits for or is in the DMA
+    STARTING = 2   # operands loaded: start pulse this cycle
+    RUNNING = 3
+    STORE = 4      # finished: its store job waits for the DMA
+    STORING = 5
+
+
+def _min(a, b):
+    return Mux(a < b, a, b)
+
+
+class Scheduler(wiring.Component):
+    """Runs a checked program: a scoreboard of done records, a window of the next
+    ``cfg.window`` records from the first undispatched one, and dispatch of the first
+    ready record (every valid dependency done) as cores free up.
+
+    Cores per dispatch (:func:`ganpu.processor.model.cores_for`, same rule): TEMPORAL
+    waits until every core is free and splits the rows over ``min(cores, M)`` of them;
+    SPATIAL gives one core; ADAPTIVE gives
+    ``k = min(free, max(1, free // ready), M, max(1, ceil(work / MIN_WORK)))`` cores,
+    1 when ``words >= work`` (``ready`` = ready records in the window). The ``k``
+    lowest-numbered free cores get rows split by
+    :func:`ganpu.processor.model.split_rows` (``M // k`` each, one more for the first
+    ``M % k``). The DMA loads the group's operands (one load job), the scheduler
+    starts the group, and each core's rows are stored (one store job per core) when
+    it finishes; a record is done when the last of its cores is stored. A PAUSE record,
+    once ready and every core is free, sets State PAUSED and PAUSED_AT and is done at
+    ``control.resume``. State DONE when every record is done.
+
+    State: ``control.start`` (in IDLE, DONE or ERROR) starts the program check (CHECKING),
+    then RUNNING, or ERROR with the checker's verdict.
+
+    Throughput: a window scan takes ``2 * cfg.window + 2`` cycles; one dispatch per scan.
+
+    Ports
+    -----
+    control : In(control_layout(cfg))
+    check : Out(CheckPort(cfg))
+    table : In(table_read_signature(cfg))
+    load : Out(stream.Signature(load_layout(cfg))), load_done : In(1)
+    store : Out(stream.Signature(store_layout(cfg))), store_done : In(1)
+    cores : Out(TaskPort(cfg.core)).array(cfg.cores)
+    dma_cycles : In(32)          forwarded to ``status.dma``
+    status : Out(status_layout(cfg))
+    trace : Out(trace_layout(cfg))
+    """
+
+    def __init__(self, cfg):
+        self.cfg = check_type("cfg", cfg, ProcessorConfig)
+        super().__init__({
+            "control": In(control_layout(cfg)),
+            "check": Out(CheckPort(cfg)),
+            "table": In(table_read_signature(cfg)),
+            "load": Out(stream.Signature(load_layout(cfg))), "load_done": In(1),
+            "store": Out(stream.Signature(store_layout(cfg))), "store_done": In(1),
+            "cores": Out(TaskPort(cfg.core)).array(cfg.cores),
+            "dma_cycles": In(32),
+            "status": Out(status_layout(cfg)),
+            "trace": Out(trace_layout(cfg)),
+        })
+
+    def model(self, policy, free, ready, m, work, words):
+        """Cores given to a ready GEMM record (0: it waits)."""
+        return cores_for(policy, self.cfg.cores, free, ready, m, work, words)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        C, W = cfg.cores, cfg.window
+        pb = cfg.program_bits
+        d = cfg.core.geom.dim_bits
+        layout = task_layout(cfg)
+        ctl, chk, st = self.control, self.check, self.status
+
+        state = Signal(State)
+        m.d.comb += [st.state.eq(state), st.dma.eq(self.dma_cycles)]
+        policy = Signal(Policy)
+        ntasks = Signal(16)
+        done_bits = Signal(cfg.program_depth)
+        disp_bits = Signal(cfg.program_depth)
+        done_count = Signal(16)
+        m.d.comb += st.done_tasks.eq(done_count)
+        head = Signal(pb + 1)
+
+        # --- per-core bookkeeping
+        cstate = [Signal(CoreState, name=f"cstate{i}") for i in range(C)]
+        ctask = [Signal(pb, name=f"ctask{i}") for i in range(C)]
+        cm0 = [Signal(d, name=f"cm0_{i}") for i in range(C)]
+        cmc = [Signal(d, name=f"cmc_{i}") for i in range(C)]
+        crec = [Signal(layout, name=f"crec{i}") for i in range(C)]
+        free = Signal(C)
+        m.d.comb += free.eq(Const(0, C) | sum((cstate[i] == CoreState.FREE) << i for i in range(C)))
+        all_free = free == (1 << C) - 1
+
+        # --- counters
+        with m.If((state == State.CHECKING) | (state == State.RUNNING) | (state == State.PAUSED)):
+            m.d.sync += st.cycles.eq(st.cycles + 1)
+        for i in range(C):
+            with m.If(self.cores[i].busy):
+                m.d.sync += st.core_busy[i].eq(st.core_busy[i] + 1)
+
+        # --- core tasks: start after the group's load, completion when busy falls
+        loading_group = Signal(C)
+        for i in range(C):
+            tp = self.cores[i]
+            m.d.comb += tp.desc.eq(derived_descriptor(m, crec[i], cfg.core.geom, rows=cmc[i]))
+            with m.If(self.load_done & loading_group[i]):
+                m.d.sync += cstate[i].eq(CoreState.STARTING)
+            with m.If(cstate[i] == CoreState.STARTING):
+                m.d.comb += tp.start.eq(1)
+                m.d.sync += cstate[i].eq(CoreState.RUNNING)
+            with m.If((cstate[i] == CoreState.RUNNING) & ~tp.busy):
+                m.d.sync += cstate[i].eq(CoreState.STORE)
+
+        # --- load stream (one pending job, registered payload)
+        ld_valid = Signal()
+        ld = Signal(load_layout(cfg))
+        m.d.comb += [self.load.valid.eq(ld_valid), self.load.payload.eq(ld)]
+        with m.If(self.load.valid & self.load.ready):
+            m.d.sync += [ld_valid.eq(0), loading_group.eq(ld.group)]
+
+        # --- store stream: the lowest core waiting, registered until the DMA takes it
+        st_valid = Signal()
+        st_core = Signal(range(C))
+        storing = Signal(range(C))
+        sp = self.store.payload
+        m.d.comb += [self.store.valid.eq(st_valid), sp.core.eq(st_core)]
+        for i in range(C):
+            with m.If(st_core == i):
+                m.d.comb += [sp.m0.eq(cm0[i]), sp.mc.eq(cmc[i]), sp.n.eq(crec[i].n),
+                             sp.out.eq(crec[i].out), sp.store_mask.eq(crec[i].store_mask),
+                             sp.mask_out_base.eq(crec[i].mask_out_base)]
+        with m.If(~st_valid):
+            for i in reversed(range(C)):
+                with m.If(cstate[i] == CoreState.STORE):
+                    m.d.sync += [st_valid.eq(1), st_core.eq(i)]
+        with m.If(self.store.valid & self.store.ready):
+            m.d.sync += [st_valid.eq(0), storing.eq(st_core)]
+            for i in range(C):
+                with m.If(st_core == i):
+                    m.d.sync += cstate[i].eq(CoreState.STORING)
+        for i in range(C):
+            tr = self.trace[i]
+            with m.If(self.store_done & (storing == i)):
+                m.d.sync += cstate[i].eq(CoreState.FREE)
+                m.d.comb += [tr.complete.eq(1), tr.task.eq(ctask[i])]
+                others = 0
+                for j in range(C):
+                    if j != i:
+                        others = others | ((cstate[j] != CoreState.FREE) & (ctask[j] == ctask[i]))
+                with m.If(~others):
+                    m.d.sync += [done_bits.bit_select(ctask[i], 1).eq(1), done_count.eq(done_count + 1)]
+
+        # --- the window scan and dispatch
+        i_slot = Signal(range(W + 1))
+        idx = Signal(pb + 2)
+        m.d.comb += [idx.eq(head + i_slot), self.table.addr.eq(idx)]
+        rec = layout(self.table.data[:layout.size])
+        in_prog = idx < ntasks
+        deps_done = 1
+        for j in range(cfg.deps):
+            deps_done = deps_done & (~rec.deps[j].valid | done_bits.bit_select(rec.deps[j].index, 1))
+        ready = in_prog & ~disp_bits.bit_select(idx, 1) & deps_done
+        n_ready = Signal(range(W + 1))
+        found = Signal()
+        cand = Signal(layout)
+        cand_idx = Signal(pb)
+
+        free_n = Signal(range(C + 1))
+        m.d.comb += free_n.eq(sum(free[i] for i in range(C)))
+        k = Signal(range(C + 1))
+        need = (cand.work + (MIN_WORK - 1)) >> (MIN_WORK.bit_length() - 1)
+        share = Signal(range(C + 1))
+        m.d.comb += share.eq(free_n // Mux(n_ready == 0, 1, n_ready))
+        adaptive = Signal(range(C + 1))
+        m.d.comb += adaptive.eq(_min(_min(free_n, Mux(share == 0, 1, share)),
+                                     _min(cand.m, Mux(need == 0, 1, need))))
+        with m.If(cand.words >= cand.work):
+            m.d.comb += adaptive.eq(1)
+        with m.If(free_n == 0):
+            m.d.comb += adaptive.eq(0)
+        with m.Switch(policy):
+            with m.Case(Policy.TEMPORAL):
+                m.d.comb += k.eq(Mux(all_free, _min(C, cand.m), 0))
+            with m.Case(Policy.SPATIAL):
+                m.d.comb += k.eq(free_n != 0)
+            with m.Default():
+                m.d.comb += k.eq(adaptive)
+        k_r = Signal(range(C + 1))
+        q_r, r_r = Signal(d), Signal(range(C))
+        free_snap = Signal(C)
+        paused_at = Signal(pb)
+        m.d.comb += st.paused_at.eq(paused_at)
+
+        with m.FSM():
+            with m.State("Idle"):
+                with m.If(ctl.start):
+                    m.d.comb += [chk.start.eq(1)]
+                    m.d.sync += [state.eq(State.CHECKING), policy.eq(ctl.policy), ntasks.eq(ctl.ntasks),
+                                 st.cycles.eq(0), st.error.eq(ProgramError.OK), st.error_task.eq(0),
+                                 st.error_core.eq(0), done_count.eq(0)]
+                    for i in range(C):
+                        m.d.sync += st.core_busy[i].eq(0)
+                    m.next = "Check"
+            with m.State("Check"):
+                with m.If(chk.done):
+                    with m.If(chk.error != ProgramError.OK):
+                        m.d.sync += [state.eq(State.ERROR), st.error.eq(chk.error),
+                                     st.error_task.eq(chk.task), st.error_core.eq(chk.core_error)]
+                        m.next = "Idle"
+                    with m.Else():
+                        m.d.sync += [state.eq(State.RUNNING), done_bits.eq(0), disp_bits.eq(0), head.eq(0)]
+                        m.next = "Head"
+            with m.State("Head"):
+                m.d.sync += [i_slot.eq(0), n_ready.eq(0), found.eq(0)]
+                with m.If(done_count == ntasks):
+                    m.d.sync += state.eq(State.DONE)
+                    m.next = "Idle"
+                with m.Elif((head < ntasks) & disp_bits.bit_select(head, 1)):
+                    m.d.sync += head.eq(head + 1)
+                with m.Else():
+                    m.next = "Addr"
+            with m.State("Addr"):
+                m.next = "Eval"
+            with m.State("Eval"):
+                with m.If(ready):
+                    m.d.sync += n_ready.eq(n_ready + 1)
+                    with m.If(~found):
+                        m.d.sync += [found.eq(1), cand.eq(rec), cand_idx.eq(idx)]
+                with m.If(i_slot == W - 1):
+                    m.next = "Decide"
+                with m.Else():
+                    m.d.sync += i_slot.eq(i_slot + 1)
+                    m.next = "Addr"
+            with m.State("Decide"):
+                m.d.sync += i_slot.eq(0)
+                with m.If(~found):
+                    m.next = "Head"
+                with m.Elif(cand.kind == TaskKind.PAUSE):
+                    with m.If(all_free & ~ld_valid):
+                        m.d.sync += [state.eq(State.PAUSED), paused_at.eq(cand_idx),
+                                     disp_bits.bit_select(cand_idx, 1).eq(1)]
+                        m.next = "Paused"
+                    with m.Else():
+                        m.next = "Head"
+                with m.Elif((k != 0) & ~ld_valid):
+                    m.d.sync += [k_r.eq(k), q_r.eq(cand.m // k), r_r.eq(cand.m % k), free_snap.eq(free)]
+                    m.next = "Assign"
+                with m.Else():
+                    m.next = "Head"
+            with m.State("Assign"):
+                group = []
+                for i in range(C):
+                    rank = Const(0, range(C + 1))
+                    for j in range(i):
+                        rank = rank + free_snap[j]
+                    chosen = free_snap[i] & (rank < k_r)
+                    group.append(chosen)
+                    m0 = rank * q_r + _min(rank, r_r)
+                    mc = q_r + (rank < r_r)
+                    with m.If(chosen):
+                        m.d.sync += [cstate[i].eq(CoreState.LOADING), ctask[i].eq(cand_idx),
+                                     cm0[i].eq(m0), cmc[i].eq(mc), crec[i].eq(cand),
+                                     ld.rows[i].m0.eq(m0), ld.rows[i].mc.eq(mc)]
+                        m.d.comb += [self.trace[i].dispatch.eq(1), self.trace[i].task.eq(cand_idx),
+                                     self.trace[i].m0.eq(m0), self.trace[i].m1.eq(m0 + mc)]
+                op, act = cand.op.as_value(), cand.act.as_value()
+                m.d.sync += [ld_valid.eq(1), ld.group.eq(Const(0, C) | sum(g << i for i, g in enumerate(group))),
+                             ld.n.eq(cand.n), ld.k.eq(cand.k), ld.a.eq(cand.a), ld.b.eq(cand.b),
+                             ld.bias.eq(cand.bias), ld.bias_base.eq(cand.bias_base),
+                             ld.mask_in.eq(reads_mask_in(cand)), ld.mask_in_base.eq(cand.mask_in_base),
+                             ld.bw.eq(cand.eors & (op == Op.FP.value) & (act == Act.RELU.value)),
+                             disp_bits.bit_select(cand_idx, 1).eq(1)]
+                m.next = "Head"
+            with m.State("Paused"):
+                with m.If(ctl.resume):
+                    m.d.sync += [state.eq(State.RUNNING), done_bits.bit_select(paused_at, 1).eq(1),
+                                 done_count.eq(done_count + 1)]
+                    m.next = "Head"
+        m.d.comb += chk.ntasks.eq(ctl.ntasks)
+        return m
