@@ -1,4 +1,4 @@
-"""Bit-exact numpy reference of the accelerator's number format (BRIEF.md section 3).
+"""Bit-exact numpy reference of the accelerator's number format (``docs/number-format.md``).
 
 Every hardware block is checked against these functions. Values travel as raw bit
 patterns (``np.uint16`` for binary16, ``np.uint32`` for binary32) so that signed zeros,

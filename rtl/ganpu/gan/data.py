@@ -1,4 +1,4 @@
-"""The default dataset (BRIEF.md section 7): sklearn's load_digits, scaled to [-1, 1]."""
+"""The default dataset: sklearn's load_digits, scaled to [-1, 1]."""
 
 import numpy as np
 from sklearn.datasets import load_digits

@@ -1,4 +1,4 @@
-"""GAN training through the golden model (BRIEF.md section 2, one step = D update then
+"""GAN training through the golden model (one step = D update then
 G update). Only the loss, the final tanh/sigmoid and the noise/batch sampling run on
 the host, in float32; everything else is :mod:`ganpu.model` gemms."""
 

@@ -1,4 +1,4 @@
-"""SGD with momentum on binary32 master weights (BRIEF.md section 3).
+"""SGD with momentum on binary32 master weights (``docs/number-format.md``).
 
 Per parameter, every operation rounded to binary32 RNE (numpy float32 arithmetic)::
 
