@@ -42,7 +42,7 @@ __all__ = ["core_cycles", "calibrate", "CORE_OVERHEAD", "DMA_SETUP", "STORE_SETU
 
 # Calibrated with ``ganpu bench core --json F`` (lanes 4, the MLP GAN's step 0):
 # see calibrate() and docs/astm.md for the fit and its error.
-CORE_OVERHEAD = 40
+CORE_OVERHEAD = 166
 # Cycles the DMA spends per pass of a job beyond one per word: a load pass's GBUF read
 # (one cycle before the first core write), a store pass's read through the core's host
 # port (its read latency, 4).
@@ -50,23 +50,48 @@ DMA_SETUP = 1
 STORE_SETUP = 4
 
 
-def core_cycles(lanes, m, n, k, macs, overhead=None):
-    """Core cycles of ``m`` rows of an ``m x n x k`` gemm with ``macs`` surviving MACs."""
+def core_cycles(lanes, m, n, k, macs, overhead=None, slots=None):
+    """Core cycles of ``m`` rows of an ``m x n x k`` gemm with ``macs`` surviving MACs.
+
+    ``max(macs / lanes, m*k, m*n, rounds * slots * k_eff) + overhead``: the lanes' issue
+    rate, the indexer's one A element per cycle, the epilogue's one output per cycle,
+    and the MAC's slot rule (a lane keeps ``slots`` sums in flight, each term of a sum
+    ``slots`` cycles after the previous one, so ``ceil(m*n / lanes)`` outputs per lane
+    take ``rounds = ceil(outputs / slots)`` rounds of ``slots * k_eff`` cycles, with
+    ``k_eff = macs / (m*n)`` the surviving terms per output).
+    """
     if m == 0:
         return 0
+    if slots is None:
+        from ..arith.mac import Fp16Mac
+        slots = Fp16Mac.slots
     over = CORE_OVERHEAD if overhead is None else overhead
-    return max(macs / lanes, m * k, m * n) + over
+    outs = m * n
+    rounds = -(-(-(-outs // lanes)) // slots)
+    return max(macs / lanes, m * k, outs, rounds * slots * macs / outs) + over
 
 
-def calibrate(rows, lanes=4):
-    """Fit ``CORE_OVERHEAD`` to the per-gemm rows of ``ganpu bench core --json``
-    (``M``, ``N``, ``K``, ``surviving_macs``, ``measured``): returns ``(overhead,
-    errors)`` with ``errors`` the relative error of every row and of the total."""
-    base = np.array([core_cycles(lanes, r["M"], r["N"], r["K"], r["surviving_macs"], 0)
-                     for r in rows])
+def _chunks(m, n, k, geom):
+    rows = min(m, geom.depth("a") // k, geom.depth("out") // n, geom.depth("mask") // n)
+    return [min(rows, m - m0) for m0 in range(0, m, rows)]
+
+
+def calibrate(rows, lanes=4, geom=None):
+    """Fit ``CORE_OVERHEAD`` to the per-gemm rows of ``ganpu bench core --json`` (``M``,
+    ``N``, ``K``, ``surviving_macs``, ``measured``; a gemm the host split into row
+    chunks for ``geom``'s buffers is predicted chunk by chunk, its MACs shared in
+    proportion to the rows). Returns ``(overhead, errors)``: the median per-task
+    overhead, and the relative error of every row, the largest, and of the total."""
+    from ..core.config import Geometry
+    geom = Geometry() if geom is None else geom
+    base, nchunks = [], []
+    for r in rows:
+        ch = _chunks(r["M"], r["N"], r["K"], geom)
+        nchunks.append(len(ch))
+        base.append(sum(core_cycles(lanes, c, r["N"], r["K"], r["surviving_macs"] * c / r["M"], 0)
+                        for c in ch))
+    base, chunks = np.array(base), np.array(nchunks, dtype=float)
     meas = np.array([r["measured"] for r in rows], dtype=float)
-    # rows that split into several chunks pay the overhead once per chunk
-    chunks = np.array([r.get("chunks", 1) for r in rows], dtype=float)
     over = float(np.median((meas - base) / chunks))
     pred = base + over * chunks
     err = (pred - meas) / meas
