@@ -25,6 +25,13 @@ def test_step_bit_exact():
     assert verify_step(SIM, TrainConfig(batch=32), steps=2) == []
 
 
+def test_step_bit_exact_eors():
+    """FP of every ReLU layer through the cores' EORS predictor, as TrainConfig(eors=...)."""
+    prog = compile_gan(SIM, TrainConfig(batch=16, eors=DEFAULT_EORS))
+    assert sum(r["eors"] for r in prog.records) == 6
+    assert verify_step(SIM, TrainConfig(batch=16, eors=DEFAULT_EORS), steps=2) == []
+
+
 def test_step_bit_exact_tiled():
     prog = compile_gan(TIGHT, TrainConfig(batch=16))
     assert sum("[" in t.name and ":" in t.name for t in prog.tasks) > 10

@@ -102,7 +102,8 @@ def calibrate(rows, lanes=4, geom=None):
 def task_row_macs(cfg, rec, gbuf=None):
     """Surviving MACs of each row of GEMM record ``rec`` (array of length ``m``): the
     nonzero entries of the row of A times the outputs the core computes (all, or the
-    MASK_IN bits where the core reads them). Without ``gbuf`` every MAC survives."""
+    MASK_IN bits where the core reads them). Without ``gbuf`` every MAC survives. An
+    EORS task counts every output (its prediction is not kept in the GBUF)."""
     from .model import normalize, reads_mask_in
     r = normalize(cfg, rec)
     M, N, K = r["m"], r["n"], r["k"]
