@@ -179,3 +179,15 @@ def test_rule_hook(step):
     full = simulate(cfg, prog.records, Policy.ADAPTIVE, row_macs=macs,
                     rule=lambda f, r, t: cfg.cores if f == cfg.cores else 0)
     assert full.cycles == simulate(cfg, prog.records, Policy.TEMPORAL, row_macs=macs).cycles
+
+
+@pytest.mark.parametrize("policy", list(Policy))
+def test_dma_words_match_records(step, policy, monkeypatch):
+    """Without per-pass set-up the DMA's cycles are the records' ``words`` (the
+    compiler's estimate), whatever the policy: shared operands are broadcast."""
+    import ganpu.processor.cycle_model as cm
+    monkeypatch.setattr(cm, "DMA_SETUP", 0)
+    monkeypatch.setattr(cm, "STORE_SETUP", 0)
+    cfg, prog, macs = step
+    s = simulate(cfg, prog.records, policy, row_macs=macs)
+    assert s.dma_cycles == sum(r["words"] for r in prog.records)
