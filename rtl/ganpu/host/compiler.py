@@ -42,6 +42,8 @@ __all__ = ["compile_step", "compile_gan", "mlp_layers", "Program", "Task", "Paus
            "HostStep", "run_step", "verify_step", "task_words", "task_macs"]
 
 _ACTS = {"identity": Act.IDENTITY, "relu": Act.RELU, "leaky": Act.LEAKY}
+# the golden model's pass names (GAN.phase_tag), keyed by the tensors' prefix
+_PASS = {"d": "d_update", "g": "g_update"}
 
 
 @dataclass
@@ -191,9 +193,10 @@ def task_words(rec, eors_lanes=16):
 
 
 class _Builder:
-    def __init__(self, cfg, eors):
+    """Allocation, records and dependencies of one program under construction."""
+
+    def __init__(self, cfg):
         self.cfg = cfg
-        self.eors = eors
         self.tensors = {}
         self.top = 0
         self.tasks = []
@@ -365,7 +368,7 @@ def compile_step(cfg, G, D, batch, eors=None):
     if D[-1][2] != 1:
         raise ValueError(f"D must end in one logit, not {D[-1][2]!r} outputs")
     Bn = batch
-    bld = _Builder(cfg, eors)
+    bld = _Builder(cfg)
     zdim, xdim = G[0][1], D[0][1]
     bld.alloc("ones", (2 * Bn,), input=True)
     for net, layers in (("G", G), ("D", D)):
@@ -491,9 +494,6 @@ def compile_step(cfg, G, D, batch, eors=None):
                    tuple(f"G.{n}.{g}" for n, *_ in G for g in ("w", "b")))
     return Program(cfg, Bn, bld.tasks, bld.tensors, bld.pauses, finish, tuple(bld.inputs),
                    {"G": list(G), "D": list(D)})
-
-
-_PASS = {"d": "d_update", "g": "g_update"}
 
 
 def _work(cfg, rec):
