@@ -123,7 +123,10 @@ def test_wider_dma_is_faster(step):
 def _random_program(rng, cfg, n):
     recs = []
     for t in range(n):
-        deps = sorted(set(rng.choice(t, size=min(t, rng.integers(0, cfg.deps + 1)), replace=False).tolist())) if t else []
+        deps = []
+        if t:
+            size = min(t, int(rng.integers(0, cfg.deps + 1)))
+            deps = sorted(rng.choice(t, size=size, replace=False).tolist())
         if t and rng.random() < 0.1:
             recs.append({"kind": TaskKind.PAUSE, "deps": deps})
             continue

@@ -29,7 +29,6 @@ pauses (the processor's CYCLES counter includes it).
 """
 
 import heapq
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
