@@ -1,0 +1,263 @@
+"""cocotb bench of the processor against :func:`ganpu.processor.model.run_program`.
+
+Random programs (random dependency graphs, sizes, strides, operations, PAUSE records)
+under all three policies, with every GBUF word read back and compared; scheduler
+invariants checked every cycle from the ``sched_trace`` port; malformed programs; host
+accesses refused while a program runs. The host side is the package's driver
+(:mod:`ganpu.host.processor_driver`) over :mod:`ganpu.sim.cocotb_bus`.
+
+Environment: GANPU_SEED, GANPU_PROGRAMS (random programs), GANPU_TASKS (records per
+program), GANPU_CORES and GANPU_GBUF_BITS (the "small" config with that many cores or
+GBUF address bits; default its own).
+"""
+
+import dataclasses
+import os
+
+import cocotb
+import numpy as np
+from amaranth.lib import data
+from cocotb.triggers import FallingEdge
+
+from ganpu.core.descriptor import Error
+from ganpu.host.processor_driver import BusError, ProgramFailed
+from ganpu.processor import config
+from ganpu.processor.model import run_program, normalize
+from ganpu.processor.program import Policy, State, Csr, ProgramError, TaskKind, Region
+from ganpu.processor.scheduler import trace_layout
+from ganpu.sim.cocotb_bus import attach
+
+from tb_processor_programs import random_program, pause_negate, malformed
+
+CFG = config("small")
+if os.environ.get("GANPU_CORES"):
+    CFG = dataclasses.replace(CFG, cores=int(os.environ["GANPU_CORES"]))
+if os.environ.get("GANPU_GBUF_BITS"):
+    CFG = dataclasses.replace(CFG, gbuf_bits=int(os.environ["GANPU_GBUF_BITS"]))
+SEED = int(os.environ.get("GANPU_SEED", "1"))
+PROGRAMS = int(os.environ.get("GANPU_PROGRAMS", "3"))
+TASKS = int(os.environ.get("GANPU_TASKS", "10"))
+
+
+class Monitor:
+    """Checks the scheduler's invariants every cycle from ``trace``: a core runs one
+    task at a time, no task starts before its dependencies are done, every GEMM record
+    runs exactly once with its rows covered exactly, and nothing is left running."""
+
+    def __init__(self, dut, records):
+        self.dut = dut
+        self.recs = [normalize(CFG, r) for r in records]
+        self.core_task = [None] * CFG.cores
+        self.parts = {}          # task -> cores still running it
+        self.rows = {}           # task -> row ranges
+        self.done = set()
+        self.dispatched = set()
+        self.errors = []
+        self.layout = trace_layout(CFG)
+        self.running = True
+        cocotb.start_soon(self.watch())
+
+    def fail(self, msg):
+        self.errors.append(msg)
+
+    def deps(self, t):
+        return [d["index"] for d in self.recs[t]["deps"] if d["valid"]]
+
+    def pause_done(self, t):
+        if any(c is not None for c in self.core_task):
+            self.fail(f"PAUSE {t} served while a core runs {self.core_task}")
+        for d in self.deps(t):
+            if d not in self.done:
+                self.fail(f"PAUSE {t} served before its dependency {d} finished")
+        self.done.add(t)
+
+    async def watch(self):
+        while self.running:
+            await FallingEdge(self.dut.clk)
+            bits = int(self.dut.sched_trace.value)
+            if not bits:
+                continue
+            tr = data.Const(self.layout, bits)
+            now = {}
+            for c in range(CFG.cores):
+                e = tr[c]
+                if e.complete:
+                    t = int(e.task)
+                    if self.core_task[c] != t:
+                        self.fail(f"core {c} completes task {t} but runs {self.core_task[c]}")
+                        continue
+                    self.core_task[c] = None
+                    self.parts[t] -= 1
+                    if self.parts[t] == 0:
+                        self.done.add(t)
+                        covered = sorted(self.rows[t])
+                        expect = self.recs[t]["m"]
+                        ok = covered[0][0] == 0 and covered[-1][1] == expect and \
+                            all(a[1] == b[0] for a, b in zip(covered, covered[1:]))
+                        if not ok:
+                            self.fail(f"task {t}: rows {covered} do not cover 0..{expect}")
+                if e.dispatch:
+                    t = int(e.task)
+                    now.setdefault(t, []).append((c, int(e.m0), int(e.m1)))
+            for t, parts in now.items():
+                if t in self.dispatched:
+                    self.fail(f"task {t} dispatched twice")
+                self.dispatched.add(t)
+                if self.recs[t]["kind"] != TaskKind.GEMM.value:
+                    self.fail(f"record {t} (not a GEMM) dispatched to cores")
+                for d in self.deps(t):
+                    if d not in self.done:
+                        self.fail(f"task {t} starts before its dependency {d} finished")
+                self.parts[t] = len(parts)
+                self.rows[t] = []
+                for c, m0, m1 in parts:
+                    if self.core_task[c] is not None:
+                        self.fail(f"core {c} given task {t} while running {self.core_task[c]}")
+                    if m1 <= m0:
+                        self.fail(f"core {c} given an empty row range {m0}..{m1} of task {t}")
+                    self.core_task[c] = t
+                    self.rows[t].append((m0, m1))
+
+    def finish(self):
+        self.running = False
+        for t, r in enumerate(self.recs):
+            if t not in self.done:
+                self.fail(f"record {t} never finished")
+        if any(c is not None for c in self.core_task):
+            self.fail(f"cores still running at DONE: {self.core_task}")
+        assert not self.errors, "\n".join(self.errors[:20])
+
+
+# What the GBUF holds: block RAM starts at 0 and keeps its words across the resets
+# between the tests of one simulation.
+SHADOW = np.zeros(CFG.gbuf_depth, dtype=np.uint16)
+
+
+class Bench:
+    def __init__(self, drv, transport, dut):
+        self.drv, self.t, self.dut = drv, transport, dut
+
+    @property
+    def shadow(self):
+        return SHADOW
+
+    @shadow.setter
+    def shadow(self, value):
+        SHADOW[:] = value
+
+    async def put_gbuf(self, image):
+        """Make the GBUF hold ``image`` (writes only the words that differ)."""
+        diff = np.flatnonzero(image != self.shadow)
+        await self.drv.write_gbuf_words(diff, image[diff])
+        self.shadow = image
+
+    async def check_gbuf(self, expect, what):
+        got = await self.drv.read_gbuf(0, CFG.gbuf_depth)
+        bad = np.flatnonzero(got != expect)
+        assert bad.size == 0, (f"{what}: {bad.size} GBUF words differ, first at {bad[:8].tolist()}: "
+                               f"got {got[bad[:8]].tolist()} expected {expect[bad[:8]].tolist()}")
+        self.shadow = got
+
+
+async def start(dut):
+    drv, t = await attach(dut, CFG)
+    return Bench(drv, t, dut)
+
+
+@cocotb.test()
+async def random_programs(dut):
+    b = await start(dut)
+    rng = np.random.default_rng(SEED)
+    policies = [Policy.TEMPORAL, Policy.SPATIAL, Policy.ADAPTIVE]
+    for p in range(PROGRAMS):
+        policy = policies[p % 3]
+        image, recs, pauses = random_program(CFG, rng, TASKS)
+        while p == 0 and not pauses:  # the first program always pauses and resumes
+            image, recs, pauses = random_program(CFG, rng, TASKS)
+        err, _, _, expect = run_program(CFG, image, recs, pause_negate(pauses))
+        assert err == ProgramError.OK
+        await b.put_gbuf(image)
+        mon = Monitor(dut, recs)
+
+        async def on_pause(at, drv):
+            assert at in pauses, f"paused at {at}, not a PAUSE record"
+            src, dst, words = pauses[at]
+            mon.pause_done(at)
+            got = await drv.read_gbuf(src, words)
+            await drv.write_gbuf(dst, got ^ 0x8000)
+
+        await b.drv.run(recs, policy, on_pause)
+        mon.finish()
+        counters = await b.drv.counters()
+        assert counters["done_tasks"] == len(recs), counters
+        assert counters["cycles"] > 0 and counters["dma"] > 0, counters
+        await b.check_gbuf(expect, f"program {p} ({policy.name}, {len(recs)} records)")
+        dut._log.info(f"program {p} {policy.name}: {len(recs)} records, {len(pauses)} pauses, {counters}")
+
+
+@cocotb.test()
+async def malformed_programs(dut):
+    b = await start(dut)
+    rng = np.random.default_rng(SEED + 100)
+    for what in ("self_dep", "later_dep", "gbuf_range", "kind", "core", "core_range"):
+        image, recs, _ = random_program(CFG, rng, 6, pause=False)
+        bad, t = malformed(CFG, rng, recs, what)
+        err, task, core_err, expect = run_program(CFG, image, bad)
+        assert err != ProgramError.OK
+        await b.put_gbuf(image)
+        await b.drv.load_program(bad)
+        await b.drv.start()
+        try:
+            await b.drv.wait()
+            raise AssertionError(f"{what}: the program was not refused")
+        except ProgramFailed as e:
+            assert (e.error, e.task, e.core_error) == (err, task, core_err), \
+                f"{what}: got {e}, expected {err.name} at {task} ({core_err.name})"
+        await b.check_gbuf(expect, f"malformed program ({what})")
+    # no record at all
+    await b.drv.write_csr(Csr.NTASKS, 0)
+    await b.drv.start()
+    assert await b.drv.wait(until=(State.ERROR,)) == State.ERROR
+    assert (await b.drv.error())[0] == ProgramError.EMPTY
+
+
+@cocotb.test()
+async def refused_while_running(dut):
+    b = await start(dut)
+    rng = np.random.default_rng(SEED + 200)
+    image, recs, _ = random_program(CFG, rng, TASKS, pause=False)
+    _, _, _, expect = run_program(CFG, image, recs)
+    await b.put_gbuf(image)
+    await b.drv.load_program(recs)
+    await b.drv.clear()
+    await b.drv.set_policy(Policy.SPATIAL)
+    await b.drv.start()
+    s = await b.drv.state()
+    assert s in (State.CHECKING, State.RUNNING), s
+    target = recs[0]["out"]["base"]
+    _, error = await b.drv._access((Region.GBUF.value << 22) | target, 1, 0x1234, check=False)
+    assert error, "GBUF write while running was accepted"
+    _, error = await b.drv._access((Region.GBUF.value << 22) | target, 0, check=False)
+    assert error, "GBUF read while running was accepted"
+    _, error = await b.drv._access(Region.PROGRAM.value << 22, 1, 0xFFFF, check=False)
+    assert error, "PROGRAM write while running was accepted"
+    _, error = await b.drv._access((Region.CSR.value << 22) | Csr.POLICY.value, 1, 0, check=False)
+    assert error, "POLICY write while running was accepted"
+    s2 = await b.drv.state()
+    assert s2 in (State.CHECKING, State.RUNNING), f"the program ended ({s2.name}) before the accesses were refused"
+    assert await b.drv.read_csr(Csr.BUS_ERROR) == 1
+    assert await b.drv.wait() == State.DONE
+    await b.check_gbuf(expect, "program run beside refused accesses")
+    # out of range and undefined addresses are refused at any time
+    for addr in ((Region.GBUF.value << 22) | CFG.gbuf_depth, (3 << 22),
+                 (Region.CSR.value << 22) | 200, (Region.CSR.value << 22) | Csr.STATE.value):
+        _, error = await b.drv._access(addr, 1, 0, check=False)
+        assert error, f"write of {addr:#x} accepted"
+    await b.drv.clear()
+    assert await b.drv.read_csr(Csr.BUS_ERROR) == 0
+    try:
+        await b.drv.write_gbuf(CFG.gbuf_depth - 1, [1, 2])
+        raise AssertionError("a range beyond the GBUF was accepted by the driver")
+    except ValueError:
+        pass
+    await b.check_gbuf(expect, "after refused accesses")

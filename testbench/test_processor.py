@@ -1,0 +1,32 @@
+"""The processor on generated Verilog against its program model, both simulators."""
+
+import dataclasses
+
+import pytest
+
+import harness
+from ganpu.processor import config
+from ganpu.processor.processor import Processor
+
+# Icarus runs the "small" config with a 1K-word GBUF (every word is read back after
+# each program) and few programs; Verilator a 4-core variant of "small" with more (one
+# build each: a processor build is the long part of this test).
+RUNS = {
+    "icarus": [dict(programs=3, tasks=8, gbuf_bits=10)],
+    "verilator": [dict(cores=4, programs=6, tasks=12)],
+}
+
+
+@pytest.mark.parametrize("sim", harness.SIMULATORS)
+def test_processor(sim):
+    for run in RUNS[sim]:
+        cfg = config("small")
+        env = {"GANPU_SEED": 3, "GANPU_PROGRAMS": max(3, int(run["programs"] * harness.scale())),
+               "GANPU_TASKS": run["tasks"]}
+        name = "ganpu_processor"
+        for key, env_name in (("cores", "GANPU_CORES"), ("gbuf_bits", "GANPU_GBUF_BITS")):
+            if key in run:
+                cfg = dataclasses.replace(cfg, **{key: run[key]})
+                env[env_name] = run[key]
+                name += f"_{key}{run[key]}"
+        harness.run(sim, Processor(cfg), name, "tb_processor", env=env)
