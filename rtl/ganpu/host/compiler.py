@@ -39,7 +39,7 @@ from ..processor.config import ProcessorConfig
 from ..processor.program import TaskKind
 
 __all__ = ["compile_step", "compile_gan", "mlp_layers", "Program", "Task", "Pause",
-           "HostStep", "run_step", "verify_step", "task_words", "task_macs"]
+           "HostStep", "run_step", "run_step_driver", "verify_step", "task_words", "task_macs"]
 
 _ACTS = {"identity": Act.IDENTITY, "relu": Act.RELU, "leaky": Act.LEAKY}
 # the golden model's pass names (GAN.phase_tag), keyed by the tensors' prefix
@@ -697,3 +697,47 @@ def verify_step(cfg, train_config=None, steps=1, run=None):
                                           getattr(a, attr).ravel()):
                         bad.append(f"step {s}: GBUF {net}.{a.name}.{t} differs from the golden {attr}")
     return bad
+
+
+async def run_step_driver(driver, program, gan, policy, read_back=True):
+    """One training step through ``program`` on a processor behind ``driver`` (a
+    :class:`ganpu.host.processor_driver.ProcessorDriver`, or anything with its
+    ``write_gbuf``/``read_gbuf``/``run``/``counters``), with :class:`HostStep` serving the
+    pauses: at each PAUSE it reads only the tensors the pause reads and writes back only
+    those it writes; after DONE it runs G's SGD and writes G's weights.
+
+    Returns ``(losses, gbuf, counters)``: ``gbuf`` is the host's image of the GBUF, with
+    every tensor of the step read back when ``read_back`` (so it can be compared with
+    :func:`run_step`'s word for word), and ``counters`` the driver's after DONE.
+    """
+    gbuf = np.zeros(program.cfg.gbuf_depth, dtype=np.uint16)
+    host = HostStep(program, gan)
+    host.setup(gbuf)
+
+    async def put(names):
+        for name in names:
+            base, shape = program.tensors[name]
+            await driver.write_gbuf(base, gbuf[base:base + int(np.prod(shape))])
+
+    async def get(names):
+        for name in names:
+            base, shape = program.tensors[name]
+            gbuf[base:base + int(np.prod(shape))] = await driver.read_gbuf(base, int(np.prod(shape)))
+
+    pauses = {pz.index: pz for pz in program.pauses}
+
+    async def on_pause(index, drv):
+        pz = pauses[index]
+        await get(pz.reads)
+        host.pause(pz.name, gbuf)
+        await put(pz.writes)
+
+    await put(program.inputs)
+    await driver.run(program.records, policy, on_pause=on_pause)
+    counters = await driver.counters()
+    await get(program.finish.reads)
+    losses = host.finish(gbuf)
+    await put(program.finish.writes)
+    if read_back:
+        await get([n for n in program.tensors if n not in program.finish.writes])
+    return losses, gbuf, counters
