@@ -20,6 +20,7 @@ _SPECS = {
     "fp32_add": ("ganpu.arith.add:Fp32Add", {}),
     "fp16_mac": ("ganpu.arith.mac:Fp16Mac", {}),
     "core": ("ganpu.core:Core", {}),  # CoreConfig() defaults (4 lanes)
+    "processor": ("ganpu.processor.processor:Processor", {"cfg": "small"}),
     "eors_lane": ("ganpu.eors:EorsLane", {}),
     "eors_predictor": ("ganpu.eors:EorsPredictor", {"lanes": 16}),
 }
