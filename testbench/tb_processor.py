@@ -40,12 +40,14 @@ TASKS = int(os.environ.get("GANPU_TASKS", "10"))
 
 
 class Monitor:
-    """Checks the scheduler's invariants every cycle from ``trace``: a core runs one
-    task at a time, no task starts before its dependencies are done, every GEMM record
-    runs exactly once with its rows covered exactly, and nothing is left running."""
+    """Checks the scheduler's invariants every cycle from ``sched_trace``: a core runs
+    one task at a time, no task starts before its dependencies are done, every GEMM
+    record runs exactly once with its rows covered exactly, nothing is left running;
+    TEMPORAL dispatches on idle cores with ``min(cores, M)`` of them, SPATIAL with one."""
 
-    def __init__(self, dut, records):
+    def __init__(self, dut, records, policy):
         self.dut = dut
+        self.policy = policy
         self.recs = [normalize(CFG, r) for r in records]
         self.core_task = [None] * CFG.cores
         self.parts = {}          # task -> cores still running it
@@ -108,6 +110,13 @@ class Monitor:
                 for d in self.deps(t):
                     if d not in self.done:
                         self.fail(f"task {t} starts before its dependency {d} finished")
+                want = {Policy.TEMPORAL: min(CFG.cores, self.recs[t]["m"]), Policy.SPATIAL: 1}.get(self.policy)
+                if want is not None and len(parts) != want:
+                    self.fail(f"{self.policy.name}: task {t} given {len(parts)} cores, not {want}")
+                if self.policy == Policy.TEMPORAL and any(c is not None for c in self.core_task):
+                    self.fail(f"TEMPORAL: task {t} dispatched while cores run {self.core_task}")
+                if len(parts) > min(CFG.cores, self.recs[t]["m"]):
+                    self.fail(f"task {t} given {len(parts)} cores for {self.recs[t]['m']} rows")
                 self.parts[t] = len(parts)
                 self.rows[t] = []
                 for c, m0, m1 in parts:
@@ -177,7 +186,7 @@ async def random_programs(dut):
         err, _, _, expect = run_program(CFG, image, recs, pause_negate(pauses))
         assert err == ProgramError.OK
         await b.put_gbuf(image)
-        mon = Monitor(dut, recs)
+        mon = Monitor(dut, recs, policy)
 
         async def on_pause(at, drv):
             assert at in pauses, f"paused at {at}, not a PAUSE record"
