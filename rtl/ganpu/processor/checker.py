@@ -136,8 +136,8 @@ class ProgramChecker(wiring.Component):
 
         m.d.sync += chk.done.eq(0)
 
-        def finish(error, core_error=Error.OK):
-            m.d.sync += [chk.done.eq(1), chk.error.eq(error), chk.task.eq(t),
+        def finish(error, core_error=Error.OK, task=t):
+            m.d.sync += [chk.done.eq(1), chk.error.eq(error), chk.task.eq(task),
                          chk.core_error.eq(core_error)]
             m.next = "Idle"
 
@@ -170,7 +170,7 @@ class ProgramChecker(wiring.Component):
                         finish(ProgramError.CORE, dchk.error)
                     with m.Elif(t + 1 == chk.ntasks):
                         m.d.sync += t.eq(0)
-                        finish(ProgramError.OK)
+                        finish(ProgramError.OK, task=0)
                     with m.Else():
                         m.d.sync += t.eq(t + 1)
                         m.next = "Fetch"
