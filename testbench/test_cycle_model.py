@@ -166,8 +166,9 @@ def test_bench_step_cli(tmp_path, capsys):
     data = json.loads(out.read_text())
     assert set(data["policies"]) == {"temporal", "spatial", "adaptive"}
     assert all(len(s["busy"]) == 2 for s in data["policies"].values())
-    assert main(["bench", "step", "--policy", "spatial", "--cores", "2", "--batch", "8"]) == 1
-    assert "--model" in capsys.readouterr().err
+    assert main(["bench", "step", "--policy", "spatial", "--cores", "2", "--batch", "8",
+                 "--dma-width", "2"]) == 2
+    assert "change the cycle model only" in capsys.readouterr().err
     assert main(["bench", "step", "--model", "--policy", "adaptive", "--cores", "3", "--batch",
                  "8", "--gantt", str(png)]) == 0
     assert png.stat().st_size > 1000
