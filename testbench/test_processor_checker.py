@@ -2,7 +2,7 @@
 random (mostly malformed) records near every boundary: fast, no Verilog build."""
 
 import numpy as np
-from amaranth.hdl import Module
+from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
@@ -16,7 +16,7 @@ from ganpu.processor.task_table import TaskTable
 CFG = config("small")
 
 
-class _Dut(wiring.Elaboratable if hasattr(wiring, "Elaboratable") else object):
+class _Dut(Elaboratable):
     def __init__(self):
         self.table = TaskTable(CFG)
         self.checker = ProgramChecker(CFG)

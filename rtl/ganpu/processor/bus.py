@@ -88,6 +88,9 @@ class BusFrontEnd(wiring.Component):
         """Transaction-level model of the refusal rule: True when the access is refused."""
         cfg = self.cfg
         busy = State(state) in (State.CHECKING, State.RUNNING)
+        if region not in {r.value for r in Region} | set(Region):
+            return True
+        region = Region(region)
         if region == Region.GBUF:
             return busy or offset >= cfg.gbuf_depth
         if region == Region.PROGRAM:
