@@ -187,11 +187,11 @@ def test_rule_hook(step):
 
 @pytest.mark.parametrize("policy", list(Policy))
 def test_dma_words_match_records(step, policy, monkeypatch):
-    """Without per-pass set-up the DMA's cycles are the records' ``words`` (the
-    compiler's estimate), whatever the policy: shared operands are broadcast."""
+    """Without per-job and per-pass costs the DMA's cycles are the records' ``words``
+    (the compiler's estimate), whatever the policy: shared operands are broadcast."""
     import ganpu.processor.cycle_model as cm
-    monkeypatch.setattr(cm, "DMA_SETUP", 0)
-    monkeypatch.setattr(cm, "STORE_SETUP", 0)
+    for name in ("JOB_SETUP", "DMA_SETUP", "STORE_SETUP", "SKIP"):
+        monkeypatch.setattr(cm, name, 0)
     cfg, prog, macs = step
     s = simulate(cfg, prog.records, policy, row_macs=macs)
     assert s.dma_cycles == sum(r["words"] for r in prog.records)

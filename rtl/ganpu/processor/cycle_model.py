@@ -10,8 +10,9 @@ What is modelled
   calibrated against the core's RTL cycles measured by ``ganpu bench core``
   (:func:`calibrate` refits them from that command's JSON).
 * **DMA** (``docs/processor.md``): one engine moving one job at a time, ``dma_width``
-  GBUF words per cycle (1 on the processor) plus ``DMA_SETUP`` (load) or
-  ``STORE_SETUP`` (store) cycles per pass. A task given ``k`` cores is one load job:
+  GBUF words per cycle (1 on the processor), with the processor's per-job, per-pass
+  and skipped-pass costs (``JOB_SETUP``, ``DMA_SETUP``, ``STORE_SETUP``, ``SKIP``,
+  ``START``). A task given ``k`` cores is one load job:
   each core's rows of A (and of MASK_IN), then B, BW and the bias once, broadcast to
   the ``k`` cores; every core of the group starts when the job ends. When a core
   finishes, its rows of OUT (and MASK_OUT) are one store job; the core is free again
@@ -36,17 +37,23 @@ import numpy as np
 from .config import ProcessorConfig
 from .program import TaskKind, Policy
 
-__all__ = ["core_cycles", "calibrate", "CORE_OVERHEAD", "DMA_SETUP", "STORE_SETUP", "task_row_macs",
+__all__ = ["core_cycles", "calibrate", "CORE_OVERHEAD", "JOB_SETUP", "DMA_SETUP", "STORE_SETUP",
+           "SKIP", "START", "task_row_macs",
            "Schedule", "simulate", "compare_policies", "gantt"]
 
 # Calibrated with ``ganpu bench core --json F`` (lanes 4, the MLP GAN's step 0):
 # see calibrate() and docs/astm.md for the fit and its error.
 CORE_OVERHEAD = 166
-# Cycles the DMA spends per pass of a job beyond one per word: a load pass's GBUF read
-# (one cycle before the first core write), a store pass's read through the core's host
-# port (its read latency, 4).
-DMA_SETUP = 1
-STORE_SETUP = 4
+# DMA timing of the processor (docs/processor.md): taking a job costs JOB_SETUP; a load
+# pass of w words w + DMA_SETUP (set-up, the last core write, the drain check); a store
+# pass w + STORE_SETUP (set-up and the core host port's read latency); a pass a job
+# skips (a core outside the group, no MASK_IN, BW, BIAS or MASK_OUT) SKIP; the group
+# starts START cycles after its load job ends.
+JOB_SETUP = 1
+DMA_SETUP = 3
+STORE_SETUP = 6
+SKIP = 1
+START = 1
 
 
 def core_cycles(lanes, m, n, k, macs, overhead=None, slots=None):
@@ -203,7 +210,8 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
         seq += 1
 
     def passes_cycles(passes, setup):
-        return sum(setup + -(-w // dma_width) for w in passes if w)
+        """A job of ``passes`` (words, or None for a pass it skips)."""
+        return JOB_SETUP + sum(SKIP if w is None else setup + -(-w // dma_width) for w in passes)
 
     def dma_next():
         nonlocal dma_busy
@@ -223,11 +231,16 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
         cores_of[t] = cores
         left[t] = len(parts)
         passes = []
-        for m0, m1 in parts:
-            passes.append((m1 - m0) * K)
-            if reads_mask_in(rec):
-                passes.append((m1 - m0) * N)
-        passes += [N * K, -(-N // P) * P * K if eors_active(rec) else 0, N if rec["bias"] else 0]
+        rows = dict(zip(cores, parts))
+        for core in range(C):       # every core is a step of the job, in the group or not
+            if core in rows:
+                m0, m1 = rows[core]
+                passes.append((m1 - m0) * K)
+                passes.append((m1 - m0) * N if reads_mask_in(rec) else None)
+            else:
+                passes.append(None)
+        passes += [N * K, -(-N // P) * P * K if eors_active(rec) else None,
+                   N if rec["bias"] else None]
         for core in cores:
             free.discard(core)
         loads.append((t, passes_cycles(passes, DMA_SETUP), "load", (t, now)))
@@ -280,11 +293,13 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
         now = max(now, time)
         if kind == "load":
             dma_busy = False
+            push(now + START, "start", payload)
+        elif kind == "start":
             loaded(*payload)
         elif kind == "computed":
             t, core, t_disp, rows = payload
             rec = recs[t]
-            words = [rows * rec["n"], rows * rec["n"] if rec["store_mask"] else 0]
+            words = [rows * rec["n"], rows * rec["n"] if rec["store_mask"] else None]
             stores.append((t, passes_cycles(words, STORE_SETUP), "store", (t, core, t_disp)))
         else:
             dma_busy = False
