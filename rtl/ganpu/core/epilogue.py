@@ -5,7 +5,7 @@ import numpy as np
 from amaranth.hdl import Module, Signal
 from amaranth.lib import data, wiring, stream
 from amaranth.lib.memory import WritePort
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In
 
 from ..arith.narrow import Fp32ToFp16
 from ..arith.mul import Fp16Mul

@@ -1,0 +1,93 @@
+"""cocotb bench of the HostMux (with every buffer's block RAM): a random stream of host
+reads and writes, refused writes (beyond a buffer, unknown code, while busy) and task
+writes is checked cycle by cycle against a model of the buffers: ``rdata`` is the
+element addressed ``latency`` cycles earlier, ``err`` follows the set/clear rules.
+
+Environment: GANPU_CASE (pickle: ``{"config", "ops": [per-cycle dicts]}``).
+"""
+
+import cocotb
+import numpy as np
+
+from blockwrap import block_dut, load_case, run_cycles, start_clock, sig, uint
+from ganpu.core import Buf
+from ganpu.core.host_mux import HostMux, TASK_WRITTEN
+
+
+class Model:
+    """The buffers as the host sees them, and the expected port outputs."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.mem = {b: np.zeros(cfg.depth(b), np.uint16) for b in Buf}
+        self.err = 0
+        self.rdata = 0
+        self.reads = []  # value read each cycle (None: unknown code, rdata holds)
+
+    def step(self, op):
+        buf = Buf(op["buf"]) if op["buf"] in [b.value for b in Buf] else None
+        depth = self.cfg.depth(buf) if buf is not None else 0
+        # a block RAM read port returns the value before this cycle's write
+        self.reads.append(None if buf is None else int(self.mem[buf][op["addr"] % depth]))
+        ok = buf is not None and op["addr"] < depth
+        if op["clear"]:
+            self.err = 0
+        if op["we"] and (not ok or op["busy"]):
+            self.err = 1
+        if op["we"] and ok and not op["busy"]:
+            self.mem[buf][op["addr"]] = op["wdata"] & (1 if buf.name.startswith("MASK") else 0xFFFF)
+        if op["run"]:
+            for b, (en, addr, data) in op["task"].items():
+                if en:
+                    self.mem[Buf[b]][addr] = data
+
+
+class Driver:
+    def __init__(self, dut, ops, model):
+        self.dut, self.ops, self.model = dut, ops, model
+        self.rdata = []
+        self.err = []
+
+    def drive(self, cycle):
+        d, op = self.dut, self.ops[min(cycle, len(self.ops) - 1)]
+        for k in ("buf", "addr", "we", "wdata"):
+            sig(d, f"host__{k}").value = op[k] if cycle < len(self.ops) else 0
+        for k in ("busy", "run", "clear"):
+            sig(d, k).value = op[k] if cycle < len(self.ops) else 0
+        for b in TASK_WRITTEN:
+            en, addr, data = op["task"][b.name]
+            for k, v in (("en", en), ("addr", addr), ("data", data)):
+                sig(d, f"{b.name.lower()}_task__{k}").value = v if cycle < len(self.ops) else 0
+
+    def sample(self, cycle):
+        r, e = sig(self.dut, "host__rdata").value, sig(self.dut, "host__err").value
+        assert r.is_resolvable and e.is_resolvable, f"host mux: rdata {r} err {e} in cycle {cycle}"
+        self.rdata.append(uint(r))
+        self.err.append(uint(e))
+
+
+@cocotb.test()
+async def host_traffic(dut):
+    dut = block_dut(dut)
+    case = load_case()
+    cfg, ops = case["config"], case["ops"]
+    await start_clock(dut, [f"{b.name.lower()}_load__en" for b in Buf] +
+                      [f"host__{k}" for k in ("buf", "addr", "we", "wdata")] +
+                      ["busy", "run", "clear"] + [f"{b.name.lower()}_task__en" for b in TASK_WRITTEN])
+    model = Model(cfg)
+    drv = Driver(dut, ops, model)
+    await run_cycles(dut, [drv], lambda: len(drv.rdata) >= len(ops) + HostMux.latency,
+                     len(ops) + 20, "host mux")
+    lat = HostMux.latency
+    rdata, err = 0, 0
+    for t, op in enumerate(ops):
+        model.step(op)
+        # err is registered: the value after cycle t's edge is seen in cycle t + 1
+        assert drv.err[t + 1] == model.err, \
+            f"host mux: err {drv.err[t + 1]} after cycle {t} ({op}), model {model.err}"
+        if model.reads[t] is not None:
+            rdata = model.reads[t]
+        assert drv.rdata[t + lat] == rdata, (
+            f"host mux: rdata {drv.rdata[t + lat]:#x} in cycle {t + lat} for the read of "
+            f"buf {op['buf']} addr {op['addr']:#x} in cycle {t}, model {rdata:#x}")
+    dut._log.info("%d cycles of host traffic as the model says", len(ops))
