@@ -27,6 +27,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -216,18 +217,24 @@ def run(sim, component, name, bench, *, env=None, testcase=None, pythonpath=(),
         # cocotb's test step reads these from its build step
         runner.build_dir = folder.resolve()
         runner.hdl_toplevel = name
-    test_env = {"PYTHONPATH": os.pathsep.join(
-        [*map(str, pythonpath), str(SIM_DIR), str(PACKAGE_PARENT),
-         *filter(None, [os.environ.get("PYTHONPATH")])])}
-    test_env.update({k: str(v) for k, v in (env or {}).items()})
+    test_env = {k: str(v) for k, v in (env or {}).items()}
     extra = {}
     if dump and sim == "verilator":
         extra["test_args"] = ["--trace-file", _wave_file(sim, name)]
-    xml = runner.test(hdl_toplevel=name, test_module=bench, build_dir=folder,
-                      test_dir=folder, testcase=testcase, extra_env=test_env,
-                      hdl_toplevel_lang="verilog", timescale=("1ns", "1ps"), waves=dump,
-                      results_xml=str(folder.resolve() / f"results-{bench}-{os.getpid()}.xml"),
-                      **extra)
+    # cocotb hands the simulator's Python this process's sys.path as PYTHONPATH (an
+    # extra_env PYTHONPATH is overwritten), so the bench folders go there for the run
+    added = [p for p in dict.fromkeys([*map(str, pythonpath), str(SIM_DIR), str(PACKAGE_PARENT)])
+             if p not in sys.path]
+    sys.path[:0] = added
+    try:
+        xml = runner.test(hdl_toplevel=name, test_module=bench, build_dir=folder,
+                          test_dir=folder, testcase=testcase, extra_env=test_env,
+                          hdl_toplevel_lang="verilog", timescale=("1ns", "1ps"), waves=dump,
+                          results_xml=str(folder.resolve() / f"results-{bench}-{os.getpid()}.xml"),
+                          **extra)
+    finally:
+        for p in added:
+            sys.path.remove(p)
     ntests, nfail = get_results(xml)
     if ntests == 0:
         raise BenchFailed(f"cocotb ran no test from {bench}")
