@@ -95,7 +95,7 @@ def test_bus_against_model():
 
     bus_error = 0
     for (state, region, offset, write, data), (rdata, error, pulses, policy, ntasks, berr) in zip(reqs, got):
-        refused = bus.model(state, region, offset, write)
+        refused = BusFrontEnd.model(CFG, state, region, offset, write)
         what = f"{state.name} region {region} offset {offset} write {write}"
         assert error == refused, what
         want_pulses = (0, 0, 0)

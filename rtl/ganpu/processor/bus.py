@@ -84,9 +84,9 @@ class BusFrontEnd(wiring.Component):
             "bus_error": Out(1),
         })
 
-    def model(self, state, region, offset, write, csr_writable=True):
+    @staticmethod
+    def model(cfg, state, region, offset, write):
         """Transaction-level model of the refusal rule: True when the access is refused."""
-        cfg = self.cfg
         busy = State(state) in (State.CHECKING, State.RUNNING)
         if region not in {r.value for r in Region} | set(Region):
             return True

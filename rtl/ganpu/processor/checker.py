@@ -81,10 +81,11 @@ class ProgramChecker(wiring.Component):
     def latency(self):
         return DescriptorChecker.latency + 3
 
-    def model(self, records):
+    @staticmethod
+    def model(cfg, records):
         """``(ProgramError, task, core Error)`` (:func:`ganpu.processor.model.check_program`)."""
         from .model import check_program
-        return check_program(self.cfg, records)
+        return check_program(cfg, records)
 
     def elaborate(self, platform):
         m = Module()

@@ -77,13 +77,14 @@ class Dma(wiring.Component):
             "cores": Out(HostPort(cfg.core)).array(cfg.cores),
         })
 
-    def model(self, kind, job, gbuf, cores):
+    @staticmethod
+    def model(cfg, kind, job, gbuf, cores):
         """Transaction-level model of one job: ``kind`` "load" or "store", ``job`` a
         dict of the payload fields, ``gbuf`` a numpy word array, ``cores`` a list of
         buffer dicts (``CoreConfig.zero_buffers`` shape); updated in place."""
         import numpy as np
         from ..host.lower import bw_image
-        P = self.cfg.core.eors_lanes
+        P = cfg.core.eors_lanes
         n, a, o = job["n"], job.get("a"), job.get("out")
         if kind == "store":
             c, m0, mc = job["core"], job["m0"], job["mc"]
@@ -94,7 +95,7 @@ class Dma(wiring.Component):
             return
         k, b = job["k"], job["b"]
         B = gbuf[b["base"] + np.arange(n)[:, None] * b["s0"] + np.arange(k)[None, :] * b["s1"]]
-        for c in range(self.cfg.cores):
+        for c in range(cfg.cores):
             if not job["group"] >> c & 1:
                 continue
             m0, mc = job["rows"][c]["m0"], job["rows"][c]["mc"]

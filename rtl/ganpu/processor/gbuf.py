@@ -37,7 +37,8 @@ class Gbuf(wiring.Component):
         wr = WritePort.Signature(addr_width=cfg.gbuf_bits, shape=16)
         super().__init__({"bus_rd": Out(rd), "bus_wr": Out(wr), "dma_rd": Out(rd), "dma_wr": Out(wr)})
 
-    def model(self, words, writes):
+    @staticmethod
+    def model(words, writes):
         """Transaction-level model: ``words`` after ``writes`` [(addr, data), ...] in order."""
         words = list(words)
         for addr, value in writes:

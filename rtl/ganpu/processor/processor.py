@@ -49,10 +49,11 @@ class Processor(wiring.Component):
             "sched_trace": Out(trace_layout(cfg)),
         })
 
-    def model(self, gbuf, records, on_pause=None):
+    @staticmethod
+    def model(cfg, gbuf, records, on_pause=None):
         """``(ProgramError, task, core Error, new gbuf)`` (:func:`~ganpu.processor.model.run_program`)."""
         from .model import run_program
-        return run_program(self.cfg, gbuf, records, on_pause)
+        return run_program(cfg, gbuf, records, on_pause)
 
     def elaborate(self, platform):
         m = Module()

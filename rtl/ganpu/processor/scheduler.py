@@ -90,9 +90,10 @@ class Scheduler(wiring.Component):
             "trace": Out(trace_layout(cfg)),
         })
 
-    def model(self, policy, free, ready, m, work, words):
+    @staticmethod
+    def model(cfg, policy, free, ready, m, work, words):
         """Cores given to a ready GEMM record (0: it waits)."""
-        return cores_for(policy, self.cfg.cores, free, ready, m, work, words)
+        return cores_for(policy, cfg.cores, free, ready, m, work, words)
 
     def elaborate(self, platform):
         m = Module()

@@ -45,11 +45,12 @@ class TaskTable(wiring.Component):
             "bus_rd": Out(rd), "check_rd": Out(rd), "sched_rd": Out(rd),
         })
 
-    def model(self, records, writes):
+    @staticmethod
+    def model(cfg, records, writes):
         """Transaction-level model: record integers after bus word ``writes``
         [(word address, data), ...]."""
         records = list(records)
-        words = record_words(self.cfg)
+        words = record_words(cfg)
         for addr, value in writes:
             t, i = divmod(addr, words)
             records[t] = (records[t] & ~(0xFFFF << (16 * i))) | ((value & 0xFFFF) << (16 * i))
