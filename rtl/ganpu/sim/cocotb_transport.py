@@ -7,8 +7,8 @@ half a cycle away from the core's rising edge. :func:`attach` starts the clock,
 resets the core and returns a :class:`ganpu.host.driver.CoreDriver` on this transport.
 
 The Verilog names of the core's ports are looked up in :data:`PORTS` only (the host
-and task port signatures of ``ganpu.core.ports`` flatten to ``host__buf``,
-``task__desc``, ...; :data:`FLAT_PORTS` are the names of cores built before them).
+and task port signatures of :mod:`ganpu.core.ports` flatten to ``host__buf``,
+``task__desc``, ...).
 """
 
 import os
@@ -20,17 +20,16 @@ from cocotb.triggers import FallingEdge, with_timeout
 
 from ..core.config import Buf, CoreConfig, DEFAULT_CORE
 from ..core.descriptor import Error
+from ..core.ports import HostPort, TaskPort
 from ..host.driver import CoreDriver
 from ..host.transport import Transport
 
 __all__ = ["CocotbTransport", "attach", "config_from_env", "PORTS", "CLOCK_NS"]
 
-# role -> Verilog name of the core's host-port and task-port members
-PORTS = {role: f"host__{role}" for role in ("buf", "addr", "we", "wdata", "rdata", "err")} | \
-        {role: f"task__{role}" for role in ("desc", "start", "busy", "error", "cycles", "eors_cycles")}
-FLAT_PORTS = {"buf": "h_buf", "addr": "h_addr", "we": "h_we", "wdata": "h_wdata",
-              "rdata": "h_rdata", "err": "h_err", "desc": "desc", "start": "start", "busy": "busy",
-              "error": "error", "cycles": "cycles", "eors_cycles": "eors_cycles"}
+# member -> Verilog name: the core takes the two port signatures as members "host"
+# and "task", which Amaranth flattens with "__"
+PORTS = {name: f"host__{name}" for name in HostPort().members} | \
+        {name: f"task__{name}" for name in TaskPort().members}
 
 CLOCK_NS = 10
 
@@ -42,14 +41,13 @@ class CocotbTransport(Transport):
     ----------
     dut : cocotb handle
     read_latency : int
-        Cycles from a host-port address to its data (``Core.read_latency``).
+        Cycles from a host-port address to its data (``HostPort.read_latency``).
     """
 
     def __init__(self, dut, read_latency):
         self.dut = dut
         self.read_latency = read_latency
-        names = PORTS if hasattr(dut, PORTS["buf"]) else FLAT_PORTS
-        self.p = {role: getattr(dut, name) for role, name in names.items()}
+        self.p = {role: getattr(dut, name) for role, name in PORTS.items()}
 
     async def _tick(self):
         await FallingEdge(self.dut.clk)
@@ -131,8 +129,7 @@ async def attach(dut, config=DEFAULT_CORE, read_latency=None):
     """Start ``dut``'s clock, reset it and return a :class:`CoreDriver` over a
     :class:`CocotbTransport` (its ``transport`` attribute)."""
     if read_latency is None:
-        from ..core import Core
-        read_latency = Core.read_latency
+        read_latency = HostPort.read_latency
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
     transport = CocotbTransport(dut, read_latency)
     await transport.reset()
