@@ -13,7 +13,7 @@ import numpy as np
 from .. import numerics
 from ..model import EorsParams, DEFAULT_EORS, eors_mask
 from ..model.eors import prediction_stats
-from ..model.work import WorkLog, count, FIELDS
+from ..model.work import WorkLog, count
 from .train import GAN, TrainConfig
 from .quality import DigitScorer
 from .plots import save_grid, save_losses
