@@ -222,10 +222,13 @@ def run(sim, component, name, bench, *, env=None, testcase=None, pythonpath=(),
     if dump and sim == "verilator":
         extra["test_args"] = ["--trace-file", _wave_file(sim, name)]
     # cocotb hands the simulator's Python this process's sys.path as PYTHONPATH (an
-    # extra_env PYTHONPATH is overwritten), so the bench folders go there for the run
+    # extra_env PYTHONPATH is overwritten), so the bench folders go there for the run;
+    # it also lets os.environ override extra_env, so the bench's parameters go there too
     added = [p for p in dict.fromkeys([*map(str, pythonpath), str(SIM_DIR), str(PACKAGE_PARENT)])
              if p not in sys.path]
     sys.path[:0] = added
+    saved = {k: os.environ.get(k) for k in test_env}
+    os.environ.update(test_env)
     try:
         xml = runner.test(hdl_toplevel=name, test_module=bench, build_dir=folder,
                           test_dir=folder, testcase=testcase, extra_env=test_env,
@@ -235,6 +238,11 @@ def run(sim, component, name, bench, *, env=None, testcase=None, pythonpath=(),
     finally:
         for p in added:
             sys.path.remove(p)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     ntests, nfail = get_results(xml)
     if ntests == 0:
         raise BenchFailed(f"cocotb ran no test from {bench}")
