@@ -17,12 +17,7 @@ def _core():
     return Core(CoreConfig(lanes=4))
 
 
-def _group(sim):
-    """Tests that build the same core share a worker (and so do not wait on a build)."""
-    return pytest.param(sim, marks=pytest.mark.xdist_group(f"ganpu_core-{sim}"))
-
-
-@pytest.mark.parametrize("sim", [_group(sim) for sim in harness.SIMULATORS])
+@pytest.mark.parametrize("sim", harness.SIMULATORS)
 def test_core(sim):
     ntasks = max(1, int(TASKS[sim] * harness.scale()))
     harness.run(sim, _core(), "ganpu_core", "tb_core",
@@ -105,7 +100,7 @@ def _real_tasks(records, keys, eors):
     return tasks
 
 
-@pytest.mark.parametrize("sim", [_group(sim) for sim in harness.SIMULATORS])
+@pytest.mark.parametrize("sim", harness.SIMULATORS)
 def test_core_real_step(sim, real_step, real_step_eors, tmp_path):
     """Real tensors on the generated Verilog: every FC gemm of a training step on
     Verilator, plus the FP ReLU gemms again with the core's EORS prediction; on
