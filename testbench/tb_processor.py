@@ -200,6 +200,9 @@ async def random_programs(dut):
         counters = await b.drv.counters()
         assert counters["done_tasks"] == len(recs), counters
         assert counters["cycles"] > 0 and counters["dma"] > 0, counters
+        # every counter covers this run only (DMA cycles are a share of the run's cycles)
+        assert counters["dma"] <= counters["cycles"], counters
+        assert all(b <= counters["cycles"] for b in counters["core_busy"]), counters
         await b.check_gbuf(expect, f"program {p} ({policy.name}, {len(recs)} records)")
         dut._log.info(f"program {p} {policy.name}: {len(recs)} records, {len(pauses)} pauses, {counters}")
 

@@ -1,4 +1,4 @@
-"""Oracle work accounting per layer and phase (BRIEF.md sections 2 and 5).
+"""Oracle work accounting per layer and phase (``docs/model-report.md``).
 
 For one gemm ``(M, N, K)`` with streamed operand ``A`` (M, K), stationary ``B``
 (N, K) and a boolean ``live`` (M, N) of outputs that must be computed:

@@ -105,7 +105,10 @@ class Scheduler(wiring.Component):
         ctl, chk, st = self.control, self.check, self.status
 
         state = Signal(State)
-        m.d.comb += [st.state.eq(state), st.dma.eq(self.dma_cycles)]
+        # The DMA counts for ever; the CSR reports this run's share, so back-to-back
+        # runs (one per policy) each read their own DMA cycles.
+        dma_base = Signal(32)
+        m.d.comb += [st.state.eq(state), st.dma.eq(self.dma_cycles - dma_base)]
         policy = Signal(Policy)
         ntasks = Signal(16)
         done_bits = Signal(cfg.program_depth)
@@ -230,7 +233,7 @@ class Scheduler(wiring.Component):
                     m.d.comb += [chk.start.eq(1)]
                     m.d.sync += [state.eq(State.CHECKING), policy.eq(ctl.policy), ntasks.eq(ctl.ntasks),
                                  st.cycles.eq(0), st.error.eq(ProgramError.OK), st.error_task.eq(0),
-                                 st.error_core.eq(0), done_count.eq(0)]
+                                 st.error_core.eq(0), done_count.eq(0), dma_base.eq(self.dma_cycles)]
                     for i in range(C):
                         m.d.sync += st.core_busy[i].eq(0)
                     m.next = "Check"
