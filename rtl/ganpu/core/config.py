@@ -5,11 +5,11 @@ so a default is stated once (``docs/core.md``).
 
 from dataclasses import dataclass, field
 
-from amaranth.lib import enum
+from amaranth.lib import enum, wiring
 
 from ..model.eors import DEFAULT_EORS, EorsParams
 
-__all__ = ["Geometry", "CoreConfig", "Buf", "check_int", "check_type"]
+__all__ = ["Geometry", "CoreConfig", "Buf", "check_int", "check_type", "CheckedComponent"]
 
 
 def check_int(name, value, lo, hi=None, *, power_of_two=False):
@@ -30,6 +30,24 @@ def check_type(name, value, cls):
     if not isinstance(value, cls):
         raise TypeError(f"{name} must be a {cls.__name__}, not {value!r}")
     return value
+
+
+class CheckedComponent(wiring.Component):
+    """A component whose constructor arguments are checked before it exists.
+
+    Amaranth warns about every component that is created and never elaborated, so a
+    constructor that refused its arguments after the object existed would leave one
+    behind (an error under ``-W error``). Subclasses put their checks in :meth:`check`,
+    which runs in ``__new__`` with the constructor's arguments.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        cls.check(*args, **kwargs)
+        return super().__new__(cls, src_loc_at=1)
+
+    @classmethod
+    def check(cls, *args, **kwargs):
+        """Raise ``TypeError``/``ValueError`` naming a bad constructor argument."""
 
 
 class Buf(enum.Enum, shape=3):

@@ -6,7 +6,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 
 from .buffers import WIDE, element_bits, make_memory
-from .config import Buf, CoreConfig, check_type
+from .config import Buf, CoreConfig, check_type, CheckedComponent
 from .descriptor import Op, Act, Error, descriptor_layout, DescriptorChecker
 from .distributor import Distributor
 from .host_mux import HostMux
@@ -21,7 +21,7 @@ from .epilogue import Epilogue
 __all__ = ["Buf", "Core"]
 
 
-class Core(wiring.Component):
+class Core(CheckedComponent):
     """The compute core: one task ``out = epilogue(init + A B^T)`` with dual sparsity.
 
     Dataflow (``docs/core.md``): :class:`DescriptorChecker` -> :class:`Indexer` (zero
@@ -48,10 +48,10 @@ class Core(wiring.Component):
 
     read_latency = HostPort.read_latency
 
-    def __new__(cls, config=None):
+    @classmethod
+    def check(cls, config=None):
         if config is not None:
-            check_type("config", config, CoreConfig)  # before the component exists
-        return super().__new__(cls, src_loc_at=1)
+            check_type("config", config, CoreConfig)
 
     def __init__(self, config=None):
         self.config = CoreConfig() if config is None else config

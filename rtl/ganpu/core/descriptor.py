@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from ..delay import delay
-from .config import CoreConfig, Geometry, check_type
+from .config import CoreConfig, Geometry, check_type, CheckedComponent
 
 __all__ = ["Op", "Act", "Error", "Geometry", "descriptor_layout", "DescriptorChecker"]
 
@@ -64,7 +64,7 @@ def descriptor_layout(geom):
     })
 
 
-class DescriptorChecker(wiring.Component):
+class DescriptorChecker(CheckedComponent):
     """Validates a descriptor against the buffer sizes before anything is written.
 
     Checks: opcode and activation known; M, N, K non-zero; the last element of A, B,
@@ -92,11 +92,9 @@ class DescriptorChecker(wiring.Component):
 
     latency = 4
 
-    def __new__(cls, config):
-        # refused before the component exists: nothing is left half-built for Amaranth
-        # to report as "created but never used"
+    @classmethod
+    def check(cls, config):
         check_type("config", config, CoreConfig)
-        return super().__new__(cls, src_loc_at=1)
 
     def __init__(self, config):
         self.config = config

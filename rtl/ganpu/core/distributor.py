@@ -5,13 +5,13 @@ from amaranth.lib import wiring, stream
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from .config import CoreConfig, check_type
+from .config import CoreConfig, check_type, CheckedComponent
 from .scanner import job_layout
 
 __all__ = ["Distributor"]
 
 
-class Distributor(wiring.Component):
+class Distributor(CheckedComponent):
     """Hands the scanner's jobs to ``config.lanes`` lanes through one small queue each.
 
     A job goes into the lowest-numbered queue with room, one job per cycle: a lane's
@@ -32,9 +32,9 @@ class Distributor(wiring.Component):
     QUEUE_DEPTH = 4  # per lane: covers a lane's take -> next take without a bubble
     latency = 2
 
-    def __new__(cls, config):
-        check_type("config", config, CoreConfig)  # before the component exists
-        return super().__new__(cls, src_loc_at=1)
+    @classmethod
+    def check(cls, config):
+        check_type("config", config, CoreConfig)
 
     def __init__(self, config):
         self.config = config

@@ -10,14 +10,14 @@ from amaranth.lib.wiring import In
 from ..arith.narrow import Fp32ToFp16
 from ..arith.mul import Fp16Mul
 from ..delay import delay
-from .config import Geometry, check_type
+from .config import Geometry, check_type, CheckedComponent
 from .descriptor import Op, Act, descriptor_layout
 from .scanner import result_layout
 
 __all__ = ["Epilogue"]
 
 
-class Epilogue(wiring.Component):
+class Epilogue(CheckedComponent):
     """Rounds an accumulator to binary16 and applies the activation or its derivative.
 
     ``z = narrow(acc)``; ``zl = narrow(z * slope)`` (LeakyReLU's negative side); the
@@ -44,9 +44,9 @@ class Epilogue(wiring.Component):
 
     latency = 2 * Fp32ToFp16.latency + Fp16Mul.latency + 1
 
-    def __new__(cls, geom):
-        check_type("geom", geom, Geometry)  # before the component exists
-        return super().__new__(cls, src_loc_at=1)
+    @classmethod
+    def check(cls, geom):
+        check_type("geom", geom, Geometry)
 
     def __init__(self, geom):
         self.geom = geom

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..delay import delay
 from .buffers import WIDE, buffer_shape, element_bits, read_signature, write_signature
-from .config import Buf, CoreConfig, check_type
+from .config import Buf, CoreConfig, check_type, CheckedComponent
 from .ports import HostPort
 
 __all__ = ["HostMux", "TASK_WRITTEN"]
@@ -19,7 +19,7 @@ def _name(buf):
     return buf.name.lower()
 
 
-class HostMux(wiring.Component):
+class HostMux(CheckedComponent):
     """Connects the :class:`~ganpu.core.ports.HostPort` to every buffer's block RAM.
 
     Each buffer has one read port and one write port here. Writes from the host reach
@@ -43,9 +43,9 @@ class HostMux(wiring.Component):
 
     latency = HostPort.read_latency
 
-    def __new__(cls, config):
-        check_type("config", config, CoreConfig)  # before the component exists
-        return super().__new__(cls, src_loc_at=1)
+    @classmethod
+    def check(cls, config):
+        check_type("config", config, CoreConfig)
 
     def __init__(self, config):
         self.config = config

@@ -6,7 +6,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
-from .config import Geometry, check_type
+from .config import Geometry, check_type, CheckedComponent
 from .descriptor import descriptor_layout
 
 __all__ = ["Indexer", "row_layout", "entry_layout"]
@@ -22,7 +22,7 @@ def row_layout(geom):
     return data.StructLayout({"start": geom.a_bits + 1, "end": geom.a_bits + 1})
 
 
-class Indexer(wiring.Component):
+class Indexer(CheckedComponent):
     """Input-zero skipping: compresses each row of A to its non-zero elements.
 
     Walks A row by row (``a_base + m*a_sm + k*a_sk``, addresses formed by additions, no
@@ -57,9 +57,9 @@ class Indexer(wiring.Component):
     STAGES = 2  # A read in flight, A data registered
     latency = STAGES + 2  # + the row queue's write and output register
 
-    def __new__(cls, geom):
-        check_type("geom", geom, Geometry)  # before the component exists
-        return super().__new__(cls, src_loc_at=1)
+    @classmethod
+    def check(cls, geom):
+        check_type("geom", geom, Geometry)
 
     def __init__(self, geom):
         self.geom = geom

@@ -10,14 +10,14 @@ from amaranth.lib.wiring import In, Out
 
 from ..arith.mac import Fp16Mac
 from ..delay import delay, delay_line
-from .config import Geometry, check_type
+from .config import Geometry, check_type, CheckedComponent
 from .indexer import entry_layout
 from .scanner import job_layout, result_layout
 
 __all__ = ["Lane"]
 
 
-class Lane(wiring.Component):
+class Lane(CheckedComponent):
     """One MAC lane: up to ``slots`` outputs in flight, one exact FP16 MAC per cycle.
 
     The :class:`~ganpu.arith.mac.Fp16Mac` has an accumulator loop of ``slots`` cycles, so
@@ -57,9 +57,9 @@ class Lane(wiring.Component):
     QUEUE_DEPTH = 2 * Fp16Mac.slots  # results of a full ring plus a full ring in flight
     QUEUE_LATENCY = 2  # result queue: write, then output register
 
-    def __new__(cls, geom):
-        check_type("geom", geom, Geometry)  # before the component exists
-        return super().__new__(cls, src_loc_at=1)
+    @classmethod
+    def check(cls, geom):
+        check_type("geom", geom, Geometry)
 
     def __init__(self, geom):
         self.geom = geom

@@ -4,13 +4,13 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
 
-from .config import Geometry, check_int, check_type
+from .config import Geometry, check_int, check_type, CheckedComponent
 from .scanner import result_layout
 
 __all__ = ["Merge"]
 
 
-class Merge(wiring.Component):
+class Merge(CheckedComponent):
     """Round-robin merge of ``count`` result streams into one (one result per cycle).
 
     Each cycle the lowest-numbered valid input at or after the round-robin pointer is
@@ -37,10 +37,10 @@ class Merge(wiring.Component):
 
     latency = 1
 
-    def __new__(cls, geom, count):
-        check_type("geom", geom, Geometry)  # before the component exists
+    @classmethod
+    def check(cls, geom, count):
+        check_type("geom", geom, Geometry)
         check_int("count", count, 1)
-        return super().__new__(cls, src_loc_at=1)
 
     def __init__(self, geom, count):
         self.count = count

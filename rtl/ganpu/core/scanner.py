@@ -10,7 +10,7 @@ from amaranth.utils import ceil_log2, exact_log2
 from .. import numerics
 from ..arith.widen import Fp16ToFp32
 from .buffers import read_signature, write_signature
-from .config import Buf, CoreConfig, check_type
+from .config import Buf, CoreConfig, check_type, CheckedComponent
 from .descriptor import Op, Act, descriptor_layout
 from .indexer import row_layout
 from .speculator import ROW_SLOTS
@@ -35,7 +35,7 @@ def result_layout(geom):
     })
 
 
-class Scanner(wiring.Component):
+class Scanner(CheckedComponent):
     """Output skipping: turns every output (m, n) into a job or a direct +0 write.
 
     For each row record from the :class:`Indexer` it walks n = 0..N-1 (addresses by
@@ -78,9 +78,9 @@ class Scanner(wiring.Component):
     STAGES = 4  # mask/bias read, registered, lane select (widening input), widened
     latency = STAGES + 2  # + the queue's write and output register
 
-    def __new__(cls, config):
-        check_type("config", config, CoreConfig)  # before the component exists
-        return super().__new__(cls, src_loc_at=1)
+    @classmethod
+    def check(cls, config):
+        check_type("config", config, CoreConfig)
 
     def __init__(self, config):
         self.config = config
