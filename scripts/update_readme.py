@@ -3,11 +3,13 @@
 
     python scripts/update_readme.py [--synth S.json ...] [--core-bench C.json]
                                     [--eors-bench E16.json E32.json] [--model-report docs/model-report.md]
+                                    [--step-bench STEP.json ...]
 
 Each block sits between ``<!-- begin NAME -->`` and ``<!-- end NAME -->`` in README.md:
 ``synth`` from ``scripts/synth_table.py --json``, ``core-bench`` from
 ``ganpu bench core --json``, ``eors-bench`` from ``ganpu bench eors --json``,
-``model-report`` from ``scripts/model_report.py --md``.
+``model-report`` from ``scripts/model_report.py --md``, ``step-bench`` from
+``ganpu bench step --json`` (cycle model with ``--model``, or RTL measurements).
 A block whose input is not given is left as it is.
 """
 
@@ -31,6 +33,31 @@ def replace_block(text, name, body):
     return pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
 
 
+def step_table(doc):
+    """Markdown table of one ``ganpu bench step --json`` file (cycle model or RTL)."""
+    rtl = doc["source"].startswith("rtl")
+    pols = doc["policies"]
+    rows = {p: (v["measured"] if rtl else v) for p, v in pols.items()}
+    base = rows.get("temporal")
+    out = [f"One MLP GAN training step (batch {doc['batch']}), {doc['cores']} cores, DMA "
+           f"{doc['dma_width']} word(s)/cycle, {'RTL (Verilator)' if rtl else 'cycle model'}:", "",
+           "| policy | step cycles | busy per core | DMA cycles | step efficiency | vs temporal |"
+           + (" cycle model | model error |" if rtl else ""),
+           "|---|---|---|---|---|---|" + ("---|---|" if rtl else "")]
+    for p, r in rows.items():
+        speed = f"{base['step_cycles'] / r['step_cycles']:.2f}x" if base else "-"
+        tail = ""
+        if rtl:
+            mc = pols[p]["model"]["step_cycles"]
+            tail = f" {mc:,} | {(mc - r['step_cycles']) / r['step_cycles']:+.1%} |"
+        out.append(f"| {p} | {r['step_cycles']:,} | {' '.join(f'{b:.2f}' for b in r['busy'])} "
+                   f"| {r['dma_cycles']:,} | {r['step_efficiency']:.3f} | {speed} |{tail}")
+    first = next(iter(rows.values()))
+    out.append(f"\nOracle cycles {first['oracle_cycles']:,.0f} ({first['surviving_macs']:,} surviving MACs "
+               f"over all MAC lanes).")
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--synth", nargs="+", metavar="JSON",
@@ -39,6 +66,8 @@ def main(argv=None):
     p.add_argument("--eors-bench", nargs="+", metavar="JSON",
                    help="JSON written by ganpu bench eors --json (one table each, e.g. for two lane counts)")
     p.add_argument("--model-report", help="markdown written by scripts/model_report.py --md")
+    p.add_argument("--step-bench", nargs="+", metavar="JSON",
+                   help="JSON written by ganpu bench step --json (one table each)")
     args = p.parse_args(argv)
     text = README.read_text()
     if args.synth:
@@ -68,6 +97,9 @@ def main(argv=None):
         body = re.sub(r"^# .*\n", "", body)           # the README gives its own heading
         body = re.sub(r"^## ", "#### ", body, flags=re.M)
         text = replace_block(text, "model-report", body)
+    if args.step_bench:
+        body = "\n".join(step_table(json.loads(Path(path).read_text())) for path in args.step_bench)
+        text = replace_block(text, "step-bench", body)
     README.write_text(text)
     print(f"updated {README}")
     return 0
