@@ -3,6 +3,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import numerics
+from ..delay import delay
 from .add import Fp32Add
 from .mul import Fp16Mul
 
@@ -77,20 +78,13 @@ class Fp16Mac(wiring.Component):
         add = m.submodules.add = Fp32Add()
         m.d.comb += [mul.a.eq(self.a), mul.b.eq(self.b)]
 
-        def delay(sig, n, name):
-            for k in range(n):
-                nxt = Signal.like(sig, name=f"{name}_d{k + 1}")
-                m.d.sync += nxt.eq(sig)
-                sig = nxt
-            return sig
-
         # The control travels beside the multiplier so it meets the product; the
         # last register of first/init is the combined select below.
         live = self.i_valid & (self.a[0:15] != 0) & (self.b[0:15] != 0)
-        p_live = delay(live, Fp16Mul.latency, "live")
-        q_first = delay(self.first, Fp16Mul.latency - 1, "first")
-        q_init = delay(self.init, Fp16Mul.latency - 1, "init")
-        p_last = delay(self.last, Fp16Mul.latency, "last")
+        p_live = delay(m, live, Fp16Mul.latency, name="live_d")
+        q_first = delay(m, self.first, Fp16Mul.latency - 1, name="first_d")
+        q_init = delay(m, self.init, Fp16Mul.latency - 1, name="init_d")
+        p_last = delay(m, self.last, Fp16Mul.latency, name="last_d")
 
         # The ring: the adder pipeline is the storage, its output feeds its own input
         # exactly Fp32Add.latency cycles after that slot's previous term went in.
@@ -98,10 +92,10 @@ class Fp16Mac(wiring.Component):
         # NaN init's payload, so the unchanged value rides a delay line of the same
         # length and replaces the sum.
         acc_in = Signal(32)
-        bypass_q = delay(~p_live, Fp32Add.latency - 1, "bypass")
-        held_q = delay(acc_in, Fp32Add.latency - 1, "held")
-        bypass = delay(bypass_q, 1, "bypass_q")
-        held = delay(held_q, 1, "held_q")
+        bypass_q = delay(m, ~p_live, Fp32Add.latency - 1, name="bypass_d")
+        held_q = delay(m, acc_in, Fp32Add.latency - 1, name="held_d")
+        bypass = delay(m, bypass_q, 1, name="bypass_q_d")
+        held = delay(m, held_q, 1, name="held_q_d")
         ring = Signal(32)
         m.d.comb += ring.eq(Mux(bypass, held, add.s))
 
@@ -118,6 +112,6 @@ class Fp16Mac(wiring.Component):
 
         # Registered output: the consumer (a result FIFO or narrowing stage) then sees
         # a clean flip-flop instead of the ring's mux.
-        r_last = delay(p_last, Fp32Add.latency, "done")
+        r_last = delay(m, p_last, Fp32Add.latency, name="done_d")
         m.d.sync += [self.o.eq(ring), self.o_valid.eq(r_last)]
         return m

@@ -9,6 +9,7 @@ from amaranth.utils import ceil_log2, exact_log2
 
 from .. import numerics
 from ..arith.widen import Fp16ToFp32
+from ..delay import delay_line
 from .buffers import read_signature, write_signature
 from .config import Buf, CoreConfig, check_type, CheckedComponent
 from .descriptor import Op, Act, descriptor_layout
@@ -188,9 +189,8 @@ class Scanner(CheckedComponent):
         # stage 1: mask and bias being read
         j1 = Signal(jl)
         v1 = Signal()
-        pp1 = Signal.like(pp)
-        lane1, lane2 = Signal(range(self.eors_lanes)), Signal(range(self.eors_lanes))
-        m.d.sync += [pp1.eq(pp), lane1.eq(bias_addr[:lp]), lane2.eq(lane1)]
+        _, pp1, pp2 = delay_line(m, pp, 2, name="pp")
+        _, lane1, lane2 = delay_line(m, bias_addr[:lp], 2, name="lane")
         m.d.sync += [v1.eq(issue), j1.start.eq(row.start), j1.end.eq(row.end), j1.b_row.eq(b_row),
                      j1.o_addr.eq(o_addr), j1.mask_idx.eq(mask_idx)]
         # stage 2: mask and bias registered (a block RAM's clock-to-out leaves no room
@@ -200,9 +200,9 @@ class Scanner(CheckedComponent):
         bias2 = Signal(16 * self.eors_lanes)
         # the predicted word is registered whole and its bit picked a stage later, for
         # the same clock-to-out reason as the bias
-        pm2, pp2 = Signal(self.eors_lanes), Signal.like(pp)
+        pm2 = Signal(self.eors_lanes)
         m.d.sync += [v2.eq(v1), j2.eq(j1), j2.mask_in.eq(self.mask_rd.data),
-                     bias2.eq(self.bias_rd.data), pm2.eq(self.pm_rd.data), pp2.eq(pp1)]
+                     bias2.eq(self.bias_rd.data), pm2.eq(self.pm_rd.data)]
         # stage 3: bias widened (Fp16ToFp32 is registered); the mask decides
         j3 = Signal(jl)
         v3 = Signal()
