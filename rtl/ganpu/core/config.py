@@ -37,16 +37,16 @@ class CheckedComponent(wiring.Component):
 
     Amaranth warns about every component that is created and never elaborated, so a
     constructor that refused its arguments after the object existed would leave one
-    behind (an error under ``-W error``). Subclasses put their checks in :meth:`check`,
+    behind (an error under ``-W error``). Subclasses put their checks in :meth:`check_parameters`,
     which runs in ``__new__`` with the constructor's arguments.
     """
 
     def __new__(cls, *args, **kwargs):
-        cls.check(*args, **kwargs)
+        cls.check_parameters(*args, **kwargs)
         return super().__new__(cls, src_loc_at=1)
 
     @classmethod
-    def check(cls, *args, **kwargs):
+    def check_parameters(cls, *args, **kwargs):
         """Raise ``TypeError``/``ValueError`` naming a bad constructor argument."""
 
 

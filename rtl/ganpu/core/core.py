@@ -49,7 +49,7 @@ class Core(CheckedComponent):
     read_latency = HostPort.read_latency
 
     @classmethod
-    def check(cls, config=None):
+    def check_parameters(cls, config=None):
         if config is not None:
             check_type("config", config, CoreConfig)
 

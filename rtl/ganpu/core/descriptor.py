@@ -93,7 +93,7 @@ class DescriptorChecker(CheckedComponent):
     latency = 4
 
     @classmethod
-    def check(cls, config):
+    def check_parameters(cls, config):
         check_type("config", config, CoreConfig)
 
     def __init__(self, config):

@@ -33,7 +33,7 @@ class Distributor(CheckedComponent):
     latency = 2
 
     @classmethod
-    def check(cls, config):
+    def check_parameters(cls, config):
         check_type("config", config, CoreConfig)
 
     def __init__(self, config):

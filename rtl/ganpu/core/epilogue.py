@@ -45,7 +45,7 @@ class Epilogue(CheckedComponent):
     latency = 2 * Fp32ToFp16.latency + Fp16Mul.latency + 1
 
     @classmethod
-    def check(cls, geom):
+    def check_parameters(cls, geom):
         check_type("geom", geom, Geometry)
 
     def __init__(self, geom):

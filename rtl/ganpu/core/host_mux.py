@@ -44,7 +44,7 @@ class HostMux(CheckedComponent):
     latency = HostPort.read_latency
 
     @classmethod
-    def check(cls, config):
+    def check_parameters(cls, config):
         check_type("config", config, CoreConfig)
 
     def __init__(self, config):

@@ -58,7 +58,7 @@ class Indexer(CheckedComponent):
     latency = STAGES + 2  # + the row queue's write and output register
 
     @classmethod
-    def check(cls, geom):
+    def check_parameters(cls, geom):
         check_type("geom", geom, Geometry)
 
     def __init__(self, geom):

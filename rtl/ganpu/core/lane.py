@@ -58,7 +58,7 @@ class Lane(CheckedComponent):
     QUEUE_LATENCY = 2  # result queue: write, then output register
 
     @classmethod
-    def check(cls, geom):
+    def check_parameters(cls, geom):
         check_type("geom", geom, Geometry)
 
     def __init__(self, geom):

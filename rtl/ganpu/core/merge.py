@@ -38,7 +38,7 @@ class Merge(CheckedComponent):
     latency = 1
 
     @classmethod
-    def check(cls, geom, count):
+    def check_parameters(cls, geom, count):
         check_type("geom", geom, Geometry)
         check_int("count", count, 1)
 

@@ -80,7 +80,7 @@ class Scanner(CheckedComponent):
     latency = STAGES + 2  # + the queue's write and output register
 
     @classmethod
-    def check(cls, config):
+    def check_parameters(cls, config):
         check_type("config", config, CoreConfig)
 
     def __init__(self, config):

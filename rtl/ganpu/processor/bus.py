@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..core.config import check_type
 from ..core.descriptor import Error
-from .config import ProcessorConfig
+from .config import ProcessorConfig, ProcessorComponent
 from .program import (State, Policy, ProgramError, Region, Csr, bus_request_layout,
                       bus_response_layout, record_words, REGION_SHIFT)
 from .task_table import table_read_signature
@@ -40,7 +40,7 @@ def csr_names(cfg):
     return names
 
 
-class BusFrontEnd(wiring.Component):
+class BusFrontEnd(ProcessorComponent):
     """Decodes host requests (``bus_request_layout``) into GBUF, task table (PROGRAM)
     and CSR accesses and answers each with one response (``bus_response_layout``).
 

@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..core.config import check_type
 from ..core.descriptor import Op, Act, Error, DescriptorChecker, descriptor_layout
-from .config import ProcessorConfig
+from .config import ProcessorConfig, ProcessorComponent
 from .program import TaskKind, ProgramError, task_layout
 from .task_table import table_read_signature
 
@@ -53,7 +53,7 @@ def reads_mask_in(rec):
         ((op == Op.BP.value) & (rec.act.as_value() != Act.IDENTITY.value))
 
 
-class ProgramChecker(wiring.Component):
+class ProgramChecker(ProcessorComponent):
     """Checks records ``0 .. ntasks-1`` in order and reports the first failure, with the
     rules and order of :func:`ganpu.processor.model.check_program`: EMPTY (``ntasks`` 0
     or beyond the table), then per record BAD_KIND, BAD_DEP (a valid dependency on the

@@ -3,9 +3,9 @@
 
 from dataclasses import dataclass, field
 
-from ..core.config import CoreConfig, Geometry, check_int, check_type
+from ..core.config import CoreConfig, Geometry, CheckedComponent, check_int, check_type
 
-__all__ = ["ProcessorConfig", "CONFIGS", "config"]
+__all__ = ["ProcessorConfig", "ProcessorComponent", "CONFIGS", "config"]
 
 
 @dataclass(frozen=True)
@@ -67,3 +67,12 @@ def config(name):
         return CONFIGS[name]
     except KeyError:
         raise KeyError(f"Unknown processor config {name!r}; valid names: {', '.join(CONFIGS)}") from None
+
+
+class ProcessorComponent(CheckedComponent):
+    """A block of the processor, built for one :class:`ProcessorConfig` (checked before
+    the component exists, see :class:`~ganpu.core.config.CheckedComponent`)."""
+
+    @classmethod
+    def check_parameters(cls, cfg):
+        check_type("cfg", cfg, ProcessorConfig)

@@ -10,7 +10,7 @@ from amaranth.utils import exact_log2
 from ..core.config import Buf, check_type
 from ..core.ports import HostPort
 from ..delay import delay_line
-from .config import ProcessorConfig
+from .config import ProcessorConfig, ProcessorComponent
 from .program import operand2_layout
 
 __all__ = ["Dma", "load_layout", "store_layout"]
@@ -38,7 +38,7 @@ def store_layout(cfg):
     })
 
 
-class Dma(wiring.Component):
+class Dma(ProcessorComponent):
     """Moves one job at a time, one GBUF word per cycle, as a series of *passes*; a pass
     walks a (rows, cols) tile of the GBUF (base, row stride, column stride) while the
     core address counts 0, 1, 2, ... (row-major, contiguous), except the BW pass whose

@@ -7,12 +7,12 @@ from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import Out
 
 from ..core.config import check_type
-from .config import ProcessorConfig
+from .config import ProcessorConfig, ProcessorComponent
 
 __all__ = ["Gbuf"]
 
 
-class Gbuf(wiring.Component):
+class Gbuf(ProcessorComponent):
     """``cfg.gbuf_depth`` words of 16 bits, one block RAM with two read and two write
     ports: one pair for the host bus, one for the DMA. The two never write together:
     the bus front end refuses GBUF accesses while a program is checked or runs, and the

@@ -9,7 +9,7 @@ from ..core import Core
 from ..core.config import check_type
 from .bus import BusFrontEnd
 from .checker import ProgramChecker
-from .config import ProcessorConfig, config as named_config
+from .config import ProcessorConfig, config as named_config, ProcessorComponent
 from .dma import Dma
 from .gbuf import Gbuf
 from .program import State, bus_request_layout, bus_response_layout
@@ -19,7 +19,7 @@ from .task_table import TaskTable
 __all__ = ["Processor"]
 
 
-class Processor(wiring.Component):
+class Processor(ProcessorComponent):
     """The whole processor for ``cfg`` (a :class:`ProcessorConfig` or a config name).
 
     Blocks: :class:`BusFrontEnd` (host bus, memory map, CSRs) -> :class:`Gbuf` and
@@ -37,6 +37,13 @@ class Processor(wiring.Component):
                                            completion pulses (for monitors; not called
                                            ``trace``, a name Verilator's model class takes)
     """
+
+    @classmethod
+    def check_parameters(cls, cfg="small"):
+        if isinstance(cfg, str):
+            named_config(cfg)
+        else:
+            check_type("cfg", cfg, ProcessorConfig)
 
     def __init__(self, cfg="small"):
         if isinstance(cfg, str):

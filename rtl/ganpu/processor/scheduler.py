@@ -10,7 +10,7 @@ from ..core.descriptor import Op, Act
 from ..core.ports import TaskPort
 from .bus import control_layout, status_layout
 from .checker import CheckPort, derived_descriptor, reads_mask_in
-from .config import ProcessorConfig
+from .config import ProcessorConfig, ProcessorComponent
 from .dma import load_layout, store_layout
 from .model import MIN_WORK, cores_for
 from .program import TaskKind, ProgramError, Policy, State, task_layout
@@ -40,7 +40,7 @@ def _min(a, b):
     return Mux(a < b, a, b)
 
 
-class Scheduler(wiring.Component):
+class Scheduler(ProcessorComponent):
     """Runs a checked program: a scoreboard of done records, a window of the next
     ``cfg.window`` records from the first undispatched one, and dispatch of the first
     ready record (every valid dependency done) as cores free up.

@@ -7,7 +7,7 @@ from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import Out
 
 from ..core.config import check_type
-from .config import ProcessorConfig
+from .config import ProcessorConfig, ProcessorComponent
 from .program import record_words
 
 __all__ = ["TaskTable", "table_read_signature"]
@@ -18,7 +18,7 @@ def table_read_signature(cfg):
     return ReadPort.Signature(addr_width=cfg.program_bits, shape=unsigned(16 * record_words(cfg)))
 
 
-class TaskTable(wiring.Component):
+class TaskTable(ProcessorComponent):
     """``cfg.program_depth`` records of ``16 * record_words(cfg)`` bits. The bus writes
     16-bit words (write granularity 16: bus word ``i`` of record ``t`` is lane ``i`` of
     address ``t``); the checker and the scheduler each read whole records. A record's
