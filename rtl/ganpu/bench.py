@@ -28,11 +28,10 @@ from . import numerics
 __all__ = ["register", "bench_core", "bench_eors"]
 
 
-def _core(lanes, eors_lanes=None):
-    """The core and its configuration for ``lanes`` MAC lanes (and EORS lanes)."""
-    from .core import Core, CoreConfig
-    config = CoreConfig(lanes=lanes) if eors_lanes is None else CoreConfig(lanes=lanes, eors_lanes=eors_lanes)
-    return Core(config), config
+def _config(lanes, eors_lanes=None):
+    """The core configuration for ``lanes`` MAC lanes (and EORS lanes)."""
+    from .core import CoreConfig
+    return CoreConfig(lanes=lanes) if eors_lanes is None else CoreConfig(lanes=lanes, eors_lanes=eors_lanes)
 
 
 def _tasks(records, config, eors=False):
@@ -63,7 +62,9 @@ def _densify(rec):
 def _run(lanes, eors_lanes, tasks, workdir, tag):
     """Run ``tasks`` on the core (Verilator); ``{name: {"cycles", "eors_cycles"}}``."""
     from .sim import runner
-    core, config = _core(lanes, eors_lanes)
+    from .core import Core
+    config = _config(lanes, eors_lanes)
+    core = Core(config)
     taskfile = Path(workdir) / f"{tag}.pkl"
     results = Path(workdir) / f"{tag}.json"
     taskfile.write_bytes(pickle.dumps(tasks))
@@ -80,7 +81,7 @@ def bench_core(*, net="mlp", step=0, batch=32, lanes=4, seed=0):
     from .host.tasks import record_work
     from .gan.export import export_layers
 
-    _, config = _core(lanes)
+    config = _config(lanes)
     records = export_layers(net=net, steps=(step,), batch=batch, seed=seed)
     records = {k: r for k, r in records.items() if r["kind"] == "fc"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,7 +167,7 @@ def bench_eors(*, step=0, batch=32, lanes=4, eors_lanes=None, seed=0):
     from .model.eors import eors_mask, prediction_stats
     from .model.gemm import relu_pos
 
-    _, config = _core(lanes, eors_lanes)
+    config = _config(lanes, eors_lanes)
     recs = export_layers(net="mlp", steps=(step,), batch=batch, seed=seed, eors=config.eors)
     recs = {k: r for k, r in recs.items() if r["epi_phase"] == "fp" and r["act"] == "relu"}
     exact = {k: {**r, "mask_in": None} for k, r in recs.items()}
