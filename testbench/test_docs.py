@@ -1,29 +1,19 @@
 """The design notes in docs/ against the code they describe, and the repository
 against citations of files it does not contain."""
 
-import re
 from pathlib import Path
 
 from ganpu.core import Buf, CoreConfig, Error, Geometry
 from ganpu.core.descriptor import descriptor_layout
+from doctables import doc_table
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs"
 
 
-def _table(page, first="`"):
-    """{first cell: other cells} of the markdown table rows of ``page`` whose first
-    cell is a backquoted name."""
-    rows = {}
-    for line in (DOCS / page).read_text().splitlines():
-        m = re.match(r"\|\s*`(\w+)`\s*\|(.*)\|\s*$", line)
-        if m:
-            rows[m.group(1)] = [c.strip() for c in m.group(2).split("|")]
-    return rows
 
 
 def test_descriptor_fields_documented():
-    rows = _table("descriptor.md")
+    rows = doc_table("descriptor.md")
     layout = descriptor_layout(Geometry())
     want = {name: [str(f.width), str(f.offset)] for name, f in layout}
     got = {name: rows[name][:2] for name in want if name in rows}
@@ -31,14 +21,14 @@ def test_descriptor_fields_documented():
 
 
 def test_error_codes_documented():
-    rows = _table("descriptor.md")
+    rows = doc_table("descriptor.md")
     want = {e.name: str(e.value) for e in Error}
     got = {name: rows[name][0] for name in want if name in rows}
     assert got == want, "docs/descriptor.md: error table (code, value) differs from Error"
 
 
 def test_memory_map_documented():
-    rows = _table("memory-map.md")
+    rows = doc_table("memory-map.md")
     config = CoreConfig()
     want = {b.name: [str(b.value), str(config.depth(b))] for b in Buf}
     got = {name: rows[name][:2] for name in want if name in rows}

@@ -2,8 +2,6 @@
 models against the program model, and the docs' tables against the formats."""
 
 import gc
-import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,9 +19,9 @@ from ganpu.processor.scheduler import Scheduler
 from ganpu.processor.task_table import TaskTable
 
 from tb_processor_programs import random_program
+from doctables import doc_table
 
 CFG = config("small")
-DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 @pytest.fixture
@@ -121,23 +119,16 @@ class _Bound:
         return self.fn(self.cfg, *args)
 
 
-def _table(page):
-    rows = {}
-    for line in (DOCS / page).read_text().splitlines():
-        m = re.match(r"\|\s*`(\w+)`\s*\|(.*)\|\s*$", line)
-        if m:
-            rows[m.group(1)] = [c.strip() for c in m.group(2).split("|")]
-    return rows
 
 
 def test_docs_tables():
-    rows = _table("program.md")
+    rows = doc_table("program.md")
     layout = task_layout(config("sim"))
     want = {name: [str(f.width), str(f.offset)] for name, f in layout}
     assert {n: rows[n][:2] for n in want if n in rows} == want, "docs/program.md: record table"
     want = {e.name: str(e.value) for e in ProgramError}
     assert {n: rows[n][0] for n in want if n in rows} == want, "docs/program.md: error table"
-    rows = _table("processor.md")
+    rows = doc_table("processor.md")
     want = {c.name: str(c.value) for c in Csr}
     assert {n: rows[n][0] for n in want if n in rows} == want, "docs/processor.md: CSR table"
     assert set(csr_names(CFG).values()) >= {c.name for c in Csr if c != Csr.CORE_BUSY}
