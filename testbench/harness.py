@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from ganpu.sim import runner
-from ganpu.sim.runner import SIMULATORS, VERILATOR_WAIVERS, in_ci  # noqa: F401 (the tests use them)
+# Re-exported, not used here: the tests read them as harness.SIMULATORS, harness.in_ci, ...
+from ganpu.sim.runner import SIMULATORS, VERILATOR_WAIVERS, in_ci  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTBENCH = ROOT / "testbench"
