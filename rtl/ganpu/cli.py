@@ -21,7 +21,7 @@ from pathlib import Path
 __all__ = ["main", "build_parser"]
 
 # modules that add subcommands
-HOOKS = ("ganpu.gan.commands", "ganpu.bench")
+HOOKS = ("ganpu.gan.commands", "ganpu.bench", "ganpu.sim.commands", "ganpu.boards.commands")
 
 
 class _Parser(argparse.ArgumentParser):
