@@ -9,7 +9,8 @@ Rules, all IEEE 754 except where marked *project rule*:
 * fp16 -> fp32 widening is exact.
 * fp16 x fp16 -> fp32 multiply is exact (11 + 11 significant bits fit in 24; the
   smallest product, 2^-48, is a normal binary32).
-* fp32 + fp32 and fp32 -> fp16 round to nearest, ties to even; subnormals are honoured.
+* fp32 + fp32, fp32 x fp32 (``mul32``, the weight update's) and fp32 -> fp16 round to
+  nearest, ties to even; subnormals are honoured.
 * Any NaN result is the canonical quiet NaN: 0x7E00 (fp16), 0x7FC00000 (fp32).
 * *Project rule (zero skip)*: in a dot product a term with a +-0 operand is never
   formed, whatever the other operand is (so 0 x Inf contributes nothing instead of NaN).
@@ -28,7 +29,7 @@ import numpy as np
 __all__ = [
     "FP16_QNAN", "FP32_QNAN", "FP32_NEG_ZERO",
     "f16_bits", "f32_bits", "f16_value", "f32_value",
-    "widen", "narrow", "mul", "add", "dot",
+    "widen", "narrow", "mul", "add", "mul32", "dot",
     "is_zero16", "is_nan16", "is_inf16", "is_nan32",
 ]
 
@@ -109,6 +110,14 @@ def add(a, b):
     with np.errstate(invalid="ignore", over="ignore"):
         s = f32_value(a) + f32_value(b)
     return _canon32(s)
+
+
+def mul32(a, b):
+    """binary32 x binary32 bits, round to nearest even, subnormals honoured
+    (0 x Inf = canonical NaN)."""
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        p = f32_value(a) * f32_value(b)
+    return _canon32(p)
 
 
 def dot(a, b, init=None):
