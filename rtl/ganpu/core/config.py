@@ -137,10 +137,14 @@ class CoreConfig:
         check_type("geom", self.geom, Geometry)
         check_int("eors_lanes", self.eors_lanes, 2, 64, power_of_two=True)
         check_type("eors", self.eors, EorsParams)
-        if self.geom.bias_bits < self.eors_lanes.bit_length() - 1 or \
-                self.geom.b_bits < self.eors_lanes.bit_length() - 1:
-            raise ValueError(f"eors_lanes={self.eors_lanes!r} is wider than the BIAS or B buffer "
-                             f"of {self.geom!r}")
+        # BIAS and BW hold whole words of eors_lanes elements, and the speculator's
+        # mask store has depth(mask) / eors_lanes words per row (none would be zero)
+        lp = self.eors_lanes.bit_length() - 1
+        for name, buf in (("bias_bits", "BIAS"), ("b_bits", "B"), ("mask_bits", "MASK")):
+            bits = getattr(self.geom, name)
+            if bits < lp:
+                raise ValueError(f"eors_lanes={self.eors_lanes!r} is wider than the {buf} buffer: "
+                                 f"{name}={bits!r} < log2(eors_lanes) = {lp}")
 
     def depth(self, buf):
         """Elements of :class:`Buf` ``buf`` (or its name) reachable through the host port."""

@@ -38,6 +38,7 @@ class Error(enum.Enum, shape=4):
     BAD_COMBO = 9
     WORK_RANGE = 10
     EORS_RANGE = 11
+    OUT_OVERLAP = 12
 
 
 def descriptor_layout(geom):
@@ -69,7 +70,10 @@ class DescriptorChecker(CheckedComponent):
 
     Checks: opcode and activation known; M, N, K non-zero; the last element of A, B,
     OUT, BIAS and of the masks inside its buffer; the compressed copy of A (at most
-    M*K entries) fits; the combination is meaningful (WG only with identity; a
+    M*K entries) fits; the outputs do not share OUT elements (rows or columns of OUT
+    are disjoint blocks, see :func:`ganpu.core.model.out_disjoint`: without it the
+    core's write order, not the model, would decide which result survives); the
+    combination is meaningful (WG only with identity; a
     supplied FP mask only with ReLU; EORS without a supplied mask, with ``b_sk`` = 1 and
     a word-aligned bias); an EORS task's ``ceil(N/P)*K`` weight words fit BW.
 
@@ -142,6 +146,13 @@ class DescriptorChecker(CheckedComponent):
         ]
         mn3, mk3, gk3, zero3 = Signal(w), Signal(w), Signal(w), Signal()
         m.d.sync += [mn3.eq(mn), mk3.eq(mk), gk3.eq(gk), zero3.eq(zero2)]
+        # OUT rows are disjoint blocks (o_sm past a whole row) or columns are: reuses
+        # the stride products, so no comparison wider than the last-address sums
+        rows_ok, cols_ok = Signal(), Signal()
+        m.d.sync += [
+            rows_ok.eq(((n1 == 0) | (d.o_sn != 0)) & ((m1 == 0) | (d.o_sm > prods["on"]))),
+            cols_ok.eq(((m1 == 0) | (d.o_sm != 0)) & ((n1 == 0) | (d.o_sn > prods["om"]))),
+        ]
         eors = d.eors & (d.op == Op.FP) & (d.act == Act.RELU)
 
         # stage 4: verdict, first failing check in this order
@@ -174,6 +185,10 @@ class DescriptorChecker(CheckedComponent):
             m.d.comb += err.eq(Error.WORK_RANGE)
         with m.Elif(eors & (gk3 > g.depth("b") // self.eors_lanes)):
             m.d.comb += err.eq(Error.EORS_RANGE)
+        # last, so that every earlier verdict stays reachable (an M*N past the masks
+        # fits OUT only with shared elements)
+        with m.Elif(~rows_ok & ~cols_ok):
+            m.d.comb += err.eq(Error.OUT_OVERLAP)
         with m.Else():
             m.d.comb += err.eq(Error.OK)
 

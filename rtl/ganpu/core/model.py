@@ -37,11 +37,22 @@ from ..model.gemm import epilogue as golden_epilogue
 from .config import DEFAULT_CORE
 from .descriptor import Op, Act, Error
 
-__all__ = ["check", "run_task", "active_outputs"]
+__all__ = ["check", "run_task", "active_outputs", "out_disjoint"]
 
 
 def _last(base, *pairs):
     return base + sum((n - 1) * s for n, s in pairs)
+
+
+def out_disjoint(M, N, o_sm, o_sn):
+    """True when the (M, N) outputs at ``m*o_sm + n*o_sn`` are disjoint row blocks
+    (``o_sn`` >= 1 and ``o_sm`` > ``(N-1)*o_sn``) or disjoint column blocks (the same
+    with m and n swapped); a stride over a dimension of size 1 is free. Such layouts
+    never give two outputs one OUT element; the checker refuses every other layout
+    with ``OUT_OVERLAP``, also an interleaved one without a collision."""
+    rows = (N == 1 or o_sn >= 1) and (M == 1 or o_sm > (N - 1) * o_sn)
+    cols = (M == 1 or o_sm >= 1) and (N == 1 or o_sn > (M - 1) * o_sm)
+    return rows or cols
 
 
 def check(desc, geom, eors_lanes=DEFAULT_CORE.eors_lanes):
@@ -76,6 +87,8 @@ def check(desc, geom, eors_lanes=DEFAULT_CORE.eors_lanes):
         return Error.WORK_RANGE
     if eors_active(desc) and -(-N // eors_lanes) * K > geom.depth("b") // eors_lanes:
         return Error.EORS_RANGE
+    if not out_disjoint(M, N, desc["o_sm"], desc["o_sn"]):
+        return Error.OUT_OVERLAP
     return Error.OK
 
 

@@ -12,19 +12,13 @@ from ..model import DEFAULT_EORS
 __all__ = ["register", "cmd_train", "cmd_export", "cmd_report"]
 
 
-def _steps_list(text):
-    try:
-        steps = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise ValueError(f"--steps must be comma-separated ints, got {text!r}") from None
-    return steps
-
-
 def cmd_train(args):
     from .train import GAN, TrainConfig
     from .quality import DigitScorer
     from .plots import save_grid, save_losses
     eors = DEFAULT_EORS if args.eors == "on" else None
+    # fail on an unusable folder before minutes of training, not after
+    os.makedirs(args.out, exist_ok=True)
     gan = GAN(TrainConfig(net=args.net, batch=args.batch, seed=args.seed, eors=eors))
     t0 = time.time()
     every = max(1, args.steps // 20)
@@ -47,7 +41,7 @@ def cmd_train(args):
 def cmd_export(args):
     from .export import save_export
     eors = DEFAULT_EORS if args.eors == "on" else None
-    path = save_export(args.out, net=args.net, steps=_steps_list(args.steps),
+    path = save_export(args.out, net=args.net, steps=args.steps,
                        batch=args.batch, seed=args.seed, eors=eors)
     print(f"wrote {path}")
     return 0
@@ -62,20 +56,23 @@ def cmd_report(args):
 
 def register(subparsers):
     """Add ``train``, ``export`` and ``report`` to an argparse subparsers object."""
+    # a bad value is one argparse line and exit 2, before any training starts
+    from ..cli import nonneg_int, nonneg_int_list, positive_int
     p = subparsers.add_parser("train", help="train a reference GAN through the golden model")
     p.add_argument("--net", choices=("mlp", "conv"), default="mlp")
-    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--steps", type=positive_int, default=500, help="training steps, >= 1")
     p.add_argument("--eors", choices=("on", "off"), default="off")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--batch", type=positive_int, default=32)
     p.add_argument("--out", default="out", help="directory for PNG figures")
     p.set_defaults(func=cmd_train)
 
     p = subparsers.add_parser("export", help="export real layer tensors to .npz")
     p.add_argument("--net", choices=("mlp", "conv"), default="mlp")
-    p.add_argument("--steps", default="0", help="comma-separated step indices, e.g. 0,100")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=nonneg_int_list, default=[0],
+                   help="comma-separated step indices, e.g. 0,100")
+    p.add_argument("--batch", type=positive_int, default=32)
+    p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--eors", choices=("on", "off"), default="off")
     p.add_argument("--out", required=True, help="output .npz file")
     p.set_defaults(func=cmd_export)
@@ -84,8 +81,8 @@ def register(subparsers):
     p.add_argument("--out", default="out", help="directory for PNG figures")
     p.add_argument("--json", default=None, help="JSON results file (default OUT/model-report.json)")
     p.add_argument("--md", default=None, help="also write the markdown tables to this file")
-    p.add_argument("--mlp-steps", type=int, default=500)
-    p.add_argument("--conv-steps", type=int, default=150)
+    p.add_argument("--mlp-steps", type=positive_int, default=500)
+    p.add_argument("--conv-steps", type=positive_int, default=150)
     p.set_defaults(func=cmd_report)
     return subparsers
 
