@@ -18,9 +18,11 @@ _SPECS = {
     "fp32_to_fp16": ("ganpu.arith.narrow:Fp32ToFp16", {}),
     "fp16_mul": ("ganpu.arith.mul:Fp16Mul", {}),
     "fp32_add": ("ganpu.arith.add:Fp32Add", {}),
+    "fp32_mul": ("ganpu.arith.mul32:Fp32Mul", {}),
     "fp16_mac": ("ganpu.arith.mac:Fp16Mac", {}),
     "core": ("ganpu.core:Core", {}),  # CoreConfig() defaults (4 lanes)
     "processor": ("ganpu.processor.processor:Processor", {"cfg": "small"}),
+    "update_unit": ("ganpu.processor.update:UpdateUnit", {}),
     "eors_lane": ("ganpu.eors:EorsLane", {}),
     "eors_predictor": ("ganpu.eors:EorsPredictor", {"lanes": 16}),
 }

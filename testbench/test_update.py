@@ -1,0 +1,146 @@
+"""UpdateUnit on generated Verilog against :meth:`UpdateUnit.model` (which is
+``ganpu.model.sgd.update``, the golden optimizer's arithmetic), both simulators:
+random parameters over every binary32/binary16 class (NaN, Inf, subnormals, signed
+zeros) under ordinary and extreme hyperparameters, and the real tensors of three
+training steps of the digits GAN, with random valid/ready gaps and at full rate.
+
+Verilator runs the default queue (full rate, cycle-exact latency) on the longer sweep;
+Icarus a 4-entry queue, so the credit stall is exercised on every round.
+"""
+
+import gc
+import pickle
+
+import numpy as np
+import pytest
+from amaranth.hdl import Fragment
+
+import harness
+import updatecases
+from vectors import f16_mixed, f32_mixed
+from ganpu import numerics
+from ganpu.model.sgd import update
+from ganpu.processor.update import UpdateUnit
+
+SETUP = {"verilator": dict(depth=32, random=12, size=1500, real=300),
+         "icarus": dict(depth=4, random=4, size=150, real=12)}
+
+
+def _hyper(lr, mu, inv_scale):
+    return {k: int(numerics.f32_bits(np.float32(x))) for k, x in
+            (("lr", lr), ("mu", mu), ("inv_scale", inv_scale))}
+
+
+# (lr, mu, inv_scale): the GAN's, plain SGD, a huge step, loss scales that push the
+# gradient into the binary32 subnormals or up to overflow
+HYPERS = [(0.05, 0.5, 1 / 64), (0.1, 0.0, 1.0), (3.0e38, 0.9, 1.0), (1e-3, 0.99, 2.0 ** -140),
+          (0.5, 0.5, 2.0 ** 120)]
+GATES = [(1.0, 1.0), (0.6, 1.0), (1.0, 0.5), (0.7, 0.3)]   # (p_in, p_out)
+
+
+def random_rounds(rng, count, size):
+    out = []
+    for i in range(count):
+        n = int(rng.integers(size // 2, size + 1))
+        if i < len(HYPERS):
+            hyper = _hyper(*HYPERS[i])
+        else:   # any bits at all, NaN and Inf hyperparameters included
+            lr, mu, sc = f32_mixed(rng, 3)
+            hyper = {"lr": int(lr), "mu": int(mu), "inv_scale": int(sc)}
+        w, v, g = f32_mixed(rng, n), f32_mixed(rng, n), f16_mixed(rng, n)
+        p_in, p_out = GATES[i % len(GATES)]
+        out.append(dict(name=f"random {i}", hyper=hyper, p_in=p_in, p_out=p_out,
+                        params=[dict(w=int(a), v=int(b), g=int(c)) for a, b, c in zip(w, v, g)]))
+    return out
+
+
+def real_rounds(rng, per_tensor):
+    """A slice of every tensor of every SGD call of three training steps, checked
+    against what the golden optimizer stored (so the model is the training's update)."""
+    out = []
+    for i, c in enumerate(updatecases.sgd_calls()):
+        n = min(per_tensor, len(c["w"]))
+        s = int(rng.integers(0, len(c["w"]) - n + 1))
+        sl = slice(s, s + n)
+        params = [dict(w=int(a), v=int(b), g=int(d)) for a, b, d in zip(c["w"][sl], c["v"][sl], c["g"][sl])]
+        golden = [dict(w=int(a), v=int(b), w16=int(d))
+                  for a, b, d in zip(c["w_new"][sl], c["v_new"][sl], c["w16_new"][sl])]
+        assert UpdateUnit.model(params, c["hyper"]) == golden, c["name"]
+        p_in, p_out = GATES[i % len(GATES)]
+        out.append(dict(name=c["name"], hyper=c["hyper"], params=params, p_in=p_in, p_out=p_out))
+    return out
+
+
+@pytest.mark.parametrize("sim", harness.SIMULATORS)
+def test_update(sim, tmp_path):
+    rng = np.random.default_rng(21)
+    s = SETUP[sim]
+    k = harness.scale()
+    rounds = (random_rounds(rng, max(len(GATES), int(s["random"] * k)), s["size"])
+              + real_rounds(rng, max(1, int(s["real"] * k))))
+    case = tmp_path / "case.pkl"
+    case.write_bytes(pickle.dumps({"depth": s["depth"], "rounds": rounds}))
+    harness.run(sim, UpdateUnit(depth=s["depth"]), f"update_unit_d{s['depth']}", "tb_update",
+                env={"GANPU_CASE": case})
+
+
+def test_real_steps_whole_tensors():
+    """Every parameter of three training steps: the model is the golden update, and
+    the real data holds what the bench needs to mean something (moving weights,
+    momenta carried from step to step, zero gradients)."""
+    calls = updatecases.sgd_calls()
+    moved = carried = zeros = 0
+    for c in calls:
+        h = c["hyper"]
+        w, v, w16 = update(c["w"], c["v"], c["g"], h["lr"], h["mu"], h["inv_scale"])
+        assert np.array_equal(w, c["w_new"]) and np.array_equal(v, c["v_new"]), c["name"]
+        assert np.array_equal(w16, c["w16_new"]), c["name"]
+        moved += int((w != c["w"]).sum())
+        carried += int((c["v"] != numerics.FP32_NEG_ZERO).sum())
+        zeros += int(numerics.is_zero16(c["g"]).sum())
+    assert moved > 50_000 and carried > 50_000 and zeros > 100
+
+
+def test_timing_contract():
+    """The documented numbers follow from the arithmetic blocks' latencies."""
+    assert UpdateUnit.pipeline == 27 and UpdateUnit.latency == 29
+    assert UpdateUnit.full_rate_depth == 30
+    assert "Timing" in UpdateUnit.__doc__ and "Ports" in UpdateUnit.__doc__
+
+
+@pytest.mark.parametrize("bad, exc, msg", [
+    (0, ValueError, "depth must be in 1..1024, not 0"),
+    (2048, ValueError, "depth must be in 1..1024, not 2048"),
+    ("32", TypeError, "depth must be an int, not '32'"),
+])
+def test_depth_rejected(bad, exc, msg):
+    Fragment.get(UpdateUnit(), None)   # an elaboration turns the unused-component warning on
+    with pytest.raises(exc) as info:
+        UpdateUnit(bad)
+    assert str(info.value) == msg
+    gc.collect()
+
+
+def test_full_rate_depth_is_needed():
+    """Amaranth simulator: a queue of ``full_rate_depth`` takes one parameter per cycle
+    with ``o`` always ready, one entry less cannot (so the figure is exact)."""
+    from amaranth.sim import Simulator
+    rates = {}
+    for depth in (UpdateUnit.full_rate_depth - 1, UpdateUnit.full_rate_depth):
+        dut = UpdateUnit(depth)
+        taken = []
+
+        async def bench(ctx, dut=dut, taken=taken):
+            ctx.set(dut.o.ready, 1)
+            ctx.set(dut.i.valid, 1)
+            for cycle in range(120):
+                if ctx.get(dut.i.ready):
+                    taken.append(cycle)
+                await ctx.tick()
+        sim = Simulator(dut)
+        sim.add_clock(1e-6)
+        sim.add_testbench(bench)
+        sim.run()
+        rates[depth] = len(taken)
+    assert rates[UpdateUnit.full_rate_depth] == 120
+    assert rates[UpdateUnit.full_rate_depth - 1] < 120
