@@ -7,7 +7,6 @@ Channels: :class:`SerialChannel` (any pyserial URL: ``/dev/ttyUSB0`` for a board
 one for cocotb benches. This module never imports cocotb.
 """
 
-import asyncio
 import time
 from abc import ABC, abstractmethod
 
@@ -20,7 +19,7 @@ from .processor_driver import BusTransport
 
 __all__ = ["LinkError", "LinkTimeout", "LinkCrcError", "DeviceError", "Answer",
            "encode_request", "decode_answer", "ByteChannel", "SerialChannel",
-           "LinkBusTransport", "bursts"]
+           "LinkBusTransport", "bursts", "SyncDriver", "connect"]
 
 
 class LinkError(RuntimeError):
@@ -97,8 +96,12 @@ class ByteChannel(ABC):
 
     @abstractmethod
     async def read(self, n, timeout):
-        """Up to ``n`` bytes that arrived within ``timeout`` seconds (fewer, maybe none,
-        on a timeout)."""
+        """Between 1 and ``n`` bytes, as soon as one has arrived, or none after
+        ``timeout`` seconds."""
+
+    def now(self):
+        """The channel's clock in seconds (wall time; simulated time in a bench)."""
+        return time.monotonic()
 
     async def idle(self, cycles):
         """Let the device run ``cycles`` clock cycles (a real device just runs)."""
@@ -122,7 +125,10 @@ class SerialChannel(ByteChannel):
 
     async def read(self, n, timeout):
         self.port.timeout = timeout
-        return self.port.read(n)
+        first = self.port.read(1)
+        if not first:
+            return first
+        return first + self.port.read(min(n - 1, self.port.in_waiting))
 
     def close(self):
         self.port.close()
@@ -141,3 +147,246 @@ def bursts(reqs, max_words=MAX_WORDS):
                 continue
         out.append((addr, write, 1, [value]))
     return out
+
+
+class _Frame:
+    """One request in flight."""
+
+    def __init__(self, cmd, addr, count, words):
+        self.cmd, self.addr, self.count, self.words = Command(cmd) if isinstance(cmd, Command) else cmd, addr, count, words
+        self.seq = None
+        self.deadline = None
+        self.answer = None
+
+
+class LinkBusTransport(BusTransport):
+    """Bus requests as frames over a :class:`ByteChannel` (``docs/link.md``, "Host").
+
+    ``requests`` groups consecutive addresses of one direction into bursts of up to
+    ``max_words`` and keeps up to ``window`` (1 or 2) frames outstanding. Each frame
+    gets a fresh sequence number (retries too), so a late answer to an abandoned
+    frame is recognised and dropped. An answer is awaited for ``timeout`` seconds plus
+    the frame's bytes at ``byte_time`` seconds each.
+
+    Retry policy: a frame whose answer times out, arrives damaged, or says CRC_ERROR
+    is sent again (with every frame sent after it, in order: go-back-N) up to
+    ``retries`` times when every frame involved is idempotent: PING, READ, and WRITE
+    except a write of the CSR CTRL (start/resume/clear are actions). Otherwise, or
+    when the retries are spent, :class:`LinkTimeout` or :class:`LinkCrcError` is
+    raised. Other statuses raise :class:`DeviceError`, except BUS_ERROR, which
+    becomes ``error`` = 1 in the refused word's result and every later word's of that
+    burst (the device attempted them but reports only the first refusal).
+    """
+
+    def __init__(self, channel, *, timeout=1.0, byte_time=0.0, retries=2, window=2,
+                 max_words=MAX_WORDS):
+        if window not in (1, 2):
+            raise ValueError(f"window must be 1 or 2, not {window!r}")
+        self.ch = channel
+        self.timeout, self.byte_time, self.retries = timeout, byte_time, retries
+        self.window, self.max_words = window, max_words
+        self._seq = 0
+        self._buf = bytearray()
+        self.stats = {"frames": 0, "retries": 0, "stale": 0, "tx_bytes": 0, "rx_bytes": 0}
+
+    # --- frames
+    def _idempotent(self, f):
+        from ..processor.program import Region, Csr, REGION_SHIFT
+        if f.cmd in (Command.PING, Command.READ):
+            return True
+        ctrl = (Region.CSR.value << REGION_SHIFT) | Csr.CTRL.value
+        return f.cmd == Command.WRITE and not f.addr <= ctrl < f.addr + f.count
+
+    async def _send(self, f):
+        f.seq = self._seq
+        self._seq = (self._seq + 1) & 0xFF
+        raw = encode_request(f.cmd, f.seq, f.addr, f.count, f.words)
+        answer_bytes = 2 * (f.count if f.cmd == Command.READ else 4) + ANSWER_BYTES + 8
+        f.deadline = (self.timeout + (len(raw) + answer_bytes) * self.byte_time) * (1 + self.window)
+        f.answer = None
+        self.stats["frames"] += 1
+        self.stats["tx_bytes"] += len(raw)
+        await self.ch.write(raw)
+
+    async def _next_frame(self, timeout):
+        """The bytes of the next answer frame, or None after ``timeout`` seconds (of the
+        channel's clock)."""
+        end = self.ch.now() + timeout
+        while True:
+            while DELIMITER in self._buf:
+                i = self._buf.index(DELIMITER)
+                frame = bytes(self._buf[:i])
+                del self._buf[:i + 1]
+                if frame:
+                    return frame
+            remaining = end - self.ch.now()
+            if remaining <= 0:
+                return None
+            chunk = await self.ch.read(4096, remaining)
+            self.stats["rx_bytes"] += len(chunk)
+            self._buf += chunk
+
+    async def _await(self, f, later):
+        """Wait for ``f``'s answer; answers to ``later`` frames may arrive first only if
+        ``f``'s was lost. Returns the Answer or raises LinkTimeout/LinkCrcError."""
+        while True:
+            raw = await self._next_frame(f.deadline)
+            if raw is None:
+                raise LinkTimeout(f"no answer to {f.cmd.name if isinstance(f.cmd, Command) else f.cmd} "
+                                  f"seq {f.seq} (addr {f.addr:#x}, {f.count} words) within {f.deadline:.3g} s")
+            try:
+                a = decode_answer(raw)
+            except LinkCrcError:
+                # a damaged answer: ours or a later frame's, we cannot tell; ours failed
+                raise
+            if a.seq == f.seq and a.cmd == (f.cmd.value if isinstance(f.cmd, Command) else f.cmd):
+                if a.status == Status.CRC_ERROR:
+                    raise LinkCrcError(f"the device received frame seq {f.seq} damaged (CRC_ERROR)")
+                return a
+            if any(a.seq == g.seq for g in later):
+                for g in later:
+                    if g.seq == a.seq:
+                        g.answer = a
+                raise LinkTimeout(f"no answer to seq {f.seq}: the device answered seq {a.seq} after it")
+            self.stats["stale"] += 1   # a late answer to an abandoned frame, or garbage's
+
+    async def _resync(self):
+        """Flush the device's partial frame and drop whatever answers are still coming."""
+        await self.ch.write(bytes([DELIMITER]))
+        while await self._next_frame(self.timeout) is not None:
+            self.stats["stale"] += 1
+
+    async def transact(self, frames):
+        """Send ``frames`` (each ``(cmd, addr, count, words)``), ``window`` at a time;
+        their :class:`Answer` s in order."""
+        todo = [_Frame(*fr) for fr in frames]
+        answers = []
+        tries = 0
+        i = 0
+        while i < len(todo):
+            window = self.window if all(self._idempotent(f) for f in todo[i:i + self.window]) else 1
+            inflight = []
+            try:
+                j = i
+                while j < len(todo) and len(inflight) < window:
+                    await self._send(todo[j])
+                    inflight.append(todo[j])
+                    j += 1
+                while inflight:
+                    f = inflight[0]
+                    a = f.answer or await self._await(f, inflight[1:])
+                    answers.append(a)
+                    inflight.pop(0)
+                    i += 1
+                    tries = 0
+                    if j < len(todo) and (window > 1 and self._idempotent(todo[j])):
+                        await self._send(todo[j])
+                        inflight.append(todo[j])
+                        j += 1
+            except (LinkTimeout, LinkCrcError):
+                retry = tries < self.retries and all(self._idempotent(f) for f in inflight)
+                if not retry:
+                    raise
+                tries += 1
+                self.stats["retries"] += 1
+                await self._resync()
+        return answers
+
+    # --- BusTransport
+    async def request(self, addr, write, data=0):
+        return (await self.requests([(addr, write, data)]))[0]
+
+    async def requests(self, reqs):
+        groups = bursts(reqs, self.max_words)
+        answers = await self.transact([(Command.WRITE if w else Command.READ, start, n, vals if w else [])
+                                       for start, w, n, vals in groups])
+        out = []
+        for (start, w, n, _), a in zip(groups, answers):
+            if a.status not in (Status.OK, Status.BUS_ERROR):
+                raise DeviceError(a.status, f"device answered {a.status.name} to a {n}-word "
+                                  f"{'write' if w else 'read'} at {start:#x}")
+            words = a.words if not w else [0] * n
+            if not w and len(words) != n:
+                raise LinkCrcError(f"read of {n} words at {start:#x} answered with {len(words)}")
+            ok = a.index if a.status == Status.BUS_ERROR else n
+            out += [(words[k] if k < ok else 0, int(k >= ok)) for k in range(n)]
+        return out
+
+    async def idle(self, cycles):
+        await self.ch.idle(cycles)
+
+    async def ping(self):
+        """The device's :func:`~ganpu.link.protocol.info_layout` as a dict."""
+        a = (await self.transact([(Command.PING, 0, 0, [])]))[0]
+        if a.status != Status.OK or len(a.words) != info_layout().size // 16:
+            raise DeviceError(a.status, f"PING answered {a.status.name} with {len(a.words)} words")
+        v = sum(w << (16 * i) for i, w in enumerate(a.words))
+        c = data.Const(info_layout(), v)
+        return {name: int(getattr(c, name)) for name in info_layout().members}
+
+
+class SyncDriver:
+    """A blocking :class:`~ganpu.host.processor_driver.ProcessorDriver` for scripts:
+    every coroutine method becomes a plain call, plus :meth:`ping` and :meth:`close`.
+
+    >>> with connect("socket://localhost:4567", "small") as npu:   # doctest: +SKIP
+    ...     npu.write_gbuf(0, words); npu.run(records); npu.read_gbuf(0, 16)
+    """
+
+    def __init__(self, driver, channel):
+        import asyncio
+        self.driver, self.channel = driver, channel
+        self._loop = asyncio.new_event_loop()
+
+    def _run(self, coro):
+        return self._loop.run_until_complete(coro)
+
+    def __getattr__(self, name):
+        import inspect
+        attr = getattr(self.driver, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+        return lambda *args, **kw: self._run(attr(*args, **kw))
+
+    def ping(self):
+        """The device's :func:`~ganpu.link.protocol.info_layout` as a dict."""
+        return self._run(self.driver.t.ping())
+
+    def close(self):
+        self.channel.close()
+        self._loop.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def connect(url, cfg="small", *, baud=3_000_000, timeout=1.0, check=True, **transport_kw):
+    """A :class:`SyncDriver` for the processor of ``cfg`` at pyserial ``url``
+    (``/dev/ttyUSB0``, ``socket://localhost:4567``). ``check``: PING first and refuse a
+    device whose sizes differ from ``cfg``'s."""
+    from ..processor.config import ProcessorConfig, config
+    from ..processor.program import record_words
+    cfg = config(cfg) if isinstance(cfg, str) else cfg
+    if not isinstance(cfg, ProcessorConfig):
+        raise TypeError(f"cfg must be a ProcessorConfig or a config name, not {cfg!r}")
+    ch = SerialChannel(url, baud, timeout)
+    t = LinkBusTransport(ch, timeout=timeout, byte_time=10 / baud, **transport_kw)
+    from .processor_driver import ProcessorDriver
+    drv = SyncDriver(ProcessorDriver(t, cfg), ch)
+    if check:
+        try:
+            got = drv.ping()
+        except Exception:
+            drv.close()
+            raise
+        want = {"gbuf_bits": cfg.gbuf_bits, "program_bits": cfg.program_bits, "cores": cfg.cores,
+                "record_words": record_words(cfg)}
+        bad = {k: (got[k], v) for k, v in want.items() if got[k] != v}
+        if bad:
+            drv.close()
+            raise DeviceError(Status.OK, f"device at {url!r} does not match config: "
+                              + ", ".join(f"{k} {g} (config {v})" for k, (g, v) in bad.items()))
+    return drv

@@ -1,0 +1,120 @@
+"""The link's byte channel in a cocotb bench: the host's bytes go to the ``rx`` stream
+of a :class:`~ganpu.link.system.LinkedProcessor` (or a bare
+:class:`~ganpu.link.framer.Framer`) and its ``tx`` bytes come back
+(``docs/link.md``).
+
+Signals are driven and sampled on the falling edge, half a cycle from the design's
+rising edge. Time is simulated time: a read's timeout counts simulated seconds, so a
+host timeout in a bench is a number of clock cycles (``cycles * CLOCK_NS * 1e-9``).
+:func:`attach` starts the clock, resets the design and returns a
+:class:`~ganpu.host.processor_driver.ProcessorDriver` over a
+:class:`~ganpu.host.link.LinkBusTransport` on this channel.
+"""
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import Event, FallingEdge, First, Timer
+from cocotb.utils import get_sim_time
+
+from ..host.link import ByteChannel, LinkBusTransport
+from ..host.processor_driver import ProcessorDriver
+
+__all__ = ["CocotbByteChannel", "attach", "CLOCK_NS"]
+
+CLOCK_NS = 10
+
+
+class CocotbByteChannel(ByteChannel):
+    """Bytes on cocotb handle ``dut`` (``clk``, ``rst``, ``rx__*``, ``tx__*``).
+
+    Parameters
+    ----------
+    interval : int
+        Cycles per byte in each direction (1: the byte stream's full rate; a UART at
+        ``baud`` behind a ``f`` Hz clock is ``10 * f / baud``).
+    ready : callable or None
+        ``ready(cycle) -> bool``: when the host takes a ``tx`` byte (back-pressure
+        patterns); None takes one whenever ``interval`` allows.
+    """
+
+    def __init__(self, dut, interval=1, ready=None):
+        self.dut = dut
+        self.interval = interval
+        self.ready = ready
+        self.outbox = bytearray()
+        self.inbox = bytearray()
+        self.arrived = Event()
+        self.cycle = 0
+        self.sent = 0         # bytes the design took on rx
+        self.received = 0     # bytes the design gave on tx
+        self._task = None
+
+    async def reset(self, cycles=3):
+        d = self.dut
+        d.rst.value = 1
+        d.rx__valid.value = 0
+        d.rx__payload.value = 0
+        d.tx__ready.value = 0
+        for _ in range(cycles):
+            await FallingEdge(d.clk)
+        d.rst.value = 0
+        await FallingEdge(d.clk)
+        self._task = cocotb.start_soon(self._run())
+
+    async def _run(self):
+        d = self.dut
+        rx_wait = tx_wait = 0
+        while True:
+            offered = bool(self.outbox) and rx_wait == 0
+            if offered:
+                d.rx__payload.value = self.outbox[0]
+            d.rx__valid.value = int(offered)
+            take = tx_wait == 0 and (self.ready is None or self.ready(self.cycle))
+            d.tx__ready.value = int(take)
+            rx_ready = int(d.rx__ready.value)
+            tx_valid = int(d.tx__valid.value)
+            if take and tx_valid:
+                self.inbox.append(int(d.tx__payload.value))
+                self.received += 1
+                tx_wait = self.interval
+                self.arrived.set()
+            if offered and rx_ready:
+                del self.outbox[0]
+                self.sent += 1
+                rx_wait = self.interval
+            await FallingEdge(d.clk)
+            self.cycle += 1
+            rx_wait = max(0, rx_wait - 1)
+            tx_wait = max(0, tx_wait - 1)
+
+    def now(self):
+        return get_sim_time(unit="ns") * 1e-9
+
+    async def write(self, data):
+        self.outbox += bytes(data)
+
+    async def read(self, n, timeout):
+        if not self.inbox:
+            self.arrived.clear()
+            await First(self.arrived.wait(), Timer(max(1, round(timeout * 1e9)), unit="ns"))
+        out = bytes(self.inbox[:n])
+        del self.inbox[:n]
+        return out
+
+    async def idle(self, cycles):
+        for _ in range(cycles):
+            await FallingEdge(self.dut.clk)
+
+    async def drained(self):
+        """Wait until every byte written has been taken by the design."""
+        while self.outbox:
+            await FallingEdge(self.dut.clk)
+
+
+async def attach(dut, cfg, *, interval=1, timeout_cycles=20000, **transport_kw):
+    """Start the clock, reset, and return ``(driver, transport, channel)``."""
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
+    ch = CocotbByteChannel(dut, interval)
+    await ch.reset()
+    t = LinkBusTransport(ch, timeout=timeout_cycles * CLOCK_NS * 1e-9, **transport_kw)
+    return ProcessorDriver(t, cfg), t, ch
