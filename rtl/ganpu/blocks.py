@@ -22,6 +22,7 @@ _SPECS = {
     "fp16_mac": ("ganpu.arith.mac:Fp16Mac", {}),
     "core": ("ganpu.core:Core", {}),  # CoreConfig() defaults (4 lanes)
     "processor": ("ganpu.processor.processor:Processor", {"cfg": "small"}),
+    "link_framer": ("ganpu.link.framer:Framer", {"cfg": "small"}),
     "update_unit": ("ganpu.processor.update:UpdateUnit", {}),
     "eors_lane": ("ganpu.eors:EorsLane", {}),
     "eors_predictor": ("ganpu.eors:EorsPredictor", {"lanes": 16}),
