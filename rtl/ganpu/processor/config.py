@@ -58,6 +58,14 @@ CONFIGS = {
     "small": ProcessorConfig(cores=2, core=CoreConfig(lanes=2, geom=Geometry(
         a_bits=8, b_bits=9, out_bits=9, bias_bits=5, mask_bits=9), eors_lanes=4),
         gbuf_bits=12, program_bits=4, deps=2, window=2),
+    # one default core (116 DP16KD) and a 64k-word GBUF (64 DP16KD) of the 85F's 208
+    # block RAMs (docs/boards.md)
+    "ulx3s-85f": ProcessorConfig(cores=1, gbuf_bits=16, program_bits=6),
+    # the smallest compute config; it does not fit the UP5K's 5,280 LUT4s, so the
+    # iCEBreaker top carries the link and a GBUF only (docs/boards.md)
+    "icebreaker": ProcessorConfig(cores=1, core=CoreConfig(lanes=1, geom=Geometry(
+        a_bits=6, b_bits=6, out_bits=6, bias_bits=2, mask_bits=6), eors_lanes=2),
+        gbuf_bits=10, program_bits=3, deps=1, window=1),
 }
 
 
