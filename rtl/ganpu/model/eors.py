@@ -17,7 +17,14 @@ For one output ``(m, n)`` of an FP gemm (``A`` activations (M, K), ``B`` weights
 3. ``sat`` clamps to ``[-2**(width-1), 2**(width-1) - 1]``.
 4. If a formed term (both operands nonzero) or the used bias has an Inf or NaN
    operand, the output is forced live.
-5. Predicted zero  <=>  not forced and ``acc <= threshold``.
+5. Absolute mode (``rel`` is None, the default): predicted zero  <=>  not forced and
+   ``acc <= threshold``.
+6. Scale-aware mode (``rel`` = q, 0..31): beside ``acc`` the lane keeps ``mag``, an
+   unsigned ``width``-bit saturating sum of ``|T|`` over the bias and every formed term
+   (``mag = min(mag + |T|, 2**width - 1)``), and
+   predicted zero  <=>  not forced and ``acc + F(q, mag) <= threshold`` with
+   ``F(2a, s) = s >> a`` and ``F(2a+1, s) = (s >> (a+1)) + (s >> (a+2))`` (the margin
+   is 2**-a resp. 0.75 * 2**-a of the estimate's own scale; shifts and one add).
 
 ``m = 0`` is pure exponent-only: ``T = +-2**(Ex + Ew + frac)`` truncated.
 """
@@ -26,7 +33,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["EorsParams", "DEFAULT_EORS", "eors_acc", "eors_mask", "decode16", "prediction_stats"]
+__all__ = ["EorsParams", "DEFAULT_EORS", "eors_acc", "eors_state", "eors_mask", "rel_margin",
+           "predicted_live", "decode16", "prediction_stats", "REL_MAX", "EorsSampler",
+           "EorsCalibrator", "calibration_counts", "lfsr_step", "LFSR_POLY", "LFSR_SEED"]
+
+# Largest scale-aware level q (a 5-bit field).
+REL_MAX = 31
 
 
 def _check_int(name, value, lo, hi):
@@ -53,6 +65,11 @@ class EorsParams:
         accumulator range.
     use_bias : bool
         Preload the accumulator with the bias estimate ``T(b, 1.0)``.
+    rel : int or None
+        None: absolute mode (predicted zero iff ``acc <= threshold``). An int q in
+        0..31: scale-aware mode, predicted zero iff ``acc + F(q, mag) <= threshold``
+        with ``mag`` the saturating sum of the terms' magnitudes and ``F`` a
+        ``2**-(q/2)``-ish fraction of it (module doc, rule 6).
     """
 
     width: int = 20
@@ -60,6 +77,7 @@ class EorsParams:
     m: int = 3
     threshold: int = -128
     use_bias: bool = True
+    rel: int = None
 
     def __post_init__(self):
         _check_int("width", self.width, 2, 32)
@@ -68,6 +86,8 @@ class EorsParams:
         _check_int("threshold", self.threshold, -(1 << (self.width - 1)), (1 << (self.width - 1)) - 1)
         if not isinstance(self.use_bias, (bool, np.bool_)):
             raise TypeError(f"EORS use_bias must be a bool, got {self.use_bias!r}")
+        if self.rel is not None:
+            _check_int("rel", self.rel, 0, REL_MAX)
 
     @property
     def lo(self):
@@ -76,6 +96,11 @@ class EorsParams:
     @property
     def hi(self):
         return (1 << (self.width - 1)) - 1
+
+    @property
+    def mag_max(self):
+        """Saturation value of the scale-aware mode's magnitude sum (``width`` bits)."""
+        return (1 << self.width) - 1
 
 
 DEFAULT_EORS = EorsParams()
@@ -131,6 +156,14 @@ def eors_acc(A, B, bias=None, params=DEFAULT_EORS):
     forced : ndarray of bool, shape (M, N)
         Outputs forced live by an Inf/NaN operand of a formed term or of the bias.
     """
+    acc, _, forced = eors_state(A, B, bias, params)
+    return acc, forced
+
+
+def eors_state(A, B, bias=None, params=DEFAULT_EORS):
+    """``(acc, mag, forced)``: :func:`eors_acc` plus ``mag`` (int64 (M, N)), the
+    saturating sum of the terms' magnitudes (bias included) that the scale-aware mode
+    compares against (module doc, rule 6). ``mag`` is computed in every mode."""
     if not isinstance(params, EorsParams):
         raise TypeError(f"params must be an EorsParams, got {params!r}")
     A = np.asarray(A, dtype=np.uint16)
@@ -139,43 +172,83 @@ def eors_acc(A, B, bias=None, params=DEFAULT_EORS):
     N = B.shape[0]
     p = params
     acc = np.zeros((M, N), dtype=np.int64)
+    mag = np.zeros((M, N), dtype=np.int64)
     forced = np.zeros((M, N), dtype=bool)
     if p.use_bias and bias is not None:
         sb, Eb, Sb, zb, spb = decode16(np.asarray(bias, dtype=np.uint16), p.m)
         one = 1 << p.m  # 1.0: E = 0, hidden bit 1, fraction 0
-        tb = _terms(sb, Eb, Sb, 0, 0, one, p)
-        acc += np.where(zb, 0, tb)[None, :]
+        tb = np.where(zb, 0, _terms(sb, Eb, Sb, 0, 0, one, p))
+        acc += tb[None, :]
+        mag += np.abs(tb)[None, :]
         forced |= spb[None, :]
     sa, Ea, Sa, za, spa = decode16(A, p.m)
     sw, Ew, Sw, zw, spw = decode16(B, p.m)
-    if M * N * K <= (1 << 22):
-        # Fast path: all terms at once; if no partial sum leaves the accumulator range
-        # no saturation happened, so the plain sum equals the saturating sequence.
-        t = _terms(sa[:, None, :], Ea[:, None, :], Sa[:, None, :],
-                   sw[None, :, :], Ew[None, :, :], Sw[None, :, :], p)
-        formed = ~za[:, None, :] & ~zw[None, :, :]
-        t = np.where(formed, t, 0)
-        part = acc[:, :, None] + np.cumsum(t, axis=2)
-        if part.size == 0 or (part.min() >= p.lo and part.max() <= p.hi):
-            forced |= (formed & (spa[:, None, :] | spw[None, :, :])).any(axis=2)
-            return (part[:, :, -1] if K else acc.copy()), forced
-    for k in range(K):
-        rows = np.flatnonzero(~za[:, k])
-        cols = np.flatnonzero(~zw[:, k])
-        if rows.size == 0 or cols.size == 0:
+    fa, fw = ~za, ~zw
+    # Inf/NaN in a formed term: a boolean product
+    forced |= ((fa & spa).astype(np.int64) @ fw.T.astype(np.int64)
+               + fa.astype(np.int64) @ (fw & spw).T.astype(np.int64)) > 0
+    # Fast path, per block of rows: each term as one exact floating-point product
+    # (an (m+1)-bit significand times a power of two, in float32 while hi < 2**23) and
+    # trunc, which is the spec's truncation of the magnitude; the clamp to +-hi is a
+    # clip. A row whose bias plus sum of |terms| stays within hi never saturated, so its
+    # plain sum is the saturating sequence; the other rows take the sequential path.
+    ft = np.float32 if p.width <= 24 else np.float64
+    va = np.where(fa, np.where(sa == 1, -1.0, 1.0) * Sa * np.exp2(Ea.astype(np.float64)), 0)
+    vw = np.where(fw, np.where(sw == 1, -1.0, 1.0) * Sw * np.exp2(Ew.astype(np.float64)), 0)
+    # (every product of the two is exactly representable: scale it into vw, where the
+    # power of two stays within float range for every E and frac the spec allows)
+    vw = vw * 2.0 ** (p.frac - 2 * p.m)
+    va, vw = va.astype(ft), vw.astype(ft)
+    rows = max(1, (1 << 22) // max(N * K, 1))
+    slow = []
+    for r0 in range(0, M, rows):
+        r1 = min(M, r0 + rows)
+        t = np.clip(np.trunc(va[r0:r1, None, :] * vw[None, :, :]), -p.hi, p.hi)
+        s_t = t.sum(axis=2, dtype=np.float64).astype(np.int64)
+        m_t = np.abs(t).sum(axis=2, dtype=np.float64).astype(np.int64)
+        ok = np.abs(acc[r0:r1]) + m_t <= p.hi
+        acc[r0:r1] = np.where(ok, acc[r0:r1] + s_t, acc[r0:r1])
+        mag[r0:r1] = np.where(ok, np.minimum(mag[r0:r1] + m_t, p.mag_max), mag[r0:r1])
+        slow.extend((r0 + i, j) for i, j in zip(*np.nonzero(~ok)))
+    if slow:
+        _sequential(acc, mag, slow, sa, Ea, Sa, za, sw, Ew, Sw, zw, p)
+    return acc, mag, forced
+
+
+def _sequential(acc, mag, outs, sa, Ea, Sa, za, sw, Ew, Sw, zw, p):
+    """The saturating sums of outputs ``outs`` ((m, n) pairs), term by term, in place."""
+    mi = np.array([o[0] for o in outs])
+    ni = np.array([o[1] for o in outs])
+    for k in range(sa.shape[1]):
+        sel = ~za[mi, k] & ~zw[ni, k]
+        if not sel.any():
             continue
-        ix = np.ix_(rows, cols)
-        t = _terms(sa[rows, k][:, None], Ea[rows, k][:, None], Sa[rows, k][:, None],
-                   sw[cols, k][None, :], Ew[cols, k][None, :], Sw[cols, k][None, :], p)
-        acc[ix] = np.clip(acc[ix] + t, p.lo, p.hi)
-        forced[ix] |= spa[rows, k][:, None] | spw[cols, k][None, :]
-    return acc, forced
+        m, n = mi[sel], ni[sel]
+        t = _terms(sa[m, k], Ea[m, k], Sa[m, k], sw[n, k], Ew[n, k], Sw[n, k], p)
+        acc[m, n] = np.clip(acc[m, n] + t, p.lo, p.hi)
+        mag[m, n] = np.minimum(mag[m, n] + np.abs(t), p.mag_max)
+
+
+def rel_margin(q, mag):
+    """``F(q, mag)`` of the scale-aware mode: ``mag >> a`` for q = 2a,
+    ``(mag >> (a+1)) + (mag >> (a+2))`` for q = 2a + 1 (int64 arrays or ints)."""
+    a = q >> 1
+    if q & 1:
+        return (mag >> (a + 1)) + (mag >> (a + 2))
+    return mag >> a
+
+
+def predicted_live(acc, mag, forced, params):
+    """The prediction from a lane's final state (True = compute the output)."""
+    if params.rel is None:
+        return forced | (acc > params.threshold)
+    return forced | (acc + rel_margin(params.rel, mag) > params.threshold)
 
 
 def eors_mask(A, B, bias=None, params=DEFAULT_EORS):
     """Predicted live outputs (True = compute it), shape (M, N); see the module doc."""
-    acc, forced = eors_acc(A, B, bias, params)
-    return forced | (acc > params.threshold)
+    acc, mag, forced = eors_state(A, B, bias, params)
+    return predicted_live(acc, mag, forced, params)
 
 
 def prediction_stats(true_live, pred_live):
@@ -193,3 +266,154 @@ def prediction_stats(true_live, pred_live):
     return {"recall": float((tz & pz).sum() / max(tz.sum(), 1)),
             "false_zero": float((live & pz).sum() / max(live.sum(), 1)),
             "skipped": float(pz.mean()), "true_zero": float(tz.mean())}
+
+
+# ----------------------------------------------------------------- self-calibration
+
+LFSR_POLY = 0xB400      # x^16 + x^14 + x^13 + x^11 + 1, Galois form, shifting right
+LFSR_SEED = 0xACE1
+
+
+def lfsr_step(state):
+    """One step of the sampling LFSR (16 bits, Galois, right shift, maximal length)."""
+    return (state >> 1) ^ (LFSR_POLY if state & 1 else 0)
+
+
+def _lfsr_table():
+    tab = np.empty(65535, dtype=np.int64)
+    s = 1
+    for i in range(65535):
+        tab[i] = s
+        s = lfsr_step(s)
+    return tab
+
+
+_LFSR = {}
+
+
+class EorsSampler:
+    """Which predicted-zero outputs are computed anyway, to measure false zeros
+    (``docs/eors.md``, "Self-calibration").
+
+    Outputs are visited in the speculator's order: row ``m``, then groups of ``lanes``
+    outputs; the LFSR steps once per group word (lanes past N included) and the word's
+    sampled lane is ``state & (2**rate_log2 - 1)`` when that is below ``lanes``, none
+    otherwise. So every output is sampled with probability 2**-rate_log2 (the LFSR's
+    period, 65535, leaves it off by less than 1/65536). ``state`` carries over from
+    task to task (it is never reset except by the host).
+
+    Parameters
+    ----------
+    lanes : int
+        The speculator's P (a power of two in 1..64).
+    rate_log2 : int
+        One output in ``2**rate_log2`` is sampled; 2**rate_log2 >= lanes, <= 2**16.
+    state : int
+        Initial LFSR state, 1..65535.
+    """
+
+    def __init__(self, lanes=16, rate_log2=6, state=LFSR_SEED):
+        _check_int("sampler lanes", lanes, 1, 64)
+        _check_int("sampler rate_log2", rate_log2, 0, 16)
+        _check_int("sampler state", state, 1, 65535)
+        if lanes & (lanes - 1) or (1 << rate_log2) < lanes:
+            raise ValueError(f"EORS sampler needs lanes a power of two <= 2**rate_log2, got "
+                             f"lanes={lanes!r}, rate_log2={rate_log2!r}")
+        self.lanes, self.rate_log2, self.state = lanes, rate_log2, state
+
+    def sample(self, M, N):
+        """bool (M, N): the outputs of one task (M rows of N outputs) to compute exactly;
+        advances ``state`` by ``M * ceil(N / lanes)`` steps."""
+        if "t" not in _LFSR:
+            tab = _LFSR["t"] = _lfsr_table()
+            _LFSR["pos"] = {int(v): i for i, v in enumerate(tab)}
+        tab, pos = _LFSR["t"], _LFSR["pos"]
+        P = self.lanes
+        G = -(-N // P)
+        words = M * G
+        i0 = pos[self.state]
+        states = tab[(i0 + 1 + np.arange(words)) % 65535]
+        self.state = int(states[-1]) if words else self.state
+        lane = (states & ((1 << self.rate_log2) - 1)).reshape(M, G)
+        out = np.zeros((M, G, P), dtype=bool)
+        hit = lane < P
+        mi, gi = np.nonzero(hit)
+        out[mi, gi, lane[hit]] = True
+        return out.reshape(M, G * P)[:, :N]
+
+
+def calibration_counts(pred_live, sampled, true_live):
+    """The per-task counters a host reads for calibration (dict of ints):
+    ``sampled`` (predicted zero and sampled: computed anyway, result discarded),
+    ``false_zero`` (of those, the exact output is nonzero), ``live`` (predicted live
+    and nonzero) and ``false_live`` (predicted live, exact output zero)."""
+    pred = np.asarray(pred_live, dtype=bool)
+    true = np.asarray(true_live, dtype=bool)
+    s = np.asarray(sampled, dtype=bool) & ~pred
+    return {"sampled": int(s.sum()), "false_zero": int((s & true).sum()),
+            "live": int((pred & true).sum()), "false_live": int((pred & ~true).sum())}
+
+
+class EorsCalibrator:
+    """Host policy that holds each layer's false-zero rate near a target by moving its
+    scale-aware level ``q`` (``docs/eors.md``, "Self-calibration"); deterministic, a
+    function of the counters only.
+
+    Per layer it adds up the counters of its tasks; between steps (:meth:`end_step`),
+    with ``R = 2**rate_log2``, ``fz = R * false_zero`` (estimated false zeros) and
+    ``n = live + fz`` (estimated live outputs):
+
+    * ``fz > hi * n`` and ``false_zero >= 2``: ``q -= 1`` (safer), window cleared, and the
+      layer's patience doubles (at most ``8``);
+    * else if ``lo * n / R >= evidence * patience`` (enough outputs that a rate of ``lo``
+      would have shown that many samples) and ``fz <= lo * n``: ``q += 1``, window cleared;
+    * ``q`` stays in ``[q_min, q_max]``.
+
+    Parameters
+    ----------
+    params : EorsParams
+        Scale-aware parameters (``rel`` set); the start level is ``params.rel``.
+    rate_log2, lo, hi, evidence, q_min, q_max : see above.
+    """
+
+    def __init__(self, params, rate_log2=6, lo=0.002, hi=0.006, evidence=3, q_min=0, q_max=REL_MAX):
+        if not isinstance(params, EorsParams) or params.rel is None:
+            raise ValueError(f"EorsCalibrator needs scale-aware EorsParams (rel set), got {params!r}")
+        _check_int("calibrator rate_log2", rate_log2, 0, 16)
+        _check_int("calibrator q_min", q_min, 0, REL_MAX)
+        _check_int("calibrator q_max", q_max, q_min, REL_MAX)
+        if not 0 < lo < hi < 1:
+            raise ValueError(f"EorsCalibrator needs 0 < lo < hi < 1, got lo={lo!r}, hi={hi!r}")
+        self.params, self.rate_log2, self.lo, self.hi = params, rate_log2, lo, hi
+        self.evidence, self.q_min, self.q_max = evidence, q_min, q_max
+        self.q, self.win, self.patience, self.history = {}, {}, {}, []
+
+    def params_for(self, layer):
+        """The EorsParams layer ``layer`` uses now."""
+        from dataclasses import replace
+        return replace(self.params, rel=self.q.setdefault(layer, self.params.rel))
+
+    def add(self, layer, counts):
+        w = self.win.setdefault(layer, {"sampled": 0, "false_zero": 0, "live": 0, "false_live": 0})
+        for k in w:
+            w[k] += counts[k]
+
+    def end_step(self):
+        """Apply the rule to every layer; returns {layer: new q}."""
+        R = 1 << self.rate_log2
+        for layer, w in self.win.items():
+            q = self.q.setdefault(layer, self.params.rel)
+            pat = self.patience.setdefault(layer, 1)
+            fz = R * w["false_zero"]
+            n = w["live"] + fz
+            if fz > self.hi * n and w["false_zero"] >= 2:
+                if q > self.q_min:
+                    self.q[layer] = q - 1
+                self.patience[layer] = min(2 * pat, 8)
+                self.win[layer] = dict.fromkeys(w, 0)
+            elif self.lo * n / R >= self.evidence * pat and fz <= self.lo * n:
+                if q < self.q_max:
+                    self.q[layer] = q + 1
+                self.win[layer] = dict.fromkeys(w, 0)
+        self.history.append(dict(self.q))
+        return dict(self.q)
