@@ -1,0 +1,275 @@
+"""The link's host side in pure Python (codec, bursts, the transport's windows, retries
+and errors over a model device), the framer in the Amaranth simulator against
+``Framer.model`` (random traffic with faults, bus and tx back-pressure), and the
+constructors' parameter messages."""
+
+import asyncio
+import random
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from ganpu.host.link import (encode_request, decode_answer, bursts, LinkBusTransport, ByteChannel,
+                             LinkTimeout, LinkCrcError)
+from ganpu.host.processor_driver import ProcessorDriver, BusError, address
+from ganpu.link.executor import BusExecutor, info
+from ganpu.link.framer import Framer
+from ganpu.link.protocol import Command, Status, MAX_WORDS, cobs_decode, cobs_encode
+from ganpu.link.receiver import FrameReceiver
+from ganpu.link.system import LinkedProcessor
+from ganpu.processor import config
+from ganpu.processor.bus import BusFrontEnd
+from ganpu.processor.program import Region, State, Csr, REGION_SHIFT
+
+CFG = config("small")
+
+
+class MapModel:
+    """The processor's memory map as far as the link sees it (refusals from
+    ``BusFrontEnd.model``)."""
+
+    def __init__(self):
+        self.gbuf = np.zeros(CFG.gbuf_depth, dtype=np.uint16)
+        self.state = State.IDLE
+
+    def __call__(self, addr, write, value):
+        region, offset = addr >> REGION_SHIFT, addr & ((1 << REGION_SHIFT) - 1)
+        if BusFrontEnd.model(CFG, self.state, region, offset, write):
+            return 0, 1
+        if region == Region.GBUF.value:
+            if write:
+                self.gbuf[offset] = value
+            return int(self.gbuf[offset]), 0
+        if region == Region.CSR.value and offset == Csr.STATE.value:
+            return self.state.value, 0
+        return 0, 0
+
+
+class ModelChannel(ByteChannel):
+    """A device made of ``Framer.model``; ``faults`` decides per frame what goes wrong:
+    "drop" (the request is lost), "corrupt" (a request byte flipped), "mute" (the
+    answer is lost), "garble" (an answer byte flipped)."""
+
+    def __init__(self, faults=None):
+        self.bus = MapModel()
+        self.pending = bytearray()
+        self.out = bytearray()
+        self.faults = faults or (lambda n: None)
+        self.n = 0
+        self.t = 0.0
+
+    async def write(self, data):
+        self.pending += data
+        while b"\x00" in self.pending[1:]:
+            i = self.pending.index(b"\x00", 1)
+            raw, self.pending = bytes(self.pending[:i + 1]), self.pending[i + 1:]
+            if raw.strip(b"\x00") == b"":
+                continue
+            fault = self.faults(self.n)
+            self.n += 1
+            if fault == "drop":
+                continue
+            if fault == "corrupt":
+                raw = raw[:3] + bytes([raw[3] ^ 0x10 or 1]) + raw[4:]
+            ans = Framer.model(CFG, raw, self.bus)
+            if fault == "mute":
+                continue
+            if fault == "garble" and ans:
+                ans = bytes([ans[0] ^ 0x02 or 1]) + ans[1:]
+            self.out += ans
+
+    async def read(self, n, timeout):
+        if not self.out:
+            self.t += timeout
+            return b""
+        data, self.out = bytes(self.out[:n]), self.out[n:]
+        return data
+
+    def now(self):
+        return self.t
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+def test_codec_round_trip():
+    raw = encode_request(Command.WRITE, 7, 0x123456, 3, [1, 0, 0xFFFF])
+    assert raw[0] == 0 and raw[-1] == 0 and 0 not in raw[1:-1]
+    verdict = FrameReceiver.model(cobs_decode(raw[1:-1]))
+    status, hdr, words = verdict
+    assert (status, hdr.cmd, hdr.seq, hdr.count, hdr.addr, words) == \
+        (Status.OK, Command.WRITE.value, 7, 3, 0x123456, [1, 0, 0xFFFF])
+    body = BusExecutor.model(CFG, status, hdr, words, MapModel())
+    a = decode_answer(cobs_encode(body))
+    # 0x123456 lies in no region: the first word is refused
+    assert (a.cmd, a.seq, a.status, a.index) == (Command.WRITE.value, 7, Status.BUS_ERROR, 0)
+    bad = bytearray(body)
+    bad[0] ^= 1
+    with pytest.raises(LinkCrcError, match="CRC"):
+        decode_answer(cobs_encode(bytes(bad)))
+    with pytest.raises(LinkCrcError, match="runs past"):
+        decode_answer(cobs_encode(body)[:-1])
+
+
+def test_bursts():
+    reqs = [(a, 1, a) for a in range(10, 10 + 300)] + [(5, 1, 0), (6, 0, 0), (7, 0, 0), (9, 0, 0)]
+    got = bursts(reqs)
+    assert [(s, w, n) for s, w, n, _ in got] == [(10, 1, 256), (266, 1, 44), (5, 1, 1), (6, 0, 2), (9, 0, 1)]
+    assert got[1][3] == list(range(266, 310))
+
+
+def test_transport_over_model():
+    ch = ModelChannel()
+    t = LinkBusTransport(ch, timeout=0.1)
+    drv = ProcessorDriver(t, CFG)
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 1 << 16, 700).astype(np.uint16)
+
+    async def go():
+        assert await t.ping() == info(CFG, MAX_WORDS)
+        await drv.write_gbuf(100, data)
+        got = await drv.read_gbuf(100, 700)
+        assert (got == data).all()
+        assert (ch.bus.gbuf[100:800] == data).all()
+        with pytest.raises(BusError, match="refused"):
+            await drv._burst([(address(Region.GBUF, CFG.gbuf_depth - 1 + i), 0, 0) for i in range(3)])
+        out = await t.requests([(address(Region.GBUF, CFG.gbuf_depth - 2 + i), 0, 0) for i in range(4)])
+        assert [e for _, e in out] == [0, 0, 1, 1]
+        assert [v for v, _ in out[:2]] == ch.bus.gbuf[-2:].tolist()
+    _run(go())
+    assert t.stats["frames"] == 1 + 3 + 3 + 2, t.stats
+
+
+@pytest.mark.parametrize("fault", ["drop", "corrupt", "mute", "garble"])
+def test_transport_retries(fault):
+    hit = {3, 4, 9}
+    ch = ModelChannel(lambda n: fault if n in hit else None)
+    t = LinkBusTransport(ch, timeout=0.1, retries=2)
+    drv = ProcessorDriver(t, CFG)
+    rng = np.random.default_rng(2)
+    data = rng.integers(0, 1 << 16, 2000).astype(np.uint16)
+
+    async def go():
+        await drv.write_gbuf(0, data)
+        assert (await drv.read_gbuf(0, 2000) == data).all()
+    _run(go())
+    assert (ch.bus.gbuf[:2000] == data).all()
+    assert t.stats["retries"] >= 2, t.stats
+
+
+def test_transport_errors():
+    ch = ModelChannel(lambda n: "drop")
+    t = LinkBusTransport(ch, timeout=0.1, retries=1)
+    with pytest.raises(LinkTimeout, match="no answer to READ seq 1"):
+        _run(t.transact([(Command.READ, 0, 1, [])]))
+    # a CTRL write is never retried
+    ch = ModelChannel(lambda n: "mute" if n == 0 else None)
+    t = LinkBusTransport(ch, timeout=0.1, retries=3)
+    with pytest.raises(LinkTimeout):
+        _run(ProcessorDriver(t, CFG).start())
+    assert t.stats["retries"] == 0
+    ch = ModelChannel()
+    t = LinkBusTransport(ch, timeout=0.1)
+    (a,) = _run(t.transact([(Command.READ, 0, 0, [])]))
+    assert a.status == Status.BAD_LENGTH, a
+    (a,) = _run(t.transact([(0x42, 0, 1, [])]))
+    assert a.status == Status.BAD_COMMAND, a
+    with pytest.raises(ValueError, match="window must be 1 or 2, not 3"):
+        LinkBusTransport(ch, window=3)
+
+
+def _framer_traffic(rng):
+    """Requests of every kind with faults between them (``None``: an idle gap)."""
+    items = []
+    for seq in range(14):
+        kind = rng.randrange(8)
+        n = rng.choice([1, 2, 5, 40, 256])
+        base = rng.randrange(CFG.gbuf_depth - n + 3)
+        if kind < 3:
+            raw = encode_request(Command.WRITE, seq, address(Region.GBUF, base), n,
+                                 [rng.randrange(1 << 16) for _ in range(n)])
+        elif kind < 5:
+            raw = encode_request(Command.READ, seq, address(Region.GBUF, base), n)
+        elif kind == 5:
+            raw = encode_request(rng.choice([Command.PING, 0x42]), seq)
+        else:
+            raw = bytearray(encode_request(Command.WRITE, seq, address(Region.GBUF, base), n,
+                                           [rng.randrange(1 << 16) for _ in range(n)]))
+            k = rng.randrange(1, len(raw) - 1)
+            if kind == 6:
+                raw[k] = rng.randrange(1, 256)
+            else:
+                del raw[k]
+        items += list(raw)
+        if rng.random() < 0.15:
+            items += [rng.randrange(1, 256) for _ in range(rng.randrange(1, 20))]
+        if rng.random() < 0.1:
+            items += [rng.randrange(1, 256) for _ in range(5)] + [None]
+    return items
+
+
+def test_framer_against_model():
+    rng = random.Random(7)
+    items = _framer_traffic(rng)
+    timeout = 60
+    ref = MapModel()
+    expect = Framer.model(CFG, items, ref)
+    dev = MapModel()
+    dut = Framer(CFG, timeout=timeout)
+    got = bytearray()
+
+    async def feed(ctx):
+        for b in items:
+            if b is None:
+                ctx.set(dut.rx.valid, 0)
+                await ctx.tick().repeat(timeout + 4)
+                continue
+            ctx.set(dut.rx.valid, 1)
+            ctx.set(dut.rx.payload, b)
+            await ctx.tick().until(dut.rx.ready)
+        ctx.set(dut.rx.valid, 0)
+
+    async def bus(ctx):
+        pend = []
+        for _ in range(len(items) * 4 + 5000):
+            if len(got) >= len(expect):
+                break
+            ctx.set(dut.req.ready, int(len(pend) < 2 and rng.random() < 0.8))
+            ctx.set(dut.resp.valid, int(bool(pend)))
+            if pend:
+                ctx.set(dut.resp.payload, {"data": pend[0][0], "error": pend[0][1]})
+            ctx.set(dut.tx.ready, int(rng.random() < 0.7))
+            _, _, rv, rr, rp, sv, sr, tv, tr, tp = await ctx.tick().sample(
+                dut.req.valid, dut.req.ready, dut.req.payload, dut.resp.valid, dut.resp.ready,
+                dut.tx.valid, dut.tx.ready, dut.tx.payload)
+            if sv and sr:
+                pend.pop(0)
+            if rv and rr:
+                pend.append(dev(rp.addr, rp.write, rp.data))
+            if tv and tr:
+                got.append(tp)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(feed)
+    sim.add_testbench(bus)
+    sim.run()
+    assert bytes(got) == expect
+    assert (dev.gbuf == ref.gbuf).all()
+
+
+def test_parameters():
+    with pytest.raises(ValueError, match=r"timeout must be in 2\.\.4294967296, not 0"):
+        Framer(CFG, timeout=0)
+    with pytest.raises(ValueError, match=r"max_words must be a power of two, not 100"):
+        Framer(CFG, max_words=100)
+    with pytest.raises(ValueError, match=r"max_words must be in 1\.\.256, not 512"):
+        FrameReceiver(512)
+    with pytest.raises(TypeError, match=r"cfg must be a ProcessorConfig, not 3"):
+        BusExecutor(3)
+    with pytest.raises(KeyError, match=r"Unknown processor config 'nope'"):
+        LinkedProcessor("nope")
+    with pytest.raises(ValueError, match=r"timeout must be in 2\.\.4294967296, not 1"):
+        LinkedProcessor("small", timeout=1)
