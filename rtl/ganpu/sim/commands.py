@@ -1,7 +1,101 @@
-"""``ganpu sim``: the native-speed simulator server (``docs/sim.md``)."""
+"""``ganpu sim``: the native-speed simulator server, and ``ganpu bench sim``
+(``docs/sim.md``)."""
+
+import argparse
+import os
+import sys
 
 __all__ = ["register"]
 
 
+def _port(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port 0..65535, not {text!r}")
+    return value
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+    return value
+
+
+def _config(name):
+    from ..processor.config import config
+    try:
+        config(name)
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(exc.args[0]) from None
+    return name
+
+
+def _cmd_sim(args):
+    from . import native
+    try:
+        binary, seconds = native.build(args.config, build_dir=args.build_dir,
+                                       log=lambda s: print(f"ganpu sim: {s}", flush=True))
+    except native.SimBuildError as exc:
+        print(f"ganpu sim: {exc}", file=sys.stderr)
+        return 1
+    print(f"ganpu sim: {'built in %.0f s' % seconds if seconds else 'cached build'}: {binary}",
+          flush=True)
+    argv = [str(binary), "--host", args.host, "--port", str(args.port), "--poll", str(args.poll),
+            "--idle", str(args.idle)]
+    # the binary takes this process's place: SIGINT/SIGTERM reach it directly
+    os.execv(argv[0], argv)
+
+
+def _cmd_bench(args):
+    from .bench_sim import bench_sim, print_report
+    import json
+    from pathlib import Path
+    result = bench_sim(config=args.config, step_config=args.step_config, batch=args.batch,
+                       cocotb_cycles=args.cocotb_cycles, log=lambda s: print(s, flush=True))
+    print_report(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def register(sub):
-    """Add the ``sim`` subcommand to ``sub`` (the CLI's subparsers)."""
+    """Add the ``sim`` subcommand to ``sub`` (the CLI's subparsers), and ``sim`` to the
+    ``bench`` subcommands when ``ganpu bench`` is registered."""
+    s = sub.add_parser("sim", help="serve the processor's RTL at native speed on a TCP socket "
+                                   "(Verilator; the driver connects with socket://)")
+    s.add_argument("--config", type=_config, default="small",
+                   help="named processor config (default small)")
+    s.add_argument("--port", type=_port, default=5555,
+                   help="TCP port (default 5555; 0 picks a free one)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--poll", type=_positive, default=256,
+                   help="clock cycles between two looks at the socket (default 256)")
+    s.add_argument("--idle", type=int, default=4096,
+                   help="cycles of a quiet link and a stopped processor after which simulated "
+                        "time waits for the client (default 4096; 0: never)")
+    s.add_argument("--build-dir", default=None, metavar="DIR",
+                   help="build cache (default $GANPU_BUILD or build/sim)")
+    s.set_defaults(func=_cmd_sim)
+
+    bench = sub.choices.get("bench")
+    if bench is not None and hasattr(bench, "subcommands"):
+        b = bench.subcommands.add_parser(
+            "sim", help="cycles/s of ganpu sim vs the cocotb path; seconds per MLP GAN step "
+                        "on ganpu sim")
+        b.add_argument("--config", type=_config, default="small",
+                       help="config of the cycles/s comparison (default small)")
+        b.add_argument("--step-config", type=_config, default="sim",
+                       help="config of the MLP GAN step (default sim: its GBUF holds the step)")
+        b.add_argument("--batch", type=_positive, default=32, help="MLP GAN batch (default 32)")
+        b.add_argument("--cocotb-cycles", type=_positive, default=20000,
+                       help="cycles to time on the cocotb path (default 20000)")
+        b.add_argument("--json", help="write the figures here")
+        b.set_defaults(func=_cmd_bench)

@@ -1,0 +1,236 @@
+// ganpu sim: the Verilator model of LinkedProcessor, free-running, its link byte
+// streams (rx/tx) bridged to one TCP client at a time (docs/sim.md).
+//
+// The cycle loop is C++ only: the socket is polled every --poll cycles (non-blocking),
+// bytes from the client wait in a ring and enter rx one per cycle while the framer is
+// ready; tx is always ready while the outgoing ring has room. While nothing moves on
+// the link and no program checks or runs for --idle cycles, simulated time stops until
+// the client sends a byte (an idle processor has nothing to do; a simulator that spun
+// on would take a CPU from everything else). Output lines (stdout) are the interface:
+//   ganpu sim: listening on HOST:PORT
+//   ganpu sim: client N closed: C cycles, T s running, R cycles/s
+//   ganpu sim: stopped: C cycles, T s running, R cycles/s
+#include <arpa/inet.h>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <vector>
+
+#include <verilated.h>
+#include "Vganpu.h"
+
+// Verilator escapes the "__" of Amaranth's port names (rx__valid -> rx___05Fvalid)
+#define RX_VALID rx___05Fvalid
+#define RX_READY rx___05Fready
+#define RX_PAYLOAD rx___05Fpayload
+#define TX_VALID tx___05Fvalid
+#define TX_READY tx___05Fready
+#define TX_PAYLOAD tx___05Fpayload
+
+namespace {
+
+volatile std::sig_atomic_t stop_requested = 0;
+
+void on_signal(int) { stop_requested = 1; }
+
+// processor State values (ganpu.processor.program.State) during which time must run
+constexpr unsigned STATE_CHECKING = 1, STATE_RUNNING = 2;
+
+struct Ring {
+    std::vector<unsigned char> buf;
+    size_t head = 0, size = 0;
+    explicit Ring(size_t n) : buf(n) {}
+    bool full() const { return size == buf.size(); }
+    size_t room() const { return buf.size() - size; }
+    unsigned char front() const { return buf[head]; }
+    void pop() { head = (head + 1) % buf.size(); --size; }
+    void push(unsigned char b) { buf[(head + size) % buf.size()] = b; ++size; }
+    void clear() { head = size = 0; }
+};
+
+struct Options {
+    std::string host = "127.0.0.1";
+    int port = 0;
+    long poll = 256;
+    long idle = 4096;
+};
+
+void usage(const char* prog) {
+    std::fprintf(stderr, "usage: %s [--host H] [--port P] [--poll CYCLES] [--idle CYCLES]\n"
+                         "  --idle 0 never stops simulated time\n", prog);
+}
+
+bool parse(int argc, char** argv, Options& o) {
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (i + 1 >= argc) { usage(argv[0]); return false; }
+        char* end = nullptr;
+        const char* v = argv[++i];
+        if (a == "--host") { o.host = v; continue; }
+        long n = std::strtol(v, &end, 10);
+        if (*v == '\0' || *end != '\0' || n < 0) {
+            std::fprintf(stderr, "ganpu sim: %s needs a non-negative integer, not '%s'\n", a.c_str(), v);
+            return false;
+        }
+        if (a == "--port" && n <= 65535) o.port = int(n);
+        else if (a == "--poll" && n >= 1) o.poll = n;
+        else if (a == "--idle") o.idle = n;
+        else { usage(argv[0]); return false; }
+    }
+    return true;
+}
+
+void set_nonblocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+struct Stats {
+    unsigned long long cycles = 0;
+    double seconds = 0;
+    void print(const char* what) const {
+        std::printf("ganpu sim: %s: %llu cycles, %.3f s running, %.0f cycles/s\n", what, cycles,
+                    seconds, seconds > 0 ? cycles / seconds : 0.0);
+        std::fflush(stdout);
+    }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options opt;
+    if (!parse(argc, argv, opt)) return 2;
+
+    // handlers first: a signal that comes as soon as the port is printed must find them
+    struct sigaction sa{};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(uint16_t(opt.port));
+    if (lfd < 0 || inet_pton(AF_INET, opt.host.c_str(), &addr.sin_addr) != 1) {
+        std::fprintf(stderr, "ganpu sim: cannot listen on %s:%d: bad IPv4 address\n",
+                     opt.host.c_str(), opt.port);
+        return 2;
+    }
+    if (bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(lfd, 1) != 0) {
+        int e = errno;
+        std::fprintf(stderr, "ganpu sim: cannot listen on %s:%d: %s%s\n", opt.host.c_str(),
+                     opt.port, std::strerror(e),
+                     e == EADDRINUSE ? " (another program has this port; pick another with "
+                                       "--port, or --port 0 for a free one)" : "");
+        return 3;
+    }
+    socklen_t alen = sizeof addr;
+    getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &alen);
+    std::printf("ganpu sim: listening on %s:%d\n", opt.host.c_str(), ntohs(addr.sin_port));
+    std::fflush(stdout);
+
+    VerilatedContext ctx;
+    Vganpu top{&ctx};
+    auto tick = [&top]() {
+        top.clk = 0;
+        top.eval();
+        top.clk = 1;
+        top.eval();
+    };
+    top.rst = 1;
+    top.RX_VALID = 0;
+    top.TX_READY = 0;
+    for (int i = 0; i < 4; ++i) tick();
+    top.rst = 0;
+
+    Ring rx(1 << 16), tx(1 << 16);
+    Stats total, session;
+    int cfd = -1, clients = 0;
+    unsigned char chunk[4096];
+    long quiet = 0;
+
+    while (!stop_requested) {
+        if (cfd < 0) {
+            pollfd p{lfd, POLLIN, 0};
+            if (poll(&p, 1, 100) <= 0) continue;
+            cfd = accept(lfd, nullptr, nullptr);
+            if (cfd < 0) continue;
+            set_nonblocking(cfd);
+            int one = 1;
+            setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            rx.clear();
+            tx.clear();
+            session = Stats{};
+            quiet = 0;
+            ++clients;
+            continue;
+        }
+        // the link: take what the client sent, send what the processor said
+        bool closed = false, moved = false;
+        while (!rx.full()) {
+            ssize_t n = recv(cfd, chunk, std::min(sizeof chunk, rx.room()), 0);
+            if (n > 0) { for (ssize_t i = 0; i < n; ++i) rx.push(chunk[i]); moved = true; }
+            else { if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) closed = true; break; }
+        }
+        while (tx.size && !closed) {
+            size_t n = 0;
+            while (n < sizeof chunk && n < tx.size) { chunk[n] = tx.buf[(tx.head + n) % tx.buf.size()]; ++n; }
+            ssize_t s = send(cfd, chunk, n, 0);
+            if (s > 0) { for (ssize_t i = 0; i < s; ++i) tx.pop(); moved = true; }
+            else { if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) closed = true; break; }
+        }
+        if (closed) {
+            close(cfd);
+            cfd = -1;
+            std::string what = "client " + std::to_string(clients) + " closed";
+            session.print(what.c_str());
+            continue;
+        }
+        if (moved || rx.size || tx.size) quiet = 0;
+        if (opt.idle && quiet >= opt.idle) {
+            // nothing to do until the client speaks: stop time, wait for it
+            pollfd p{cfd, POLLIN, 0};
+            poll(&p, 1, 100);
+            quiet = 0;
+            if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) quiet = opt.idle;
+            continue;
+        }
+        auto t0 = std::chrono::steady_clock::now();
+        long busy = 0;
+        for (long c = 0; c < opt.poll; ++c) {
+            top.RX_VALID = rx.size ? 1 : 0;
+            top.RX_PAYLOAD = rx.size ? rx.front() : 0;
+            top.TX_READY = tx.full() ? 0 : 1;
+            top.clk = 0;
+            top.eval();
+            bool rx_fire = top.RX_VALID && top.RX_READY;
+            bool tx_fire = top.TX_VALID && top.TX_READY;
+            unsigned char out = top.TX_PAYLOAD;
+            top.clk = 1;
+            top.eval();
+            if (rx_fire) rx.pop();
+            if (tx_fire) tx.push(out);
+            if (rx_fire || tx_fire || top.state == STATE_CHECKING || top.state == STATE_RUNNING) busy = c + 1;
+        }
+        double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        session.cycles += opt.poll;
+        session.seconds += dt;
+        total.cycles += opt.poll;
+        total.seconds += dt;
+        quiet = busy ? opt.poll - busy : quiet + opt.poll;
+    }
+    if (cfd >= 0) close(cfd);
+    close(lfd);
+    top.final();
+    total.print("stopped");
+    return 0;
+}

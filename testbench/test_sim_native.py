@@ -1,0 +1,103 @@
+"""``ganpu sim``: the native simulator of config ``small`` (built once, cached under
+``GANPU_BUILD``) serving the real host driver over ``socket://``: PING, GBUF writes and
+reads, a program checked against :meth:`Processor.model`, a second client after the
+first, clean exits on SIGTERM and SIGINT, and the errors a user can meet (a port
+already in use, bad arguments)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import harness
+from ganpu.host.link import connect
+from ganpu.processor import config
+from ganpu.processor.program import Policy, State
+from ganpu.sim import native
+from ganpu.sim.bench_sim import synthetic_program
+
+ROOT = Path(__file__).resolve().parent.parent
+CFG = config("small")
+
+
+@pytest.fixture(scope="module")
+def binary():
+    harness.setup_verilator()
+    path, _ = native.build("small", build_dir=harness.build_root())
+    return path
+
+
+def test_driver_over_socket(binary):
+    rng = np.random.default_rng(7)
+    with native.Server(binary) as server:
+        assert server.url.startswith("socket://127.0.0.1:")
+        with connect(server.url, "small", timeout=20.0) as npu:
+            info = npu.ping()
+            assert info["cores"] == CFG.cores and info["gbuf_bits"] == CFG.gbuf_bits
+            words = rng.integers(0, 1 << 16, 700, dtype=np.uint16)
+            npu.write_gbuf(3000, words)
+            np.testing.assert_array_equal(npu.read_gbuf(3000, len(words)), words)
+            gbuf, records = synthetic_program(CFG, seed=1)
+            gbuf[3000:3700] = words
+            npu.write_gbuf(0, gbuf[:2000])
+            npu.run(records[:4], Policy.SPATIAL, polls=10**5, interval=0)
+            assert npu.state() == State.DONE
+            from ganpu.processor.processor import Processor
+            _, _, _, want = Processor.model(CFG, gbuf.copy(), records[:4])
+            np.testing.assert_array_equal(npu.read_gbuf(0, CFG.gbuf_depth), want)
+        # a second client finds the processor as the first left it
+        with connect(server.url, "small", timeout=20.0) as npu:
+            np.testing.assert_array_equal(npu.read_gbuf(3000, len(words)), words)
+        sessions = server.wait_sessions(2)
+        assert len(sessions) == 2 and all(c > 0 for c, _ in sessions)
+        assert server.stop() == 0
+    assert server.total is not None and server.total[0] >= sum(c for c, _ in sessions)
+
+
+def test_sigint_exits_cleanly(binary):
+    server = native.Server(binary).start()
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(10) == 0
+    assert server.stop() == 0
+    assert server.total is not None
+
+
+def _busy_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    return s, s.getsockname()[1]
+
+
+def test_port_in_use(binary):
+    s, port = _busy_port()
+    try:
+        with pytest.raises(native.ServerError,
+                           match=rf"cannot listen on 127.0.0.1:{port}: Address already in use "
+                                 r"\(another program has this port; pick another with --port, "
+                                 r"or --port 0 for a free one\)"):
+            native.Server(binary, port=port).start()
+        # the same through the CLI (the cached build starts without generating Verilog)
+        r = subprocess.run([sys.executable, "-m", "ganpu", "sim", "--port", str(port)],
+                           capture_output=True, text=True, cwd=ROOT, timeout=300,
+                           env=dict(os.environ, GANPU_BUILD=str(harness.build_root())))
+        assert r.returncode == 3
+        assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in r.stderr
+        assert "cached build" in r.stdout
+    finally:
+        s.close()
+
+
+def test_cli_argument_messages(capsys):
+    from ganpu.cli import main
+    for args, msg in [(["--port", "70000"], "expected a TCP port 0..65535, not '70000'"),
+                      (["--config", "huge"], "Unknown processor config 'huge'; valid names: sim, small"),
+                      (["--poll", "0"], "expected a positive integer, not '0'")]:
+        with pytest.raises(SystemExit):
+            main(["sim", *args])
+        assert msg in capsys.readouterr().err
