@@ -19,7 +19,9 @@ import os
 
 import numpy as np
 
-from ganpu.model.eors import eors_acc
+from dataclasses import replace
+
+from ganpu.model.eors import eors_state, predicted_live, REL_MAX
 import vectors
 from packing import pack, port_uint, unpack_signed
 
@@ -119,15 +121,21 @@ def make_stream(rng, jobs, params, lanes, *, bubble_p=0.1, idle_p=0.05, empty=3)
     operand bits, and ``bias`` is random except with ``first``: the block must ignore
     them.
 
+    In scale-aware mode (``params.rel`` set) the stream also has ``rel``: random on
+    every cycle but a ``last`` one, where it is the sum's level (``params.rel`` half the
+    time, else any of 0..31); ``expected`` then has ``mag`` and ``rel`` too.
+
     Returns ``(stream, expected)``: ``stream`` maps the input port names to per-cycle
     arrays (``w``/``bias`` of shape (cycles, lanes)); ``expected`` maps ``cycle`` (of
     each ``last``), ``acc`` (sums, lanes), ``forced`` and ``live`` (sums, lanes) and
     ``length`` (terms per sum).
     """
+    scale = params.rel is not None
     jobs = list(jobs) + [(np.zeros(0, np.uint16), np.zeros((lanes, 0), np.uint16),
                           operands(rng, lanes, 1)) for _ in range(empty)]
     rows = []
-    exp = {"cycle": [], "acc": [], "forced": [], "length": []}
+    exp = {"cycle": [], "acc": [], "forced": [], "length": [], "mag": [], "rel": [], "live": []}
+    rels = []
 
     def rand16(shape=None):
         return rng.integers(0, 1 << 16, shape)
@@ -137,8 +145,10 @@ def make_stream(rng, jobs, params, lanes, *, bubble_p=0.1, idle_p=0.05, empty=3)
         x = np.asarray(x, np.uint16)
         W = np.asarray(W, np.uint16).reshape(lanes, len(x))
         bias = np.asarray(bias, np.uint16).reshape(lanes)
+        q = (params.rel if rng.random() < 0.5 else int(rng.integers(0, REL_MAX + 1))) if scale else 0
         while rng.random() < idle_p:
             rows.append((0, rand16(), rand16(lanes), 0, rand16(lanes), 0))
+            rels.append(int(rng.integers(0, 32)))
         entries = []
         for k in range(len(x)):
             while rng.random() < bubble_p:
@@ -148,11 +158,17 @@ def make_stream(rng, jobs, params, lanes, *, bubble_p=0.1, idle_p=0.05, empty=3)
             entries.append((0, rand16(), rand16(lanes)))
         for n, (v, xv, wv) in enumerate(entries):
             first = int(n == 0)
-            rows.append((v, xv, wv, first, bias if first else rand16(lanes), int(n == len(entries) - 1)))
-        acc, forced = eors_acc(x[None, :], W, bias, params)
+            is_last = n == len(entries) - 1
+            rows.append((v, xv, wv, first, bias if first else rand16(lanes), int(is_last)))
+            rels.append(q if is_last else int(rng.integers(0, 32)))
+        pq = replace(params, rel=q) if scale else params
+        acc, mag, forced = eors_state(x[None, :], W, bias, pq)
         exp["cycle"].append(len(rows) - 1)
         exp["acc"].append(acc[0])
+        exp["mag"].append(mag[0])
         exp["forced"].append(forced[0])
+        exp["live"].append(predicted_live(acc, mag, forced, pq)[0])
+        exp["rel"].append(q)
         exp["length"].append(len(x))
     stream = {
         "valid": np.array([r[0] for r in rows], np.uint8),
@@ -162,10 +178,16 @@ def make_stream(rng, jobs, params, lanes, *, bubble_p=0.1, idle_p=0.05, empty=3)
         "bias": np.array([r[4] for r in rows], np.uint16).reshape(-1, lanes),
         "last": np.array([r[5] for r in rows], np.uint8),
     }
+    if scale:
+        stream["rel"] = np.array(rels, np.uint8)
+    else:
+        del exp["mag"], exp["rel"]
     expected = {k: np.array(v) for k, v in exp.items()}
     expected["acc"] = expected["acc"].astype(np.int64).reshape(-1, lanes)
     expected["forced"] = expected["forced"].astype(bool).reshape(-1, lanes)
-    expected["live"] = expected["forced"] | (expected["acc"] > params.threshold)
+    expected["live"] = expected["live"].astype(bool).reshape(-1, lanes)
+    if scale:
+        expected["mag"] = expected["mag"].astype(np.int64).reshape(-1, lanes)
     return stream, expected
 
 
@@ -173,9 +195,10 @@ def save_stream(path, stream, expected):
     np.savez(path, **stream, **{f"exp_{k}": v for k, v in expected.items()})
 
 
-def check_outputs(o_valid, acc, forced, live, expected, latency):
+def check_outputs(o_valid, acc, forced, live, expected, latency, mag=None):
     """Compare per-cycle records with ``expected``; raise on the first mismatch.
-    ``acc``/``forced``/``live`` are per-cycle arrays of shape (cycles, lanes)."""
+    ``acc``/``forced``/``live`` (and ``mag``, required when ``expected`` has it) are
+    per-cycle arrays of shape (cycles, lanes)."""
     o_valid = np.asarray(o_valid)
     cyc = np.asarray(expected["cycle"]) + latency
     want = np.zeros(len(o_valid), dtype=bool)
@@ -185,7 +208,11 @@ def check_outputs(o_valid, acc, forced, live, expected, latency):
         c = wrong[0]
         raise AssertionError(f"o_valid wrong on {len(wrong)} cycles; first at cycle {c}: got "
                              f"{int(o_valid[c])}, expected {int(want[c])} (latency {latency})")
-    for name, got_all in (("acc", acc), ("forced", forced), ("live", live)):
+    checks = [("acc", acc), ("forced", forced), ("live", live)]
+    if "mag" in expected:
+        assert mag is not None, "scale-aware expectations need the mag records"
+        checks.append(("mag", mag))
+    for name, got_all in checks:
         got = np.asarray(got_all, dtype=np.int64)[cyc]
         exp = np.asarray(expected[name], dtype=np.int64)
         bad = np.argwhere(got != exp)
@@ -213,6 +240,8 @@ if cocotb is not None:
         lanes = int(os.environ["GANPU_LANES"])
         width = int(os.environ["GANPU_WIDTH"])
         expected = {k[4:]: vec[k] for k in vec.files if k.startswith("exp_")}
+        scale = "rel" in vec.files
+        fields = IN_FIELDS + (("rel",) if scale else ())
         ncyc = len(vec["x"])
         # pre-pack every cycle's words so the clock loop only assigns integers
         words = {
@@ -223,7 +252,9 @@ if cocotb is not None:
             "bias": [pack(r, 16) for r in vec["bias"]],
             "last": [int(v) for v in vec["last"]],
         }
-        ports = {k: getattr(dut, k) for k in IN_FIELDS}
+        if scale:
+            words["rel"] = [int(v) for v in vec["rel"]]
+        ports = {k: getattr(dut, k) for k in fields}
 
         # drive every input before the clock's first edge at time 0 (Icarus would clock
         # Z into the pipeline otherwise)
@@ -232,7 +263,7 @@ if cocotb is not None:
             p.value = 0
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
         zero_acc = [0] * lanes
-        o_valid, acc, forced, live = [], [], [], []
+        o_valid, acc, forced, live, mag = [], [], [], [], []
         for it in range(ncyc + latency + 2):
             # registered outputs change at the rising edge: read them, then drive this
             # cycle's inputs for the coming edge
@@ -244,7 +275,11 @@ if cocotb is not None:
                 f, lv = port_uint(dut.forced.value), port_uint(dut.live.value)
                 forced.append([(f >> j) & 1 for j in range(lanes)])
                 live.append([(lv >> j) & 1 for j in range(lanes)])
+                if scale:
+                    mv = port_uint(dut.mag.value)
+                    mag.append([(mv >> (j * width)) & ((1 << width) - 1) for j in range(lanes)])
             else:
+                mag.append(zero_acc)
                 acc.append(zero_acc)
                 forced.append(zero_acc)
                 live.append(zero_acc)
@@ -256,6 +291,6 @@ if cocotb is not None:
                     p.value = 0
         # index it holds the outputs after `it` rising edges sampled inputs 0 .. it-1,
         # so the sum whose last is cycle c shows at index c + latency
-        check_outputs(o_valid, acc, forced, live, expected, latency)
+        check_outputs(o_valid, acc, forced, live, expected, latency, mag if scale else None)
         dut._log.info("%d sums x %d lanes (%d cycles, lengths up to %d) bit-exact, o_valid exact",
                       len(expected["cycle"]), lanes, ncyc, int(expected["length"].max()))

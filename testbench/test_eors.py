@@ -20,7 +20,8 @@ from ganpu.eors import EorsLane, EorsPredictor
 from ganpu.model.eors import EorsParams, DEFAULT_EORS, eors_acc
 
 PURE = EorsParams(m=0, threshold=0)
-PARAMS = {"default": DEFAULT_EORS, "pure": PURE}
+SCALE = EorsParams(threshold=0, rel=13)        # scale-aware mode, the study's level
+PARAMS = {"default": DEFAULT_EORS, "pure": PURE, "scale": SCALE}
 # approximate stream lengths in cycles per simulator run
 CYCLES = {"verilator": 60_000, "icarus": 12_000}
 # real-tensor outputs per run (lanes x sums)
@@ -41,6 +42,10 @@ def _lane_stream(rng, params, budget, lanes=1):
     return tb_eors.make_stream(rng, jobs, params, lanes)
 
 
+# the scale-aware lane's simulator runs take this share of CYCLES
+SCALE_SHARE = 0.5
+
+
 def _run(sim, dut, name, stream, expected, tmp_path, lanes):
     vec = tmp_path / "eors.npz"
     tb_eors.save_stream(vec, stream, expected)
@@ -54,7 +59,8 @@ def _run(sim, dut, name, stream, expected, tmp_path, lanes):
 def test_lane(sim, which, tmp_path):
     params = PARAMS[which]
     rng = np.random.default_rng(2024)
-    stream, expected = _lane_stream(rng, params, int(CYCLES[sim] * harness.scale()))
+    share = SCALE_SHARE if params.rel is not None else 1
+    stream, expected = _lane_stream(rng, params, int(CYCLES[sim] * share * harness.scale()))
     _run(sim, EorsLane(params), f"eors_lane_{which}", stream, expected, tmp_path, 1)
 
 
@@ -71,16 +77,20 @@ def relu_records():
     return _relu_fp_records()
 
 
+@pytest.mark.parametrize("which", ["default", "scale"])
 @pytest.mark.parametrize("sim", harness.SIMULATORS)
-def test_predictor_real_tensors(sim, relu_records, tmp_path):
+def test_predictor_real_tensors(sim, which, relu_records, tmp_path):
+    params = PARAMS[which]
     rng = np.random.default_rng(5)
-    jobs = tb_eors.tensor_jobs(relu_records, PRED_LANES, int(OUTPUTS[sim] * harness.scale()), rng)
-    stream, expected = tb_eors.make_stream(rng, jobs, DEFAULT_EORS, PRED_LANES, empty=1)
+    share = SCALE_SHARE if params.rel is not None else 1
+    jobs = tb_eors.tensor_jobs(relu_records, PRED_LANES, int(OUTPUTS[sim] * share * harness.scale()), rng)
+    stream, expected = tb_eors.make_stream(rng, jobs, params, PRED_LANES, empty=1)
     # real data must exercise both predictions, or the test proves little
     live = expected["live"]
     assert live.any() and (~live).any()
-    dut = EorsPredictor(lanes=PRED_LANES, params=DEFAULT_EORS)
-    _run(sim, dut, f"eors_predictor_x{PRED_LANES}", stream, expected, tmp_path, PRED_LANES)
+    dut = EorsPredictor(lanes=PRED_LANES, params=params)
+    suffix = "" if which == "default" else f"_{which}"
+    _run(sim, dut, f"eors_predictor_x{PRED_LANES}{suffix}", stream, expected, tmp_path, PRED_LANES)
 
 
 def test_stream_covers_cases():
@@ -112,7 +122,9 @@ def test_stream_has_sub_lsb_terms():
 
 def _amaranth_run(dut, stream, lanes):
     ncyc = len(stream["x"])
-    rec = {"o_valid": [], "acc": [], "forced": [], "live": []}
+    scale = "rel" in stream
+    fields = tb_eors.IN_FIELDS + (("rel",) if scale else ())
+    rec = {"o_valid": [], "acc": [], "forced": [], "live": [], "mag": []}
 
     async def bench(ctx):
         for it in range(ncyc + dut.latency + 2):
@@ -122,7 +134,10 @@ def _amaranth_run(dut, stream, lanes):
             f, lv = ctx.get(dut.forced), ctx.get(dut.live)
             rec["forced"].append([(f >> j) & 1 for j in range(lanes)])
             rec["live"].append([(lv >> j) & 1 for j in range(lanes)])
-            for k in tb_eors.IN_FIELDS:
+            if scale:
+                mg = ctx.get(dut.mag)
+                rec["mag"].append([mg] if lanes == 1 else [mg[j] for j in range(lanes)])
+            for k in fields:
                 port = getattr(dut, k)
                 if it >= ncyc:
                     ctx.set(port, [0] * lanes if k in ("w", "bias") and lanes > 1 else 0)
@@ -146,6 +161,10 @@ def _amaranth_run(dut, stream, lanes):
     EorsParams(width=8, frac=3, m=2, threshold=1),
     EorsParams(width=12, frac=6, m=10, threshold=-5, use_bias=False),
     EorsParams(width=2, frac=0, m=1, threshold=0),
+    SCALE,
+    EorsParams(width=8, frac=3, m=0, threshold=-2, rel=3),
+    EorsParams(width=12, frac=6, m=2, threshold=1, rel=0, use_bias=False),
+    EorsParams(width=2, frac=0, m=1, threshold=0, rel=31),
 ], ids=repr)
 def test_lane_amaranth_sim(params):
     """Short streams on Amaranth's simulator, including corners of the parameter space."""
@@ -154,17 +173,18 @@ def test_lane_amaranth_sim(params):
     stream, expected = tb_eors.make_stream(rng, jobs, params, 1, bubble_p=0.2)
     rec = _amaranth_run(EorsLane(params), stream, 1)
     tb_eors.check_outputs(rec["o_valid"], rec["acc"], rec["forced"], rec["live"], expected,
-                          EorsLane.latency)
+                          EorsLane.latency, rec["mag"] if params.rel is not None else None)
 
 
-def test_predictor_amaranth_sim():
+@pytest.mark.parametrize("params", [DEFAULT_EORS, SCALE], ids=["default", "scale"])
+def test_predictor_amaranth_sim(params):
     rng = np.random.default_rng(12)
     lanes = 3
-    jobs = tb_eors.random_jobs(rng, lanes, [1, 7, 30, 64]) + tb_eors.directed_jobs(DEFAULT_EORS, lanes)
-    stream, expected = tb_eors.make_stream(rng, jobs, DEFAULT_EORS, lanes, bubble_p=0.2)
-    rec = _amaranth_run(EorsPredictor(lanes=lanes), stream, lanes)
+    jobs = tb_eors.random_jobs(rng, lanes, [1, 7, 30, 64]) + tb_eors.directed_jobs(params, lanes)
+    stream, expected = tb_eors.make_stream(rng, jobs, params, lanes, bubble_p=0.2)
+    rec = _amaranth_run(EorsPredictor(lanes=lanes, params=params), stream, lanes)
     tb_eors.check_outputs(rec["o_valid"], rec["acc"], rec["forced"], rec["live"], expected,
-                          EorsPredictor.latency)
+                          EorsPredictor.latency, rec["mag"] if params.rel is not None else None)
 
 
 def test_wrong_model_is_caught():

@@ -8,6 +8,7 @@ several groups per row and every mask slot in use.
 """
 
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -27,8 +28,12 @@ CONFIGS = {
     "icarus": CoreConfig(geom=Geometry(a_bits=8, b_bits=8, out_bits=8, bias_bits=5, mask_bits=8),
                          eors_lanes=4),
 }
+# the scale-aware threshold mode (docs/eors.md), same geometries
+SCALE = EorsParams(threshold=0, rel=13)
+SCALE_CONFIGS = {sim: replace(cfg, eors=SCALE) for sim, cfg in CONFIGS.items()}
 # random tasks per run, and rows kept of each real record
 RANDOM_TASKS = {"verilator": 60, "icarus": 16}
+SCALE_RANDOM_TASKS = {"verilator": 20, "icarus": 8}
 REAL_ROWS = {"verilator": 6, "icarus": 2}
 
 
@@ -136,10 +141,19 @@ def records():
 
 @pytest.mark.parametrize("sim", harness.SIMULATORS)
 def test_speculator(sim, records, tmp_path):
-    cfg = CONFIGS[sim]
+    _run_speculator(sim, CONFIGS[sim], RANDOM_TASKS[sim], records, tmp_path, "")
+
+
+@pytest.mark.parametrize("sim", harness.SIMULATORS)
+def test_speculator_scale_aware(sim, records, tmp_path):
+    """The scale-aware threshold mode in the core's speculator."""
+    _run_speculator(sim, SCALE_CONFIGS[sim], SCALE_RANDOM_TASKS[sim], records, tmp_path, "_scale")
+
+
+def _run_speculator(sim, cfg, ntasks, records, tmp_path, suffix):
     rng = np.random.default_rng(31)
     tasks = [bench_task(f"random{i}", *random_task(rng, cfg), cfg)
-             for i in range(max(1, int(RANDOM_TASKS[sim] * harness.scale())))]
+             for i in range(max(1, int(ntasks * harness.scale())))]
     tasks += [bench_task(name, desc, bufs, cfg)
               for name, desc, bufs in real_tasks(records, cfg, REAL_ROWS[sim], rng)]
     # the run must see both predictions, empty rows, several groups and tasks without EORS
@@ -155,7 +169,7 @@ def test_speculator(sim, records, tmp_path):
             "latency": dut.latency, "row_bits": cfg.geom.a_bits + 1}
     taskfile = tmp_path / "tasks.pkl"
     taskfile.write_bytes(pickle.dumps({"meta": meta, "tasks": tasks}))
-    harness.run(sim, dut, f"speculator_x{cfg.eors_lanes}", "tb_speculator",
+    harness.run(sim, dut, f"speculator_x{cfg.eors_lanes}{suffix}", "tb_speculator",
                 env={"GANPU_TASKFILE": taskfile, "GANPU_SEED": 7})
 
 
@@ -163,7 +177,7 @@ def test_model_is_the_core_model(records):
     """The speculator's words, cut to N, are the core model's active outputs; its rows
     are the compressed A; its cycles follow the documented cost."""
     rng = np.random.default_rng(3)
-    for cfg in CONFIGS.values():
+    for cfg in list(CONFIGS.values()) + list(SCALE_CONFIGS.values()):
         P = cfg.eors_lanes
         cases = [random_task(rng, cfg) for _ in range(30)]
         cases += [(d, b) for _, d, b in real_tasks(records, cfg, 2, rng)]

@@ -63,7 +63,8 @@ class Speculator(wiring.Component):
     eors_lanes : int, optional
         With a :class:`Geometry` only: P, a power of two in 2..64.
     params : EorsParams, optional
-        With a :class:`Geometry` only: the predictor's arithmetic.
+        With a :class:`Geometry` only: the predictor's arithmetic (absolute or
+        scale-aware threshold; in scale-aware mode every task uses ``params.rel``).
 
     Ports
     -----
@@ -247,6 +248,10 @@ class Speculator(wiring.Component):
         m.d.comb += [pred.valid.eq(c4.term), pred.x.eq(a4), pred.w.eq(bw4),
                      pred.first.eq(c4.first), pred.last.eq(c4.valid & c4.last),
                      pred.bias.eq(Mux(self.bias, bias4, 0))]
+        if self.params.rel is not None:
+            # scale-aware mode: the configured level for every task (a per-layer level
+            # would come from the descriptor; docs/eors.md, "Self-calibration")
+            m.d.comb += pred.rel.eq(self.params.rel)
 
         # --- results: one mask word per group, the row record after its last group
         r = c[-1]

@@ -5,7 +5,7 @@ from amaranth.utils import bits_for
 
 import numpy as np
 
-from ..model.eors import EorsParams, DEFAULT_EORS, eors_acc
+from ..model.eors import EorsParams, DEFAULT_EORS, eors_state, predicted_live
 
 __all__ = ["EorsLane", "check_params"]
 
@@ -138,6 +138,15 @@ class EorsLane(wiring.Component):
       and ``live`` show it with ``o_valid`` = 1 exactly ``latency`` cycles later.
       ``first`` + ``last`` on a bubble emits the bias estimate alone.
 
+    **Scale-aware mode** (``params.rel`` not None). The lane also keeps ``mag``, the
+    saturating ``width``-bit unsigned sum of the magnitudes of the bias term and of every
+    term (the same clamped magnitudes, so no second shifter), and the output is live when
+    forced or ``acc + F(rel, mag) > threshold``: ``F`` is one right shift of ``mag`` by
+    ``rel // 2 + rel % 2`` and, for odd ``rel``, the add of that value shifted once
+    more (``docs/eors.md``). The level ``rel`` is an input read with ``last`` (so a host
+    can move it per layer between tasks); in absolute mode the port, ``mag`` and their
+    logic are absent.
+
     Latency ``latency`` = 6 cycles from a cycle carrying ``last`` to its ``o_valid``
     (decode, product, shift, clamp, accumulate, output register); throughput one term
     per cycle, and a new sum may start on the cycle after a ``last``. The accumulator
@@ -154,7 +163,10 @@ class EorsLane(wiring.Component):
     acc : Out(signed(width))  final accumulator (LSB = 2**-frac), valid with o_valid
     forced : Out(1)   forced live by an Inf/NaN operand
     live : Out(1)     ``forced | (acc > threshold)``: the output must be computed
+                      (scale-aware: ``forced | (acc + F(rel, mag) > threshold)``)
     o_valid : Out(1)  one cycle per completed sum
+    rel : In(5)       scale-aware mode only: the level q, read with ``last``
+    mag : Out(width)  scale-aware mode only: final magnitude sum, valid with o_valid
     """
 
     latency = 6
@@ -178,18 +190,23 @@ class EorsLane(wiring.Component):
             "forced": Out(1),
             "live": Out(1),
             "o_valid": Out(1),
+            **({"rel": In(5), "mag": Out(params.width)} if params.rel is not None else {}),
         })
 
     @staticmethod
     def model(x_vec, w_vec, bias=0, params=DEFAULT_EORS):
-        """``{"acc", "forced", "live"}`` of one sum of ``x_vec[k] x w_vec[k]`` (binary16
-        bits) with binary16 ``bias``, by :func:`ganpu.model.eors.eors_acc`."""
+        """``{"acc", "forced", "live"}`` (plus ``"mag"`` in scale-aware mode, for the
+        level ``params.rel``) of one sum of ``x_vec[k] x w_vec[k]`` (binary16 bits)
+        with binary16 ``bias``, by :func:`ganpu.model.eors.eors_state`."""
         x = np.asarray(x_vec, dtype=np.uint16).reshape(1, -1)
         w = np.asarray(w_vec, dtype=np.uint16).reshape(1, -1)
         b = np.asarray([bias], dtype=np.uint16)
-        acc, forced = eors_acc(x, w, b, params)
-        acc, forced = int(acc[0, 0]), bool(forced[0, 0])
-        return {"acc": acc, "forced": forced, "live": forced or acc > params.threshold}
+        acc, mag, forced = eors_state(x, w, b, params)
+        live = bool(predicted_live(acc, mag, forced, params)[0, 0])
+        out = {"acc": int(acc[0, 0]), "forced": bool(forced[0, 0]), "live": live}
+        if params.rel is not None:
+            out["mag"] = int(mag[0, 0])
+        return out
 
     def elaborate(self, platform):
         m = Module()
@@ -244,11 +261,13 @@ class EorsLane(wiring.Component):
             ab_eb = stage(b.eb, "ab_eb", 5)
             db_t, db_sign = _term_pipe(stage, "bias", p.m + 1, W, ab_sig, ab_eb, p.frac - p.m - 15, ab_sign)
             d_bias = Mux(db_sign, -db_t, db_t)
+            d_bmag = db_t
             bb_special = stage(ab_special, "bb_special")
             cb_special = stage(bb_special, "cb_special")
             d_bspecial = stage(cb_special, "d_bspecial")
         else:
             d_bias = C(0, signed(W))
+            d_bmag = C(0, W - 1)
             d_bspecial = C(0, 1)
 
         # -- E: the loop: one add and a saturation. |term| <= hi, so W+1 bits hold the
@@ -272,11 +291,32 @@ class EorsLane(wiring.Component):
         m.d.sync += forced.eq(Mux(d_first, d_bspecial, forced) | d_fspecial)
         e_last = stage(d_last, "e_last")
 
+        if p.rel is None:
+            over = acc > p.threshold
+        else:
+            # scale-aware: a second, unsigned loop beside acc; the terms' magnitudes are
+            # the clamped d_t (and bias), so it costs one adder and a saturation, no shift
+            mag = Signal(W)
+            mtotal = Signal(W + 1)
+            m.d.comb += mtotal.eq(Mux(d_first, d_bmag, mag) + d_t)
+            m.d.sync += mag.eq(Mux(mtotal[W], (1 << W) - 1, mtotal[:W]))
+            # the level travels with last, so it may change from one sum to the next
+            rel = self.rel
+            for st in "abcde":
+                rel = stage(rel, f"{st}_rel", 5)
+            # F(q, mag) = u + (q odd ? u >> 1 : 0) with u = mag >> (q//2 + q%2): one
+            # barrel shift and one add, off the loop
+            u = Signal(W)
+            m.d.comb += u.eq(mag >> (rel[1:5] + rel[0]))
+            margin = u + Mux(rel[0], u >> 1, 0)
+            over = acc + margin > p.threshold
+            m.d.sync += self.mag.eq(mag)
+
         # -- F: registered outputs; the threshold compare sits here, off the loop
         m.d.sync += [
             self.acc.eq(acc),
             self.forced.eq(forced),
-            self.live.eq(forced | (acc > p.threshold)),
+            self.live.eq(forced | over),
             self.o_valid.eq(e_last),
         ]
         return m

@@ -2,7 +2,7 @@ from amaranth.hdl import Module, Cat, signed
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
-from ..model.eors import DEFAULT_EORS, eors_acc
+from ..model.eors import DEFAULT_EORS, eors_state, predicted_live
 from .lane import EorsLane, check_params
 
 __all__ = ["EorsPredictor"]
@@ -40,6 +40,8 @@ class EorsPredictor(wiring.Component):
     forced : Out(lanes)                 bit j: forced live by an Inf/NaN operand
     acc : Out(ArrayLayout(signed(width), lanes))  the accumulators (for checking)
     o_valid : Out(1)                    one cycle per completed row
+    rel : In(5)                         scale-aware mode only: the level, read with ``last``
+    mag : Out(ArrayLayout(width, lanes))  scale-aware mode only: the magnitude sums
     """
 
     latency = EorsLane.latency
@@ -68,15 +70,21 @@ class EorsPredictor(wiring.Component):
             "forced": Out(self.lanes),
             "acc": Out(data.ArrayLayout(signed(params.width), self.lanes)),
             "o_valid": Out(1),
+            **({"rel": In(5), "mag": Out(data.ArrayLayout(params.width, self.lanes))}
+               if params.rel is not None else {}),
         })
 
     @staticmethod
     def model(A, B, bias=None, params=DEFAULT_EORS):
-        """``{"acc", "forced", "live"}`` arrays of shape (M, N) for rows ``A`` (M, K)
-        against weights ``B`` (N, K), by :func:`ganpu.model.eors.eors_acc`; N may
-        exceed ``lanes`` (the columns then take several passes)."""
-        acc, forced = eors_acc(A, B, bias, params)
-        return {"acc": acc, "forced": forced, "live": forced | (acc > params.threshold)}
+        """``{"acc", "forced", "live"}`` (plus ``"mag"`` in scale-aware mode) arrays of
+        shape (M, N) for rows ``A`` (M, K) against weights ``B`` (N, K), by
+        :func:`ganpu.model.eors.eors_state`; N may exceed ``lanes`` (the columns then
+        take several passes)."""
+        acc, mag, forced = eors_state(A, B, bias, params)
+        out = {"acc": acc, "forced": forced, "live": predicted_live(acc, mag, forced, params)}
+        if params.rel is not None:
+            out["mag"] = mag
+        return out
 
     def elaborate(self, platform):
         m = Module()
@@ -93,6 +101,8 @@ class EorsPredictor(wiring.Component):
                 lane.last.eq(self.last),
                 self.acc[j].eq(lane.acc),
             ]
+            if self.params.rel is not None:
+                m.d.comb += [lane.rel.eq(self.rel), self.mag[j].eq(lane.mag)]
             lanes.append(lane)
         m.d.comb += [
             self.live.eq(Cat(lane.live for lane in lanes)),
