@@ -273,3 +273,45 @@ def test_parameters():
         LinkedProcessor("nope")
     with pytest.raises(ValueError, match=r"timeout must be in 2\.\.4294967296, not 1"):
         LinkedProcessor("small", timeout=1)
+
+
+def test_connect_over_socket():
+    """``connect`` (SerialChannel on a pyserial ``socket://`` URL, SyncDriver) against a
+    TCP server that answers with ``Framer.model``."""
+    import socket
+    import threading
+    from ganpu.host.link import connect
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    bus = MapModel()
+
+    def serve():
+        conn, _ = srv.accept()
+        pending = bytearray()
+        with conn:
+            while True:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                pending += chunk
+                while b"\x00" in pending[1:]:
+                    i = pending.index(b"\x00", 1)
+                    raw, pending[:] = bytes(pending[:i + 1]), pending[i + 1:]
+                    conn.sendall(Framer.model(CFG, raw, bus))
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    data = np.arange(600, dtype=np.uint16) * 97
+    with connect(f"socket://127.0.0.1:{port}", "small", timeout=2.0) as npu:
+        assert npu.ping() == info(CFG, MAX_WORDS)
+        npu.write_gbuf(10, data)
+        assert (npu.read_gbuf(10, 600) == data).all()
+        assert npu.state() == State.IDLE
+    th.join(5)
+    srv.close()
+    assert (bus.gbuf[10:610] == data).all()
+    with pytest.raises(TypeError, match=r"cfg must be a ProcessorConfig or a config name, not 3"):
+        connect("loop://", 3)

@@ -5,8 +5,11 @@ The driver speaks the processor's memory map by name: GBUF word ranges, task rec
 (dicts of :func:`~ganpu.processor.program.task_layout` fields, packed with the layout),
 the run's :class:`~ganpu.processor.program.Policy`, start, resume, status and counters.
 It never imports cocotb: the same driver runs on a cocotb bench
-(:class:`ganpu.sim.cocotb_bus.CocotbBusTransport`) and on any link that carries bus
-requests.
+(:class:`ganpu.sim.cocotb_bus.CocotbBusTransport` on the bus ports), on the host link
+(:class:`ganpu.host.link.LinkBusTransport`, ``docs/link.md``: a board's serial port,
+``ganpu sim``'s socket, or a bench's byte channel) and on any link that carries bus
+requests. Word ranges go to the transport as one list, so a link can send them as
+bursts; :func:`ganpu.host.link.connect` gives a blocking driver for scripts.
 """
 
 from abc import ABC, abstractmethod
@@ -113,7 +116,7 @@ class ProcessorDriver:
 
     async def read_record_words(self, index):
         W = record_words(self.cfg)
-        return [(await self._access(address(Region.PROGRAM, index * W + i), 0))[0] for i in range(W)]
+        return await self._burst([(address(Region.PROGRAM, index * W + i), 0, 0) for i in range(W)])
 
     async def load_program(self, records):
         """Write every record and NTASKS."""
@@ -182,8 +185,14 @@ class ProcessorDriver:
         return (await self.read_csr(lo)) | ((await self.read_csr(lo + 1)) << 16)
 
     async def counters(self):
-        """``{"cycles", "dma", "done_tasks", "core_busy": [...]}``."""
-        return {"cycles": await self.counter(Csr.CYCLES_LO.value),
-                "dma": await self.counter(Csr.DMA_LO.value),
-                "done_tasks": await self.read_csr(Csr.DONE_TASKS),
-                "core_busy": [await self.counter(Csr.CORE_BUSY.value + 2 * c) for c in range(self.cfg.cores)]}
+        """``{"cycles", "dma", "done_tasks", "core_busy": [...]}`` (two bursts of CSR reads:
+        CYCLES_LO .. DONE_TASKS and the CORE_BUSY pairs)."""
+        first, last = Csr.CYCLES_LO.value, Csr.DONE_TASKS.value
+        v = dict(zip(range(first, last + 1), await self._burst(
+            [(address(Region.CSR, o), 0, 0) for o in range(first, last + 1)])))
+        busy = await self._burst([(address(Region.CSR, Csr.CORE_BUSY.value + i), 0, 0)
+                                  for i in range(2 * self.cfg.cores)])
+        return {"cycles": v[Csr.CYCLES_LO.value] | v[Csr.CYCLES_HI.value] << 16,
+                "dma": v[Csr.DMA_LO.value] | v[Csr.DMA_HI.value] << 16,
+                "done_tasks": v[Csr.DONE_TASKS.value],
+                "core_busy": [busy[2 * c] | busy[2 * c + 1] << 16 for c in range(self.cfg.cores)]}

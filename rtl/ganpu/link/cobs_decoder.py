@@ -1,7 +1,7 @@
 """COBS decoding of the received byte stream into frame tokens (``docs/link.md``)."""
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib import data, enum, stream
 from amaranth.lib.wiring import In, Out
 
 from ..core.config import check_int

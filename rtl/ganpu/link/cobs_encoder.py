@@ -20,10 +20,11 @@ class CobsEncoder(wiring.Component):
 
     Each code byte needs the length of the block it starts, so a block's bytes wait
     in a FIFO until the block closes (at a 0x00, after 254 non-zero bytes, or at the
-    body's end); then its code goes into a small code FIFO. The output side sends a
-    code and its block's bytes while the input side fills the next block, so neither
-    side stalls the other: the data FIFO (512 bytes) holds an open block (at most 253
-    bytes) and at least one closed one.
+    body's end); then its code goes into a code FIFO. The output side sends a code
+    and its block's bytes while the input side fills the next blocks, so neither side
+    stalls the other: the data FIFO (512 bytes) holds an open block (at most 253 bytes)
+    and at least one closed one, and the code FIFO (256 codes) every block that can
+    close while the output sends a block of 254 bytes (a short block per 0x00 byte).
 
     Throughput: one input byte per cycle (one bubble after a body that ends in 0x00),
     one output byte per cycle. Latency: a byte leaves after its block closes, so at
@@ -36,7 +37,7 @@ class CobsEncoder(wiring.Component):
     """
 
     DATA_DEPTH = 512
-    CODE_DEPTH = 4
+    CODE_DEPTH = 256  # a code per block closed while the output sends a long block
     latency = 257  # the bound above, in cycles
 
     i: In(stream.Signature(byte_layout()))

@@ -7,7 +7,7 @@ from amaranth.lib.memory import ReadPort
 from amaranth.lib.wiring import In, Out
 
 from ..core.config import check_int
-from ..processor.config import ProcessorConfig, ProcessorComponent
+from ..processor.config import ProcessorComponent
 from ..processor.program import bus_request_layout, bus_response_layout, record_words
 from .cobs_encoder import byte_layout
 from .crc import Crc16

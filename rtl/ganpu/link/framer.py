@@ -7,12 +7,12 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..core.config import check_int
-from ..processor.config import ProcessorConfig, ProcessorComponent, config
+from ..processor.config import ProcessorComponent, config
 from ..processor.program import bus_request_layout, bus_response_layout
 from .cobs_decoder import CobsDecoder
 from .cobs_encoder import CobsEncoder
 from .executor import BusExecutor
-from .protocol import MAX_WORDS, cobs_decode, cobs_encode, CobsError, DELIMITER
+from .protocol import MAX_WORDS
 from .receiver import FrameReceiver
 
 __all__ = ["Framer", "DEFAULT_TIMEOUT"]

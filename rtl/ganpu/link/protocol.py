@@ -28,8 +28,7 @@ from ..processor.program import BUS_ADDR_BITS
 
 __all__ = ["Command", "Status", "request_layout", "answer_layout", "info_layout",
            "PROTOCOL_VERSION", "MAX_WORDS", "DELIMITER", "REQUEST_BYTES", "ANSWER_BYTES",
-           "CRC_BYTES", "crc16", "cobs_encode", "cobs_decode", "CobsError",
-           "IDEMPOTENT_COMMANDS"]
+           "CRC_BYTES", "crc16", "cobs_encode", "cobs_decode", "CobsError"]
 
 PROTOCOL_VERSION = 1
 MAX_WORDS = 256          # largest burst (words) a frame may carry
@@ -48,16 +47,13 @@ class Status(enum.Enum, shape=8):
     """The ``status`` byte of every answer (``docs/link.md``, "Answers")."""
     OK = 0
     CRC_ERROR = 1    # the body's CRC (or its COBS code) is wrong: nothing executed
-    BAD_LENGTH = 2   # CRC right, but count is 0 or > MAX_WORDS, or the body's length
-                     # does not match cmd and count: nothing executed
-    BAD_COMMAND = 3  # CRC and length right, cmd is not a Command: nothing executed
+    BAD_LENGTH = 2   # CRC and cmd right, but count is 0 or > MAX_WORDS, or the body's
+                     # length does not match cmd and count: nothing executed
+    BAD_COMMAND = 3  # CRC right, cmd is not a Command: nothing executed
     BUS_ERROR = 4    # the processor refused word ``index`` of the burst (address beyond
                      # the memory map, a read-only CSR, or GBUF/PROGRAM while a program
                      # checks or runs); words before it were done, later words were
                      # still attempted (each refused one changes nothing)
-
-
-IDEMPOTENT_COMMANDS = (Command.PING, Command.READ, Command.WRITE)
 
 
 def request_layout():

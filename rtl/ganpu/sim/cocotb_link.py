@@ -47,6 +47,8 @@ class CocotbByteChannel(ByteChannel):
         self.cycle = 0
         self.sent = 0         # bytes the design took on rx
         self.received = 0     # bytes the design gave on tx
+        self.tx_cycles = []   # the cycle of each tx byte (gaps show where a link waits)
+        self.faults = []      # callables applied to the next writes (a bench's line faults)
         self._task = None
 
     async def reset(self, cycles=3):
@@ -76,6 +78,7 @@ class CocotbByteChannel(ByteChannel):
             if take and tx_valid:
                 self.inbox.append(int(d.tx__payload.value))
                 self.received += 1
+                self.tx_cycles.append(self.cycle)
                 tx_wait = self.interval
                 self.arrived.set()
             if offered and rx_ready:
@@ -91,6 +94,8 @@ class CocotbByteChannel(ByteChannel):
         return get_sim_time(unit="ns") * 1e-9
 
     async def write(self, data):
+        if self.faults:
+            data = self.faults.pop(0)(bytes(data))
         self.outbox += bytes(data)
 
     async def read(self, n, timeout):
