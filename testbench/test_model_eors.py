@@ -1,0 +1,164 @@
+"""The EORS model's scale-aware mode and self-calibration (docs/eors.md) against a
+Python-integer re-implementation of the spec: the magnitude sum, the margin F(q, mag),
+the prediction, the sampling LFSR and its choice of outputs, the counters, and the
+calibration policy's rules."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from ganpu.model.eors import (EorsParams, DEFAULT_EORS, eors_acc, eors_state, eors_mask,
+                              rel_margin, EorsSampler, EorsCalibrator, calibration_counts,
+                              lfsr_step, LFSR_SEED, REL_MAX)
+
+
+def _rnd16(rng, shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float16).view(np.uint16)
+
+
+def scalar(a_row, w_row, bias, p):
+    """docs/eors.md for one output, Python ints: (acc, mag, forced, live)."""
+    lo, hi, mmax = -(1 << (p.width - 1)), (1 << (p.width - 1)) - 1, (1 << p.width) - 1
+
+    def dec(b):
+        e, f = (b >> 10) & 31, b & 1023
+        S = ((1 if e else 0) << p.m) | (f >> (10 - p.m)) if p.m else 1
+        return b >> 15, (e - 15 if e else -14), S, e == 31
+
+    def term(x, w):
+        sx, ex, Sx, spx = dec(x)
+        sw, ew, Sw, spw = dec(w)
+        mag, sh = Sx * Sw, ex + ew + p.frac - 2 * p.m
+        t = min(mag << sh if sh >= 0 else mag >> -sh, hi)
+        return (-t if sx ^ sw else t), t, (spx or spw)
+
+    acc = mag = 0
+    forced = False
+    if p.use_bias and bias & 0x7FFF:
+        acc, mag, forced = term(bias, 0x3C00)
+    for x, w in zip(a_row, w_row):
+        if x & 0x7FFF and w & 0x7FFF:
+            t, a, sp = term(x, w)
+            acc = max(lo, min(hi, acc + t))
+            mag = min(mmax, mag + a)
+            forced |= sp
+    if p.rel is None:
+        margin = 0
+    else:
+        a = p.rel // 2
+        margin = mag >> a if p.rel % 2 == 0 else (mag >> (a + 1)) + (mag >> (a + 2))
+    return acc, mag, forced, forced or acc + margin > p.threshold
+
+
+@pytest.mark.parametrize("params", [
+    EorsParams(threshold=0, rel=13), EorsParams(threshold=-128, rel=0),
+    EorsParams(m=0, threshold=0, rel=7), EorsParams(width=8, frac=4, m=2, threshold=3, rel=31),
+    EorsParams(width=12, frac=8, m=10, threshold=-3, rel=2, use_bias=False),
+    EorsParams(width=32, frac=20, m=10, threshold=0, rel=20), DEFAULT_EORS], ids=repr)
+def test_scale_aware_matches_integer_spec(params):
+    rng = np.random.default_rng(params.width * 7 + (params.rel or 0))
+    A = _rnd16(rng, (7, 40), 2.0)
+    B = _rnd16(rng, (5, 40), 0.5)
+    bias = _rnd16(rng, (5,), 0.3)
+    A[0, :4] = [0x0001, 0x83FF, 0x7BFF, 0xFBFF]    # subnormals and extremes
+    A[1, 5] = 0x7C00                                # Inf: forced live
+    A[2, :] = 0x7BFF                                # saturates acc (and, narrow, mag)
+    B[3, :] = 0x7BFF
+    A[4, 10:] = 0
+    A[5] = np.abs(A[5].view(np.float16)).astype(np.float16).view(np.uint16)
+    acc, mag, forced = eors_state(A, B, bias, params)
+    live = eors_mask(A, B, bias, params)
+    acc2, forced2 = eors_acc(A, B, bias, params)
+    assert np.array_equal(acc, acc2) and np.array_equal(forced, forced2)
+    for i in range(A.shape[0]):
+        for j in range(B.shape[0]):
+            want = scalar([int(v) for v in A[i]], [int(v) for v in B[j]], int(bias[j]), params)
+            assert (int(acc[i, j]), int(mag[i, j]), bool(forced[i, j]), bool(live[i, j])) == want, (i, j)
+
+
+def test_fast_path_equals_sequential_on_real_sizes():
+    """Large blocks (several row chunks) with a few saturating rows mixed in."""
+    rng = np.random.default_rng(4)
+    A = np.abs(_rnd16(rng, (300, 130), 0.7).view(np.float16)).view(np.uint16)
+    A[rng.random(A.shape) < 0.5] = 0
+    B = _rnd16(rng, (150, 130), 0.2)
+    A[7, :] = 0x7000
+    p = EorsParams(threshold=0, rel=12)
+    acc, mag, _ = eors_state(A, B, None, p)
+    for i in (0, 7, 150, 299):
+        for j in (0, 77, 149):
+            want = scalar([int(v) for v in A[i]], [int(v) for v in B[j]], 0, p)
+            assert (int(acc[i, j]), int(mag[i, j])) == want[:2]
+
+
+def test_rel_margin_sequence():
+    """F is monotone in q: 1, 3/4, 1/2, 3/8, ... of mag."""
+    mag = np.int64(1 << 20)
+    f = [int(rel_margin(q, mag)) for q in range(REL_MAX + 1)]
+    assert f[:6] == [1 << 20, 3 << 18, 1 << 19, 3 << 17, 1 << 18, 3 << 16]
+    assert all(a >= b for a, b in zip(f, f[1:]))
+
+
+def test_lfsr_and_sampler_to_the_bit():
+    """The LFSR is maximal; the sampler's choice is the documented rule, word by word,
+    and its state carries from task to task."""
+    s, seen = 1, set()
+    for _ in range(65535):
+        seen.add(s)
+        s = lfsr_step(s)
+    assert s == 1 and len(seen) == 65535
+    P, r = 4, 6
+    smp = EorsSampler(P, r)
+    M, N = 13, 10
+    got = smp.sample(M, N)
+    state, want = LFSR_SEED, np.zeros((M, 3 * P), dtype=bool)
+    for m in range(M):
+        for g in range(3):
+            state = lfsr_step(state)
+            lane = state & ((1 << r) - 1)
+            if lane < P:
+                want[m, g * P + lane] = True
+    assert np.array_equal(got, want[:, :N]) and smp.state == state
+    # one in 2**rate_log2 over a long run
+    many = EorsSampler(16, 6).sample(4000, 64)
+    assert abs(many.mean() * 64 - 1) < 0.05
+
+
+def test_counts_and_policy():
+    pred = np.array([[1, 0, 0, 1], [0, 0, 1, 1]], bool)
+    true = np.array([[1, 1, 0, 0], [0, 1, 1, 1]], bool)
+    samp = np.array([[1, 1, 1, 0], [1, 0, 1, 0]], bool)
+    assert calibration_counts(pred, samp, true) == {"sampled": 3, "false_zero": 1, "live": 3,
+                                                    "false_live": 1}
+    cal = EorsCalibrator(EorsParams(threshold=0, rel=10), rate_log2=6, lo=0.002, hi=0.006, evidence=3)
+    # too many false zeros: one level safer, patience doubles
+    cal.add("L", {"sampled": 50, "false_zero": 2, "live": 10000, "false_live": 0})
+    assert cal.end_step() == {"L": 9} and cal.patience["L"] == 2
+    # enough evidence (lo * n / R >= 3 * 2) and no false zero: one level bolder
+    cal.add("L", {"sampled": 50, "false_zero": 0, "live": 95000, "false_live": 0})
+    assert cal.end_step() == {"L": 9}
+    cal.add("L", {"sampled": 50, "false_zero": 0, "live": 100000, "false_live": 0})
+    assert cal.end_step() == {"L": 10}
+    assert cal.params_for("L") == EorsParams(threshold=0, rel=10)
+    assert cal.params_for("new") == EorsParams(threshold=0, rel=10)
+
+
+def test_validation_messages():
+    cases = [
+        (lambda: EorsParams(rel=32), ValueError, "EORS rel must be in [0, 31], got 32"),
+        (lambda: EorsParams(rel=1.0), TypeError, "EORS rel must be an int, got 1.0"),
+        (lambda: EorsSampler(3, 6), ValueError,
+         "EORS sampler needs lanes a power of two <= 2**rate_log2, got lanes=3, rate_log2=6"),
+        (lambda: EorsSampler(16, 3), ValueError,
+         "EORS sampler needs lanes a power of two <= 2**rate_log2, got lanes=16, rate_log2=3"),
+        (lambda: EorsSampler(16, 6, 0), ValueError, "EORS sampler state must be in [1, 65535], got 0"),
+        (lambda: EorsCalibrator(DEFAULT_EORS), ValueError,
+         f"EorsCalibrator needs scale-aware EorsParams (rel set), got {DEFAULT_EORS!r}"),
+        (lambda: EorsCalibrator(replace(DEFAULT_EORS, rel=3), lo=0.01, hi=0.001), ValueError,
+         "EorsCalibrator needs 0 < lo < hi < 1, got lo=0.01, hi=0.001"),
+    ]
+    for make, exc, msg in cases:
+        with pytest.raises(exc) as info:
+            make()
+        assert str(info.value) == msg
