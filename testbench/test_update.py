@@ -144,3 +144,14 @@ def test_full_rate_depth_is_needed():
         rates[depth] = len(taken)
     assert rates[UpdateUnit.full_rate_depth] == 120
     assert rates[UpdateUnit.full_rate_depth - 1] < 120
+
+
+def test_docs_state_the_timing():
+    """docs/update.md gives the unit's numbers as the code has them."""
+    from pathlib import Path
+    text = (Path(__file__).resolve().parent.parent / "docs" / "update.md").read_text()
+    assert f"**Latency {UpdateUnit.latency}**" in text
+    assert f"{UpdateUnit.pipeline} cycles of arithmetic" in text
+    assert f"`full_rate_depth` = {UpdateUnit.full_rate_depth}" in text
+    from ganpu.arith.mul32 import Fp32Mul
+    assert f"Latency {Fp32Mul.latency}, one product per cycle" in text
