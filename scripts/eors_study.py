@@ -239,6 +239,14 @@ def tables(results, meta):
     return lines
 
 
+def _save(path, results, meta, sweep):
+    out = {"meta": meta, "summary": summarize(results, MODES + tuple(f"rel{q}" for q in sweep)),
+           "gans": {g: {**r, "checkpoints": {str(k): v for k, v in r["checkpoints"].items()}}
+                    for g, r in results.items()}}
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", required=True)
@@ -266,16 +274,13 @@ def main(argv=None):
         st = args.steps or steps[spec["net"]]
         print(f"[{n}: {st} steps]", flush=True)
         results[n] = run_gan(n, spec, st, args.seed, lambda s: print(s, flush=True))
+        _save(args.json, results, {"partial": True}, sweep)
     meta = {"command": "python scripts/eors_study.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "runtime_s": time.time() - t0, "modes": MODE_NAMES, "rate_log2": RATE_LOG2,
             "lanes": LANES, "scale": vars(SCALE), "default": vars(DEFAULT_EORS)}
     lines = tables(results, meta)
     print("\n".join(lines))
-    out = {"meta": meta, "summary": summarize(results, MODES + tuple(f"rel{q}" for q in sweep)),
-           "gans": {g: {**r, "checkpoints": {str(k): v for k, v in r["checkpoints"].items()}}
-                    for g, r in results.items()}}
-    with open(args.json, "w") as f:
-        json.dump(out, f, indent=1)
+    _save(args.json, results, meta, sweep)
     if args.md:
         with open(args.md, "w") as f:
             f.write("\n".join(lines) + "\n")
