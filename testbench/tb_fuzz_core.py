@@ -21,6 +21,9 @@ reset and the model's image re-read from the hardware. Counts go to
 ``GANPU_FUZZ_RESULTS`` (JSON) before the bench asserts that mismatches, writes after
 an error, wrong verdicts and hangs are all zero.
 
+A second test, ``host_port``, drives the host port's refusals and edges (see its
+docstring).
+
 Environment: GANPU_FUZZ_CONFIG (pickle of the :class:`CoreConfig` the core was built
 with), GANPU_FUZZ_MODE, GANPU_FUZZ_SEED, GANPU_FUZZ_TASKS (fuzz: task count),
 GANPU_FUZZ_MACS (soak: surviving MACs to check), GANPU_FUZZ_RESULTS.
@@ -189,13 +192,16 @@ class Fuzzer:
     async def read_region(self, desc):
         """The elements a task can write (soak mode): OUT over its address range and
         the first M*N mask bits of MASK_OUT and MASK_IN."""
-        M, N = desc["m"], desc["n"]
-        lo = desc["o_base"]
-        hi = desc["o_base"] + (M - 1) * desc["o_sm"] + (N - 1) * desc["o_sn"]
+        M, N = max(desc["m"], 1), max(desc["n"], 1)
+        depth = len(self.bufs["out"])
+        # a refused task's fields may point anywhere: its region is clipped to the buffers
+        lo = min(desc["o_base"], depth - 1)
+        hi = min(desc["o_base"] + (M - 1) * desc["o_sm"] + (N - 1) * desc["o_sn"], depth - 1)
+        mn = min(M * N, len(self.bufs["mask_out"]))
         got = {n: v.copy() for n, v in self.bufs.items()}
         got["out"][lo:hi + 1] = await self.port.read(Buf.OUT, lo, hi - lo + 1)
         for name in ("mask_out", "mask_in"):
-            got[name][:M * N] = await self.port.read(Buf.from_name(name), 0, M * N)
+            got[name][:mn] = await self.port.read(Buf.from_name(name), 0, mn)
         return got
 
     def fail(self, what):
@@ -302,3 +308,90 @@ async def fuzz(dut):
     out = fz.report(time.monotonic() - t0, os.environ.get("GANPU_FUZZ_RESULTS"))
     for key in ("mismatches", "writes_after_error", "wrong_verdicts", "hangs"):
         assert out[key] == 0, f"{key}: {out[key]}; first failures: {out['failures'][:3]}"
+
+
+@cocotb.test()
+async def host_port(dut):
+    """The host port's refusals and edges, every buffer read back after each (fuzz mode's
+    small geometry): a write one past the depth or at the top address of every code, and
+    of the undefined code 7, sets ``err`` and changes nothing; a write while busy too;
+    reads past a buffer (element ``addr`` modulo the depth) and of code 7 (``rdata``
+    holds) never set ``err``; a host write in the cycle of ``start`` is performed and
+    the task reads it (``docs/memory-map.md``)."""
+    with open(os.environ["GANPU_FUZZ_CONFIG"], "rb") as f:
+        cfg = pickle.load(f)
+    rng = np.random.default_rng(5)
+    drv = await attach(dut, cfg)
+    fz = Fuzzer(dut, drv, cfg, rng)
+    port, p = fz.port, fz.port.p
+    await fz.fill_all()
+    lat = port.read_latency
+
+    async def clear():
+        await port.start(pack_desc(_desc(m=0, n=1, k=1), cfg.geom))   # refused: ZERO_DIM
+        await port.wait_idle(100)
+        assert port.host_error == 0, "an accepted start must clear err"
+
+    async def unchanged(what):
+        got = await fz.read_all()
+        for name in fz.bufs:
+            assert np.array_equal(got[name], fz.bufs[name]), f"{what} changed {name}"
+
+    async def raw_read(code, addr, hold=lat + 2):
+        p["we"].value = 0
+        p["buf"].value = code
+        p["addr"].value = addr
+        for _ in range(hold):
+            await port._tick()
+        return p["rdata"].value.to_unsigned()
+
+    for b in Buf:
+        for addr in (cfg.depth(b), cfg.depth(b) + 1, 0xFFFF):
+            await clear()
+            await port.write_raw(b.value, addr, 0x5A5A)
+            assert port.host_error == 1, f"write to {b.name}[{addr:#x}] not flagged"
+    for addr in (0, 1, 0xFFFF):
+        await clear()
+        await port.write_raw(7, addr, 0xA5A5)
+        assert port.host_error == 1, f"write to code 7 at {addr:#x} not flagged"
+    await unchanged("refused writes")
+
+    # reads never flag: past the depth wraps, code 7 holds the last value
+    await clear()
+    for b in Buf:
+        depth = cfg.depth(b)
+        addr = int(rng.integers(0, depth))
+        assert await raw_read(b.value, addr + depth) == fz.bufs[b.name.lower()][addr]
+        assert await raw_read(7, 0) == fz.bufs[b.name.lower()][addr], "code 7 read changed rdata"
+    assert port.host_error == 0, "a read set err"
+
+    # a write while a task runs is flagged and dropped; the task is unaffected
+    x = random_values(rng, 8 * 8, 0.0)
+    await fz.write("a", 0, x)
+    await fz.write("b", 0, random_values(rng, 8 * 8, 0.0))
+    desc = _desc(m=8, n=8, k=8, a_sm=8, a_sk=1, b_sn=8, b_sk=1, o_sm=8, o_sn=1)
+    _, exp = model.run_task(desc, fz.bufs, cfg.geom, cfg.eors, cfg.eors_lanes)
+    await port.start(pack_desc(desc, cfg.geom))
+    await port.write_raw(Buf.A.value, 3, 0x1234)
+    assert port.host_error == 1, "write during a task not flagged"
+    await port.wait_idle(timeout_cycles(desc))
+    fz.bufs = exp
+    await unchanged("a write while busy, or the task")
+
+    # a host write in the start cycle belongs to the task: done before it reads A
+    await clear()
+    new = int(numerics.f16_bits(3.0)[()])
+    before = {n: v.copy() for n, v in fz.bufs.items()}
+    before["a"][9] = new
+    _, exp = model.run_task(desc, before, cfg.geom, cfg.eors, cfg.eors_lanes)
+    p["desc"].value = pack_desc(desc, cfg.geom)
+    p["start"].value = 1
+    p["buf"].value, p["addr"].value, p["wdata"].value, p["we"].value = Buf.A.value, 9, new, 1
+    await port._tick()
+    p["start"].value = p["we"].value = 0
+    await port.wait_idle(timeout_cycles(desc))
+    assert port.host_error == 0, "a write in the start cycle was refused"
+    assert Error(p["error"].value.to_unsigned()) == Error.OK
+    fz.bufs = exp
+    await unchanged("a write in the start cycle")
+    dut._log.info("host port: refusals, reads, busy and start-cycle writes as documented")
