@@ -82,7 +82,7 @@ def _check(cfg, recs, s, macs):
                 assert k == 1
             else:
                 assert 1 <= k <= cores_for(Policy.ADAPTIVE, cfg.cores, cfg.cores, 1, r["m"],
-                                           r["work"], r["words"])
+                                           r["work"])
         else:
             assert all(s.finished[t] >= s.finished[d] for d in deps)
     for core in range(cfg.cores):
@@ -197,3 +197,36 @@ def test_dma_words_match_records(step, policy, monkeypatch):
     cfg, prog, macs = step
     s = simulate(cfg, prog.records, policy, row_macs=macs)
     assert s.dma_cycles == sum(r["words"] for r in prog.records)
+
+
+def test_cores_start_as_their_rows_arrive():
+    """A group's load job broadcasts B (and BIAS) first, then each core's A and MASK_IN
+    rows; each core starts START cycles after its own last pass (docs/processor.md)."""
+    import ganpu.processor.cycle_model as cm
+    cfg = ProcessorConfig(cores=4)
+    m, n, k = 10, 6, 5
+    rec = {"kind": TaskKind.GEMM, "m": m, "n": n, "k": k, "bias": 1, "work": 10_000,
+           "words": m * k + n * k + n + m * n}
+    s = simulate(cfg, [rec], Policy.TEMPORAL, row_macs=[np.full(m, n * k)])
+    t = cm.JOB_SETUP + (n * k + cm.DMA_SETUP) + cm.SKIP + (n + cm.DMA_SETUP)   # B, no BW, BIAS
+    want = []
+    for m0, m1 in split_rows(m, 4):
+        t += (m1 - m0) * k + cm.DMA_SETUP + cm.SKIP                            # A, no MASK_IN
+        want.append(t + cm.START)
+    assert sorted(a for _, _, a, _ in s.segments) == want
+    assert s.dma[0][2] - s.dma[0][1] == t + cm.SKIP                             # the job's end
+
+
+def test_window_skips_dispatched_records():
+    """The window is the ``window`` oldest undispatched records: with a window of 2, a
+    long record dispatched out of order does not hide the record after the next."""
+    cfg = ProcessorConfig(cores=2, window=2)
+    big = {"kind": TaskKind.GEMM, "m": 64, "n": 64, "k": 64, "work": 70_000, "words": 12_288}
+    small = {"kind": TaskKind.GEMM, "m": 1, "n": 8, "k": 8, "work": 300, "words": 80}
+    # 0 big; 1 waits for 0; 2 and 3 independent small records
+    recs = [big, {**small, "deps": [0]}, small, small]
+    macs = [np.full(r["m"], r["n"] * r["k"]) for r in recs]
+    s = simulate(cfg, recs, Policy.SPATIAL, row_macs=macs)
+    start = {t: a for t, _, a, _ in s.segments}
+    # record 3 runs beside record 0, before record 0 is done (1 waits for it)
+    assert start[3] < s.finished[0] and start[2] < s.finished[0]

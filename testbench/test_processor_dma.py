@@ -59,7 +59,8 @@ def _jobs(rng):
 
 def _cycles(kind, job):
     """The documented busy cycles of a job (after the cycle that takes it): ``w + 3``
-    per load pass, ``w + 2 + read_latency`` per store pass, one per skipped step."""
+    per load pass, ``w + 2 + read_latency`` per store pass, one per skipped step and
+    one for the end of a load job."""
     C = CFG.cores
     if kind == "store":
         w = job["mc"] * job["n"]
@@ -67,15 +68,30 @@ def _cycles(kind, job):
         return sum(p + 2 + HostPort.read_latency for p in passes)
     group = [c for c in range(C) if job["group"] >> c & 1]
     n, k = job["n"], job["k"]
-    t = sum(job["rows"][c]["mc"] * k + 3 for c in group) + (C - len(group)) + 1      # A, end of the loop
-    if job["mask_in"]:
-        t += sum(job["rows"][c]["mc"] * n + 3 for c in group) + (C - len(group)) + 1
-    else:
-        t += 1
-    t += n * k + 3                                   # B
+    t = n * k + 3                                    # B
     t += (n * k + 3) if job["bw"] else 1             # BW
     t += (n + 3) if job["bias"] else 1               # BIAS
-    return t
+    for c in range(C):                               # A and MASK_IN core by core
+        mc = job["rows"][c]["mc"]
+        t += (mc * k + 3 + ((mc * n + 3) if job["mask_in"] else 1)) if c in group else 1
+    return t + 1                                     # the end of the job
+
+
+def _loaded(job):
+    """The documented cycle of each group core's ``loaded`` pulse, counted like
+    :func:`_cycles` (the pulse comes the cycle after the core's last step)."""
+    C = CFG.cores
+    n, k = job["n"], job["k"]
+    t = n * k + 3 + ((n * k + 3) if job["bw"] else 1) + ((n + 3) if job["bias"] else 1)
+    out = {}
+    for c in range(C):
+        mc = job["rows"][c]["mc"]
+        if job["group"] >> c & 1:
+            t += mc * k + 3 + ((mc * n + 3) if job["mask_in"] else 1)
+            out[c] = t
+        else:
+            t += 1
+    return out
 
 
 def test_dma_against_model():
@@ -92,7 +108,7 @@ def test_dma_against_model():
         hw[c]["mask_out"][:] = rng.integers(0, 2, hw[c]["mask_out"].size)
     ref = [{k: v.copy() for k, v in b.items()} for b in hw]
     gref = image.copy()
-    lengths = []
+    lengths, loaded = [], []
 
     async def cores(ctx):
         """Emulated host ports: writes at the edge, reads ``read_latency`` cycles later."""
@@ -129,12 +145,19 @@ def test_dma_against_model():
             ctx.set(stream.valid, 1)
             await ctx.tick()
             ctx.set(stream.valid, 0)
+            pulses = {}
             for _ in range(5000):
+                bits = ctx.get(dma.loaded)
+                for c in range(C):
+                    if bits >> c & 1:
+                        assert c not in pulses, f"core {c} loaded twice"
+                        pulses[c] = ctx.get(dma.busy_cycles) - before
                 if ctx.get(done):
                     break
                 await ctx.tick()
             assert ctx.get(done), f"{kind} job never finished"
             lengths.append(ctx.get(dma.busy_cycles) - before)
+            loaded.append(pulses)
             await ctx.tick()
         # GBUF back through the bus read port
         got = []
@@ -159,3 +182,5 @@ def test_dma_against_model():
     np.testing.assert_array_equal(result[0], gref)
     diffs = [got - _cycles(kind, job) for (kind, job), got in zip(jobs, lengths)]
     assert diffs == [0] * len(jobs), diffs
+    for (kind, job), got in zip(jobs, loaded):
+        assert got == (_loaded(job) if kind == "load" else {}), (kind, got)

@@ -134,11 +134,12 @@ def test_empty():
 def test_dispatch_rules():
     assert split_rows(7, 3) == [(0, 3), (3, 5), (5, 7)]
     assert split_rows(2, 4) == [(0, 1), (1, 2)]
-    assert cores_for(Policy.TEMPORAL, 4, 3, 1, 10, 1000, 10) == 0
-    assert cores_for(Policy.TEMPORAL, 4, 4, 1, 3, 1000, 10) == 3
-    assert cores_for(Policy.SPATIAL, 4, 2, 1, 10, 1000, 10) == 1
-    assert adaptive_cores(4, 1, 10, 4096, 10) == 4
-    assert adaptive_cores(4, 2, 10, 4096, 10) == 2
-    assert adaptive_cores(4, 1, 10, 300, 10) == 2
-    assert adaptive_cores(4, 1, 10, 4096, 5000) == 1
-    assert adaptive_cores(0, 1, 10, 4096, 10) == 0
+    assert cores_for(Policy.TEMPORAL, 4, 3, 1, 10, 1000) == 0
+    assert cores_for(Policy.TEMPORAL, 4, 4, 1, 3, 1000) == 3
+    assert cores_for(Policy.SPATIAL, 4, 2, 1, 10, 1000) == 1
+    assert adaptive_cores(4, 1, 10, 4096) == 4
+    assert adaptive_cores(4, 2, 10, 4096) == 2
+    assert adaptive_cores(4, 1, 10, 300) == 2
+    assert adaptive_cores(4, 1, 2, 4096) == 2
+    assert adaptive_cores(4, 3, 10, 4096) == 1
+    assert adaptive_cores(0, 1, 10, 4096) == 0

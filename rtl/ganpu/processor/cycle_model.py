@@ -12,13 +12,16 @@ What is modelled
 * **DMA** (``docs/processor.md``): one engine moving one job at a time, ``dma_width``
   GBUF words per cycle (1 on the processor), with the processor's per-job, per-pass
   and skipped-pass costs (``JOB_SETUP``, ``DMA_SETUP``, ``STORE_SETUP``, ``SKIP``,
-  ``START``). A task given ``k`` cores is one load job:
-  each core's rows of A (and of MASK_IN), then B, BW and the bias once, broadcast to
-  the ``k`` cores; every core of the group starts when the job ends. When a core
-  finishes, its rows of OUT (and MASK_OUT) are one store job; the core is free again
-  when it is stored. A waiting store is taken before a waiting load.
+  ``START``). A task given ``k`` cores is one load job: B, BW and the bias once,
+  broadcast to the ``k`` cores, then each core's rows of A (and of MASK_IN); a core
+  starts as soon as its own rows are in, while the DMA loads the next core's. When a
+  core finishes, its rows of OUT (and MASK_OUT) are one store job; the core is free
+  again when it is stored. A waiting store is taken before a waiting load; the
+  scheduler holds one load job until the DMA takes it, and dispatches nothing else
+  meanwhile.
 * **Scheduler**: the ``window`` oldest undispatched records are scanned in program
-  order; the first whose dependencies are done is dispatched with as many cores as
+  order (the scan skips records already dispatched); the first whose dependencies
+  are done is dispatched with as many cores as
   :func:`~ganpu.processor.model.cores_for` gives it under the run's policy (the very
   rule the hardware builds), else the scheduler waits for the next completion. A ready
   PAUSE stops dispatching; once every core and the DMA are idle the host acts (its time
@@ -46,9 +49,9 @@ __all__ = ["core_cycles", "calibrate", "CORE_OVERHEAD", "JOB_SETUP", "DMA_SETUP"
 CORE_OVERHEAD = 166
 # DMA timing of the processor (docs/processor.md): taking a job costs JOB_SETUP; a load
 # pass of w words w + DMA_SETUP (set-up, the last core write, the drain check); a store
-# pass w + STORE_SETUP (set-up and the core host port's read latency); a pass a job
-# skips (a core outside the group, no MASK_IN, BW, BIAS or MASK_OUT) SKIP; the group
-# starts START cycles after its load job ends.
+# pass w + STORE_SETUP (set-up and the core host port's read latency); a step a load
+# job skips (a core outside the group, no MASK_IN, BW or BIAS) and the load job's end
+# SKIP each; a core starts START cycles after its last load pass.
 JOB_SETUP = 1
 DMA_SETUP = 3
 STORE_SETUP = 6
@@ -209,9 +212,10 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
         heapq.heappush(events, (time, seq, kind, payload))
         seq += 1
 
-    def passes_cycles(passes, setup):
-        """A job of ``passes`` (words, or None for a pass it skips)."""
-        return JOB_SETUP + sum(SKIP if w is None else setup + -(-w // dma_width) for w in passes)
+    def pass_cycles(w, setup=None):
+        """A pass of ``w`` words (None: a pass the job skips)."""
+        setup = DMA_SETUP if setup is None else setup
+        return SKIP if w is None else setup + -(-w // dma_width)
 
     def dma_next():
         nonlocal dma_busy
@@ -223,6 +227,10 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
         dma.append((t, now, now + cycles, kind))
         dma_busy = True
         push(now + cycles, kind, payload)
+        if kind == "load":
+            t, t_disp, ready_at = payload
+            for core, at in ready_at.items():
+                push(now + at + START, "start", (t, core, t_disp))
 
     def dispatch(t, rec, k):
         M, N, K = rec["m"], rec["n"], rec["k"]
@@ -230,31 +238,34 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
         cores = sorted(free)[:len(parts)]
         cores_of[t] = cores
         left[t] = len(parts)
-        passes = []
         rows = dict(zip(cores, parts))
+        # the shared operands first (one broadcast pass each), then each core's own
+        # rows: a core starts as soon as its A (and MASK_IN) are in
+        cycles = JOB_SETUP + pass_cycles(N * K) + pass_cycles(
+            -(-N // P) * P * K if eors_active(rec) else None) + pass_cycles(N if rec["bias"] else None)
+        ready_at = {}
         for core in range(C):       # every core is a step of the job, in the group or not
             if core in rows:
                 m0, m1 = rows[core]
-                passes.append((m1 - m0) * K)
-                passes.append((m1 - m0) * N if reads_mask_in(rec) else None)
+                cycles += pass_cycles((m1 - m0) * K) + pass_cycles(
+                    (m1 - m0) * N if reads_mask_in(rec) else None)
+                ready_at[core] = cycles
             else:
-                passes.append(None)
-        passes += [N * K, -(-N // P) * P * K if eors_active(rec) else None,
-                   N if rec["bias"] else None]
+                cycles += SKIP
+        cycles += SKIP              # the job's end
         for core in cores:
             free.discard(core)
-        loads.append((t, passes_cycles(passes, DMA_SETUP), "load", (t, now)))
+        loads.append((t, cycles, "load", (t, now, ready_at)))
 
-    def loaded(t, t_disp):
+    def started(t, core, t_disp):
         rec = recs[t]
-        M, N, K = rec["m"], rec["n"], rec["k"]
-        for core, (m0, m1) in zip(cores_of[t], split_rows(M, len(cores_of[t]))):
-            rows = m1 - m0
-            macs = int(row_macs[t][m0:m1].sum())
-            end = now + int(np.ceil(core_cycles(lanes, rows, N, K, macs, overhead)))
-            segments.append((t, core, now, end))
-            busy[core] += end - now
-            push(end, "computed", (t, core, t_disp, rows))
+        N, K = rec["n"], rec["k"]
+        m0, m1 = dict(zip(cores_of[t], split_rows(rec["m"], len(cores_of[t]))))[core]
+        macs = int(row_macs[t][m0:m1].sum())
+        end = now + int(np.ceil(core_cycles(lanes, m1 - m0, N, K, macs, overhead)))
+        segments.append((t, core, now, end))
+        busy[core] += end - now
+        push(end, "computed", (t, core, t_disp, m1 - m0))
 
     while True:
         # dispatch everything possible at `now`
@@ -277,9 +288,9 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
             if rule is not None and policy == Policy.ADAPTIVE:
                 k = min(len(free), rec["m"], rule(len(free), [recs[u] for u in gemms], rec))
             else:
-                k = cores_for(policy, C, len(free), len(gemms), rec["m"], rec["work"],
-                              rec["words"], min_work)
-            if k == 0:
+                k = cores_for(policy, C, len(free), len(gemms), rec["m"], rec["work"], min_work)
+            # the scheduler holds one load job until the DMA takes it
+            if k == 0 or loads:
                 break
             pending.remove(t)
             dispatch(t, rec, k)
@@ -293,14 +304,13 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
         now = max(now, time)
         if kind == "load":
             dma_busy = False
-            push(now + START, "start", payload)
         elif kind == "start":
-            loaded(*payload)
+            started(*payload)
         elif kind == "computed":
             t, core, t_disp, rows = payload
             rec = recs[t]
-            words = [rows * rec["n"], rows * rec["n"] if rec["store_mask"] else None]
-            stores.append((t, passes_cycles(words, STORE_SETUP), "store", (t, core, t_disp)))
+            cycles = JOB_SETUP + pass_cycles(rows * rec["n"], STORE_SETUP) * (1 + rec["store_mask"])
+            stores.append((t, cycles, "store", (t, core, t_disp)))
         else:
             dma_busy = False
             t, core, t_disp = payload

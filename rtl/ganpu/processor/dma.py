@@ -44,23 +44,28 @@ class Dma(ProcessorComponent):
     core address counts 0, 1, 2, ... (row-major, contiguous), except the BW pass whose
     core address is ``((n // P) * K + k) * P + n % P`` (``P`` = EORS lanes).
 
-    Load job (from ``load``): for each core of the group its A rows, then for each its
-    MASK_IN rows (with ``mask_in``), then B, BW (with ``bw``) and BIAS (with ``bias``),
-    each read once from the GBUF and written to every core of the group in the same
-    cycle (broadcast). Store job (from ``store``, taken first when both wait): OUT, then
-    MASK_OUT (with ``store_mask``; bit 0 as a 0/1 word), read through the core's host
-    port, whose data comes ``HostPort.read_latency`` cycles after the address.
+    Load job (from ``load``): B, BW (with ``bw``) and BIAS (with ``bias``), each read
+    once from the GBUF and written to every core of the group in the same cycle
+    (broadcast); then, core by core, the core's A rows and its MASK_IN rows (with
+    ``mask_in``), after which ``loaded[c]`` pulses: core ``c`` has all its operands
+    and may start while the DMA goes on with the next core's rows. Store job (from
+    ``store``, taken first when both wait): OUT, then MASK_OUT (with ``store_mask``;
+    bit 0 as a 0/1 word), read through the core's host port, whose data comes
+    ``HostPort.read_latency`` cycles after the address.
 
     Latency: a pass of ``w`` words takes ``w`` cycles plus 1 (load) or
-    ``read_latency`` (store) to drain, plus one set-up cycle; ``load_done`` /
-    ``store_done`` pulse the cycle after the job's last write. ``busy`` is high from
-    taking a job to its done pulse; ``busy_cycles`` counts those cycles (CSR DMA).
+    ``read_latency`` (store) to drain, plus one set-up cycle and the cycle that sees
+    its end (``w + 3`` for a load pass); a step the job skips (no BW, BIAS or MASK_IN,
+    a core outside the group) one cycle, the end of the load job one more.
+    ``loaded[c]`` pulses the cycle after core ``c``'s last pass; ``load_done`` /
+    ``store_done`` the cycle after the job's last step. ``busy`` is high from taking
+    a job to its done pulse; ``busy_cycles`` counts those cycles (CSR DMA).
 
     Ports
     -----
     load : In(stream.Signature(load_layout(cfg)))
     store : In(stream.Signature(store_layout(cfg)))
-    load_done, store_done : Out(1)
+    load_done, store_done : Out(1), loaded : Out(cfg.cores)
     busy : Out(1), busy_cycles : Out(32)
     gbuf_rd, gbuf_wr : the GBUF's DMA ports (driver side)
     cores : Out(HostPort(cfg.core)).array(cfg.cores)
@@ -71,7 +76,8 @@ class Dma(ProcessorComponent):
         super().__init__({
             "load": In(stream.Signature(load_layout(cfg))),
             "store": In(stream.Signature(store_layout(cfg))),
-            "load_done": Out(1), "store_done": Out(1), "busy": Out(1), "busy_cycles": Out(32),
+            "load_done": Out(1), "loaded": Out(cfg.cores), "store_done": Out(1),
+            "busy": Out(1), "busy_cycles": Out(32),
             "gbuf_rd": In(ReadPort.Signature(addr_width=cfg.gbuf_bits, shape=16)),
             "gbuf_wr": In(WritePort.Signature(addr_width=cfg.gbuf_bits, shape=16)),
             "cores": Out(HostPort(cfg.core)).array(cfg.cores),
@@ -182,13 +188,37 @@ class Dma(ProcessorComponent):
         ld = Signal(load_layout(cfg))
         st = Signal(store_layout(cfg))
         cur = Signal(range(C + 1))
-        m.d.sync += [self.load_done.eq(0), self.store_done.eq(0)]
+        m.d.sync += [self.load_done.eq(0), self.store_done.eq(0), self.loaded.eq(0)]
         with m.If(self.busy):
             m.d.sync += self.busy_cycles.eq(self.busy_cycles + 1)
 
-        def wait(then):
-            with m.If(pass_done):
-                m.next = then
+        def job_done(flag):
+            m.d.sync += [flag.eq(1), self.busy.eq(0)]
+            m.next = "Idle"
+
+        def pass_states(name, enable, args, then, **kw):
+            """State ``name`` sets up a pass (or skips it when ``enable`` is low) and
+            ``name-Wait`` waits for its end; then ``then()`` picks the next state."""
+            with m.State(name):
+                with m.If(enable):
+                    setup(*args, **kw)
+                    m.next = f"{name}-Wait"
+                with m.Else():
+                    then()
+            with m.State(f"{name}-Wait"):
+                with m.If(pass_done):
+                    then()
+
+        def goto(state):
+            def then():
+                m.next = state
+            return then
+
+        row = ld.rows[cur[:max(1, (C - 1).bit_length())] if C > 1 else 0]
+
+        def core_loaded():
+            m.d.sync += [self.loaded.bit_select(cur, 1).eq(1), cur.eq(cur + 1)]
+            m.next = "Load-A"
 
         with m.FSM():
             with m.State("Idle"):
@@ -199,32 +229,32 @@ class Dma(ProcessorComponent):
                 with m.Elif(self.load.valid):
                     m.d.comb += self.load.ready.eq(1)
                     m.d.sync += [ld.eq(self.load.payload), cur.eq(0), self.busy.eq(1)]
-                    m.next = "Load-A"
-            with m.State("Store-Out"):
-                o = st.out
-                setup(st.mc, st.n, o.base + st.m0 * o.s0, o.s0, o.s1, Buf.OUT, store=1, src=st.core)
-                m.next = "Store-Out-Wait"
-            with m.State("Store-Out-Wait"):
-                with m.If(pass_done):
-                    with m.If(st.store_mask):
-                        m.next = "Store-Mask"
-                    with m.Else():
-                        m.d.sync += [self.store_done.eq(1), self.busy.eq(0)]
-                        m.next = "Idle"
-            with m.State("Store-Mask"):
-                setup(st.mc, st.n, st.mask_out_base + st.m0 * st.n, st.n, 1, Buf.MASK_OUT,
-                      store=1, src=st.core)
-                m.next = "Store-Mask-Wait"
-            with m.State("Store-Mask-Wait"):
-                with m.If(pass_done):
-                    m.d.sync += [self.store_done.eq(1), self.busy.eq(0)]
-                    m.next = "Idle"
+                    m.next = "Load-B"
+            o = st.out
 
-            row = ld.rows[cur[:max(1, (C - 1).bit_length())] if C > 1 else 0]
+            def stored_out():
+                with m.If(st.store_mask):
+                    m.next = "Store-Mask"
+                with m.Else():
+                    job_done(self.store_done)
+
+            pass_states("Store-Out", 1, (st.mc, st.n, o.base + st.m0 * o.s0, o.s0, o.s1, Buf.OUT),
+                        stored_out, store=1, src=st.core)
+            pass_states("Store-Mask", 1,
+                        (st.mc, st.n, st.mask_out_base + st.m0 * st.n, st.n, 1, Buf.MASK_OUT),
+                        lambda: job_done(self.store_done), store=1, src=st.core)
+            # The shared operands first, each read once and broadcast to the group; then
+            # each core's own rows (A, MASK_IN), after which that core may start
+            # (``loaded``) while the DMA goes on with the next core's.
+            pass_states("Load-B", 1, (ld.n, ld.k, ld.b.base, ld.b.s0, ld.b.s1, Buf.B),
+                        goto("Load-BW"), mask=ld.group)
+            pass_states("Load-BW", ld.bw, (ld.n, ld.k, ld.b.base, ld.b.s0, ld.b.s1, Buf.BW),
+                        goto("Load-Bias"), mask=ld.group, bw=1)
+            pass_states("Load-Bias", ld.bias, (1, ld.n, ld.bias_base, 0, 1, Buf.BIAS),
+                        goto("Load-A"), mask=ld.group)
             with m.State("Load-A"):
                 with m.If(cur == C):
-                    m.d.sync += cur.eq(0)
-                    m.next = "Load-Mask"
+                    job_done(self.load_done)
                 with m.Elif(ld.group.bit_select(cur, 1)):
                     setup(row.mc, ld.k, ld.a.base + row.m0 * ld.a.s0, ld.a.s0, ld.a.s1, Buf.A,
                           mask=1 << cur)
@@ -233,43 +263,8 @@ class Dma(ProcessorComponent):
                     m.d.sync += cur.eq(cur + 1)
             with m.State("Load-A-Wait"):
                 with m.If(pass_done):
-                    m.d.sync += cur.eq(cur + 1)
-                    m.next = "Load-A"
-            with m.State("Load-Mask"):
-                with m.If((cur == C) | ~ld.mask_in):
-                    m.next = "Load-B"
-                with m.Elif(ld.group.bit_select(cur, 1)):
-                    setup(row.mc, ld.n, ld.mask_in_base + row.m0 * ld.n, ld.n, 1, Buf.MASK_IN,
-                          mask=1 << cur)
-                    m.next = "Load-Mask-Wait"
-                with m.Else():
-                    m.d.sync += cur.eq(cur + 1)
-            with m.State("Load-Mask-Wait"):
-                with m.If(pass_done):
-                    m.d.sync += cur.eq(cur + 1)
                     m.next = "Load-Mask"
-            with m.State("Load-B"):
-                setup(ld.n, ld.k, ld.b.base, ld.b.s0, ld.b.s1, Buf.B, mask=ld.group)
-                m.next = "Load-B-Wait"
-            with m.State("Load-B-Wait"):
-                wait("Load-BW")
-            with m.State("Load-BW"):
-                with m.If(ld.bw):
-                    setup(ld.n, ld.k, ld.b.base, ld.b.s0, ld.b.s1, Buf.BW, mask=ld.group, bw=1)
-                    m.next = "Load-BW-Wait"
-                with m.Else():
-                    m.next = "Load-Bias"
-            with m.State("Load-BW-Wait"):
-                wait("Load-Bias")
-            with m.State("Load-Bias"):
-                with m.If(ld.bias):
-                    setup(1, ld.n, ld.bias_base, 0, 1, Buf.BIAS, mask=ld.group)
-                    m.next = "Load-Bias-Wait"
-                with m.Else():
-                    m.d.sync += [self.load_done.eq(1), self.busy.eq(0)]
-                    m.next = "Idle"
-            with m.State("Load-Bias-Wait"):
-                with m.If(pass_done):
-                    m.d.sync += [self.load_done.eq(1), self.busy.eq(0)]
-                    m.next = "Idle"
+            pass_states("Load-Mask", ld.mask_in,
+                        (row.mc, ld.n, ld.mask_in_base + row.m0 * ld.n, ld.n, 1, Buf.MASK_IN),
+                        core_loaded, mask=1 << cur)
         return m

@@ -297,23 +297,19 @@ def split_rows(m, k):
     return out
 
 
-def adaptive_cores(free, ready, m, work, words, min_work=MIN_WORK):
+def adaptive_cores(free, ready, m, work, min_work=MIN_WORK):
     """Cores the adaptive policy gives a task (0: wait).
 
-    ``k = min(free, max(1, free // ready), m, max(1, ceil(work / min_work)))``, and 1 when
-    ``words >= work`` (a task that moves at least as many words as it computes cycles is
-    bound by the one DMA, which splitting does not speed up). ``ready`` counts the ready
-    records in the window, this one included: cores are shared among them.
+    ``k = min(free, max(1, free // ready), m, max(1, ceil(work / min_work)))``: ``ready``
+    counts the ready GEMM records in the window, this one included, so free cores are shared
+    among them (``docs/astm.md`` has the measurements that chose the rule).
     """
     if free == 0:
         return 0
-    k = min(free, max(1, free // max(1, ready)), m, max(1, -(-work // min_work)))
-    if words >= work:
-        k = 1
-    return max(1, k)
+    return max(1, min(free, max(1, free // max(1, ready)), m, max(1, -(-work // min_work))))
 
 
-def cores_for(policy, cores, free, ready, m, work, words, min_work=MIN_WORK):
+def cores_for(policy, cores, free, ready, m, work, min_work=MIN_WORK):
     """Cores a ready GEMM record gets under ``policy`` given ``free`` free cores of
     ``cores`` (0: it waits). TEMPORAL waits for every core and uses ``min(cores, m)``;
     SPATIAL uses one; ADAPTIVE :func:`adaptive_cores`."""
@@ -322,4 +318,4 @@ def cores_for(policy, cores, free, ready, m, work, words, min_work=MIN_WORK):
         return min(cores, m) if free == cores else 0
     if policy == Policy.SPATIAL:
         return 1 if free else 0
-    return adaptive_cores(free, ready, m, work, words, min_work)
+    return adaptive_cores(free, ready, m, work, min_work)

@@ -92,7 +92,7 @@ class Processor(ProcessorComponent):
             wiring.connect(m, dma.cores[i], core.host)
             wiring.connect(m, sched.cores[i], core.task)
         m.d.comb += [sched.control.eq(bus.control), bus.status.eq(sched.status),
-                     sched.load_done.eq(dma.load_done), sched.store_done.eq(dma.store_done),
+                     sched.loaded.eq(dma.loaded), sched.store_done.eq(dma.store_done),
                      sched.dma_cycles.eq(dma.busy_cycles), self.state.eq(sched.status.state),
                      self.sched_trace.eq(sched.trace)]
         return m

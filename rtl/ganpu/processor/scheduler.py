@@ -41,34 +41,34 @@ def _min(a, b):
 
 
 class Scheduler(ProcessorComponent):
-    """Runs a checked program: a scoreboard of done records, a window of the next
-    ``cfg.window`` records from the first undispatched one, and dispatch of the first
-    ready record (every valid dependency done) as cores free up.
+    """Runs a checked program: a scoreboard of done records, a window of the
+    ``cfg.window`` oldest undispatched records, and dispatch of the first ready record
+    (every valid dependency done) as cores free up.
 
     Cores per dispatch (:func:`ganpu.processor.model.cores_for`, same rule): TEMPORAL
     waits until every core is free and splits the rows over ``min(cores, M)`` of them;
     SPATIAL gives one core; ADAPTIVE gives
-    ``k = min(free, max(1, free // ready), M, max(1, ceil(work / MIN_WORK)))`` cores,
-    1 when ``words >= work`` (``ready`` = ready records in the window). The ``k``
-    lowest-numbered free cores get rows split by
-    :func:`ganpu.processor.model.split_rows` (``M // k`` each, one more for the first
-    ``M % k``). The DMA loads the group's operands (one load job), the scheduler
-    starts the group, and each core's rows are stored (one store job per core) when
-    it finishes; a record is done when the last of its cores is stored. A PAUSE record,
+    ``k = min(free, max(1, free // ready), M, max(1, ceil(work / MIN_WORK)))`` cores
+    (``ready`` = ready GEMM records in the window). The ``k`` lowest-numbered free cores get
+    rows split by :func:`ganpu.processor.model.split_rows` (``M // k`` each, one more
+    for the first ``M % k``). The DMA loads the group's operands (one load job), the
+    scheduler starts each core as soon as its own operands are in (``loaded``), and
+    each core's rows are stored (one store job per core) when it finishes; a record is done when the last of its cores is stored. A PAUSE record,
     once ready and every core is free, sets State PAUSED and PAUSED_AT and is done at
     ``control.resume``. State DONE when every record is done.
 
     State: ``control.start`` (in IDLE, DONE or ERROR) starts the program check (CHECKING),
     then RUNNING, or ERROR with the checker's verdict.
 
-    Throughput: a window scan takes ``2 * cfg.window + 2`` cycles; one dispatch per scan.
+    Throughput: a window scan takes two cycles per record it reads (the window's
+    records and the dispatched ones between them) plus two; one dispatch per scan.
 
     Ports
     -----
     control : In(control_layout(cfg))
     check : Out(CheckPort(cfg))
     table : In(table_read_signature(cfg))
-    load : Out(stream.Signature(load_layout(cfg))), load_done : In(1)
+    load : Out(stream.Signature(load_layout(cfg))), loaded : In(cfg.cores)
     store : Out(stream.Signature(store_layout(cfg))), store_done : In(1)
     cores : Out(TaskPort(cfg.core)).array(cfg.cores)
     dma_cycles : In(32)          forwarded to ``status.dma``
@@ -82,7 +82,7 @@ class Scheduler(ProcessorComponent):
             "control": In(control_layout(cfg)),
             "check": Out(CheckPort(cfg)),
             "table": In(table_read_signature(cfg)),
-            "load": Out(stream.Signature(load_layout(cfg))), "load_done": In(1),
+            "load": Out(stream.Signature(load_layout(cfg))), "loaded": In(cfg.cores),
             "store": Out(stream.Signature(store_layout(cfg))), "store_done": In(1),
             "cores": Out(TaskPort(cfg.core)).array(cfg.cores),
             "dma_cycles": In(32),
@@ -91,9 +91,9 @@ class Scheduler(ProcessorComponent):
         })
 
     @staticmethod
-    def model(cfg, policy, free, ready, m, work, words):
+    def model(cfg, policy, free, ready, m, work):
         """Cores given to a ready GEMM record (0: it waits)."""
-        return cores_for(policy, cfg.cores, free, ready, m, work, words)
+        return cores_for(policy, cfg.cores, free, ready, m, work)
 
     def elaborate(self, platform):
         m = Module()
@@ -134,12 +134,12 @@ class Scheduler(ProcessorComponent):
             with m.If(self.cores[i].busy):
                 m.d.sync += st.core_busy[i].eq(st.core_busy[i] + 1)
 
-        # --- core tasks: start after the group's load, completion when busy falls
-        loading_group = Signal(C)
+        # --- core tasks: start once the DMA has loaded the core's operands (the rest of
+        # the group may still be loading), completion when busy falls
         for i in range(C):
             tp = self.cores[i]
             m.d.comb += tp.desc.eq(derived_descriptor(m, crec[i], cfg.core.geom, rows=cmc[i]))
-            with m.If(self.load_done & loading_group[i]):
+            with m.If(self.loaded[i]):
                 m.d.sync += cstate[i].eq(CoreState.STARTING)
             with m.If(cstate[i] == CoreState.STARTING):
                 m.d.comb += tp.start.eq(1)
@@ -152,7 +152,7 @@ class Scheduler(ProcessorComponent):
         ld = Signal(load_layout(cfg))
         m.d.comb += [self.load.valid.eq(ld_valid), self.load.payload.eq(ld)]
         with m.If(self.load.valid & self.load.ready):
-            m.d.sync += [ld_valid.eq(0), loading_group.eq(ld.group)]
+            m.d.sync += ld_valid.eq(0)
 
         # --- store stream: the lowest core waiting, registered until the DMA takes it
         st_valid = Signal()
@@ -187,7 +187,10 @@ class Scheduler(ProcessorComponent):
                     m.d.sync += [done_bits.bit_select(ctask[i], 1).eq(1), done_count.eq(done_count + 1)]
 
         # --- the window scan and dispatch
-        i_slot = Signal(range(W + 1))
+        # the scan walks from the first undispatched record and skips dispatched ones
+        # until it has seen ``W`` undispatched records (or the program's end)
+        i_slot = Signal(range(cfg.program_depth + 1))
+        seen = Signal(range(W + 1))
         idx = Signal(pb + 2)
         m.d.comb += [idx.eq(head + i_slot), self.table.addr.eq(idx)]
         rec = layout(self.table.data[:layout.size])
@@ -195,7 +198,8 @@ class Scheduler(ProcessorComponent):
         deps_done = 1
         for j in range(cfg.deps):
             deps_done = deps_done & (~rec.deps[j].valid | done_bits.bit_select(rec.deps[j].index, 1))
-        ready = in_prog & ~disp_bits.bit_select(idx, 1) & deps_done
+        undispatched = in_prog & ~disp_bits.bit_select(idx, 1)
+        ready = undispatched & deps_done
         n_ready = Signal(range(W + 1))
         found = Signal()
         cand = Signal(layout)
@@ -210,8 +214,6 @@ class Scheduler(ProcessorComponent):
         adaptive = Signal(range(C + 1))
         m.d.comb += adaptive.eq(_min(_min(free_n, Mux(share == 0, 1, share)),
                                      _min(cand.m, Mux(need == 0, 1, need))))
-        with m.If(cand.words >= cand.work):
-            m.d.comb += adaptive.eq(1)
         with m.If(free_n == 0):
             m.d.comb += adaptive.eq(0)
         with m.Switch(policy):
@@ -247,7 +249,7 @@ class Scheduler(ProcessorComponent):
                         m.d.sync += [state.eq(State.RUNNING), done_bits.eq(0), disp_bits.eq(0), head.eq(0)]
                         m.next = "Head"
             with m.State("Head"):
-                m.d.sync += [i_slot.eq(0), n_ready.eq(0), found.eq(0)]
+                m.d.sync += [i_slot.eq(0), seen.eq(0), n_ready.eq(0), found.eq(0)]
                 with m.If(done_count == ntasks):
                     m.d.sync += state.eq(State.DONE)
                     m.next = "Idle"
@@ -258,11 +260,14 @@ class Scheduler(ProcessorComponent):
             with m.State("Addr"):
                 m.next = "Eval"
             with m.State("Eval"):
-                with m.If(ready):
+                # cores are shared among the ready GEMM records (a PAUSE takes none)
+                with m.If(ready & (rec.kind == TaskKind.GEMM)):
                     m.d.sync += n_ready.eq(n_ready + 1)
-                    with m.If(~found):
-                        m.d.sync += [found.eq(1), cand.eq(rec), cand_idx.eq(idx)]
-                with m.If(i_slot == W - 1):
+                with m.If(ready & ~found):
+                    m.d.sync += [found.eq(1), cand.eq(rec), cand_idx.eq(idx)]
+                with m.If(undispatched):
+                    m.d.sync += seen.eq(seen + 1)
+                with m.If(~in_prog | (undispatched & (seen == W - 1))):
                     m.next = "Decide"
                 with m.Else():
                     m.d.sync += i_slot.eq(i_slot + 1)
