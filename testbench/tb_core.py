@@ -183,9 +183,12 @@ async def host_port_errors(dut):
     bias = rng.integers(0, 1 << 16, depth).astype(np.uint16)
     await drv.load({"bias": (0, bias)})
     assert port.host_error == 0
+    await port.write_raw(7, 0, 0xBEEF)                        # code 7 names no buffer
+    assert port.host_error == 1, "write to the undefined code 7 not flagged"
+    await port.run(drv.pack(lower._desc(m=0, n=1, k=1)), 100)  # a refused task clears err
+    assert port.host_error == 0, "start must clear h_err"
     await port.write_raw(Buf.BIAS.value, depth + 3, 0xDEAD)   # beyond its depth
     assert port.host_error == 1, "out-of-range write not flagged"
-    await port.write_raw(len(Buf), 0, 0xBEEF)                 # no such buffer
     got = await drv.read("bias", 0, depth)
     assert np.array_equal(got, bias), "out-of-range write corrupted BIAS"
     # a write while a task runs is flagged and dropped
