@@ -34,7 +34,7 @@ LANES = 16          # the core's default eors_lanes: the sampler's word
 RATE_LOG2 = 6       # one output in 64
 
 PURE = EorsParams(m=0, threshold=0)
-SCALE = EorsParams(threshold=0, rel=7)          # the scale-aware setting (docs/eors.md)
+SCALE = EorsParams(threshold=0, rel=9)          # the scale-aware setting (docs/eors.md)
 MODES = ("pure", "default", "scale", "calib")
 MODE_NAMES = {"pure": "pure exponent-only (m=0, thr 0)",
               "default": f"absolute default (m={DEFAULT_EORS.m}, thr {DEFAULT_EORS.threshold})",
@@ -96,7 +96,7 @@ GANS = {
     "conv-uniform": {"net": "conv", "g": [64, 32, 1], "d": [32, 64], "init": "uniform"},
     "conv-he": {"net": "conv", "g": [48, 24, 1], "d": [24, 48], "init": "he"},
 }
-STEPS = {"short": {"mlp": 300, "conv": 150}, "full": {"mlp": 1500, "conv": 400}}
+STEPS = {"short": {"mlp": 250, "conv": 120}, "full": {"mlp": 500, "conv": 200}}
 SHORT_GANS = ("mlp-wide-uniform", "mlp-deep-he", "mlp-leakyD-uniform", "conv-uniform")
 
 
@@ -123,8 +123,8 @@ class CalibHook:
             return
         name = f"{self.tag}.{layer.name}"
         p = self.cal.params_for(name)
-        acc, mag, forced = eors_state(t["A"], t["B"], layer.b16, p)
-        pred = predicted_live(acc, mag, forced, p)
+        acc, mag, forced, L = eors_state(t["A"], t["B"], layer.b16, p)
+        pred = predicted_live(acc, mag, forced, L, p)
         true = np.asarray(t["mask_out"], dtype=bool)
         samp = self.sampler.sample(*pred.shape)
         self.cal.add(name, calibration_counts(pred, samp, true))
@@ -239,6 +239,29 @@ def tables(results, meta):
     return lines
 
 
+def merge(args):
+    """Tables from several earlier runs (e.g. one process per GAN run side by side)."""
+    results, runtime, cmds = {}, 0.0, []
+    for path in args.merge:
+        with open(path) as f:
+            d = json.load(f)
+        runtime += d["meta"].get("runtime_s", 0.0)
+        cmds.append(d["meta"].get("command", path))
+        for g, r in d["gans"].items():
+            results[g] = {**r, "checkpoints": {int(k): v for k, v in r["checkpoints"].items()}}
+    meta = {"command": " ; ".join(cmds) + " ; python scripts/eors_study.py " +
+            " ".join(a for a in (sys.argv[1:])), "runtime_s": runtime, "modes": MODE_NAMES,
+            "rate_log2": RATE_LOG2, "lanes": LANES, "scale": vars(SCALE),
+            "default": vars(DEFAULT_EORS), "merged": args.merge}
+    lines = tables(results, meta)
+    print("\n".join(lines))
+    _save(args.json, results, meta, [])
+    if args.md:
+        with open(args.md, "w") as f:
+            f.write("\n".join(lines) + "\n")
+    return 0
+
+
 def _save(path, results, meta, sweep):
     out = {"meta": meta, "summary": summarize(results, MODES + tuple(f"rel{q}" for q in sweep)),
            "gans": {g: {**r, "checkpoints": {str(k): v for k, v in r["checkpoints"].items()}}
@@ -256,7 +279,11 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=None, help="override the steps of every GAN")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sweep", default="", help="also score these rel levels, e.g. 4,5,6,7,8")
+    ap.add_argument("--merge", nargs="+", default=None,
+                    help="no training: tabulate the GANs of these earlier --json files")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args)
     names = args.gans.split(",") if args.gans else list(GANS if args.full else SHORT_GANS)
     for n in names:
         if n not in GANS:

@@ -19,6 +19,8 @@ def _rnd16(rng, shape, scale=1.0):
 
 def scalar(a_row, w_row, bias, p):
     """docs/eors.md for one output, Python ints: (acc, mag, forced, live)."""
+    n = min(sum(1 for x in a_row if x & 0x7FFF), 65535)
+    L = n.bit_length() - 1 if n else 0
     lo, hi, mmax = -(1 << (p.width - 1)), (1 << (p.width - 1)) - 1, (1 << p.width) - 1
 
     def dec(b):
@@ -46,8 +48,9 @@ def scalar(a_row, w_row, bias, p):
     if p.rel is None:
         margin = 0
     else:
-        a = p.rel // 2
-        margin = mag >> a if p.rel % 2 == 0 else (mag >> (a + 1)) + (mag >> (a + 2))
+        q = p.rel + L
+        a = q // 2
+        margin = mag >> a if q % 2 == 0 else (mag >> (a + 1)) + (mag >> (a + 2))
     return acc, mag, forced, forced or acc + margin > p.threshold
 
 
@@ -67,7 +70,7 @@ def test_scale_aware_matches_integer_spec(params):
     B[3, :] = 0x7BFF
     A[4, 10:] = 0
     A[5] = np.abs(A[5].view(np.float16)).astype(np.float16).view(np.uint16)
-    acc, mag, forced = eors_state(A, B, bias, params)
+    acc, mag, forced, _ = eors_state(A, B, bias, params)
     live = eors_mask(A, B, bias, params)
     acc2, forced2 = eors_acc(A, B, bias, params)
     assert np.array_equal(acc, acc2) and np.array_equal(forced, forced2)
@@ -85,7 +88,7 @@ def test_fast_path_equals_sequential_on_real_sizes():
     B = _rnd16(rng, (150, 130), 0.2)
     A[7, :] = 0x7000
     p = EorsParams(threshold=0, rel=12)
-    acc, mag, _ = eors_state(A, B, None, p)
+    acc, mag, _, _ = eors_state(A, B, None, p)
     for i in (0, 7, 150, 299):
         for j in (0, 77, 149):
             want = scalar([int(v) for v in A[i]], [int(v) for v in B[j]], 0, p)

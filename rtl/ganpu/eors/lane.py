@@ -141,11 +141,12 @@ class EorsLane(wiring.Component):
     **Scale-aware mode** (``params.rel`` not None). The lane also keeps ``mag``, the
     saturating ``width``-bit unsigned sum of the magnitudes of the bias term and of every
     term (the same clamped magnitudes, so no second shifter), and the output is live when
-    forced or ``acc + F(rel, mag) > threshold``: ``F`` is one right shift of ``mag`` by
-    ``rel // 2 + rel % 2`` and, for odd ``rel``, the add of that value shifted once
-    more (``docs/eors.md``). The level ``rel`` is an input read with ``last`` (so a host
-    can move it per layer between tasks); in absolute mode the port, ``mag`` and their
-    logic are absent.
+    forced or ``acc + F(qe, mag) > threshold`` with ``qe = rel + floor(log2 n)``, ``n``
+    the sum's terms with a nonzero ``x`` (a 16-bit saturating counter): ``F`` is one
+    right shift of ``mag`` by ``qe // 2 + qe % 2`` and, for odd ``qe``, the add of that
+    value shifted once more (``docs/eors.md``). The level ``rel`` is an input read with
+    ``last`` (so a host can move it per layer between tasks); in absolute mode the port,
+    ``mag`` and their logic are absent.
 
     Latency ``latency`` = 6 cycles from a cycle carrying ``last`` to its ``o_valid``
     (decode, product, shift, clamp, accumulate, output register); throughput one term
@@ -201,8 +202,8 @@ class EorsLane(wiring.Component):
         x = np.asarray(x_vec, dtype=np.uint16).reshape(1, -1)
         w = np.asarray(w_vec, dtype=np.uint16).reshape(1, -1)
         b = np.asarray([bias], dtype=np.uint16)
-        acc, mag, forced = eors_state(x, w, b, params)
-        live = bool(predicted_live(acc, mag, forced, params)[0, 0])
+        acc, mag, forced, L = eors_state(x, w, b, params)
+        live = bool(predicted_live(acc, mag, forced, L, params)[0, 0])
         out = {"acc": int(acc[0, 0]), "forced": bool(forced[0, 0]), "live": live}
         if params.rel is not None:
             out["mag"] = int(mag[0, 0])
@@ -300,15 +301,26 @@ class EorsLane(wiring.Component):
             mtotal = Signal(W + 1)
             m.d.comb += mtotal.eq(Mux(d_first, d_bmag, mag) + d_t)
             m.d.sync += mag.eq(Mux(mtotal[W], (1 << W) - 1, mtotal[:W]))
-            # the level travels with last, so it may change from one sum to the next
-            rel = self.rel
+            # n: terms with a nonzero activation, a 16-bit saturating count at the
+            # input; at last, qe = rel + floor(log2 n) travels down the pipe with it, so
+            # the level may change from one sum to the next
+            cnt = Signal(16)
+            base = Mux(self.first, 0, cnt)
+            xnz = self.valid & ~x.zero
+            n_now = Signal(16)
+            m.d.comb += n_now.eq(Mux(base == 0xFFFF, base, base + xnz))
+            m.d.sync += cnt.eq(n_now)
+            lg = C(0, 4)
+            for i in range(1, 16):
+                lg = Mux(n_now[i], i, lg)
+            qe = self.rel + lg
             for st in "abcde":
-                rel = stage(rel, f"{st}_rel", 5)
-            # F(q, mag) = u + (q odd ? u >> 1 : 0) with u = mag >> (q//2 + q%2): one
+                qe = stage(qe, f"{st}_qe", 6)
+            # F(qe, mag) = u + (qe odd ? u >> 1 : 0) with u = mag >> (qe//2 + qe%2): one
             # barrel shift and one add, off the loop
             u = Signal(W)
-            m.d.comb += u.eq(mag >> (rel[1:5] + rel[0]))
-            margin = u + Mux(rel[0], u >> 1, 0)
+            m.d.comb += u.eq(mag >> (qe[1:6] + qe[0]))
+            margin = u + Mux(qe[0], u >> 1, 0)
             over = acc + margin > p.threshold
             m.d.sync += self.mag.eq(mag)
 

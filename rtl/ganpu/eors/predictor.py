@@ -80,8 +80,8 @@ class EorsPredictor(wiring.Component):
         shape (M, N) for rows ``A`` (M, K) against weights ``B`` (N, K), by
         :func:`ganpu.model.eors.eors_state`; N may exceed ``lanes`` (the columns then
         take several passes)."""
-        acc, mag, forced = eors_state(A, B, bias, params)
-        out = {"acc": acc, "forced": forced, "live": predicted_live(acc, mag, forced, params)}
+        acc, mag, forced, L = eors_state(A, B, bias, params)
+        out = {"acc": acc, "forced": forced, "live": predicted_live(acc, mag, forced, L, params)}
         if params.rel is not None:
             out["mag"] = mag
         return out

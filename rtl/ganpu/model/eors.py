@@ -21,10 +21,13 @@ For one output ``(m, n)`` of an FP gemm (``A`` activations (M, K), ``B`` weights
    ``acc <= threshold``.
 6. Scale-aware mode (``rel`` = q, 0..31): beside ``acc`` the lane keeps ``mag``, an
    unsigned ``width``-bit saturating sum of ``|T|`` over the bias and every formed term
-   (``mag = min(mag + |T|, 2**width - 1)``), and
-   predicted zero  <=>  not forced and ``acc + F(q, mag) <= threshold`` with
+   (``mag = min(mag + |T|, 2**width - 1)``), and ``n``, the number of terms whose
+   activation is nonzero (saturating at 65535); with ``L = floor(log2 n)`` (0 if n = 0)
+   and ``qe = q + L``,
+   predicted zero  <=>  not forced and ``acc + F(qe, mag) <= threshold`` with
    ``F(2a, s) = s >> a`` and ``F(2a+1, s) = (s >> (a+1)) + (s >> (a+2))`` (the margin
-   is 2**-a resp. 0.75 * 2**-a of the estimate's own scale; shifts and one add).
+   is about 2**-(qe/2) of the estimate's own scale, i.e. ``mag / sqrt(n)``: the error of
+   a sum of n truncated terms grows like their root-sum-square; shifts and one add).
 
 ``m = 0`` is pure exponent-only: ``T = +-2**(Ex + Ew + frac)`` truncated.
 """
@@ -34,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["EorsParams", "DEFAULT_EORS", "eors_acc", "eors_state", "eors_mask", "rel_margin",
-           "predicted_live", "decode16", "prediction_stats", "REL_MAX", "EorsSampler",
+           "predicted_live", "term_log", "decode16", "prediction_stats", "REL_MAX", "EorsSampler",
            "EorsCalibrator", "calibration_counts", "lfsr_step", "LFSR_POLY", "LFSR_SEED"]
 
 # Largest scale-aware level q (a 5-bit field).
@@ -138,6 +141,9 @@ def _terms(sx, Ex, Sx, sw, Ew, Sw, p):
     return np.where((sx ^ sw) == 1, -t, t)
 
 
+N_MAX = 65535   # the term counter saturates here (16 bits)
+
+
 def eors_acc(A, B, bias=None, params=DEFAULT_EORS):
     """EORS accumulators and forced-live flags.
 
@@ -156,14 +162,22 @@ def eors_acc(A, B, bias=None, params=DEFAULT_EORS):
     forced : ndarray of bool, shape (M, N)
         Outputs forced live by an Inf/NaN operand of a formed term or of the bias.
     """
-    acc, _, forced = eors_state(A, B, bias, params)
+    acc, _, forced, _ = eors_state(A, B, bias, params)
     return acc, forced
 
 
+def term_log(A):
+    """``L = floor(log2 n)`` per row of ``A`` (int64 (M, 1)), n the row's nonzero
+    activations saturated at 65535 (0 for an empty row): the scale-aware level offset."""
+    n = np.minimum(((np.asarray(A, dtype=np.uint16) & 0x7FFF) != 0).sum(axis=1), N_MAX)
+    return np.where(n > 0, np.floor(np.log2(np.maximum(n, 1))), 0).astype(np.int64)[:, None]
+
+
 def eors_state(A, B, bias=None, params=DEFAULT_EORS):
-    """``(acc, mag, forced)``: :func:`eors_acc` plus ``mag`` (int64 (M, N)), the
-    saturating sum of the terms' magnitudes (bias included) that the scale-aware mode
-    compares against (module doc, rule 6). ``mag`` is computed in every mode."""
+    """``(acc, mag, forced, L)``: :func:`eors_acc` plus ``mag`` (int64 (M, N)), the
+    saturating sum of the terms' magnitudes (bias included), and ``L`` (int64 (M, 1)),
+    :func:`term_log` of the rows, which the scale-aware mode compares against (module
+    doc, rule 6). Both are computed in every mode."""
     if not isinstance(params, EorsParams):
         raise TypeError(f"params must be an EorsParams, got {params!r}")
     A = np.asarray(A, dtype=np.uint16)
@@ -212,7 +226,7 @@ def eors_state(A, B, bias=None, params=DEFAULT_EORS):
         slow.extend((r0 + i, j) for i, j in zip(*np.nonzero(~ok)))
     if slow:
         _sequential(acc, mag, slow, sa, Ea, Sa, za, sw, Ew, Sw, zw, p)
-    return acc, mag, forced
+    return acc, mag, forced, term_log(A)
 
 
 def _sequential(acc, mag, outs, sa, Ea, Sa, za, sw, Ew, Sw, zw, p):
@@ -231,24 +245,23 @@ def _sequential(acc, mag, outs, sa, Ea, Sa, za, sw, Ew, Sw, zw, p):
 
 def rel_margin(q, mag):
     """``F(q, mag)`` of the scale-aware mode: ``mag >> a`` for q = 2a,
-    ``(mag >> (a+1)) + (mag >> (a+2))`` for q = 2a + 1 (int64 arrays or ints)."""
-    a = q >> 1
-    if q & 1:
-        return (mag >> (a + 1)) + (mag >> (a + 2))
-    return mag >> a
+    ``(mag >> (a+1)) + (mag >> (a+2))`` for q = 2a + 1 (int64 arrays or ints, q >= 0)."""
+    q = np.asarray(q, dtype=np.int64)
+    mag = np.asarray(mag, dtype=np.int64)
+    a = np.minimum(q >> 1, 61)    # mag < 2**32: a shift of 34 or more gives 0 anyway
+    return np.where(q & 1, (mag >> (a + 1)) + (mag >> (a + 2)), mag >> a)
 
 
-def predicted_live(acc, mag, forced, params):
+def predicted_live(acc, mag, forced, L, params):
     """The prediction from a lane's final state (True = compute the output)."""
     if params.rel is None:
         return forced | (acc > params.threshold)
-    return forced | (acc + rel_margin(params.rel, mag) > params.threshold)
+    return forced | (acc + rel_margin(params.rel + L, mag) > params.threshold)
 
 
 def eors_mask(A, B, bias=None, params=DEFAULT_EORS):
     """Predicted live outputs (True = compute it), shape (M, N); see the module doc."""
-    acc, mag, forced = eors_state(A, B, bias, params)
-    return predicted_live(acc, mag, forced, params)
+    return predicted_live(*eors_state(A, B, bias, params), params)
 
 
 def prediction_stats(true_live, pred_live):
