@@ -19,31 +19,11 @@ from ganpu.link.protocol import Command, Status, MAX_WORDS, cobs_decode, cobs_en
 from ganpu.link.receiver import FrameReceiver
 from ganpu.link.system import LinkedProcessor
 from ganpu.processor import config
-from ganpu.processor.bus import BusFrontEnd
-from ganpu.processor.program import Region, State, Csr, REGION_SHIFT
+from ganpu.processor.program import Region, State
+
+from tb_link_traffic import MapModel, traffic
 
 CFG = config("small")
-
-
-class MapModel:
-    """The processor's memory map as far as the link sees it (refusals from
-    ``BusFrontEnd.model``)."""
-
-    def __init__(self):
-        self.gbuf = np.zeros(CFG.gbuf_depth, dtype=np.uint16)
-        self.state = State.IDLE
-
-    def __call__(self, addr, write, value):
-        region, offset = addr >> REGION_SHIFT, addr & ((1 << REGION_SHIFT) - 1)
-        if BusFrontEnd.model(CFG, self.state, region, offset, write):
-            return 0, 1
-        if region == Region.GBUF.value:
-            if write:
-                self.gbuf[offset] = value
-            return int(self.gbuf[offset]), 0
-        if region == Region.CSR.value and offset == Csr.STATE.value:
-            return self.state.value, 0
-        return 0, 0
 
 
 class ModelChannel(ByteChannel):
@@ -52,7 +32,7 @@ class ModelChannel(ByteChannel):
     answer is lost), "garble" (an answer byte flipped)."""
 
     def __init__(self, faults=None):
-        self.bus = MapModel()
+        self.bus = MapModel(CFG)
         self.pending = bytearray()
         self.out = bytearray()
         self.faults = faults or (lambda n: None)
@@ -101,7 +81,7 @@ def test_codec_round_trip():
     status, hdr, words = verdict
     assert (status, hdr.cmd, hdr.seq, hdr.count, hdr.addr, words) == \
         (Status.OK, Command.WRITE.value, 7, 3, 0x123456, [1, 0, 0xFFFF])
-    body = BusExecutor.model(CFG, status, hdr, words, MapModel())
+    body = BusExecutor.model(CFG, status, hdr, words, MapModel(CFG))
     a = decode_answer(cobs_encode(body))
     # 0x123456 lies in no region: the first word is refused
     assert (a.cmd, a.seq, a.status, a.index) == (Command.WRITE.value, 7, Status.BUS_ERROR, 0)
@@ -180,43 +160,13 @@ def test_transport_errors():
         LinkBusTransport(ch, window=3)
 
 
-def _framer_traffic(rng):
-    """Requests of every kind with faults between them (``None``: an idle gap)."""
-    items = []
-    for seq in range(14):
-        kind = rng.randrange(8)
-        n = rng.choice([1, 2, 5, 40, 256])
-        base = rng.randrange(CFG.gbuf_depth - n + 3)
-        if kind < 3:
-            raw = encode_request(Command.WRITE, seq, address(Region.GBUF, base), n,
-                                 [rng.randrange(1 << 16) for _ in range(n)])
-        elif kind < 5:
-            raw = encode_request(Command.READ, seq, address(Region.GBUF, base), n)
-        elif kind == 5:
-            raw = encode_request(rng.choice([Command.PING, 0x42]), seq)
-        else:
-            raw = bytearray(encode_request(Command.WRITE, seq, address(Region.GBUF, base), n,
-                                           [rng.randrange(1 << 16) for _ in range(n)]))
-            k = rng.randrange(1, len(raw) - 1)
-            if kind == 6:
-                raw[k] = rng.randrange(1, 256)
-            else:
-                del raw[k]
-        items += list(raw)
-        if rng.random() < 0.15:
-            items += [rng.randrange(1, 256) for _ in range(rng.randrange(1, 20))]
-        if rng.random() < 0.1:
-            items += [rng.randrange(1, 256) for _ in range(5)] + [None]
-    return items
-
-
 def test_framer_against_model():
     rng = random.Random(7)
-    items = _framer_traffic(rng)
+    items = traffic(CFG, rng, 14)
     timeout = 60
-    ref = MapModel()
+    ref = MapModel(CFG)
     expect = Framer.model(CFG, items, ref)
-    dev = MapModel()
+    dev = MapModel(CFG)
     dut = Framer(CFG, timeout=timeout)
     got = bytearray()
 
@@ -286,7 +236,7 @@ def test_connect_over_socket():
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
     port = srv.getsockname()[1]
-    bus = MapModel()
+    bus = MapModel(CFG)
 
     def serve():
         conn, _ = srv.accept()
