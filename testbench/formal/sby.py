@@ -47,7 +47,7 @@ class Result:
                 f"in {self.seconds:.1f} s ({self.cpu_seconds:.1f} CPU s)\n" + "\n".join(self.summary))
 
 
-def prove(top, name, depth, workdir, *, timeout=600):
+def prove(top, name, depth, workdir, *, timeout=1800):
     """Bounded proof and cover of ``top`` (an Amaranth elaboratable with no ports
     other than free inputs) to ``depth`` cycles, in ``workdir/name``."""
     work = Path(workdir) / name
