@@ -84,7 +84,7 @@ def test_cobs_decoder():
     rng = random.Random(3)
     timeout = 20
     items = []
-    for body in _bodies(rng, 15):
+    for body in _bodies(rng, 8):
         r = rng.random()
         enc = list(cobs_encode(body))
         if r < 0.1:
@@ -137,7 +137,7 @@ def test_cobs_decoder():
 
 def test_cobs_encoder():
     rng = random.Random(4)
-    bodies = _bodies(rng, 8)
+    bodies = _bodies(rng, 5)
     expect = CobsEncoder.model(bodies)
     dut = CobsEncoder()
     got = bytearray()
