@@ -36,8 +36,10 @@ class BusExecutor(ProcessorComponent):
     has been handed to ``o``, so the job's bank stays untouched until then.
 
     Throughput: WRITE one word per cycle; READ one byte per cycle on ``o`` (a word per
-    two cycles on the bus). Latency from ``job.valid`` to the first answer byte: 2
-    cycles plus the bus latency (READ, WRITE) or 2 cycles (others).
+    two cycles on the bus). Latency from ``job.valid`` to the first answer byte on
+    ``o``: READ 3 cycles plus the bus latency; WRITE ``count`` + 2 cycles plus the bus
+    latency (its answer is the trailer, after the last response); others 2 cycles.
+    ``latency`` is the last.
 
     Parameters
     ----------
