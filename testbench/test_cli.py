@@ -208,3 +208,11 @@ def test_missing_test_extra_module_is_one_line(capsys, monkeypatch):
     monkeypatch.setattr(ganpu.bench, "require_test_extra", lambda: None)
     monkeypatch.setattr(ganpu.bench, "bench_core", needs_cocotb)
     _one_line_error(capsys, ["bench", "core"], 1, "pip install 'ganpu[test]'")
+
+
+def test_train_uncreatable_out_fails_before_training(tmp_path, capsys, monkeypatch):
+    import ganpu.gan.train
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(ganpu.gan.train.GAN, "train", lambda *a, **k: pytest.fail("trained anyway"))
+    _one_line_error(capsys, ["train", "--steps", "1", "--out", str(blocker / "figs")], 1, str(blocker))
