@@ -165,3 +165,27 @@ def test_validation_messages():
         with pytest.raises(exc) as info:
             make()
         assert str(info.value) == msg
+
+
+def test_study_script_runs(tmp_path):
+    """scripts/eors_study.py end to end on the smallest GAN for two steps, and --merge."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "scripts" / "eors_study.py"
+    spec = importlib.util.spec_from_file_location("eors_study", path)
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    out, md = tmp_path / "s.json", tmp_path / "s.md"
+    assert study.main(["--json", str(out), "--md", str(md), "--steps", "2",
+                       "--gans", "mlp-narrow-uniform", "--sweep", "8"]) == 0
+    res = json.loads(out.read_text())
+    cp = res["gans"]["mlp-narrow-uniform"]["checkpoints"]["2"]
+    assert set(cp) == {"G.fc1", "G.fc2", "G.fc3", "D.fc1", "D.fc2", "D.fc3"}
+    for st in cp.values():
+        assert {"pure", "default", "scale", "calib", "rel8"} <= set(st)
+        assert 0 <= st["scale"]["recall"] <= 1
+    assert "| mlp-narrow-uniform |" in md.read_text()
+    merged = tmp_path / "m.json"
+    assert study.main(["--json", str(merged), "--merge", str(out)]) == 0
+    assert set(json.loads(merged.read_text())["gans"]) == {"mlp-narrow-uniform"}
