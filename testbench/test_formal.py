@@ -50,3 +50,16 @@ def test_formal(module, name, tmp_path):
     print(result)
     assert result.passed, f"{result}\n--- log tail ---\n" + "\n".join(result.log.splitlines()[-40:])
 
+
+
+@pytest.mark.parametrize("code", ["OUT_OVERLAP", "A_RANGE", "BIAS_RANGE", "EORS_RANGE", "ZERO_DIM"])
+def test_checker_proof_refutes_a_mutant(code, tmp_path):
+    """The checker's proof is not vacuous: a checker that answered OK instead of
+    ``code`` fails it (a counterexample is found)."""
+    if sby.missing_tools():
+        pytest.skip(f"formal tools not on PATH: {', '.join(sby.missing_tools())}")
+    import proof_checker
+    from ganpu.core.descriptor import Error
+    result = sby.prove(proof_checker.design(accept=(Error[code],)), f"mutant_{code.lower()}",
+                       proof_checker.DEPTH, tmp_path)
+    assert not result.passed and "Assert failed" in result.log, str(result)
