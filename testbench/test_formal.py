@@ -63,3 +63,12 @@ def test_checker_proof_refutes_a_mutant(code, tmp_path):
     result = sby.prove(proof_checker.design(accept=(Error[code],)), f"mutant_{code.lower()}",
                        proof_checker.DEPTH, tmp_path)
     assert not result.passed and "Assert failed" in result.log, str(result)
+
+
+def test_host_port_proof_refutes_a_mutant(tmp_path):
+    """A host mux that let a write to the undefined code 7 reach A fails its proof."""
+    if sby.missing_tools():
+        pytest.skip(f"formal tools not on PATH: {', '.join(sby.missing_tools())}")
+    import proof_host_mux
+    result = sby.prove(proof_host_mux.design(mutant=True), "mutant_host_mux", proof_host_mux.DEPTH, tmp_path)
+    assert not result.passed and "Assert failed" in result.log, str(result)

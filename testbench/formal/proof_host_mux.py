@@ -28,7 +28,7 @@ CONFIG = CoreConfig(lanes=1, geom=Geometry(a_bits=2, b_bits=3, out_bits=2, bias_
 DEPTH = 3
 
 
-def properties(m, hm, top=None):
+def properties(m, hm, top=None, mutant=False):
     cfg = hm.config
     h = hm.host
     lp = element_bits(cfg)
@@ -46,9 +46,13 @@ def properties(m, hm, top=None):
         task = getattr(hm, f"{b.name.lower()}_task", None)
         task_en = (hm.run & task.en) if task is not None else 0
         mine = accepted & (h.buf == b)
+        wr_en = wr.en
+        if mutant and b == Buf.A:
+            # a mux that let a write to code 7 through to A: the proof must refute it
+            wr_en = wr.en | (h.we & undefined)
         with m.If(~mine):
             # only the running task's write, bit for bit
-            m.d.comb += Assert((wr.en != 0) == (task_en != 0) if task is not None else wr.en == 0,
+            m.d.comb += Assert((wr_en != 0) == (task_en != 0) if task is not None else wr_en == 0,
                                f"{b.name}: written by a host access that is not its own")
             if task is not None:
                 with m.If(task_en):
@@ -73,8 +77,8 @@ def properties(m, hm, top=None):
     ]
 
 
-def design():
-    return Harness(HostMux(CONFIG), properties)
+def design(mutant=False):
+    return Harness(HostMux(CONFIG), lambda m, hm, top: properties(m, hm, top, mutant))
 
 
 PROOFS = {"host_mux": (design, DEPTH)}
