@@ -79,9 +79,11 @@ def native_cycles(config="small", reps=5, log=print):
                 npu.run(records, Policy.TEMPORAL, polls=10**6, interval=0)
             _check(cfg, gbuf, records, npu.read_gbuf(0, cfg.gbuf_depth))
         (cycles, seconds), = server.wait_sessions(1)
+    cpu = server.cpu[0]
     return {"config": config, "cycles": cycles, "seconds": seconds,
-            "cycles_per_s": cycles / seconds, "build_seconds": round(build_s, 1),
-            "tasks": len(records), "reps": reps}
+            "cycles_per_s": cycles / seconds, "cpu_seconds": cpu,
+            "cycles_per_cpu_s": cycles / cpu if cpu else None,
+            "build_seconds": round(build_s, 1), "tasks": len(records), "reps": reps}
 
 
 def cocotb_path_cycles(config="small", cycles=20000):
@@ -98,7 +100,8 @@ def cocotb_path_cycles(config="small", cycles=20000):
         runner.run("verilator", Processor(cfg), f"ganpu_processor_{config.replace('-', '_')}",
                    "bench_sim_cocotb", env={"GANPU_BENCHFILE": case, "GANPU_RESULTS": results})
         out = json.loads(results.read_text())
-    out.update(config=config, cycles_per_s=out["cycles"] / out["seconds"])
+    out.update(config=config, cycles_per_s=out["cycles"] / out["seconds"],
+               cycles_per_cpu_s=out["cycles"] / out["cpu_seconds"])
     return out
 
 
@@ -116,10 +119,11 @@ def _patient_driver():
     return PatientDriver
 
 
-def mlp_step(config="sim", batch=32, seed=0, log=print):
+def mlp_step(config="sim", batch=32, seed=0, log=print, binary=None):
     """One MLP GAN training step on ``ganpu sim`` for ``config``: wall seconds (GBUF
     writes, the run with its pauses, reads) and the simulator's cycles; every tensor
-    compared with :func:`ganpu.host.compiler.run_step`'s."""
+    compared with :func:`ganpu.host.compiler.run_step`'s. ``binary``: a simulator
+    already built for ``config`` (default: :func:`ganpu.sim.native.build`'s)."""
     from ..gan import GAN, TrainConfig
     from ..host.compiler import compile_gan, run_step, run_step_driver
     from ..host.link import LinkBusTransport, SerialChannel
@@ -129,7 +133,9 @@ def mlp_step(config="sim", batch=32, seed=0, log=print):
 
     _PatientDriver = _patient_driver()
     cfg = named(config)
-    binary, build_s = build(config, log=log)
+    build_s = 0.0
+    if binary is None:
+        binary, build_s = build(config, log=log)
     train = TrainConfig(batch=batch, seed=seed)
     program = compile_gan(cfg, GAN(train))
     _, want = run_step(program, GAN(train))
@@ -144,10 +150,11 @@ def mlp_step(config="sim", batch=32, seed=0, log=print):
             ch.close()
         wall = time.monotonic() - t0
         (cycles, seconds), = server.wait_sessions(1)
+        cpu = server.cpu[0]
     bad = [n for n in program.tensors
            if not np.array_equal(program.tensor(gbuf, n), program.tensor(want, n))]
     return {"config": config, "batch": batch, "wall_seconds": wall, "sim_cycles": cycles,
-            "sim_seconds": seconds, "step_cycles": counters["cycles"], "losses": losses,
+            "sim_seconds": seconds, "sim_cpu_seconds": cpu, "step_cycles": counters["cycles"], "losses": losses,
             "build_seconds": round(build_s, 1), "tensors_differing": bad}
 
 
@@ -158,7 +165,9 @@ def bench_sim(config="small", step_config="sim", batch=32, cocotb_cycles=20000, 
     log(f"cocotb path on {config}: same program")
     cocotb = cocotb_path_cycles(config, cocotb_cycles)
     out = {"native": native, "cocotb": cocotb,
-           "speedup": native["cycles_per_s"] / cocotb["cycles_per_s"]}
+           "speedup": native["cycles_per_s"] / cocotb["cycles_per_s"],
+           "speedup_cpu": (native["cycles_per_cpu_s"] / cocotb["cycles_per_cpu_s"]
+                           if native["cycles_per_cpu_s"] else None)}
     if step_config:
         log(f"MLP GAN step (batch {batch}) on ganpu sim, config {step_config}")
         out["step"] = mlp_step(step_config, batch, log=log)
@@ -169,13 +178,14 @@ def print_report(r, file=None):
     import sys
     file = file or sys.stdout
     n, c = r["native"], r["cocotb"]
-    print(f"| path | config | cycles | seconds | cycles/s |", file=file)
-    print(f"|---|---|---|---|---|", file=file)
-    print(f"| ganpu sim (Verilator, native) | {n['config']} | {n['cycles']:,} | {n['seconds']:.2f} | "
-          f"{n['cycles_per_s']:,.0f} |", file=file)
-    print(f"| cocotb (Verilator) | {c['config']} | {c['cycles']:,} | {c['seconds']:.2f} | "
-          f"{c['cycles_per_s']:,.0f} |", file=file)
-    print(f"\nganpu sim / cocotb: {r['speedup']:.1f}x", file=file)
+    print("| path | config | cycles | wall s | cycles/s | CPU s | cycles per CPU s |", file=file)
+    print("|---|---|---|---|---|---|---|", file=file)
+    for name, x in (("ganpu sim (Verilator, native)", n), ("cocotb (Verilator)", c)):
+        per_cpu = f"{x['cycles_per_cpu_s']:,.0f}" if x.get("cycles_per_cpu_s") else "-"
+        print(f"| {name} | {x['config']} | {x['cycles']:,} | {x['seconds']:.2f} | "
+              f"{x['cycles_per_s']:,.0f} | {x.get('cpu_seconds') or 0:.2f} | {per_cpu} |", file=file)
+    extra = f", per CPU second {r['speedup_cpu']:.1f}x" if r.get("speedup_cpu") else ""
+    print(f"\nganpu sim / cocotb: {r['speedup']:.1f}x in wall time{extra}", file=file)
     if "step" in r:
         s = r["step"]
         print(f"MLP GAN step (batch {s['batch']}, config {s['config']}): {s['wall_seconds']:.2f} s wall, "

@@ -2,7 +2,8 @@
 program on the processor through the cocotb bus transport, timed.
 
 Environment: GANPU_BENCHFILE (pickle ``{"cfg", "cycles"}``), GANPU_RESULTS (JSON out:
-``{"cycles", "seconds"}`` from start to DONE, summed over runs until ``cycles``).
+``{"cycles", "seconds", "cpu_seconds"}`` from start to DONE, summed over runs until
+``cycles``; CPU seconds of the simulator's process, which runs cocotb too).
 """
 
 import json
@@ -26,15 +27,16 @@ async def timed_runs(dut):
     gbuf, records = synthetic_program(cfg)
     await drv.write_gbuf(0, gbuf)
     await drv.load_program(records)
-    cycles = seconds = 0.0
+    cycles = seconds = cpu = 0.0
     while cycles < case["cycles"]:
-        c0, t0 = t.cycles, time.perf_counter()
+        c0, t0, p0 = t.cycles, time.perf_counter(), time.process_time()
         await drv.run(None, Policy.TEMPORAL, polls=10**6, interval=64)
         cycles += t.cycles - c0
         seconds += time.perf_counter() - t0
+        cpu += time.process_time() - p0
     got = np.asarray(await drv.read_gbuf(0, cfg.gbuf_depth))
     from ganpu.processor.processor import Processor
     _, _, _, want = Processor.model(cfg, gbuf.copy(), records)
     assert np.array_equal(got, want), "the program's GBUF differs from Processor.model"
     with open(os.environ["GANPU_RESULTS"], "w") as f:
-        json.dump({"cycles": int(cycles), "seconds": seconds}, f)
+        json.dump({"cycles": int(cycles), "seconds": seconds, "cpu_seconds": cpu}, f)

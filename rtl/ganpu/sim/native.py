@@ -168,7 +168,8 @@ def _compile(folder, name, text, jobs, log):
                             f"{folder / 'build.log'}; last lines:\n{tail}")
 
 
-_STATS = re.compile(r"ganpu sim: (.*): (\d+) cycles, ([\d.]+) s running, (\d+) cycles/s")
+_STATS = re.compile(r"ganpu sim: (.*): (\d+) cycles, ([\d.]+) s running, (\d+) cycles/s"
+                    r"(?:, ([\d.]+) s CPU)?")
 
 
 class Server:
@@ -176,7 +177,8 @@ class Server:
     in a child process. Use as a context manager, or :meth:`start` / :meth:`stop`.
 
     ``url`` is the ``socket://`` URL for :func:`ganpu.host.link.SerialChannel`;
-    ``sessions`` collects each closed client's ``(cycles, seconds)``.
+    ``sessions`` collects each closed client's ``(cycles, seconds)`` (seconds in the
+    cycle loop), ``cpu`` the process's CPU seconds over each (then over the whole run).
     """
 
     def __init__(self, binary, *, host="127.0.0.1", port=0, poll=None, idle=None):
@@ -189,6 +191,7 @@ class Server:
         self.proc = None
         self.lines = []
         self.sessions = []
+        self.cpu = []          # CPU seconds of each session, then of the whole run
         self.total = None
         self._cond = threading.Condition()
 
@@ -204,6 +207,7 @@ class Server:
                 m = _STATS.match(line)
                 if m:
                     stats = (int(m.group(2)), float(m.group(3)))
+                    self.cpu.append(float(m.group(5)) if m.group(5) else None)
                     if m.group(1) == "stopped":
                         self.total = stats
                     else:

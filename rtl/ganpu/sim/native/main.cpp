@@ -8,12 +8,13 @@
 // the client sends a byte (an idle processor has nothing to do; a simulator that spun
 // on would take a CPU from everything else). Output lines (stdout) are the interface:
 //   ganpu sim: listening on HOST:PORT
-//   ganpu sim: client N closed: C cycles, T s running, R cycles/s
-//   ganpu sim: stopped: C cycles, T s running, R cycles/s
+//   ganpu sim: client N closed: C cycles, T s running, R cycles/s, U s CPU
+//   ganpu sim: stopped: C cycles, T s running, R cycles/s, U s CPU
 #include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -92,12 +93,22 @@ bool parse(int argc, char** argv, Options& o) {
 
 void set_nonblocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
+double cpu_seconds() {
+    timespec t{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+// cycles, wall seconds in the cycle loop, and CPU seconds of the whole process (on a
+// shared machine the CPU figure is the one that does not depend on the load)
 struct Stats {
     unsigned long long cycles = 0;
     double seconds = 0;
+    double cpu0 = cpu_seconds();
     void print(const char* what) const {
-        std::printf("ganpu sim: %s: %llu cycles, %.3f s running, %.0f cycles/s\n", what, cycles,
-                    seconds, seconds > 0 ? cycles / seconds : 0.0);
+        std::printf("ganpu sim: %s: %llu cycles, %.3f s running, %.0f cycles/s, %.3f s CPU\n",
+                    what, cycles, seconds, seconds > 0 ? cycles / seconds : 0.0,
+                    cpu_seconds() - cpu0);
         std::fflush(stdout);
     }
 };
