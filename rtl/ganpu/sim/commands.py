@@ -57,7 +57,8 @@ def _cmd_bench(args):
     from .bench_sim import bench_sim, print_report
     import json
     from pathlib import Path
-    result = bench_sim(config=args.config, step_config=args.step_config, batch=args.batch,
+    result = bench_sim(config=args.config, step_config=None if args.no_step else args.step_config,
+                       batch=args.batch,
                        cocotb_cycles=args.cocotb_cycles, log=lambda s: print(s, flush=True))
     print_report(result)
     if args.json:
@@ -94,6 +95,8 @@ def register(sub):
                        help="config of the cycles/s comparison (default small)")
         b.add_argument("--step-config", type=_config, default="sim",
                        help="config of the MLP GAN step (default sim: its GBUF holds the step)")
+        b.add_argument("--no-step", action="store_true",
+                       help="skip the MLP GAN step (its config's simulator takes long to build)")
         b.add_argument("--batch", type=_positive, default=32, help="MLP GAN batch (default 32)")
         b.add_argument("--cocotb-cycles", type=_positive, default=20000,
                        help="cycles to time on the cocotb path (default 20000)")
