@@ -23,7 +23,7 @@ the trace (``dispatch``/``complete`` per core):
 * ``load`` and ``store`` keep valid and payload while ``ready`` is low.
 
 Depth 14 in the test suite, with the cover of two tasks on the two cores at once.
-``scheduler_deep`` (run when ``GANPU_TEST_SCALE`` > 1) goes to depth 26 and also covers
+``scheduler_deep`` (run when ``GANPU_TEST_SCALE`` > 1) goes to depth 18 and also covers
 a dependent record waiting while its dependency runs, a task dispatched after its
 dependency completed, and a core given a second task (a whole task's life: start,
 check, window scan, load, run, store, the next scan).
@@ -44,7 +44,7 @@ CONFIG = ProcessorConfig(cores=2, core=CoreConfig(lanes=1, geom=Geometry(
     a_bits=2, b_bits=3, out_bits=2, bias_bits=2, mask_bits=2), eors_lanes=2),
     gbuf_bits=8, program_bits=1, deps=1, window=1)
 DEPTH = 14
-DEEP_DEPTH = 26
+DEEP_DEPTH = 18
 TASKS = CONFIG.program_depth
 
 
