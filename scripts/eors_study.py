@@ -206,7 +206,7 @@ def summarize(results, modes=MODES):
     return summ
 
 
-def tables(results, meta):
+def tables(results, meta, sweep=()):
     lines = []
     emit = lines.append
     emit(f"Command: `{meta['command']}` ({meta['runtime_s']:.0f} s). GANs trained exactly "
@@ -225,6 +225,18 @@ def tables(results, meta):
                  f"{_pct(s[m]['mean_skipped'])}" if m in s else "-" for m in MODES]
         emit(f"| {g} | {r['steps']} | " + " | ".join(cells) +
              f" | {100 * r['calib_cost']:.2f}% |")
+    if sweep:
+        summ_q = summarize(results, tuple(f"rel{q}" for q in sweep))
+        emit("")
+        emit("Scale-aware level sweep (threshold 0), worst ReLU layer over all checkpoints "
+             "(recall min / false zeros max, %):")
+        emit("")
+        emit("| GAN | " + " | ".join(f"rel={q}" for q in sweep) + " |")
+        emit("|---|" + "---|" * len(sweep))
+        for g in results:
+            emit(f"| {g} | " + " | ".join(
+                f"{_pct(summ_q[g][f'rel{q}']['min_recall'])} / "
+                f"{_pct(summ_q[g][f'rel{q}']['max_false_zero'])}" for q in sweep) + " |")
     emit("")
     emit("Per layer (recall / false zeros, %) at each checkpoint:")
     emit("")
@@ -253,9 +265,11 @@ def merge(args):
             " ".join(a for a in (sys.argv[1:])), "runtime_s": runtime, "modes": MODE_NAMES,
             "rate_log2": RATE_LOG2, "lanes": LANES, "scale": vars(SCALE),
             "default": vars(DEFAULT_EORS), "merged": args.merge}
-    lines = tables(results, meta)
+    first = next(iter(next(iter(results.values()))["checkpoints"].values()))
+    levels = sorted(int(k[3:]) for k in next(iter(first.values())) if k.startswith("rel"))
+    lines = tables(results, meta, levels)
     print("\n".join(lines))
-    _save(args.json, results, meta, [])
+    _save(args.json, results, meta, levels)
     if args.md:
         with open(args.md, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -305,7 +319,7 @@ def main(argv=None):
     meta = {"command": "python scripts/eors_study.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "runtime_s": time.time() - t0, "modes": MODE_NAMES, "rate_log2": RATE_LOG2,
             "lanes": LANES, "scale": vars(SCALE), "default": vars(DEFAULT_EORS)}
-    lines = tables(results, meta)
+    lines = tables(results, meta, sweep)
     print("\n".join(lines))
     _save(args.json, results, meta, sweep)
     if args.md:
