@@ -5,7 +5,10 @@ ganpu.model.eors (acc, forced and live of every sum, and the exact o_valid cycle
   EORS (m = 0, threshold 0): random sums of length 1..200 over every operand class,
   sums that saturate both ways, terms below the LSB, sums landing on the threshold and
   its neighbours, bubbles, bubbles carrying first/last, term-less sums;
-* the predictor on both simulators against real FP ReLU gemms of the MLP GAN;
+* the lane in the scale-aware mode (docs/eors.md) on both simulators: the same random
+  and directed sums, each with its own level on the ``rel`` input, checking ``mag`` too;
+* the predictor on both simulators against real FP ReLU gemms of the MLP GAN, in the
+  absolute and the scale-aware mode;
 * parameter validation, the model helpers and a few more parameter sets (narrow
   accumulator, no bias) on Amaranth's own simulator.
 """
@@ -20,7 +23,7 @@ from ganpu.eors import EorsLane, EorsPredictor
 from ganpu.model.eors import EorsParams, DEFAULT_EORS, eors_acc
 
 PURE = EorsParams(m=0, threshold=0)
-SCALE = EorsParams(threshold=0, rel=13)        # scale-aware mode, the study's level
+SCALE = EorsParams(threshold=0, rel=13)        # scale-aware mode (any level: it is an input)
 PARAMS = {"default": DEFAULT_EORS, "pure": PURE, "scale": SCALE}
 # approximate stream lengths in cycles per simulator run
 CYCLES = {"verilator": 60_000, "icarus": 12_000}
