@@ -179,7 +179,9 @@ class Scheduler(ProcessorComponent):
             with m.If(self.store_done & (storing == i)):
                 m.d.sync += cstate[i].eq(CoreState.FREE)
                 m.d.comb += [tr.complete.eq(1), tr.task.eq(ctask[i])]
-                others = 0
+                # a 1-bit zero, not Python's 0: with one core nothing is OR-ed in and
+                # ``~others`` must still be a 1-bit condition
+                others = Const(0, 1)
                 for j in range(C):
                     if j != i:
                         others = others | ((cstate[j] != CoreState.FREE) & (ctask[j] == ctask[i]))
