@@ -3,13 +3,14 @@
 
     python scripts/update_readme.py [--synth S.json ...] [--core-bench C.json]
                                     [--eors-bench E16.json E32.json] [--model-report docs/model-report.md]
-                                    [--step-bench STEP.json ...]
+                                    [--step-bench STEP.json ...] [--sim-bench SIM.json]
 
 Each block sits between ``<!-- begin NAME -->`` and ``<!-- end NAME -->`` in README.md:
 ``synth`` from ``scripts/synth_table.py --json``, ``core-bench`` from
 ``ganpu bench core --json``, ``eors-bench`` from ``ganpu bench eors --json``,
 ``model-report`` from ``scripts/model_report.py --md``, ``step-bench`` from
-``ganpu bench step --json`` (cycle model with ``--model``, or RTL measurements).
+``ganpu bench step --json`` (cycle model with ``--model``, or RTL measurements),
+``sim-bench`` from ``ganpu bench sim --json``.
 A block whose input is not given is left as it is.
 """
 
@@ -58,6 +59,28 @@ def step_table(doc):
     return "\n".join(out) + "\n"
 
 
+def sim_table(doc):
+    """Markdown table of one ``ganpu bench sim --json`` file (the step row if it ran)."""
+    nat, coc = doc["native"], doc["cocotb"]
+    out = [f"Config `{nat['config']}`, the same synthetic program on both paths "
+           f"({nat['tasks']} tasks):", "",
+           "| path | cycles per wall second | cycles per CPU second |", "|---|---|---|",
+           f"| `ganpu sim` (Verilator, native cycle loop) | {nat['cycles_per_s']:,.0f} "
+           f"| {nat['cycles_per_cpu_s']:,.0f} |",
+           f"| cocotb (Verilator through cocotb) | {coc['cycles_per_s']:,.0f} "
+           f"| {coc['cycles_per_cpu_s']:,.0f} |",
+           f"| ratio | {doc['speedup']:.1f}x | "
+           + (f"{doc['speedup_cpu']:.1f}x |" if doc.get("speedup_cpu") else "- |")]
+    step = doc.get("step")
+    if step:
+        out.append(f"\nOne MLP GAN training step (config `{step['config']}`, batch "
+                   f"{step['batch']}) on `ganpu sim`: {step['wall_seconds']:.1f} s wall, "
+                   f"{step['sim_cpu_seconds']:.1f} s simulator CPU, {step['sim_cycles']:,} "
+                   f"simulated cycles of which the step {step['step_cycles']:,}; tensors "
+                   f"differing from the program model: {len(step['tensors_differing'])}.")
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--synth", nargs="+", metavar="JSON",
@@ -68,6 +91,7 @@ def main(argv=None):
     p.add_argument("--model-report", help="markdown written by scripts/model_report.py --md")
     p.add_argument("--step-bench", nargs="+", metavar="JSON",
                    help="JSON written by ganpu bench step --json (one table each)")
+    p.add_argument("--sim-bench", metavar="JSON", help="JSON written by ganpu bench sim --json")
     args = p.parse_args(argv)
     text = README.read_text()
     if args.synth:
@@ -100,6 +124,8 @@ def main(argv=None):
     if args.step_bench:
         body = "\n".join(step_table(json.loads(Path(path).read_text())) for path in args.step_bench)
         text = replace_block(text, "step-bench", body)
+    if args.sim_bench:
+        text = replace_block(text, "sim-bench", sim_table(json.loads(Path(args.sim_bench).read_text())))
     README.write_text(text)
     print(f"updated {README}")
     return 0
