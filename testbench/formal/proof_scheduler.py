@@ -29,7 +29,7 @@ dependency completed, and a core given a second task (a whole task's life: start
 check, window scan, load, run, store, the next scan).
 """
 
-from amaranth.hdl import Array, Assert, Assume, Cover, Signal, Value
+from amaranth.hdl import Array, Assert, Assume, Cat, Cover, Signal, Value
 from amaranth.lib.wiring import In
 
 from ganpu.core.config import CoreConfig, Geometry
@@ -85,6 +85,15 @@ def properties(m, sch, top):
     done = Signal(TASKS)
     for t in range(TASKS):
         m.d.comb += done[t].eq(dispatched[t] & (parts[t] == 0))
+    # per record: every valid dependency done, then selected by the dispatched task
+    # (a first version indexed an Array of record views with the task and reported a
+    # dispatch whose dependency was done by both counts; this form has no proxies)
+    deps_ok = Signal(TASKS)
+    for t, v in enumerate(views):
+        ok = 1
+        for j in range(cfg.deps):
+            ok = ok & (~v.deps[j].valid | done.bit_select(v.deps[j].index, 1))
+        m.d.comb += deps_ok[t].eq(ok)
     delta = [0] * TASKS
     for c in range(C):
         tr = sch.trace[c]
@@ -92,11 +101,8 @@ def properties(m, sch, top):
             m.d.comb += Assert(~occupied[c], f"core {c} given a task while it holds one")
             m.d.sync += [occupied[c].eq(1), owner[c].eq(tr.task),
                          dispatched.bit_select(tr.task, 1).eq(1)]
-            rec = Array(views)[tr.task]
-            for j in range(cfg.deps):
-                dep = rec.deps[j]
-                m.d.comb += Assert(~dep.valid | done.bit_select(dep.index, 1),
-                                   f"core {c} given a task before its dependency is done")
+            m.d.comb += Assert(deps_ok.bit_select(tr.task, 1),
+                               f"core {c} given a task before its dependency is done")
         with m.If(tr.complete):
             m.d.comb += Assert(occupied[c] & (tr.task == owner[c]),
                                f"core {c} completed a part it was not given")
@@ -136,10 +142,11 @@ def properties(m, sch, top):
     with m.If(sch.trace[0].dispatch & (dispatched != 0) & ~occupied[0] &
               (sch.trace[0].task != owner[0])):
         m.d.sync += reused.eq(1)
+    has_dep = Signal(TASKS)
+    m.d.comb += has_dep.eq(Cat(*(v.deps[0].valid for v in views)))
     dep_seen = Signal()
-    with m.If(sch.trace[0].dispatch | sch.trace[1].dispatch):
-        rec = Array(views)[Array([sch.trace[0].task, sch.trace[1].task])[~sch.trace[0].dispatch]]
-        with m.If(rec.deps[0].valid):
+    for c in range(C):
+        with m.If(sch.trace[c].dispatch & has_dep.bit_select(sch.trace[c].task, 1)):
             m.d.sync += dep_seen.eq(1)
     # a dependent record waits in the window while its dependency runs
     waiting = (views[1].deps[0].valid & (views[1].deps[0].index == 0) & dispatched[0] &
