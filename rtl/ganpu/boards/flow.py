@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..fpga import boards as fpga_boards
-from ..fpga.flow import ROOT, ToolMissing, check_tools, tool_env, _run_flow
+from ..fpga.flow import ROOT, ToolMissing, check_tools, tool_env, run_flow
 from ..fpga.report import SynthError, SynthResult, parse_reports
 
 __all__ = ["BoardSpec", "BOARDS", "DEFAULT_BUILD", "FlashError", "get", "make_platform",
@@ -96,7 +96,7 @@ def build(name, *, build_dir=None, seed=1, top=None, timeout=6 * 3600):
     t0 = time.monotonic()
     platform = make_platform(name)
     top = spec.top_class()() if top is None else top
-    out, cached = _run_flow(platform, top, root / name, seed, env, timeout)
+    out, cached = run_flow(platform, top, root / name, seed, env, timeout)
     if not (out / spec.bitstream).exists():
         raise SynthError(f"the flow left no {spec.bitstream} in {out} (see flow.log)")
     figures = parse_reports(board, json.loads((out / "top.report.json").read_text()),

@@ -19,7 +19,7 @@ from .boards import get_board, make_platform
 from .harness import BoardTop, harness_overhead
 from .report import SynthError, SynthResult, parse_reports
 
-__all__ = ["TOOLS", "DEFAULT_BUILD", "ToolMissing", "tool_env", "check_tools", "synthesize"]
+__all__ = ["TOOLS", "DEFAULT_BUILD", "ToolMissing", "tool_env", "check_tools", "run_flow", "synthesize"]
 
 # the checkout root (rtl/ganpu/fpga/flow.py -> .)
 ROOT = Path(__file__).resolve().parents[3]
@@ -73,8 +73,9 @@ def _factory(block):
         raise ValueError(exc.args[0]) from None
 
 
-def _run_flow(platform, top, build_dir, seed, env, timeout):
-    """Prepare and run the plan in ``build_dir`` (cached on the plan's digest)."""
+def run_flow(platform, top, build_dir, seed, env, timeout):
+    """Prepare and run the plan in ``build_dir`` (cached on the plan's digest); the
+    board builds (:mod:`ganpu.boards.flow`) share it."""
     plan = platform.build(
         top, name="top", do_build=False,
         nextpnr_opts=f"--seed {seed} --timing-allow-fail --report top.report.json",
@@ -136,7 +137,7 @@ def synthesize(block, board="ulx3s-85f", *, seed=1, target_mhz=None, build_dir=N
     t0 = time.monotonic()
     platform = make_platform(board_obj, target_mhz=target_mhz, bitstream=bitstream)
     top = BoardTop(factory())
-    out, cached = _run_flow(platform, top, root / name, seed, env, timeout)
+    out, cached = run_flow(platform, top, root / name, seed, env, timeout)
     figures = parse_reports(board_obj, json.loads((out / "top.report.json").read_text()),
                             json.loads((out / "top.stat.json").read_text()))
     result = SynthResult(block=name, board=board_obj.name, seed=seed,
