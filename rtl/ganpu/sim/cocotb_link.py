@@ -19,12 +19,72 @@ from cocotb.utils import get_sim_time
 from ..host.link import ByteChannel, LinkBusTransport
 from ..host.processor_driver import ProcessorDriver
 
-__all__ = ["CocotbByteChannel", "attach", "CLOCK_NS"]
+__all__ = ["CocotbChannel", "CocotbByteChannel", "attach", "start_clock", "CLOCK_NS"]
 
 CLOCK_NS = 10
 
 
-class CocotbByteChannel(ByteChannel):
+class CocotbChannel(ByteChannel):
+    """What every cocotb byte channel shares: the host's inbox, simulated time, reset and
+    the clock-driven loop. A subclass drives its wire in :meth:`_run` (started after
+    reset), sets its inputs' idle levels in :meth:`_idle_inputs` and says in
+    :meth:`_pending` whether written bytes are still on their way into the design."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.inbox = bytearray()
+        self.arrived = Event()
+        self.cycle = 0
+        self.sent = 0         # bytes the design took
+        self.received = 0     # bytes the design gave
+        self._task = None
+
+    def _idle_inputs(self):
+        raise NotImplementedError
+
+    def _pending(self):
+        raise NotImplementedError
+
+    async def _run(self):
+        raise NotImplementedError
+
+    async def reset(self, cycles=3):
+        d = self.dut
+        d.rst.value = 1
+        self._idle_inputs()
+        for _ in range(cycles):
+            await FallingEdge(d.clk)
+        d.rst.value = 0
+        await FallingEdge(d.clk)
+        self._task = cocotb.start_soon(self._run())
+
+    def now(self):
+        return get_sim_time(unit="ns") * 1e-9
+
+    async def read(self, n, timeout):
+        if not self.inbox:
+            self.arrived.clear()
+            await First(self.arrived.wait(), Timer(max(1, round(timeout * 1e9)), unit="ns"))
+        out = bytes(self.inbox[:n])
+        del self.inbox[:n]
+        return out
+
+    async def idle(self, cycles):
+        for _ in range(cycles):
+            await FallingEdge(self.dut.clk)
+
+    async def drained(self):
+        """Wait until everything written has been driven into the design."""
+        while self._pending():
+            await FallingEdge(self.dut.clk)
+
+
+def start_clock(dut):
+    """Start the bench clock of period :data:`CLOCK_NS` on ``dut.clk``."""
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
+
+
+class CocotbByteChannel(CocotbChannel):
     """Bytes on cocotb handle ``dut`` (``clk``, ``rst``, ``rx__*``, ``tx__*``).
 
     Parameters
@@ -38,30 +98,21 @@ class CocotbByteChannel(ByteChannel):
     """
 
     def __init__(self, dut, interval=1, ready=None):
-        self.dut = dut
+        super().__init__(dut)
         self.interval = interval
         self.ready = ready
         self.outbox = bytearray()
-        self.inbox = bytearray()
-        self.arrived = Event()
-        self.cycle = 0
-        self.sent = 0         # bytes the design took on rx
-        self.received = 0     # bytes the design gave on tx
         self.tx_cycles = []   # the cycle of each tx byte (gaps show where a link waits)
         self.faults = []      # callables applied to the next writes (a bench's line faults)
-        self._task = None
 
-    async def reset(self, cycles=3):
+    def _idle_inputs(self):
         d = self.dut
-        d.rst.value = 1
         d.rx__valid.value = 0
         d.rx__payload.value = 0
         d.tx__ready.value = 0
-        for _ in range(cycles):
-            await FallingEdge(d.clk)
-        d.rst.value = 0
-        await FallingEdge(d.clk)
-        self._task = cocotb.start_soon(self._run())
+
+    def _pending(self):
+        return bool(self.outbox)
 
     async def _run(self):
         d = self.dut
@@ -90,35 +141,15 @@ class CocotbByteChannel(ByteChannel):
             rx_wait = max(0, rx_wait - 1)
             tx_wait = max(0, tx_wait - 1)
 
-    def now(self):
-        return get_sim_time(unit="ns") * 1e-9
-
     async def write(self, data):
         if self.faults:
             data = self.faults.pop(0)(bytes(data))
         self.outbox += bytes(data)
 
-    async def read(self, n, timeout):
-        if not self.inbox:
-            self.arrived.clear()
-            await First(self.arrived.wait(), Timer(max(1, round(timeout * 1e9)), unit="ns"))
-        out = bytes(self.inbox[:n])
-        del self.inbox[:n]
-        return out
-
-    async def idle(self, cycles):
-        for _ in range(cycles):
-            await FallingEdge(self.dut.clk)
-
-    async def drained(self):
-        """Wait until every byte written has been taken by the design."""
-        while self.outbox:
-            await FallingEdge(self.dut.clk)
-
 
 async def attach(dut, cfg, *, interval=1, timeout_cycles=20000, **transport_kw):
     """Start the clock, reset, and return ``(driver, transport, channel)``."""
-    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
+    start_clock(dut)
     ch = CocotbByteChannel(dut, interval)
     await ch.reset()
     t = LinkBusTransport(ch, timeout=timeout_cycles * CLOCK_NS * 1e-9, **transport_kw)

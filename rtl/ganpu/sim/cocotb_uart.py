@@ -11,46 +11,31 @@ bit is counted in ``frame_errors`` and dropped, like the board's host UART would
 
 from collections import deque
 
-import cocotb
-from cocotb.clock import Clock
-from cocotb.triggers import Event, FallingEdge, First, Timer
-from cocotb.utils import get_sim_time
+from cocotb.triggers import FallingEdge
 
-from ..host.link import ByteChannel, LinkBusTransport
+from ..host.link import LinkBusTransport
 from ..host.processor_driver import ProcessorDriver
 from ..link.uart_tx import UartTx
+from .cocotb_link import CLOCK_NS, CocotbChannel, start_clock
 
 __all__ = ["CocotbUartChannel", "attach", "CLOCK_NS"]
 
-CLOCK_NS = 10
-
-
-class CocotbUartChannel(ByteChannel):
+class CocotbUartChannel(CocotbChannel):
     """Bytes as UART frames on cocotb handle ``dut`` (``clk``, ``rst``, ``rx``, ``tx``)
     at ``divisor`` clock cycles per bit; ``gap`` idle bits between two host frames."""
 
     def __init__(self, dut, divisor, gap=0):
-        self.dut = dut
+        super().__init__(dut)
         self.divisor = divisor
         self.gap = gap
         self.line = deque()       # rx samples still to drive, one per cycle
-        self.inbox = bytearray()
-        self.arrived = Event()
-        self.cycle = 0
-        self.sent = 0
-        self.received = 0
         self.frame_errors = 0
-        self._task = None
 
-    async def reset(self, cycles=3):
-        d = self.dut
-        d.rst.value = 1
-        d.rx.value = 1
-        for _ in range(cycles):
-            await FallingEdge(d.clk)
-        d.rst.value = 0
-        await FallingEdge(d.clk)
-        self._task = cocotb.start_soon(self._run())
+    def _idle_inputs(self):
+        self.dut.rx.value = 1
+
+    def _pending(self):
+        return bool(self.line)
 
     async def _run(self):
         d = self.dut
@@ -81,30 +66,10 @@ class CocotbUartChannel(ByteChannel):
             await FallingEdge(d.clk)
             self.cycle += 1
 
-    def now(self):
-        return get_sim_time(unit="ns") * 1e-9
-
     async def write(self, data):
         self.line.extend(UartTx.model(self.divisor, bytes(data)).tolist())
         self.line.extend([1] * (self.gap * self.divisor))
         self.sent += len(data)
-
-    async def read(self, n, timeout):
-        if not self.inbox:
-            self.arrived.clear()
-            await First(self.arrived.wait(), Timer(max(1, round(timeout * 1e9)), unit="ns"))
-        out = bytes(self.inbox[:n])
-        del self.inbox[:n]
-        return out
-
-    async def idle(self, cycles):
-        for _ in range(cycles):
-            await FallingEdge(self.dut.clk)
-
-    async def drained(self):
-        """Wait until every bit written has been driven."""
-        while self.line:
-            await FallingEdge(self.dut.clk)
 
 
 async def attach(dut, cfg, divisor, *, timeout_bytes=200, **transport_kw):
@@ -112,7 +77,7 @@ async def attach(dut, cfg, divisor, *, timeout_bytes=200, **transport_kw):
     :class:`ProcessorDriver` over a :class:`LinkBusTransport` on the pins. The answer
     timeout is ``timeout_bytes`` byte times of simulated time (plus the transport's
     per-byte allowance)."""
-    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
+    start_clock(dut)
     ch = CocotbUartChannel(dut, divisor)
     await ch.reset()
     byte_time = 10 * divisor * CLOCK_NS * 1e-9
