@@ -74,7 +74,8 @@ def measure(widths, cores, batches, dma_width, big_core):
     return rows
 
 
-def print_table(rows, file=sys.stdout):
+def print_table(rows, file=None):
+    file = sys.stdout if file is None else file   # the stream of now, not of import time
     print("| width | batch | cores | temporal | spatial | adaptive | adaptive speed-up vs 1 core | "
           "adaptive efficiency | DMA cycles |", file=file)
     print("|---|---|---|---|---|---|---|---|---|", file=file)

@@ -126,7 +126,8 @@ def summarize(rows, lanes):
     }
 
 
-def print_table(rows, summary, file=sys.stdout):
+def print_table(rows, summary, file=None):
+    file = sys.stdout if file is None else file   # the stream of now, not of import time
     print("| gemm | pass | M x N x K | dense cyc | measured dense | util | oracle cyc | measured | oracle/measured | speed-up |", file=file)
     print("|---|---|---|---|---|---|---|---|---|---|", file=file)
     for r in rows:
@@ -237,7 +238,8 @@ def summarize_eors(rows, eors_lanes):
     }
 
 
-def print_eors_table(rows, summary, file=sys.stdout):
+def print_eors_table(rows, summary, file=None):
+    file = sys.stdout if file is None else file   # the stream of now, not of import time
     print("| gemm | pass | M x N x K | true zeros | recall | false zeros | skipped | pred. cyc / dense | "
           "dense cyc | input-skip cyc | EORS cyc | vs dense | vs input-skip | oracle/measured |", file=file)
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|", file=file)

@@ -16,6 +16,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .cli import positive_int
+
 __all__ = ["register", "bench_step", "print_table"]
 
 POLICIES = ("temporal", "spatial", "adaptive")
@@ -74,9 +76,10 @@ def _rtl_schedule(cfg, policy, res, model):
                     list(c["core_busy"]), c["dma"], model.oracle_cycles, model.surviving_macs, [])
 
 
-def print_table(schedules, file=sys.stdout):
+def print_table(schedules, file=None):
     """The policies side by side; with RTL figures (``(measured, model)`` pairs) also
     the cycle model's step cycles and its error."""
+    file = sys.stdout if file is None else file   # the stream of now, not of import time
     names = list(schedules)
     rtl = isinstance(schedules[names[0]], tuple)
     first = schedules[names[0]][0] if rtl else schedules[names[0]]
@@ -133,29 +136,18 @@ def _cmd(args):
     return 0
 
 
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        import argparse
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
-    return value
-
-
 def register(bench_sub):
     """Add ``step`` to the ``ganpu bench`` subcommands ``bench_sub``."""
     c = bench_sub.add_parser("step", help="one MLP GAN training step on the processor, "
                                           "temporal vs spatial vs adaptive scheduling")
     c.add_argument("--policy", choices=POLICIES + ("all",), default="all")
-    c.add_argument("--cores", type=_positive, default=4)
-    c.add_argument("--batch", type=_positive, default=32)
+    c.add_argument("--cores", type=positive_int, default=4)
+    c.add_argument("--batch", type=positive_int, default=32)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--config", default="sim", help="named processor config (default sim)")
-    c.add_argument("--dma-width", type=_positive, default=1,
+    c.add_argument("--dma-width", type=positive_int, default=1,
                    help="GBUF words the DMA moves per cycle in the cycle model (default 1)")
-    c.add_argument("--min-work", type=_positive, default=None,
+    c.add_argument("--min-work", type=positive_int, default=None,
                    help="the adaptive rule's work per core (default: the scheduler's MIN_WORK)")
     c.add_argument("--model", action="store_true",
                    help="the cycle model only (fast); without it the step runs on the "

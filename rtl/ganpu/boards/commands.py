@@ -5,6 +5,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..cli import nonneg_int
+
 __all__ = ["register"]
 
 BOARD_NAMES = ("ulx3s-85f", "icebreaker")
@@ -15,16 +17,6 @@ def _board(text):
         raise argparse.ArgumentTypeError(f"unknown board {text!r}; valid boards: "
                                          f"{', '.join(BOARD_NAMES)}")
     return text
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, not {text!r}")
-    return value
 
 
 def _cmd_build(args):
@@ -71,7 +63,7 @@ def register(sub):
     b.add_argument("--board", type=_board, required=True, help=" or ".join(BOARD_NAMES))
     b.add_argument("--build-dir", default=None, metavar="DIR",
                    help="build root (default build/boards; builds are cached there)")
-    b.add_argument("--seed", type=_seed, default=1, help="nextpnr seed (default 1)")
+    b.add_argument("--seed", type=nonneg_int, default=1, help="nextpnr seed (default 1)")
     b.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     b.set_defaults(func=_cmd_build)
 

@@ -5,6 +5,8 @@ import argparse
 import os
 import sys
 
+from ..cli import positive_int
+
 __all__ = ["register"]
 
 
@@ -15,16 +17,6 @@ def _port(text):
         value = -1
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"expected a TCP port 0..65535, not {text!r}")
-    return value
-
-
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
     return value
 
 
@@ -77,7 +69,7 @@ def register(sub):
     s.add_argument("--port", type=_port, default=5555,
                    help="TCP port (default 5555; 0 picks a free one)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    s.add_argument("--poll", type=_positive, default=256,
+    s.add_argument("--poll", type=positive_int, default=256,
                    help="clock cycles between two looks at the socket (default 256)")
     s.add_argument("--idle", type=int, default=4096,
                    help="cycles of a quiet link and a stopped processor after which simulated "
@@ -97,8 +89,8 @@ def register(sub):
                        help="config of the MLP GAN step (default sim: its GBUF holds the step)")
         b.add_argument("--no-step", action="store_true",
                        help="skip the MLP GAN step (its config's simulator takes long to build)")
-        b.add_argument("--batch", type=_positive, default=32, help="MLP GAN batch (default 32)")
-        b.add_argument("--cocotb-cycles", type=_positive, default=20000,
+        b.add_argument("--batch", type=positive_int, default=32, help="MLP GAN batch (default 32)")
+        b.add_argument("--cocotb-cycles", type=positive_int, default=20000,
                        help="cycles to time on the cocotb path (default 20000)")
         b.add_argument("--json", help="write the figures here")
         b.set_defaults(func=_cmd_bench)
