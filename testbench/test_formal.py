@@ -32,14 +32,20 @@ def _depth(depth):
     return depth if harness.scale() <= 1 else int(math.ceil(depth * harness.scale()))
 
 
-@pytest.mark.parametrize("module,name", CASES, ids=[name for _, name in CASES])
-def test_formal(module, name, tmp_path):
+def _need_tools():
+    """Skip when the formal tools are missing locally; under CI (``CI=true``) a missing
+    tool is a failure, as a missing simulator is."""
     missing = sby.missing_tools()
     if missing:
         reason = f"formal tools not on PATH: {', '.join(missing)} (pip install 'ganpu[test]')"
         if harness.in_ci():
             pytest.fail(reason + " (CI=true: a missing tool is a failure)")
         pytest.skip(reason)
+
+
+@pytest.mark.parametrize("module,name", CASES, ids=[name for _, name in CASES])
+def test_formal(module, name, tmp_path):
+    _need_tools()
     mod = importlib.import_module(module)
     if name in getattr(mod, "SCALE_ONLY", ()) and harness.scale() <= 1:
         pytest.skip(f"{name}: a deep proof, run with GANPU_TEST_SCALE > 1 (docs/verification.md)")
@@ -56,8 +62,7 @@ def test_formal(module, name, tmp_path):
 def test_checker_proof_refutes_a_mutant(code, tmp_path):
     """The checker's proof is not vacuous: a checker that answered OK instead of
     ``code`` fails it (a counterexample is found)."""
-    if sby.missing_tools():
-        pytest.skip(f"formal tools not on PATH: {', '.join(sby.missing_tools())}")
+    _need_tools()
     import proof_checker
     from ganpu.core.descriptor import Error
     result = sby.prove(proof_checker.design(accept=(Error[code],)), f"mutant_{code.lower()}",
@@ -67,8 +72,7 @@ def test_checker_proof_refutes_a_mutant(code, tmp_path):
 
 def test_host_port_proof_refutes_a_mutant(tmp_path):
     """A host mux that let a write to the undefined code 7 reach A fails its proof."""
-    if sby.missing_tools():
-        pytest.skip(f"formal tools not on PATH: {', '.join(sby.missing_tools())}")
+    _need_tools()
     import proof_host_mux
     result = sby.prove(proof_host_mux.design(mutant=True), "mutant_host_mux", proof_host_mux.DEPTH, tmp_path)
     assert not result.passed and "Assert failed" in result.log, str(result)
