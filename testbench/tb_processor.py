@@ -24,10 +24,10 @@ from ganpu.host.processor_driver import BusError, ProgramFailed
 from ganpu.processor import config
 from ganpu.processor.model import run_program, normalize
 from ganpu.processor.program import Policy, State, Csr, ProgramError, TaskKind, Region
-from ganpu.processor.scheduler import trace_layout
+from ganpu.processor.scheduler import trace_layout, update_trace_layout
 from ganpu.sim.cocotb_bus import attach
 
-from tb_processor_programs import random_program, pause_negate, malformed
+from tb_processor_programs import random_program, pause_negate, malformed, UPDATE_MALFORMATIONS
 
 CFG = config("small")
 if os.environ.get("GANPU_CORES"):
@@ -43,7 +43,9 @@ class Monitor:
     """Checks the scheduler's invariants every cycle from ``sched_trace``: a core runs
     one task at a time, no task starts before its dependencies are done, every GEMM
     record runs exactly once with its rows covered exactly, nothing is left running;
-    TEMPORAL dispatches on idle cores with ``min(cores, M)`` of them, SPATIAL with one."""
+    TEMPORAL dispatches on idle cores with ``min(cores, M)`` of them, SPATIAL with one;
+    from ``update_trace``: an UPDATE record starts once, after its dependencies, one
+    at a time, and finishes."""
 
     def __init__(self, dut, records, policy):
         self.dut = dut
@@ -56,6 +58,8 @@ class Monitor:
         self.dispatched = set()
         self.errors = []
         self.layout = trace_layout(CFG)
+        self.ulayout = update_trace_layout(CFG)
+        self.updating = None
         self.running = True
         cocotb.start_soon(self.watch())
 
@@ -76,6 +80,9 @@ class Monitor:
     async def watch(self):
         while self.running:
             await FallingEdge(self.dut.clk)
+            ubits = int(self.dut.update_trace.value)
+            if ubits:
+                self.watch_update(data.Const(self.ulayout, ubits))
             bits = int(self.dut.sched_trace.value)
             if not bits:
                 continue
@@ -126,6 +133,26 @@ class Monitor:
                         self.fail(f"core {c} given an empty row range {m0}..{m1} of task {t}")
                     self.core_task[c] = t
                     self.rows[t].append((m0, m1))
+
+    def watch_update(self, u):
+        t = int(u.task)
+        if u.done:
+            if self.updating != t:
+                self.fail(f"UPDATE {t} finishes but {self.updating} runs")
+            self.done.add(t)
+            self.updating = None
+        if u.start:
+            if self.updating is not None:
+                self.fail(f"UPDATE {t} starts while {self.updating} runs")
+            if self.recs[t]["kind"] != TaskKind.UPDATE.value:
+                self.fail(f"record {t} (not an UPDATE) given to the update engine")
+            if t in self.dispatched:
+                self.fail(f"UPDATE {t} started twice")
+            self.dispatched.add(t)
+            for d in self.deps(t):
+                if d not in self.done:
+                    self.fail(f"UPDATE {t} starts before its dependency {d} finished")
+            self.updating = t
 
     def finish(self):
         self.running = False
@@ -180,9 +207,9 @@ async def random_programs(dut):
     policies = [Policy.TEMPORAL, Policy.SPATIAL, Policy.ADAPTIVE]
     for p in range(PROGRAMS):
         policy = policies[p % 3]
-        image, recs, pauses = random_program(CFG, rng, TASKS)
+        image, recs, pauses = random_program(CFG, rng, TASKS, update=True)
         while p == 0 and not pauses:  # the first program always pauses and resumes
-            image, recs, pauses = random_program(CFG, rng, TASKS)
+            image, recs, pauses = random_program(CFG, rng, TASKS, update=True)
         err, _, _, expect = run_program(CFG, image, recs, pause_negate(pauses))
         assert err == ProgramError.OK
         await b.put_gbuf(image)
@@ -211,7 +238,8 @@ async def random_programs(dut):
 async def malformed_programs(dut):
     b = await start(dut)
     rng = np.random.default_rng(SEED + 100)
-    for what in ("self_dep", "later_dep", "gbuf_range", "kind", "core", "core_range"):
+    for what in ("self_dep", "later_dep", "gbuf_range", "kind", "core", "core_range",
+                 *UPDATE_MALFORMATIONS):
         image, recs, _ = random_program(CFG, rng, 6, pause=False)
         bad, t = malformed(CFG, rng, recs, what)
         err, task, core_err, expect = run_program(CFG, image, bad)

@@ -3,7 +3,10 @@ operations, and the host's work at PAUSE records; and malformed variants.
 
 Every record writes a fresh GBUF region and reads initial data or the outputs of
 records it depends on (directly), so any schedule that honours the dependencies gives
-the program-order result of :func:`ganpu.processor.model.run_program`.
+the program-order result of :func:`ganpu.processor.model.run_program`. An UPDATE record
+updates masters and momenta of its own (random binary32 patterns, ordinary values
+among them), reads its gradients like a GEMM reads its operands and writes a fresh
+working copy, which later records may read.
 """
 
 import numpy as np
@@ -12,7 +15,26 @@ from ganpu import numerics
 from ganpu.core.descriptor import Op, Act
 from ganpu.processor.program import TaskKind
 
-__all__ = ["random_program", "pause_negate", "malformed"]
+__all__ = ["random_program", "pause_negate", "malformed", "random_hyper"]
+
+
+def random_hyper(rng):
+    """SGD hyperparameters as binary32 bits: the training loop's kind, or random bits."""
+    if rng.random() < 0.7:
+        lr, mu = rng.choice([0.05, 0.01, 0.5]), rng.choice([0.0, 0.5, 0.9])
+        scale = float(2.0 ** -int(rng.integers(0, 8)))
+        return {k: int(numerics.f32_bits(np.float32(x))) for k, x in
+                (("lr", lr), ("mu", mu), ("inv_scale", scale))}
+    return {k: int(rng.integers(0, 1 << 32)) for k in ("lr", "mu", "inv_scale")}
+
+
+def _f32_words(rng, n):
+    """``2n`` words of ``n`` binary32 values (low half first): ordinary values, -0.0 and
+    random bit patterns."""
+    x = numerics.f32_bits(rng.normal(0, 1, n).astype(np.float32)).astype(np.uint32)
+    x = np.where(rng.random(n) < 0.2, np.uint32(0x80000000), x)
+    x = np.where(rng.random(n) < 0.1, rng.integers(0, 1 << 32, n).astype(np.uint32), x)
+    return np.stack([x & 0xFFFF, x >> 16], axis=1).ravel().astype(np.uint16)
 
 
 def _values(rng, n):
@@ -46,9 +68,10 @@ def _operand(rng, rows, cols, start):
     return {"base": start, "s0": s0, "s1": s1}, span
 
 
-def random_program(cfg, rng, ntasks, pause=True):
+def random_program(cfg, rng, ntasks, pause=True, update=False):
     """``(gbuf, records, pauses)``: initial GBUF image, records, and for each PAUSE index
-    ``(src, dst, words)`` for :func:`pause_negate`."""
+    ``(src, dst, words)`` for :func:`pause_negate`. Record 0 is a GEMM; UPDATE records
+    come with ``update``."""
     g = cfg.core.geom
     lanes = cfg.core.lanes
     alloc = _Alloc(cfg.gbuf_depth)
@@ -78,6 +101,31 @@ def random_program(cfg, rng, ntasks, pause=True):
             records.append({"kind": TaskKind.PAUSE.value, "deps": sorted(deps)})
             pauses[t] = (src[1], dst, words)
             values.append((t, dst, words))
+            continue
+        if update and t > 0 and rng.random() < 0.15:
+            count = int(rng.integers(1, 25))
+            try:
+                w_base = alloc.take(2 * count, rng)
+                v_base = alloc.take(2 * count, rng)
+                w16_base = alloc.take(count, rng)
+            except MemoryError:
+                break
+            gbuf[w_base:w_base + 2 * count] = _f32_words(rng, count)
+            gbuf[v_base:v_base + 2 * count] = _f32_words(rng, count)
+            deps = set()
+            cands = [p for p in values if p[2] >= count]
+            if cands and rng.random() < 0.7:
+                p = cands[int(rng.integers(len(cands)))]
+                deps.add(p[0])
+                g_base = p[1] + int(rng.integers(0, p[2] - count + 1))
+            else:
+                g_base = init + int(rng.integers(0, ninit - count + 1))
+            if len(deps) < cfg.deps and rng.random() < 0.4:
+                deps.add(int(rng.integers(t)))
+            records.append({"kind": TaskKind.UPDATE.value, "deps": sorted(deps), "count": count,
+                            "w_base": w_base, "v_base": v_base, "g_base": g_base,
+                            "w16_base": w16_base, **random_hyper(rng)})
+            values.append((t, w16_base, count))
             continue
         op = Op(int(rng.integers(3)))
         act = Act.IDENTITY if op == Op.WG else Act(int(rng.integers(3)))
@@ -150,14 +198,31 @@ def pause_negate(pauses):
     return on_pause
 
 
+UPDATE_MALFORMATIONS = ("update_count", "update_w", "update_v", "update_g", "update_w16")
+
+
 def malformed(cfg, rng, records, what):
     """A copy of ``records`` with one record broken: ``what`` in "self_dep", "later_dep",
     "gbuf_range", "kind", "core" (a combination the core refuses), "core_range" (A beyond the
-    core's buffer); returns ``(records, index)``."""
+    core's buffer), or one of :data:`UPDATE_MALFORMATIONS` (a record turned into an
+    UPDATE with count 0, or with one region ending beyond the GBUF); returns
+    ``(records, index)``."""
     recs = [dict(r) for r in records]
     gemms = [i for i, r in enumerate(recs) if r["kind"] == TaskKind.GEMM.value]
     t = int(rng.choice(gemms))
     r = recs[t] = dict(recs[t])
+    if what in UPDATE_MALFORMATIONS:
+        count = int(rng.integers(1, 9))
+        u = {"kind": TaskKind.UPDATE.value, "deps": r["deps"], "count": count, "w_base": 0,
+             "v_base": 2 * count, "g_base": 4 * count, "w16_base": 5 * count, **random_hyper(rng)}
+        if what == "update_count":
+            u["count"] = 0
+        else:
+            region = what.split("_")[1]
+            words = 2 * count if region in ("w", "v") else count
+            u[f"{region}_base"] = cfg.gbuf_depth - words + 1 + int(rng.integers(0, 4))
+        recs[t] = u
+        return recs, t
     if what == "self_dep":
         r["deps"] = [t]
     elif what == "later_dep":
@@ -165,7 +230,7 @@ def malformed(cfg, rng, records, what):
     elif what == "gbuf_range":
         r["out"] = dict(r["out"], base=cfg.gbuf_depth - 1)
     elif what == "kind":
-        r["kind"] = 2 + int(rng.integers(2))
+        r["kind"] = 3
     elif what == "core":
         r.update(op=Op.WG.value, act=Act.RELU.value, use_mask=0, eors=0)  # WG is identity only
     elif what == "core_range":

@@ -11,9 +11,11 @@ from ganpu.processor.config import ProcessorConfig
 from ganpu.processor.model import (pack_record, unpack_record, record_bus_words, normalize,
                                    check_program, run_program, split_rows, adaptive_cores,
                                    cores_for, gather, scatter, core_descriptor)
-from ganpu.processor.program import ProgramError, Policy, TaskKind, record_words
+from ganpu.model.sgd import update
+from ganpu.processor.program import ProgramError, Policy, TaskKind, record_words, update_layout
+from ganpu.processor.update_engine import UpdateEngine
 
-from tb_processor_programs import random_program, pause_negate, malformed
+from tb_processor_programs import random_program, pause_negate, malformed, UPDATE_MALFORMATIONS
 
 CFG = config("small")
 
@@ -21,7 +23,9 @@ CFG = config("small")
 def test_pack_roundtrip():
     rng = np.random.default_rng(1)
     _, recs, _ = random_program(CFG, rng, 12)
-    for rec in recs:
+    urecs = [r for _ in range(6) for r in random_program(CFG, rng, 16, update=True)[1]]
+    assert any(r["kind"] == TaskKind.UPDATE.value for r in urecs)
+    for rec in recs + urecs:
         value = pack_record(CFG, rec)
         assert unpack_record(CFG, value) == normalize(CFG, rec)
         words = record_bus_words(CFG, rec)
@@ -102,9 +106,44 @@ def test_rows_split_any_way(seed):
             np.testing.assert_array_equal(parts, whole)
 
 
+def test_update_layout():
+    """An UPDATE record's fields follow the same ``kind`` and ``deps`` and fit the record."""
+    for name in ("sim", "small", "ulx3s-85f", "icebreaker"):
+        cfg = config(name)
+        lay = update_layout(cfg)
+        assert lay["kind"].offset == 0 and lay["deps"].offset == 2
+        assert lay.size <= 16 * record_words(cfg)
+    with pytest.raises(TypeError, match="cfg must be a ProcessorConfig, not 'small'"):
+        update_layout("small")
+
+
+def test_update_record_runs_sgd():
+    """An UPDATE record computes :func:`ganpu.model.sgd.update` on its regions, low half
+    first, and touches nothing else."""
+    rng = np.random.default_rng(11)
+    gbuf = rng.integers(0, 1 << 16, CFG.gbuf_depth).astype(np.uint16)
+    n = 37
+    rec = {"kind": TaskKind.UPDATE.value, "count": n, "w_base": 100, "v_base": 300,
+           "g_base": 500, "w16_base": 700, "lr": 0x3D4CCCCD, "mu": 0x3F000000, "inv_scale": 0x3C800000}
+    err, _, _, new = run_program(CFG, gbuf, [rec])
+    assert err == ProgramError.OK
+    i = np.arange(n)
+    w = gbuf[100 + 2 * i].astype(np.uint32) | gbuf[101 + 2 * i].astype(np.uint32) << 16
+    v = gbuf[300 + 2 * i].astype(np.uint32) | gbuf[301 + 2 * i].astype(np.uint32) << 16
+    nw, nv, w16 = update(w, v, gbuf[500:500 + n], np.uint32(rec["lr"]), np.uint32(rec["mu"]),
+                         np.uint32(rec["inv_scale"]))
+    np.testing.assert_array_equal(new[100:100 + 2 * n:2] | new[101:101 + 2 * n:2].astype(np.uint32) << 16, nw)
+    np.testing.assert_array_equal(new[300:300 + 2 * n:2] | new[301:301 + 2 * n:2].astype(np.uint32) << 16, nv)
+    np.testing.assert_array_equal(new[700:700 + n], w16)
+    touched = np.zeros(CFG.gbuf_depth, bool)
+    touched[100:100 + 2 * n] = touched[300:300 + 2 * n] = touched[700:700 + n] = True
+    np.testing.assert_array_equal(new[~touched], gbuf[~touched])
+    assert np.array_equal(UpdateEngine.model(CFG, rec, gbuf.copy()), new)
+
+
 def test_random_programs_run():
     rng = np.random.default_rng(5)
-    gbuf, recs, pauses = random_program(CFG, rng, 14)
+    gbuf, recs, pauses = random_program(CFG, rng, 14, update=True)
     assert any(r["kind"] == TaskKind.PAUSE.value for r in recs) or not pauses
     seen = []
     err, _, _, new = run_program(CFG, gbuf, recs, lambda t, g: (seen.append(t), pause_negate(pauses)(t, g))[1])
@@ -115,7 +154,9 @@ def test_random_programs_run():
 
 @pytest.mark.parametrize("what,error", [("self_dep", ProgramError.BAD_DEP), ("later_dep", ProgramError.BAD_DEP),
                                         ("gbuf_range", ProgramError.GBUF_RANGE), ("kind", ProgramError.BAD_KIND),
-                                        ("core", ProgramError.CORE), ("core_range", ProgramError.CORE)])
+                                        ("core", ProgramError.CORE), ("core_range", ProgramError.CORE),
+                                        ("update_count", ProgramError.COUNT),
+                                        *((w, ProgramError.GBUF_RANGE) for w in UPDATE_MALFORMATIONS[1:])])
 def test_malformed(what, error):
     rng = np.random.default_rng(7)
     gbuf, recs, _ = random_program(CFG, rng, 8, pause=False)

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from ..core.config import check_type
 from ..core.descriptor import Op, Act, Error, DescriptorChecker, descriptor_layout
 from .config import ProcessorConfig, ProcessorComponent
-from .program import TaskKind, ProgramError, task_layout
+from .program import TaskKind, ProgramError, task_layout, update_layout
 from .task_table import table_read_signature
 
 __all__ = ["ProgramChecker", "CheckPort", "derived_descriptor"]
@@ -61,7 +61,9 @@ class ProgramChecker(ProcessorComponent):
     OUT and, when used, BIAS, MASK_IN, MASK_OUT at or beyond ``cfg.gbuf_depth``;
     skipped when a dimension is 0) and CORE (the core's
     :class:`~ganpu.core.descriptor.DescriptorChecker` on the derived descriptor for the
-    full M, its code in ``core_error``).
+    full M, its code in ``core_error``); for UPDATE records COUNT (``count`` 0) and
+    GBUF_RANGE (the last word of the masters, momenta, gradients or working copies at
+    or beyond ``cfg.gbuf_depth``).
 
     Latency: ``DescriptorChecker.latency + 3`` cycles per record (fetch, latch, check),
     plus one for the verdict; the products are registered before the sums and the
@@ -128,6 +130,17 @@ class ProgramChecker(ProcessorComponent):
             over = over | (used[name] & (s >= cfg.gbuf_depth))
         range_err = Signal()
         m.d.sync += range_err.eq(over & (rec.m != 0) & (rec.n != 0) & (rec.k != 0))
+        # an UPDATE record: the same bits read with the update's fields
+        ulayout = update_layout(cfg)
+        urec = ulayout(rec.as_value()[:ulayout.size])
+        c = urec.count
+        uover = 0
+        for name, last in [("w", urec.w_base + 2 * c - 1), ("v", urec.v_base + 2 * c - 1),
+                           ("g", urec.g_base + c - 1), ("w16", urec.w16_base + c - 1)]:
+            s = Signal(max(g, 24) + 2, name=f"last_u{name}")
+            m.d.sync += s.eq(last)
+            uover = uover | (s >= cfg.gbuf_depth)
+        update = rec.kind == TaskKind.UPDATE
 
         bad_kind = rec.kind.as_value() > max(k.value for k in TaskKind)
         bad_dep = 0
@@ -165,7 +178,9 @@ class ProgramChecker(ProcessorComponent):
                         finish(ProgramError.BAD_KIND)
                     with m.Elif(bad_dep):
                         finish(ProgramError.BAD_DEP)
-                    with m.Elif(gemm & range_err):
+                    with m.Elif(update & (c == 0)):
+                        finish(ProgramError.COUNT)
+                    with m.Elif((gemm & range_err) | (update & uover)):
                         finish(ProgramError.GBUF_RANGE)
                     with m.Elif(gemm & (dchk.error != Error.OK)):
                         finish(ProgramError.CORE, dchk.error)

@@ -3,7 +3,8 @@ pure dispatch rules (``docs/processor.md``, ``docs/program.md``).
 
 :func:`run_program` is the reference the processor's bench compares every GBUF word
 with. It checks the whole program first, with the same checks as the hardware's
-:class:`~ganpu.processor.checker.ProgramChecker` in the same order, then runs the GEMM
+:class:`~ganpu.processor.checker.ProgramChecker` in the same order, then runs the
+UPDATE records with the update unit's model (:func:`run_update`) and the GEMM
 records in program order with :func:`ganpu.core.model.run_task` on core buffers
 gathered from the GBUF exactly as the DMA lays them out (row-major, contiguous, bases
 0), and scatters OUT (and MASK_OUT with ``store_mask``) back. A program whose
@@ -24,11 +25,16 @@ from ..core import model as core_model
 from ..core.descriptor import Op, Act, Error
 from ..host.lower import bw_image
 from .config import ProcessorConfig
-from .program import TaskKind, ProgramError, Policy, task_layout, record_words
+from .program import TaskKind, ProgramError, Policy, task_layout, record_layout, record_words
 
 __all__ = ["normalize", "pack_record", "unpack_record", "record_bus_words", "core_descriptor",
            "reads_mask_in", "eors_active", "operand_ranges", "check_program", "run_program",
-           "split_rows", "cores_for", "adaptive_cores", "MIN_WORK"]
+           "split_rows", "cores_for", "adaptive_cores", "MIN_WORK", "update_ranges", "run_update",
+           "UPDATE_WORDS"]
+
+# GBUF words an UPDATE moves per parameter each way: master and momentum (2 words each)
+# and the gradient read; master, momentum and working copy written.
+UPDATE_WORDS = 5
 
 # The adaptive policy gives a task one core per MIN_WORK core cycles of work (at least
 # one): below that a core's start-up and the DMA's per-core A transfers outweigh the gain.
@@ -49,11 +55,16 @@ def _blank(layout):
     return 0
 
 
+def _kind(rec):
+    k = rec.get("kind", 0)
+    return int(k.value if isinstance(k, enum.Enum) else k)
+
+
 def normalize(cfg, rec):
-    """``rec`` with every field of the layout present, enums as ints, deps as
-    ``cfg.deps`` dicts."""
+    """``rec`` with every field of its layout present (:func:`~ganpu.processor.program.update_layout`
+    for an UPDATE record, else ``task_layout``), enums as ints, deps as ``cfg.deps`` dicts."""
     _check_cfg(cfg)
-    layout = task_layout(cfg)
+    layout = record_layout(cfg, _kind(rec))
     out = _blank(layout)
     for name, value in rec.items():
         if name not in out:
@@ -100,13 +111,14 @@ def _get(rec, path):
 
 
 def pack_record(cfg, rec):
-    """The record as an integer, through ``task_layout(cfg).const(...)``.
+    """The record as an integer, through ``task_layout(cfg).const(...)`` (or
+    ``update_layout`` for an UPDATE record).
 
     An enum field holding a value its enum does not define (an unknown kind, a bad
     op: malformed programs the checker must refuse) cannot go through ``const``; it is
     packed as 0 there and its raw bits are placed at the layout's offset of the field.
     """
-    layout = task_layout(cfg)
+    layout = record_layout(cfg, _kind(rec))
     r = normalize(cfg, rec)
     raw = []
     for name, f in layout:
@@ -126,8 +138,9 @@ def pack_record(cfg, rec):
 
 
 def unpack_record(cfg, value):
-    """The record dict (enums as ints) of the integer ``value``."""
-    layout = task_layout(cfg)
+    """The record dict (enums as ints) of the integer ``value``, read with the layout
+    of its kind."""
+    layout = record_layout(cfg, value & ((1 << _width(TaskKind)) - 1))
     r = _blank(layout)
     for path, offset, width, _ in _fields(layout):
         target = r
@@ -184,13 +197,42 @@ def operand_ranges(rec):
     return out
 
 
+def update_ranges(rec):
+    """``[(name, first, last GBUF word), ...]`` of the regions an UPDATE record uses,
+    in the checker's order: masters ``w``, momenta ``v`` (2 words per parameter),
+    gradients ``g``, working copies ``w16``."""
+    c = rec["count"]
+    return [("w", rec["w_base"], rec["w_base"] + 2 * c - 1),
+            ("v", rec["v_base"], rec["v_base"] + 2 * c - 1),
+            ("g", rec["g_base"], rec["g_base"] + c - 1),
+            ("w16", rec["w16_base"], rec["w16_base"] + c - 1)]
+
+
+def run_update(rec, gbuf):
+    """Run UPDATE record ``rec`` (normalized) on ``gbuf`` in place: the update unit's
+    model (:func:`ganpu.model.sgd.update`) on every parameter."""
+    from ..model.sgd import update
+    c = rec["count"]
+    i = np.arange(c)
+
+    def f32(base):
+        return gbuf[base + 2 * i].astype(np.uint32) | (gbuf[base + 2 * i + 1].astype(np.uint32) << 16)
+    w, v, w16 = update(f32(rec["w_base"]), f32(rec["v_base"]), gbuf[rec["g_base"] + i],
+                       np.uint32(rec["lr"]), np.uint32(rec["mu"]), np.uint32(rec["inv_scale"]))
+    for base, x in ((rec["w_base"], w), (rec["v_base"], v)):
+        gbuf[base + 2 * i] = (x & 0xFFFF).astype(np.uint16)
+        gbuf[base + 2 * i + 1] = (x >> 16).astype(np.uint16)
+    gbuf[rec["w16_base"] + i] = w16
+
+
 def check_program(cfg, records):
     """``(ProgramError, task, core Error)``: the first failing check, records in order.
 
     EMPTY (no record, or more than the table holds) comes first; then per record: an
     unknown kind (BAD_KIND), a valid dependency on itself or a later record (BAD_DEP),
     for GEMM records an operand beyond the GBUF (GBUF_RANGE), then the core's own
-    check of :func:`core_descriptor` for the full M (CORE, with the core's code).
+    check of :func:`core_descriptor` for the full M (CORE, with the core's code); for
+    UPDATE records a count of 0 (COUNT), then a region beyond the GBUF (GBUF_RANGE).
     """
     _check_cfg(cfg)
     if not 1 <= len(records) <= cfg.program_depth:
@@ -201,6 +243,12 @@ def check_program(cfg, records):
             return ProgramError.BAD_KIND, t, Error.OK
         if any(d["valid"] and d["index"] >= t for d in rec["deps"]):
             return ProgramError.BAD_DEP, t, Error.OK
+        if rec["kind"] == TaskKind.UPDATE.value:
+            if rec["count"] == 0:
+                return ProgramError.COUNT, t, Error.OK
+            if any(last >= cfg.gbuf_depth for _, _, last in update_ranges(rec)):
+                return ProgramError.GBUF_RANGE, t, Error.OK
+            continue
         if rec["kind"] != TaskKind.GEMM.value:
             continue
         if any(last >= cfg.gbuf_depth for _, last in operand_ranges(rec)):
@@ -273,6 +321,9 @@ def run_program(cfg, gbuf, records, on_pause=None):
                 new = on_pause(t, gbuf)
                 if new is not None:
                     gbuf = np.array(new, dtype=np.uint16, copy=True)
+            continue
+        if rec["kind"] == TaskKind.UPDATE.value:
+            run_update(rec, gbuf)
             continue
         bufs = gather(cfg, rec, gbuf)
         e, bufs = core_model.run_task(core_descriptor(rec), bufs, geom, cfg.core.eors, P)

@@ -13,8 +13,9 @@ from .config import ProcessorConfig, config as named_config, ProcessorComponent
 from .dma import Dma
 from .gbuf import Gbuf
 from .program import State, bus_request_layout, bus_response_layout
-from .scheduler import Scheduler, trace_layout
+from .scheduler import Scheduler, trace_layout, update_trace_layout
 from .task_table import TaskTable
+from .update_engine import UpdateEngine
 
 __all__ = ["Processor"]
 
@@ -25,7 +26,9 @@ class Processor(ProcessorComponent):
     Blocks: :class:`BusFrontEnd` (host bus, memory map, CSRs) -> :class:`Gbuf` and
     :class:`TaskTable`; :class:`ProgramChecker` (every record before any task);
     :class:`Scheduler` (ASTM dispatch); :class:`Dma` (GBUF <-> core buffers through
-    each core's host port); ``cfg.cores`` x :class:`ganpu.core.Core`. A program's
+    each core's host port); ``cfg.cores`` x :class:`ganpu.core.Core`;
+    :class:`UpdateEngine` (UPDATE records: SGD through the update unit), which shares
+    the DMA's GBUF ports (the scheduler runs one or the other). A program's
     result is :func:`ganpu.processor.model.run_program`'s, bit for bit.
 
     Ports
@@ -36,6 +39,7 @@ class Processor(ProcessorComponent):
     sched_trace : Out(trace_layout(cfg))   the scheduler's ``trace``: per core dispatch and
                                            completion pulses (for monitors; not called
                                            ``trace``, a name Verilator's model class takes)
+    update_trace : Out(update_trace_layout(cfg))   UPDATE records' start and done pulses
     """
 
     @classmethod
@@ -54,6 +58,7 @@ class Processor(ProcessorComponent):
             "resp": Out(stream.Signature(bus_response_layout())),
             "state": Out(State),
             "sched_trace": Out(trace_layout(cfg)),
+            "update_trace": Out(update_trace_layout(cfg)),
         })
 
     @staticmethod
@@ -71,6 +76,7 @@ class Processor(ProcessorComponent):
         m.submodules.checker = checker = ProgramChecker(cfg)
         m.submodules.scheduler = sched = Scheduler(cfg)
         m.submodules.dma = dma = Dma(cfg)
+        m.submodules.update = upd = UpdateEngine(cfg)
         cores = [Core(cfg.core) for _ in range(cfg.cores)]
         for i, core in enumerate(cores):
             m.submodules[f"core{i}"] = core
@@ -86,13 +92,25 @@ class Processor(ProcessorComponent):
         wiring.connect(m, sched.check, checker.check)
         wiring.connect(m, sched.load, dma.load)
         wiring.connect(m, sched.store, dma.store)
-        wiring.connect(m, dma.gbuf_rd, gbuf.dma_rd)
-        wiring.connect(m, dma.gbuf_wr, gbuf.dma_wr)
+        wiring.connect(m, sched.update, upd.job)
+        # the GBUF's DMA ports go to the update engine while it runs (the scheduler
+        # gives the DMA no job then), else to the DMA
+        rd, wr = gbuf.dma_rd, gbuf.dma_wr
+        with m.If(upd.job.busy):
+            m.d.comb += [rd.addr.eq(upd.gbuf_rd.addr), rd.en.eq(upd.gbuf_rd.en),
+                         wr.addr.eq(upd.gbuf_wr.addr), wr.data.eq(upd.gbuf_wr.data),
+                         wr.en.eq(upd.gbuf_wr.en)]
+        with m.Else():
+            m.d.comb += [rd.addr.eq(dma.gbuf_rd.addr), rd.en.eq(dma.gbuf_rd.en),
+                         wr.addr.eq(dma.gbuf_wr.addr), wr.data.eq(dma.gbuf_wr.data),
+                         wr.en.eq(dma.gbuf_wr.en)]
+        m.d.comb += [dma.gbuf_rd.data.eq(rd.data), upd.gbuf_rd.data.eq(rd.data)]
         for i, core in enumerate(cores):
             wiring.connect(m, dma.cores[i], core.host)
             wiring.connect(m, sched.cores[i], core.task)
         m.d.comb += [sched.control.eq(bus.control), bus.status.eq(sched.status),
                      sched.loaded.eq(dma.loaded), sched.store_done.eq(dma.store_done),
-                     sched.dma_cycles.eq(dma.busy_cycles), self.state.eq(sched.status.state),
-                     self.sched_trace.eq(sched.trace)]
+                     sched.dma_cycles.eq(dma.busy_cycles), sched.dma_busy.eq(dma.busy),
+                     self.state.eq(sched.status.state), self.sched_trace.eq(sched.trace),
+                     self.update_trace.eq(sched.update_trace)]
         return m

@@ -25,6 +25,12 @@ a contiguous range of rows ``m``; B, BIAS and BW are read once and written to al
 A PAUSE record stops the program once its dependencies are done, with status PAUSED,
 until the host writes ``CTRL.resume``: the host's part of a step (loss, its gradient,
 tanh) happens there, through the same bus, on the same GBUF.
+
+An UPDATE record (:func:`update_layout`: the same bits read with other fields after
+``deps``) runs SGD with momentum on ``count`` parameters in the update unit
+(``docs/update.md``): binary32 masters and momenta at ``w_base + 2i`` / ``v_base + 2i``
+(low half first), the binary16 gradient at ``g_base + i``, the new binary16 working
+copy to ``w16_base + i``.
 """
 
 from amaranth.lib import data, enum
@@ -32,13 +38,14 @@ from amaranth.lib import data, enum
 from .config import ProcessorConfig
 
 __all__ = ["TaskKind", "ProgramError", "Policy", "State", "Region", "Csr",
-           "task_layout", "operand2_layout", "record_words", "bus_request_layout",
+           "task_layout", "update_layout", "record_layout", "operand2_layout", "record_words", "bus_request_layout",
            "bus_response_layout", "BUS_ADDR_BITS", "REGION_SHIFT"]
 
 
 class TaskKind(enum.Enum, shape=2):
     GEMM = 0
     PAUSE = 1
+    UPDATE = 2       # SGD with momentum on a parameter tensor (``update_layout``)
 
 
 class ProgramError(enum.Enum, shape=4):
@@ -50,6 +57,7 @@ class ProgramError(enum.Enum, shape=4):
     BAD_DEP = 3      # a dependency on the record itself or a later one
     GBUF_RANGE = 4   # an operand's last element lies beyond the GBUF
     CORE = 5         # the core's descriptor check refuses the task (code in ERROR_CORE)
+    COUNT = 6        # an UPDATE record's count is 0
 
 
 class Policy(enum.Enum, shape=2):
@@ -80,10 +88,8 @@ def task_layout(cfg):
     from ..core.descriptor import Op, Act
     d = cfg.core.geom.dim_bits
     g = cfg.gbuf_bits
-    dep = data.StructLayout({"valid": 1, "index": cfg.program_bits})
     return data.StructLayout({
-        "kind": TaskKind,
-        "deps": data.ArrayLayout(dep, cfg.deps),
+        **_head(cfg),
         # the core descriptor's fields that are not addresses
         "op": Op, "act": Act, "slope": 16, "use_mask": 1, "bias": 1, "eors": 1,
         "store_mask": 1,
@@ -98,9 +104,41 @@ def task_layout(cfg):
     })
 
 
+def _head(cfg):
+    """The fields every kind of record starts with: ``kind`` and ``deps``."""
+    dep = data.StructLayout({"valid": 1, "index": cfg.program_bits})
+    return {"kind": TaskKind, "deps": data.ArrayLayout(dep, cfg.deps)}
+
+
+def update_layout(cfg):
+    """An UPDATE record for ``cfg``: the record's bits read with the update's fields
+    after ``kind`` and ``deps`` (same offsets as in :func:`task_layout`).
+
+    ``count`` parameters; binary32 masters ``w`` and momenta ``v`` at ``w_base + 2i``
+    and ``v_base + 2i`` (bits 0..15) and ``+ 2i + 1`` (bits 16..31); the binary16
+    gradient at ``g_base + i``; the binary16 working copy written to ``w16_base + i``;
+    the hyperparameters ``lr``, ``mu``, ``inv_scale`` as binary32 bits
+    (:func:`ganpu.processor.update.hyper_layout`).
+    """
+    if not isinstance(cfg, ProcessorConfig):
+        raise TypeError(f"cfg must be a ProcessorConfig, not {cfg!r}")
+    g = cfg.gbuf_bits
+    return data.StructLayout({
+        **_head(cfg),
+        "count": 24, "w_base": g, "v_base": g, "g_base": g, "w16_base": g,
+        "lr": 32, "mu": 32, "inv_scale": 32,
+    })
+
+
+def record_layout(cfg, kind):
+    """The layout a record of ``kind`` (a TaskKind or its value) is read with."""
+    return update_layout(cfg) if int(getattr(kind, "value", kind)) == TaskKind.UPDATE.value \
+        else task_layout(cfg)
+
+
 def record_words(cfg):
     """16-bit bus words per task-table record (a power of two)."""
-    size = task_layout(cfg).size
+    size = max(task_layout(cfg).size, update_layout(cfg).size)
     words = 1
     while words * 16 < size:
         words *= 2

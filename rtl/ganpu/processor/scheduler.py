@@ -13,10 +13,11 @@ from .checker import CheckPort, derived_descriptor, reads_mask_in
 from .config import ProcessorConfig, ProcessorComponent
 from .dma import load_layout, store_layout
 from .model import MIN_WORK, cores_for
-from .program import TaskKind, ProgramError, Policy, State, task_layout
+from .program import TaskKind, ProgramError, Policy, State, task_layout, update_layout
 from .task_table import table_read_signature
+from .update_engine import UpdatePort
 
-__all__ = ["Scheduler", "trace_layout", "CoreState"]
+__all__ = ["Scheduler", "trace_layout", "update_trace_layout", "CoreState"]
 
 
 def trace_layout(cfg):
@@ -25,6 +26,12 @@ def trace_layout(cfg):
     d = cfg.core.geom.dim_bits
     return data.ArrayLayout(data.StructLayout({
         "dispatch": 1, "complete": 1, "task": cfg.program_bits, "m0": d, "m1": d}), cfg.cores)
+
+
+def update_trace_layout(cfg):
+    """Every cycle: ``start`` pulses when UPDATE record ``task`` goes to the update
+    engine, ``done`` when it has finished (``task`` names the record in both)."""
+    return data.StructLayout({"start": 1, "done": 1, "task": cfg.program_bits})
 
 
 class CoreState(enum.Enum, shape=3):
@@ -53,9 +60,13 @@ class Scheduler(ProcessorComponent):
     rows split by :func:`ganpu.processor.model.split_rows` (``M // k`` each, one more
     for the first ``M % k``). The DMA loads the group's operands (one load job), the
     scheduler starts each core as soon as its own operands are in (``loaded``), and
-    each core's rows are stored (one store job per core) when it finishes; a record is done when the last of its cores is stored. A PAUSE record,
-    once ready and every core is free, sets State PAUSED and PAUSED_AT and is done at
-    ``control.resume``. State DONE when every record is done.
+    each core's rows are stored (one store job per core) when it finishes; a record is
+    done when the last of its cores is stored. An UPDATE record, once ready, goes to the
+    update engine (``update``) when the engine and the DMA are idle and no DMA job
+    waits; the engine then owns the DMA's GBUF ports, so no load or store job is
+    offered until its ``done`` (cores keep computing meanwhile). A PAUSE record, once
+    ready, every core free and no update running, sets State PAUSED and PAUSED_AT and is
+    done at ``control.resume``. State DONE when every record is done.
 
     State: ``control.start`` (in IDLE, DONE or ERROR) starts the program check (CHECKING),
     then RUNNING, or ERROR with the checker's verdict.
@@ -71,9 +82,12 @@ class Scheduler(ProcessorComponent):
     load : Out(stream.Signature(load_layout(cfg))), loaded : In(cfg.cores)
     store : Out(stream.Signature(store_layout(cfg))), store_done : In(1)
     cores : Out(TaskPort(cfg.core)).array(cfg.cores)
+    update : Out(UpdatePort(cfg))
+    dma_busy : In(1)             the DMA is moving a job
     dma_cycles : In(32)          forwarded to ``status.dma``
     status : Out(status_layout(cfg))
     trace : Out(trace_layout(cfg))
+    update_trace : Out(update_trace_layout(cfg))
     """
 
     def __init__(self, cfg):
@@ -85,9 +99,11 @@ class Scheduler(ProcessorComponent):
             "load": Out(stream.Signature(load_layout(cfg))), "loaded": In(cfg.cores),
             "store": Out(stream.Signature(store_layout(cfg))), "store_done": In(1),
             "cores": Out(TaskPort(cfg.core)).array(cfg.cores),
+            "update": Out(UpdatePort(cfg)), "dma_busy": In(1),
             "dma_cycles": In(32),
             "status": Out(status_layout(cfg)),
             "trace": Out(trace_layout(cfg)),
+            "update_trace": Out(update_trace_layout(cfg)),
         })
 
     @staticmethod
@@ -150,7 +166,11 @@ class Scheduler(ProcessorComponent):
         # --- load stream (one pending job, registered payload)
         ld_valid = Signal()
         ld = Signal(load_layout(cfg))
-        m.d.comb += [self.load.valid.eq(ld_valid), self.load.payload.eq(ld)]
+        # the update engine owns the DMA's GBUF ports while it runs: no job for the DMA
+        upd = self.update
+        upd_task = Signal(pb)
+        upd_on = upd.busy | upd.start
+        m.d.comb += [self.load.valid.eq(ld_valid & ~upd_on), self.load.payload.eq(ld)]
         with m.If(self.load.valid & self.load.ready):
             m.d.sync += ld_valid.eq(0)
 
@@ -159,7 +179,7 @@ class Scheduler(ProcessorComponent):
         st_core = Signal(range(C))
         storing = Signal(range(C))
         sp = self.store.payload
-        m.d.comb += [self.store.valid.eq(st_valid), sp.core.eq(st_core)]
+        m.d.comb += [self.store.valid.eq(st_valid & ~upd_on), sp.core.eq(st_core)]
         for i in range(C):
             with m.If(st_core == i):
                 m.d.comb += [sp.m0.eq(cm0[i]), sp.mc.eq(cmc[i]), sp.n.eq(crec[i].n),
@@ -174,6 +194,7 @@ class Scheduler(ProcessorComponent):
             for i in range(C):
                 with m.If(st_core == i):
                     m.d.sync += cstate[i].eq(CoreState.STORING)
+        store_fin = Signal()
         for i in range(C):
             tr = self.trace[i]
             with m.If(self.store_done & (storing == i)):
@@ -186,7 +207,13 @@ class Scheduler(ProcessorComponent):
                     if j != i:
                         others = others | ((cstate[j] != CoreState.FREE) & (ctask[j] == ctask[i]))
                 with m.If(~others):
-                    m.d.sync += [done_bits.bit_select(ctask[i], 1).eq(1), done_count.eq(done_count + 1)]
+                    m.d.comb += store_fin.eq(1)
+                    m.d.sync += done_bits.bit_select(ctask[i], 1).eq(1)
+        with m.If(upd.done):
+            m.d.sync += done_bits.bit_select(upd_task, 1).eq(1)
+        pause_fin = Signal()
+        # records finish in the same cycle from a store, the update engine and a resume
+        m.d.sync += done_count.eq(done_count + store_fin + upd.done + pause_fin)
 
         # --- the window scan and dispatch
         # the scan walks from the first undispatched record and skips dispatched ones
@@ -206,6 +233,10 @@ class Scheduler(ProcessorComponent):
         found = Signal()
         cand = Signal(layout)
         cand_idx = Signal(pb)
+        ulayout = update_layout(cfg)
+        m.d.comb += [upd.rec.eq(ulayout(cand.as_value()[:ulayout.size])),
+                     self.update_trace.done.eq(upd.done), self.update_trace.start.eq(upd.start),
+                     self.update_trace.task.eq(Mux(upd.start, cand_idx, upd_task))]
 
         free_n = Signal(range(C + 1))
         m.d.comb += free_n.eq(sum(free[i] for i in range(C)))
@@ -278,8 +309,14 @@ class Scheduler(ProcessorComponent):
                 m.d.sync += i_slot.eq(0)
                 with m.If(~found):
                     m.next = "Head"
+                with m.Elif(cand.kind == TaskKind.UPDATE):
+                    # the engine takes the DMA's GBUF ports: start it between DMA jobs
+                    with m.If(~upd.busy & ~self.dma_busy & ~ld_valid & ~st_valid):
+                        m.d.comb += upd.start.eq(1)
+                        m.d.sync += [upd_task.eq(cand_idx), disp_bits.bit_select(cand_idx, 1).eq(1)]
+                    m.next = "Head"
                 with m.Elif(cand.kind == TaskKind.PAUSE):
-                    with m.If(all_free & ~ld_valid):
+                    with m.If(all_free & ~ld_valid & ~upd.busy):
                         m.d.sync += [state.eq(State.PAUSED), paused_at.eq(cand_idx),
                                      disp_bits.bit_select(cand_idx, 1).eq(1)]
                         m.next = "Paused"
@@ -316,8 +353,8 @@ class Scheduler(ProcessorComponent):
                 m.next = "Head"
             with m.State("Paused"):
                 with m.If(ctl.resume):
-                    m.d.sync += [state.eq(State.RUNNING), done_bits.bit_select(paused_at, 1).eq(1),
-                                 done_count.eq(done_count + 1)]
+                    m.d.comb += pause_fin.eq(1)
+                    m.d.sync += [state.eq(State.RUNNING), done_bits.bit_select(paused_at, 1).eq(1)]
                     m.next = "Head"
         m.d.comb += chk.ntasks.eq(ctl.ntasks)
         return m
