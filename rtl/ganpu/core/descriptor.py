@@ -8,7 +8,8 @@ from amaranth.utils import exact_log2
 from ..delay import delay
 from .config import CoreConfig, Geometry, check_type, CheckedComponent
 
-__all__ = ["Op", "Act", "Error", "Geometry", "descriptor_layout", "DescriptorChecker"]
+__all__ = ["Op", "Act", "ConvMode", "Error", "Geometry", "descriptor_layout", "DescriptorChecker",
+           "CONV_FIELDS"]
 
 
 class Op(enum.Enum, shape=2):
@@ -22,6 +23,16 @@ class Act(enum.Enum, shape=2):
     IDENTITY = 0
     RELU = 1
     LEAKY = 2
+
+
+class ConvMode(enum.Enum, shape=2):
+    """How A and B are addressed (``docs/conv.md``): FC = plain strides; ROWS = a
+    row of A is one output pixel (image, oy, ox) and k a kernel tap (c, ky, kx)
+    (FP and BP of a convolution or transposed convolution); TAPS = a row of A is one
+    kernel tap (c, ky, kx) and k one output position (image, oy, ox) (WG)."""
+    FC = 0
+    ROWS = 1
+    TAPS = 2
 
 
 class Error(enum.Enum, shape=4):
@@ -39,6 +50,16 @@ class Error(enum.Enum, shape=4):
     WORK_RANGE = 10
     EORS_RANGE = 11
     OUT_OVERLAP = 12
+    BAD_CONV = 13
+    CONV_SHAPE = 14
+
+
+#: Widths of the narrow convolution fields (the wide ones are ``Geometry.dim_bits``).
+CONV_NARROW = {"conv": ConvMode, "kern": 3, "stride": 2, "dil": 2, "pad": 3, "flip": 1,
+               "ky0": 3, "kh": 3}
+#: The convolution fields, all 0 in an FC task (their defaults).
+CONV_FIELDS = ("conv", "kern", "stride", "dil", "pad", "flip", "ky0", "kh", "img", "chan",
+               "in_h", "in_w", "oy0", "out_h", "out_w", "b_sy", "b_sx")
 
 
 def descriptor_layout(geom):
@@ -53,6 +74,12 @@ def descriptor_layout(geom):
     ``eors`` asks an FP task with ReLU to predict its output mask (exponent-only ReLU
     speculation) from the BW buffer, whose word ``g*K + k`` holds ``B[g*P + p, k]`` in
     lane ``p`` (P = the core's ``eors_lanes``); other activations and phases ignore it.
+
+    ``conv`` (a :class:`ConvMode`, FC = 0 by default) replaces the A and B address
+    rules by an implicit im2col (``docs/conv.md``, :mod:`ganpu.core.im2col`): ``kern``,
+    ``stride``, ``dil`` (zero insertion), ``pad``, ``flip``, ``ky0``, ``kh``, ``img``, ``chan``,
+    ``in_h``, ``in_w``, ``oy0``, ``out_h``, ``out_w``, ``b_sy``, ``b_sx``; all 0 in an
+    FC task.
     """
     d = geom.dim_bits
     return data.StructLayout({
@@ -62,6 +89,8 @@ def descriptor_layout(geom):
         "b_base": d, "b_sn": d, "b_sk": d,
         "o_base": d, "o_sm": d, "o_sn": d,
         "bias_base": d,
+        **CONV_NARROW,
+        **{name: d for name in CONV_FIELDS if name not in CONV_NARROW},
     })
 
 

@@ -35,7 +35,8 @@ from .. import numerics
 from ..model.eors import DEFAULT_EORS, eors_mask
 from ..model.gemm import epilogue as golden_epilogue
 from .config import DEFAULT_CORE
-from .descriptor import Op, Act, Error
+from .descriptor import Op, Act, ConvMode, Error
+from . import im2col
 
 __all__ = ["check", "run_task", "active_outputs", "out_disjoint"]
 
@@ -70,12 +71,25 @@ def check(desc, geom, eors_lanes=DEFAULT_CORE.eors_lanes):
             (op == Op.FP.value and use_mask and act != Act.RELU.value) or \
             (op != Op.FP.value and use_mask):
         return Error.BAD_COMBO
-    if eors_active(desc) and (use_mask or desc["b_sk"] != 1 or
+    if eors_active(desc) and (use_mask or not _linear_b(desc) or
                               (desc.get("bias", 0) and desc["bias_base"] % eors_lanes)):
         return Error.BAD_COMBO
-    if _last(desc["a_base"], (M, desc["a_sm"]), (K, desc["a_sk"])) >= geom.depth("a"):
+    conv = desc.get("conv", 0)
+    if conv:
+        err = check_conv(desc)
+        if err != Error.OK:
+            return err
+        (R0, _, _), (Q0, Q1, Q2) = im2col.dims(desc)
+        a_last = _last(desc["a_base"], (R0, desc["a_sm"]), (Q0, desc["a_sk"]),
+                       (desc["in_h"], desc["in_w"]), (desc["in_w"], 1))
+        b_last = _last(desc["b_base"], (N, desc["b_sn"]), (Q0, desc["b_sk"]),
+                       (Q1, desc["b_sy"]), (Q2, desc["b_sx"]))
+    else:
+        a_last = _last(desc["a_base"], (M, desc["a_sm"]), (K, desc["a_sk"]))
+        b_last = _last(desc["b_base"], (N, desc["b_sn"]), (K, desc["b_sk"]))
+    if a_last >= geom.depth("a"):
         return Error.A_RANGE
-    if _last(desc["b_base"], (N, desc["b_sn"]), (K, desc["b_sk"])) >= geom.depth("b"):
+    if b_last >= geom.depth("b"):
         return Error.B_RANGE
     if _last(desc["o_base"], (M, desc["o_sm"]), (N, desc["o_sn"])) >= geom.depth("out"):
         return Error.OUT_RANGE
@@ -83,12 +97,55 @@ def check(desc, geom, eors_lanes=DEFAULT_CORE.eors_lanes):
         return Error.BIAS_RANGE
     if M * N > geom.depth("mask"):
         return Error.MASK_RANGE
-    if M * K > geom.depth("a"):
+    if M * im2col.max_taps(desc) > geom.depth("a"):
         return Error.WORK_RANGE
     if eors_active(desc) and -(-N // eors_lanes) * K > geom.depth("b") // eors_lanes:
         return Error.EORS_RANGE
     if not out_disjoint(M, N, desc["o_sm"], desc["o_sn"]):
         return Error.OUT_OVERLAP
+    return Error.OK
+
+
+def _linear_b(desc):
+    """B offsets are k itself (``boff = k``), as the speculator's BW words need:
+    ``b_sk`` = 1 in FC; in ROWS an unflipped (c, ky, kx) row-major kernel."""
+    if desc.get("conv", 0) == ConvMode.ROWS.value:
+        kk = desc["kern"]
+        return (not desc.get("flip", 0) and desc["b_sk"] == kk * kk and desc["b_sy"] == kk
+                and desc["b_sx"] == 1)
+    return desc.get("conv", 0) == ConvMode.FC.value and desc["b_sk"] == 1
+
+
+def check_conv(desc):
+    """The convolution checks (after BAD_COMBO, before A_RANGE), in this order:
+    BAD_CONV: an undefined mode; kern, stride, dil, in_h or in_w 0; TAPS with dil != 1,
+    flip, oy0 or a kernel band past the kernel (``ky0 + kh > kern``); ROWS with ky0 or
+    kh; M or K not the product of the row or reduction space (so also an
+    output size of 0). CONV_SHAPE: the kernel larger than the padded input, i.e. a
+    padding of the kernel's size or more on either side: ``pad >= kern`` at the start,
+    or at the end ``hi >= kern + dil - 1`` where ``hi = last*stride + kern - pad - in_v``
+    is the padding the last window needs past the (dilated, ``in_v = (in-1)*dil + 1``)
+    input and ``last`` the last output (``oy0 + out_h - 1``, ``out_w - 1``); ``dil - 1``
+    allows the zeros an output padding inserts after the last pixel."""
+    conv = desc["conv"]
+    if conv not in (ConvMode.ROWS.value, ConvMode.TAPS.value):
+        return Error.BAD_CONV
+    if 0 in (desc["kern"], desc["stride"], desc["dil"], desc["in_h"], desc["in_w"]):
+        return Error.BAD_CONV
+    if conv == ConvMode.TAPS.value and (desc["dil"] != 1 or desc["flip"] or desc["oy0"] or
+                                        desc["ky0"] + desc["kh"] > desc["kern"]):
+        return Error.BAD_CONV
+    if conv == ConvMode.ROWS.value and (desc["ky0"] or desc["kh"]):
+        return Error.BAD_CONV
+    R, Q = im2col.dims(desc)
+    if desc["m"] != R[0] * R[1] * R[2] or desc["k"] != Q[0] * Q[1] * Q[2]:
+        return Error.BAD_CONV
+    kern, s, p, dil = desc["kern"], desc["stride"], desc["pad"], desc["dil"]
+    for last, n_in in ((desc["oy0"] + desc["out_h"] - 1, desc["in_h"]),
+                       (desc["out_w"] - 1, desc["in_w"])):
+        hi = last * s + kern - p - ((n_in - 1) * dil + 1)
+        if p >= kern or hi >= kern + dil - 1:
+            return Error.CONV_SHAPE
     return Error.OK
 
 
@@ -123,10 +180,12 @@ def active_outputs(desc, bufs, A, eors_params, eors_lanes=DEFAULT_CORE.eors_lane
 
 
 def operands(desc, bufs):
-    M, N, K = desc["m"], desc["n"], desc["k"]
-    mi, ni, ki = np.arange(M)[:, None], np.arange(N)[:, None], np.arange(K)[None, :]
-    A = bufs["a"][desc["a_base"] + mi * desc["a_sm"] + ki * desc["a_sk"]]
-    B = bufs["b"][desc["b_base"] + ni * desc["b_sn"] + ki * desc["b_sk"]]
+    """``(A, B, init)`` of a checked task through the address function
+    (:func:`ganpu.core.im2col.tap_table`); structural zeros of A are +0."""
+    N = desc["n"]
+    valid, a_addr, boff = im2col.tap_table(desc)
+    A = np.where(valid, bufs["a"][np.where(valid, a_addr, 0)], np.uint16(0)).astype(np.uint16)
+    B = bufs["b"][desc["b_base"] + np.arange(N)[:, None] * desc["b_sn"] + boff[None, :]]
     if desc.get("bias", 0):
         init = numerics.widen(bufs["bias"][desc["bias_base"] + np.arange(N)])
     else:

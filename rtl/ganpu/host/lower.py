@@ -1,4 +1,5 @@
-"""Lowering of fully connected layer phases to core tasks, and descriptor packing.
+"""Lowering of layer phases (fully connected, convolution, transposed convolution) to
+core tasks, and descriptor packing.
 
 A *task* is ``(desc, loads)``: ``desc`` a dict of descriptor fields, ``loads`` a dict
 buffer-name -> (base, bit array) to write through the host port before the task.
@@ -13,9 +14,11 @@ from amaranth.hdl import Shape
 
 from .. import numerics
 from ..core.config import DEFAULT_CORE
-from ..core.descriptor import Op, Act, descriptor_layout
+from ..core.descriptor import Op, Act, ConvMode, CONV_FIELDS, descriptor_layout
+from ..core import im2col
 
-__all__ = ["fc_fp", "fc_bp", "fc_wg", "fc_db", "pack_desc", "bw_image"]
+__all__ = ["fc_fp", "fc_bp", "fc_wg", "fc_db", "pack_desc", "bw_image", "fc_desc",
+           "ConvShape", "conv_tasks"]
 
 
 def bw_image(w, eors_lanes=DEFAULT_CORE.eors_lanes):
@@ -29,12 +32,18 @@ def bw_image(w, eors_lanes=DEFAULT_CORE.eors_lanes):
     return np.ascontiguousarray(padded.reshape(G, eors_lanes, K).transpose(0, 2, 1)).ravel()
 
 
-def _desc(**kw):
+def fc_desc(**kw):
+    """A descriptor dict: every field 0 (an FC task; the conv fields of
+    :data:`~ganpu.core.descriptor.CONV_FIELDS` stay 0) but those given. The one place
+    that gives fields defaults; everything that builds a descriptor starts here."""
     d = dict(op=0, act=0, slope=0, use_mask=0, bias=0, eors=0, m=0, n=0, k=0,
              a_base=0, a_sm=0, a_sk=0, b_base=0, b_sn=0, b_sk=0,
-             o_base=0, o_sm=0, o_sn=0, bias_base=0)
+             o_base=0, o_sm=0, o_sn=0, bias_base=0, **{f: 0 for f in CONV_FIELDS})
     d.update(kw)
     return d
+
+
+_desc = fc_desc  # the name the benches and the task lowering import
 
 
 def _bits16(x):
@@ -93,9 +102,11 @@ def fc_db(dy):
 def pack_desc(desc, geom):
     """The descriptor dict as the integer the ``desc`` port takes:
     ``descriptor_layout(geom).const(desc).as_bits()``, after checking that every field
-    is present and fits (``ValueError`` naming the field otherwise). Enum fields take
+    is present and fits (``ValueError`` naming the field otherwise); the convolution
+    fields alone may be left out of an FC descriptor (they are then 0). Enum fields take
     any code that fits, defined or not, so malformed descriptors reach the checker."""
     layout = descriptor_layout(geom)
+    desc = {**{f: 0 for f in CONV_FIELDS}, **desc}
     extra = set(desc) - {name for name, _ in layout}
     if extra:
         raise ValueError(f"Descriptor has unknown fields {sorted(extra)!r}")
@@ -120,3 +131,166 @@ def pack_desc(desc, geom):
             value = field.shape(int(value))
         init[name] = value if isinstance(value, enum.Enum) else int(value)
     return layout.const(init).as_bits() | undefined
+
+
+class ConvShape:
+    """The shape of a convolution (``kind`` "conv") or transposed convolution
+    ("tconv") layer as :mod:`ganpu.model.layers` defines it: ``batch`` images of
+    ``cin`` x ``in_hw`` in, ``cout`` channels out, square kernel ``k``, ``stride``,
+    ``padding`` and (tconv) ``output_padding``."""
+
+    def __init__(self, kind, batch, cin, cout, k, stride, padding, in_hw, output_padding=0):
+        if kind not in ("conv", "tconv"):
+            raise ValueError(f"kind must be 'conv' or 'tconv', got {kind!r}")
+        self.kind, self.batch, self.cin, self.cout = kind, batch, cin, cout
+        self.k, self.s, self.p, self.op = k, stride, padding, output_padding
+        self.in_hw = tuple(in_hw)
+        h, w = self.in_hw
+        if kind == "conv":
+            self.out_hw = ((h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1)
+        else:
+            self.out_hw = ((h - 1) * stride - 2 * padding + k + output_padding,
+                           (w - 1) * stride - 2 * padding + k + output_padding)
+
+    def __repr__(self):
+        return (f"ConvShape({self.kind!r}, batch={self.batch}, cin={self.cin}, cout={self.cout}, "
+                f"k={self.k}, stride={self.s}, padding={self.p}, in_hw={self.in_hw}, "
+                f"output_padding={self.op})")
+
+    @classmethod
+    def of_layer(cls, layer, batch, in_hw):
+        return cls(layer.kind, batch, layer.cin, layer.cout, layer.k, layer.s, layer.p, in_hw,
+                   getattr(layer, "op", 0))
+
+
+def _conv_plan(shape, phase):
+    """``(mode, image, image (C, H, W), dims of the conv fields, B fields, N)``: which
+    tensor A reads and how, for one phase (the table of ``docs/conv.md``)."""
+    sh = shape
+    k, s, p, kk = sh.k, sh.s, sh.p, sh.k * sh.k
+    (h, w), (ho, wo) = sh.in_hw, sh.out_hw
+    conv = sh.kind == "conv"
+    if phase == "fp":
+        # conv: windows of x with stride s; tconv: stride 1 over x with s-1 zeros
+        # inserted (never enumerated) and the kernel flipped in place
+        geo = dict(stride=s, dil=1, pad=p) if conv else dict(stride=1, dil=s, pad=k - 1 - p)
+        bf = dict(b_sn=sh.cin * kk, b_sk=kk) if conv else dict(b_sn=kk, b_sk=sh.cout * kk, flip=1)
+        return ConvMode.ROWS, "x", (sh.cin, h, w), dict(out_h=ho, out_w=wo, **geo), bf, sh.cout
+    if phase == "bp":
+        # conv BP is the transposed conv of dz with the flipped kernel; tconv BP the
+        # direct strided conv of dz
+        geo = dict(stride=1, dil=s, pad=k - 1 - p) if conv else dict(stride=s, dil=1, pad=p)
+        bf = dict(b_sn=kk, b_sk=sh.cin * kk, flip=1) if conv else dict(b_sn=sh.cout * kk, b_sk=kk)
+        return ConvMode.ROWS, "dz", (sh.cout, ho, wo), dict(out_h=h, out_w=w, **geo), bf, sh.cin
+    if phase == "wg":
+        # taps as rows, output positions as k: conv reads windows of x against dz,
+        # tconv windows of dz against x
+        if conv:
+            return (ConvMode.TAPS, "x", (sh.cin, h, w), dict(out_h=ho, out_w=wo, stride=s, dil=1, pad=p),
+                    dict(b_sn=ho * wo, b_sk=sh.cout * ho * wo, b_sy=wo, b_sx=1), sh.cout)
+        return (ConvMode.TAPS, "dz", (sh.cout, ho, wo), dict(out_h=h, out_w=w, stride=s, dil=1, pad=p),
+                dict(b_sn=h * w, b_sk=sh.cin * h * w, b_sy=w, b_sx=1), sh.cin)
+    raise ValueError(f"phase must be 'fp', 'bp' or 'wg', got {phase!r}")
+
+
+def conv_tasks(shape, phase, geom, *, x=None, dz=None, w=None, b=None, mask=None,
+               act=Act.IDENTITY, slope=0):
+    """The core tasks of one phase of a convolution layer: ``(tasks, transposed)``.
+
+    ``tasks`` is ``[(desc, loads, (m0, m1), (n0, n1)), ...]``; each computes rows
+    m0..m1-1 and columns n0..n1-1 of the golden model's gemm (:mod:`ganpu.model.layers`) for phase ``fp`` (x, w, b; ``act``,
+    ``slope``; ``mask`` (M, N) of outputs to compute with ReLU), ``bp`` (dz, w; ``act``
+    and ``slope`` of the layer before, ``mask`` its stored FP mask as (M, N)) or ``wg``
+    (x, dz; the bias gradient stays :func:`fc_db`). Tensors are NCHW binary16 bits;
+    weights as the layer holds them. With ``transposed`` (WG) a task's rows are columns
+    of the golden result: it writes OUT column-major, ``OUT[n*(m1-m0) + m]``, so the
+    host reads ``(n1-n0, m1-m0)``: golden rows n0..n1-1, columns m0..m1-1 (MASK_OUT stays dense
+    in the core's (m, n), ``bit m*N + n``). The A operand is the
+    input tensor itself (implicit im2col); tiles are whole images or bands of output
+    rows (ROWS), whole channels or bands of kernel rows (TAPS), as the buffers allow;
+    in WG, groups of B's channels (n) when B does not fit.
+    """
+    mode, src, (C, H, W), geo, bf, N = _conv_plan(shape, phase)
+    img = {"x": x, "dz": dz}[src]
+    if img is None:
+        raise ValueError(f"{shape.kind} {phase} needs {src}")
+    img = np.ascontiguousarray(img, dtype=np.uint16).reshape(shape.batch, C, H, W)
+    other = np.ascontiguousarray(w if phase != "wg" else {"x": dz, "dz": x}[src], dtype=np.uint16)
+    # B's rows n are split when B does not fit (WG, where B holds every image): a
+    # task's sum is unchanged, so tiles over n are free
+    n_groups = [(0, N)]
+    if other.size > geom.depth("b"):
+        per_n = other.size // N
+        step = geom.depth("b") // (per_n if phase == "wg" else other.size + 1)
+        if phase != "wg" or step == 0:
+            raise ValueError(f"{shape!r} {phase}: B of {other.size} elements does not fit {geom!r}")
+        n_groups = [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
+    k, kk, bt = shape.k, shape.k * shape.k, shape.batch
+    base = fc_desc(op={"fp": Op.FP, "bp": Op.BP, "wg": Op.WG}[phase].value, act=Act(act).value,
+                   slope=int(slope), conv=mode.value, kern=k, in_h=H, in_w=W, n=N,
+                   **{"b_sy": k, "b_sx": 1, **geo, **bf})
+    with_bias = phase == "fp" and b is not None
+    use_mask = phase == "fp" and mask is not None and Act(act) == Act.RELU
+    needs_mask = use_mask or (phase == "bp" and Act(act) != Act.IDENTITY)
+    ho, wo = geo["out_h"], geo["out_w"]
+    per_img = C * H * W
+    tasks = []
+
+    def task(desc, a, m0, m1):
+        for n0, n1 in n_groups:
+            bimg = other if phase != "wg" else other[:, n0:n1]
+            loads = {"a": (0, a.ravel()), "b": (0, np.ascontiguousarray(bimg).ravel())}
+            if with_bias:
+                loads["bias"] = (0, np.ascontiguousarray(b, dtype=np.uint16))
+            if needs_mask:
+                loads["mask_in"] = (0, np.asarray(mask[m0:m1], dtype=np.uint16).ravel())
+            d = fc_desc(**{**base, **desc, "bias": int(with_bias), "use_mask": int(use_mask)})
+            if (n0, n1) != (0, N):
+                # B holds channels n0..n1-1 of every image
+                d.update(n=n1 - n0, b_sk=d["b_sk"] * (n1 - n0) // N)
+            d["m"], d["k"] = (int(np.prod(x)) for x in im2col.dims(d))
+            tasks.append((d, loads, (m0, m1), (n0, n1)))
+
+    if mode == ConvMode.ROWS:
+        probe = fc_desc(**{**base, "chan": C, "img": 1})
+        cap = min(geom.depth("a") // im2col.max_taps(probe), geom.depth("out") // N,
+                  geom.depth("mask") // N)
+        if per_img > geom.depth("a") or cap < wo:
+            raise ValueError(f"{shape!r} {phase} does not fit {geom!r} even one output row at a time")
+        rows = ho * wo
+        if cap >= rows:
+            n_img = min(cap // rows, geom.depth("a") // per_img)
+            for i0 in range(0, bt, n_img):
+                i1 = min(bt, i0 + n_img)
+                task(dict(img=i1 - i0, chan=C, a_sm=per_img, a_sk=H * W, o_sm=N, o_sn=1),
+                     img[i0:i1], i0 * rows, i1 * rows)
+        else:
+            band = cap // wo
+            for i in range(bt):
+                for oy0 in range(0, ho, band):
+                    oy1 = min(ho, oy0 + band)
+                    task(dict(img=1, chan=C, oy0=oy0, out_h=oy1 - oy0, a_sm=per_img, a_sk=H * W,
+                              o_sm=N, o_sn=1), img[i], i * rows + oy0 * wo, i * rows + oy1 * wo)
+        return tasks, False
+    # TAPS: rows are taps (c, ky, kx); every image is in each task (k sums over them)
+    probe = fc_desc(**{**base, "img": bt})
+    cap = min(geom.depth("a") // im2col.max_taps(probe), geom.depth("out") // N,
+              geom.depth("mask") // N)
+    if bt * H * W > geom.depth("a") or cap < k:
+        raise ValueError(f"{shape!r} {phase} does not fit {geom!r} even one kernel row at a time")
+    if cap >= kk:
+        n_ch = min(cap // kk, geom.depth("a") // (bt * H * W))
+        for c0 in range(0, C, n_ch):
+            c1 = min(C, c0 + n_ch)
+            mt = (c1 - c0) * kk
+            task(dict(img=bt, chan=c1 - c0, ky0=0, kh=k, a_sm=H * W, a_sk=(c1 - c0) * H * W,
+                      o_sm=1, o_sn=mt), img[:, c0:c1], c0 * kk, c1 * kk)
+    else:
+        band = cap // k
+        for c in range(C):
+            for ky0 in range(0, k, band):
+                ky1 = min(k, ky0 + band)
+                mt = (ky1 - ky0) * k
+                task(dict(img=bt, chan=1, ky0=ky0, kh=ky1 - ky0, a_sm=H * W, a_sk=H * W,
+                          o_sm=1, o_sn=mt), img[:, c:c + 1], c * kk + ky0 * k, c * kk + ky1 * k)
+    return tasks, True

@@ -1,0 +1,107 @@
+"""The one address function of a core task: which A elements and B offsets a task reads.
+
+The core's task model (:mod:`ganpu.core.model`), the Indexer's model, the checker's
+model and the host lowering (:mod:`ganpu.host.lower`) all read operands through
+:func:`tap_table`, so a convolution has exactly one definition of its implicit im2col
+(``docs/conv.md``).
+
+A task computes ``out[m, n] = epi(init[n] + sum_k A[m, k] * B[n, k])``. Element
+``(n, k)`` of B is ``B[b_base + n*b_sn + boff[k]]``; element ``(m, k)`` of A is
+``A[a_addr[m, k]]`` where ``valid[m, k]``, and a structural zero (padding or an
+inserted zero, never read, never enumerated) elsewhere.
+
+* ``conv`` = FC: every (m, k) is valid, ``a_addr = a_base + m*a_sm + k*a_sk``,
+  ``boff = k*b_sk``.
+* ``conv`` = ROWS (FP, BP): row m = (i, oy - oy0, ox) over (img, out_h, out_w),
+  k = (c, ky, kx) over (chan, kern, kern). The tap reads position
+  ``v = oy*stride + ky - pad`` of the image dilated by ``dil`` (``dil - 1`` zeros between
+  pixels); it is valid when ``0 <= v <= (in_h - 1)*dil`` and ``v % dil == 0``, and
+  then reads pixel ``v // dil`` (likewise x with ox, kx, in_w):
+  ``a_addr = a_base + i*a_sm + c*a_sk + iy*in_w + ix``. B:
+  ``boff = c*b_sk + ky'*b_sy + kx'*b_sx`` with ``ky' = kern-1-ky`` when ``flip``.
+* ``conv`` = TAPS (WG): row m = (c, ky - ky0, kx) over (chan, kh, kern) (a band of
+  ``kh`` kernel rows from ``ky0``, so that a tile can hold part of a channel's taps),
+  k = (i, oy, ox) over (img, out_h, out_w); the same ``v`` (``dil`` = 1),
+  ``a_addr = a_base + c*a_sm + i*a_sk + iy*in_w + ix``,
+  ``boff = i*b_sk + oy*b_sy + ox*b_sx``.
+"""
+
+import numpy as np
+
+from .descriptor import ConvMode
+
+__all__ = ["dims", "tap_table", "row_taps", "max_taps"]
+
+
+def dims(desc):
+    """``(R, Q)``: the row space and the reduction space as 3-tuples (their products
+    are M and K of a well-formed descriptor); FC gives ``((M, 1, 1), (K, 1, 1))``."""
+    mode = desc.get("conv", 0)
+    kern = desc.get("kern", 0)
+    pos = (desc.get("img", 0), desc.get("out_h", 0), desc.get("out_w", 0))
+    if mode == ConvMode.ROWS.value:
+        return pos, (desc.get("chan", 0), kern, kern)
+    if mode == ConvMode.TAPS.value:
+        return (desc.get("chan", 0), desc.get("kh", 0), kern), pos
+    return (desc["m"], 1, 1), (desc["k"], 1, 1)
+
+
+def max_taps(desc):
+    """An upper bound of the valid taps of one row (the checker's compressed-copy
+    bound): K in FC, ``chan * ceil(kern/dil)**2`` in ROWS, ``img * min(out_h, in_h) *
+    min(out_w, in_w)`` in TAPS."""
+    mode = desc.get("conv", 0)
+    if mode == ConvMode.ROWS.value:
+        t = -(-desc["kern"] // max(desc["dil"], 1))
+        return desc["chan"] * t * t
+    if mode == ConvMode.TAPS.value:
+        return desc["img"] * min(desc["out_h"], desc["in_h"]) * min(desc["out_w"], desc["in_w"])
+    return desc["k"]
+
+
+def _axis(o, t, desc, n_in):
+    """Validity and pixel index of taps with output coordinate ``o`` and kernel
+    coordinate ``t`` along one axis of an input of ``n_in`` pixels."""
+    dil = desc["dil"]
+    v = o * desc["stride"] + t - desc["pad"]
+    ok = (v >= 0) & (v <= (n_in - 1) * dil) & (v % dil == 0)
+    return ok, v // dil
+
+
+def tap_table(desc, M=None, K=None):
+    """``(valid, a_addr, boff)``: bool and int64 arrays (M, K), (M, K), (K,) for a
+    descriptor of the given (or its own) M and K. Addresses of invalid taps are
+    meaningless (never read)."""
+    M = desc["m"] if M is None else M
+    K = desc["k"] if K is None else K
+    mode = desc.get("conv", 0)
+    mi = np.arange(M, dtype=np.int64)[:, None]
+    ki = np.arange(K, dtype=np.int64)[None, :]
+    if mode not in (ConvMode.ROWS.value, ConvMode.TAPS.value):
+        valid = np.ones((M, K), dtype=bool)
+        a_addr = desc["a_base"] + mi * desc["a_sm"] + ki * desc["a_sk"]
+        return valid, np.broadcast_to(a_addr, (M, K)), ki[0] * desc["b_sk"]
+    R, Q = dims(desc)
+    r0, r1, r2 = mi // (R[1] * R[2]), mi // R[2] % R[1], mi % R[2]
+    q0, q1, q2 = ki // (Q[1] * Q[2]), ki // Q[2] % Q[1], ki % Q[2]
+    if mode == ConvMode.ROWS.value:
+        (oy, ox), (ky, kx) = (r1 + desc["oy0"], r2), (q1, q2)
+    else:
+        (oy, ox), (ky, kx) = (q1, q2), (r1 + desc["ky0"], r2)
+    oky, iy = _axis(oy, ky, desc, desc["in_h"])
+    okx, ix = _axis(ox, kx, desc, desc["in_w"])
+    valid = oky & okx
+    a_addr = desc["a_base"] + r0 * desc["a_sm"] + q0 * desc["a_sk"] + iy * desc["in_w"] + ix
+    b1, b2 = q1[0], q2[0]
+    if mode == ConvMode.ROWS.value and desc.get("flip", 0):
+        b1, b2 = desc["kern"] - 1 - b1, desc["kern"] - 1 - b2
+    boff = q0[0] * desc["b_sk"] + b1 * desc["b_sy"] + b2 * desc["b_sx"]
+    return valid, np.broadcast_to(a_addr, (M, K)), boff
+
+
+def row_taps(desc, m):
+    """The valid taps of row ``m`` in increasing k: a list of ``(k, a_addr, boff)``
+    (the order in which the Indexer enumerates them)."""
+    valid, a_addr, boff = tap_table(desc)
+    ks = np.flatnonzero(valid[m])
+    return [(int(k), int(a_addr[m, k]), int(boff[k])) for k in ks]

@@ -1,0 +1,243 @@
+"""Convolutions on the core's task model (fast, pure Python): every conv and transposed
+conv phase (FP, BP, WG) lowered by :func:`ganpu.host.lower.conv_tasks` and run by
+:func:`ganpu.core.model.run_task` reproduces the golden layer (:mod:`ganpu.model.layers`)
+bit for bit, on random shapes and on a real conv-GAN training step; the address
+function enumerates exactly the non-structural entries of the golden im2col; the
+checker's convolution codes."""
+
+import numpy as np
+import pytest
+
+from ganpu import numerics
+from ganpu.core import CoreConfig, Geometry, model, im2col
+from ganpu.core.descriptor import Error, ConvMode
+from ganpu.host.lower import ConvShape, conv_tasks, fc_desc, pack_desc
+from ganpu.model.layers import Conv2d, ConvTranspose2d
+
+ACTS = {"identity": 0, "relu": 1, "leaky": 2}
+
+
+def run_conv_tasks(tasks, transposed, shape_mn, config):
+    """Golden-shaped ``(out, mask_out)`` from the tasks' OUT and MASK_OUT."""
+    out = np.zeros(shape_mn, np.uint16)
+    mask = np.zeros(shape_mn, bool)
+    for desc, loads, (m0, m1), (n0, n1) in tasks:
+        bufs = config.zero_buffers()
+        for name, (base, v) in loads.items():
+            bufs[name][base:base + len(v)] = v
+        err, new = model.run_task(desc, bufs, config.geom)
+        assert err == Error.OK, f"{err!r} {({f: v for f, v in desc.items() if v})!r}"
+        mt, n = m1 - m0, n1 - n0
+        assert desc["n"] == n
+        o, mo = new["out"][:mt * n], new["mask_out"][:mt * n].astype(bool)
+        if transposed:
+            # OUT column-major; the masks stay dense in the core's (m, n)
+            out[n0:n1, m0:m1], mask[n0:n1, m0:m1] = o.reshape(n, mt), mo.reshape(mt, n).T
+        else:
+            out[m0:m1, n0:n1], mask[m0:m1, n0:n1] = o.reshape(mt, n), mo.reshape(mt, n)
+    return out, mask
+
+
+def layer_records(layer, x, dz, in_act, in_mask, in_slope16):
+    """The golden records of FP, BP and WG of ``layer`` (hook dicts by phase)."""
+    recs = {}
+    layer.hooks.append(lambda _l, ph, t: recs.setdefault(ph, t))
+    layer.fp(x)
+    layer.wg(dz)
+    layer.bp(dz, in_act, in_mask, in_slope16)
+    layer.hooks.clear()
+    return recs
+
+
+def check_layer(layer, x, dz, in_act="relu", in_mask=None, in_slope16=None, config=None,
+                what=""):
+    """Lower each phase of ``layer`` and compare the task model with the golden model."""
+    config = config or CoreConfig()
+    recs = layer_records(layer, x, dz, in_act, in_mask, in_slope16)
+    shape = ConvShape.of_layer(layer, x.shape[0], x.shape[2:])
+    phases = {
+        "fp": dict(x=x, w=layer.w16, b=layer.b16, act=ACTS[layer.act], slope=layer.slope16 or 0),
+        "bp": dict(dz=dz, w=layer.w16, act=ACTS[in_act], slope=in_slope16 or 0,
+                   mask=recs["bp"]["mask_in"]),
+        "wg": dict(x=x, dz=dz),
+    }
+    ntasks = 0
+    for phase, kw in phases.items():
+        rec = recs[phase]
+        tasks, transposed = conv_tasks(shape, phase, config.geom, **kw)
+        ntasks += len(tasks)
+        out, mask = run_conv_tasks(tasks, transposed, rec["out"].shape, config)
+        np.testing.assert_array_equal(out, rec["out"], err_msg=f"{what} {phase} out")
+        np.testing.assert_array_equal(mask, rec["mask_out"], err_msg=f"{what} {phase} mask")
+    return ntasks
+
+
+def random_f16(rng, shape, zeros=0.3):
+    v = numerics.f16_bits((rng.standard_normal(shape) * 0.5).astype(np.float32))
+    return np.where(rng.random(shape) < zeros, np.uint16(0), v).astype(np.uint16)
+
+
+def random_layer(rng, i):
+    kind = ["conv", "tconv"][i % 2]
+    k = int(rng.integers(1, 6))
+    s = int(rng.integers(1, 3))
+    p = int(rng.integers(0, min(2, k - 1) + 1))
+    cin, cout = (int(rng.integers(1, 17)) for _ in range(2))
+    act = str(rng.choice(["identity", "relu", "leaky"]))
+    if kind == "conv":
+        h = int(rng.integers(max(1, k - 2 * p), 10))
+        layer = Conv2d("c", cin, cout, k, s, p, act=act, rng=rng)
+        ho = (h + 2 * p - k) // s + 1
+    else:
+        h = int(rng.integers(1, 7))
+        op = int(rng.integers(0, s))
+        layer = ConvTranspose2d("t", cin, cout, k, s, p, op, act=act, rng=rng)
+        ho = (h - 1) * s - 2 * p + k + op
+    return layer, h, ho
+
+
+def test_random_conv_shapes_equal_golden():
+    """Kernel 1-5, stride 1-2, padding 0-2, channels 1-16, odd sizes, every activation;
+    BP through a stored ReLU or LeakyReLU mask."""
+    rng = np.random.default_rng(12)
+    for i in range(24):
+        layer, h, ho = random_layer(rng, i)
+        b = int(rng.integers(1, 4))
+        x = random_f16(rng, (b, layer.cin, h, h))
+        dz = random_f16(rng, (b, layer.cout, ho, ho))
+        in_act = str(rng.choice(["identity", "relu", "leaky"]))
+        in_mask = rng.random((b, layer.cin, h, h)) < 0.6
+        slope16 = int(numerics.f16_bits(0.2)[()]) if in_act == "leaky" else None
+        check_layer(layer, x, dz, in_act, in_mask if in_act != "identity" else None, slope16,
+                    what=f"case {i} {layer.describe()} h={h} b={b}")
+
+
+def test_tiling_small_buffers_equals_golden():
+    """A small core: the layers are split into image, output-row and kernel-row tiles."""
+    rng = np.random.default_rng(3)
+    config = CoreConfig(lanes=2, eors_lanes=4, geom=Geometry(a_bits=9, b_bits=10, out_bits=9,
+                                                             bias_bits=5, mask_bits=9))
+    for kind in ("conv", "tconv"):
+        cls = Conv2d if kind == "conv" else ConvTranspose2d
+        layer = cls("l", 4, 6, 4, 2, 1, act="relu", rng=rng)
+        h = 8 if kind == "conv" else 4
+        ho = 4 if kind == "conv" else 8
+        x = random_f16(rng, (3, 4, h, h))
+        dz = random_f16(rng, (3, 6, ho, ho))
+        n = check_layer(layer, x, dz, "relu", rng.random((3, 4, h, h)) < 0.5, config=config,
+                        what=kind)
+        assert n > 6, n  # tiled
+
+
+def test_address_function_is_the_golden_im2col():
+    """The valid taps are exactly the non-structural entries of the golden im2col, and
+    each reads the input pixel the golden model put there."""
+    from ganpu.model.layers import im2col as golden_im2col, pad, dilate
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        k, s, p, dil = int(rng.integers(1, 6)), int(rng.integers(1, 3)), 0, int(rng.integers(1, 3))
+        p = int(rng.integers(0, k))
+        h, w, c, b = (int(rng.integers(1, 6)) for _ in range(4))
+        hi = int(rng.integers(0, 2))
+        ind = np.arange(1, b * c * h * w + 1).reshape(b, c, h, w)
+        xp = pad(dilate(ind, dil), p, p + hi)
+        if xp.shape[2] < k or xp.shape[3] < k:
+            continue
+        cols, (ho, wo) = golden_im2col(xp, k, s)
+        desc = fc_desc(conv=ConvMode.ROWS.value, kern=k, stride=s, dil=dil, pad=p, img=b, chan=c,
+                       in_h=h, in_w=w, out_h=ho, out_w=wo, a_sm=c * h * w, a_sk=h * w,
+                       m=b * ho * wo, k=c * k * k)
+        valid, a_addr, _ = im2col.tap_table(desc)
+        np.testing.assert_array_equal(valid, cols != 0)
+        np.testing.assert_array_equal(np.where(valid, a_addr + 1, 0), cols)
+
+
+def _export_layers(records):
+    """``[(prefix, phases, batch, dz_from), ...]`` per conv layer of each pass and net:
+    its records by phase, the batch (the rows of the net's FC FP), and where dz comes
+    from (the layer's db record, else the BP record of the next layer)."""
+    nets = {}
+    for key, rec in records.items():
+        prefix, phase = key.rsplit("/", 1)
+        net = prefix.rsplit(".", 1)[0]
+        nets.setdefault(net, {}).setdefault(prefix, {})[phase] = rec
+    out = []
+    for net, layers in nets.items():
+        names = list(layers)  # FP order
+        batch = next(ph["fp"]["A"].shape[0] for ph in layers.values() if ph["fp"]["kind"] == "fc")
+        for i, prefix in enumerate(names):
+            phases = layers[prefix]
+            if phases["fp"]["kind"] in ("conv", "tconv"):
+                nxt = layers[names[i + 1]].get("bp") if i + 1 < len(names) else None
+                out.append((prefix, phases, batch, nxt))
+    return out
+
+
+def _image_from_cols(cols, b, c, k, s, lo, hi, dil, hw):
+    """Inverse of the golden ``im2col(pad(dilate(t, dil), lo, hi), k, s)`` for a
+    tensor ``t`` whose every pixel lies in some window."""
+    h, w = hw
+    hp, wp = (h - 1) * dil + 1 + lo + hi, (w - 1) * dil + 1 + lo + hi
+    ho, wo = (hp - k) // s + 1, (wp - k) // s + 1
+    t = np.zeros((b, c, hp, wp), np.uint16)
+    v = cols.reshape(b, ho, wo, c, k, k)
+    for oy in range(ho):
+        for ox in range(wo):
+            t[:, :, oy * s:oy * s + k, ox * s:ox * s + k] = v[:, oy, ox]
+    return t[:, :, lo:lo + (h - 1) * dil + 1:dil, lo:lo + (w - 1) * dil + 1:dil]
+
+
+@pytest.fixture(scope="module")
+def conv_step():
+    from ganpu.gan.export import export_layers
+    return export_layers(net="conv", steps=(0,), batch=32, seed=0)
+
+
+def test_conv_gan_step_equals_golden(conv_step):
+    """Every conv and tconv FP, BP and WG of a real conv-GAN training step, lowered from
+    the layer's own tensors (no im2col copy), gives the exported results."""
+    config = CoreConfig()
+    n = 0
+    for prefix, phases, b, next_bp in _export_layers(conv_step):
+        fp = phases["fp"]
+        kind, k, s, p = fp["kind"], fp["k"], fp["stride"], fp["padding"]
+        op = fp.get("output_padding", 0)
+        cin, cout = fp["cin"], fp["cout"]
+        ho = int(round((fp["A"].shape[0] // b) ** 0.5))
+        # the input from the FP record's im2col
+        if kind == "conv":
+            h = next(h for h in range(1, 4 * ho + k) if (h + 2 * p - k) // s + 1 == ho)
+            x = _image_from_cols(fp["A"], b, cin, k, s, p, p, 1, (h, h))
+        else:
+            h = (ho - k + 2 * p - op) // s + 1
+            x = _image_from_cols(fp["A"], b, cin, k, 1, k - 1 - p, k - 1 - p + op, s, (h, h))
+        # dz from the db record (dz^T), else the next layer's BP output
+        if set(phases) == {"fp"}:
+            dz = None
+        elif "db" in phases:
+            dz = phases["db"]["A"].reshape(cout, b, ho, ho).transpose(1, 0, 2, 3)
+        elif next_bp["kind"] == "fc":
+            dz = next_bp["out"].reshape(b, cout, ho, ho)
+        else:
+            dz = next_bp["out"].reshape(b, ho, ho, cout).transpose(0, 3, 1, 2)
+        shape = ConvShape(kind, b, cin, cout, k, s, p, (h, h), op)
+        if kind == "conv":
+            w = fp["B"].reshape(cout, cin, k, k)
+        else:  # FP's B is the flipped, transposed kernel
+            w = np.ascontiguousarray(fp["B"].reshape(cout, cin, k, k)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        bias = numerics.narrow(fp["init"])
+        for phase, rec in phases.items():
+            if phase == "db":
+                continue
+            kw = dict(fp=dict(x=x, w=w, b=bias, act=ACTS[rec["act"]], slope=rec["slope16"] or 0),
+                      bp=dict(dz=dz, w=w, act=ACTS[rec["act"]], slope=rec["slope16"] or 0,
+                              mask=rec["mask_in"]),
+                      wg=dict(x=x, dz=dz))[phase]
+            tasks, transposed = conv_tasks(shape, phase, config.geom, **kw)
+            out, mask = run_conv_tasks(tasks, transposed, rec["out"].shape, config)
+            np.testing.assert_array_equal(out, rec["out"], err_msg=f"{prefix}/{phase}")
+            np.testing.assert_array_equal(mask, rec["mask_out"], err_msg=f"{prefix}/{phase}")
+            n += 1
+    # FP of the 4 conv layers in both passes, WG of D's in the D update and of G's in
+    # the G update, BP of all but G's first conv (D.conv1's only in the G update)
+    assert n == 8 + 4 + 5, n
