@@ -29,7 +29,7 @@ class _Dut(Elaboratable):
         return m
 
 
-def _record(rng):
+def _record(rng, kinds=(0, 0, 0, 0, 1, 2, 2, 3)):
     g, geom = CFG.gbuf_depth, CFG.core.geom
     dmax = (1 << geom.dim_bits) - 1
 
@@ -42,9 +42,15 @@ def _record(rng):
     def stride():
         return int(rng.choice([0, 1, 2, 8, 40, g - 1]))
 
-    rec = {"kind": int(rng.choice([0, 0, 0, 0, 1, 2, 3])),
-           "deps": [{"valid": int(rng.integers(2)), "index": int(rng.integers(CFG.program_depth))}
-                    for _ in range(CFG.deps)],
+    kind = int(rng.choice(kinds))
+    deps = [{"valid": int(rng.integers(2)), "index": int(rng.integers(CFG.program_depth))}
+            for _ in range(CFG.deps)]
+    if kind == 2:   # UPDATE: counts and regions near the GBUF's end
+        return {"kind": kind, "deps": deps,
+                "count": int(rng.choice([0, 1, 2, 7, g // 2, g - 1, g, (1 << 24) - 1])),
+                **{f"{r}_base": addr() for r in ("w", "v", "g", "w16")},
+                **{h: int(rng.integers(0, 1 << 32)) for h in ("lr", "mu", "inv_scale")}}
+    rec = {"kind": kind, "deps": deps,
            "op": int(rng.choice([0, 1, 2, 3])), "act": int(rng.choice([0, 1, 2, 3])),
            "use_mask": int(rng.integers(2)), "bias": int(rng.integers(2)), "eors": int(rng.integers(2)),
            "store_mask": int(rng.integers(2)), "m": dim(), "n": dim(), "k": dim(),
@@ -60,12 +66,19 @@ def test_checker_matches_model():
     programs = []
     for _ in range(120):
         n = int(rng.integers(1, 5))
-        recs = [_record(rng) for _ in range(n)]
-        for r in recs[:-1]:  # earlier records mostly valid-looking so later ones get checked
-            r["kind"] = int(rng.choice([0, 1]))
+        # earlier records mostly valid-looking so later ones get checked
+        recs = [_record(rng, (0, 1, 2) if i < n - 1 else (0, 0, 0, 0, 1, 2, 2, 3)) for i in range(n)]
         programs.append(recs)
     programs.append([])
     programs.append([{"kind": 1}] * CFG.program_depth)
+    g = CFG.gbuf_depth
+    programs.append([{"kind": 1}, {"kind": 2, "deps": [0], "count": 0}])
+    for region in ("w", "v", "g", "w16"):   # each region's last word just inside, then out
+        for last in (g - 1, g):
+            words = 2 if region in ("w", "v") else 1
+            rec = {"kind": 2, "count": 3, "w_base": 0, "v_base": 6, "g_base": 12, "w16_base": 15}
+            rec[f"{region}_base"] = last + 1 - 3 * words
+            programs.append([{"kind": 0, "m": 1, "n": 1, "k": 1}, rec])
     W = record_words(CFG)
     results = []
 
