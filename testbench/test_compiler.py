@@ -25,6 +25,37 @@ def test_step_bit_exact():
     assert verify_step(SIM, TrainConfig(batch=32), steps=2) == []
 
 
+def test_step_bit_exact_with_update():
+    """The weight update as UPDATE records: three steps, the weights, masters and momenta
+    staying in the GBUF, every record's output and every master, momentum and binary16
+    weight equal to the golden optimizer's after each step."""
+    prog = compile_gan(SIM, TrainConfig(batch=16), update=True)
+    ups = [t for t in prog.tasks if t.kind == TaskKind.UPDATE]
+    assert len(ups) == 12 and not prog.conflicts()
+    assert [p.name for p in prog.pauses] == ["tanh_d", "loss_d", "tanh_g", "loss_g", "dtanh_g"]
+    assert not prog.finish.reads and not prog.finish.writes
+    # each update after the WG record of its gradient, before any reader of the new weights
+    anc = prog.concurrent()
+    for u in ups:
+        wg = next(i for i, t in enumerate(prog.tasks) if t.writes and
+                  t.writes[0][0] == u.reads[0][0] and t.kind == TaskKind.GEMM)
+        assert (wg, prog.tasks.index(u)) not in anc
+    assert verify_step(SIM, TrainConfig(batch=16), steps=3, update=True) == []
+
+
+def test_update_mutation_is_caught():
+    """verify_step(update=True) checks the masters: a learning rate one ulp off fails it."""
+    from ganpu.processor.model import run_program
+
+    def run(cfg, gbuf, records, on_pause):
+        records = list(records)
+        i = [i for i, r in enumerate(records) if r["kind"] == TaskKind.UPDATE][3]
+        records[i] = {**records[i], "lr": records[i]["lr"] + 1}
+        return run_program(cfg, gbuf, records, on_pause=on_pause)[3]
+    bad = verify_step(SIM, TrainConfig(batch=8), steps=1, run=run, update=True)
+    assert any("golden master" in b for b in bad)
+
+
 def test_step_bit_exact_eors():
     """FP of every ReLU layer through the cores' EORS predictor, as TrainConfig(eors=...)."""
     prog = compile_gan(SIM, TrainConfig(batch=16, eors=DEFAULT_EORS))
@@ -136,6 +167,12 @@ def test_run_step_losses_match():
     prog = compile_gan(SIM, hw)
     got, _ = run_step(prog, hw)
     assert got == ref.step()
+
+
+def test_update_needs_hyper():
+    G = D = [("fc1", 4, 4, "relu", 0)]
+    with pytest.raises(ValueError, match=r"update needs hyper = \{'D': bits, 'G': bits\}, not None"):
+        compile_step(SIM, G, [("fc1", 4, 1, "identity", 0)], 2, update=True)
 
 
 def test_rejections():

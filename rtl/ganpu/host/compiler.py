@@ -23,6 +23,12 @@ The step is the one :meth:`ganpu.gan.train.GAN.step` runs (D update, then G upda
   WG, bias gradient and BP through G. The program ends with G's gradients in GBUF; the
   host runs G's SGD after DONE (``Program.finish``).
 
+With ``update=True`` the weight update runs on the processor too: every parameter
+tensor gets an UPDATE record after the WG record of its gradient (``docs/update.md``),
+its binary32 masters and momenta live in the GBUF (``{net}.{layer}.{w|b}32`` and
+``.{w|b}v``, written by the host once), there is no ``sgd_d`` pause and nothing
+left for ``finish``: the whole step, weight update included, is one program run.
+
 The program is the same every step; only the data in GBUF changes. :func:`run_step`
 runs it with a bit-exact program model and a host that does the pauses' work with the
 same float32 math as ``GAN.step``.
@@ -89,6 +95,23 @@ class Program:
     finish: Pause
     inputs: tuple
     layers: dict = field(default_factory=dict)
+    update: bool = False
+
+    @property
+    def params(self):
+        """Names of the parameter tensors (``{net}.{layer}.w`` / ``.b``)."""
+        return [f"{net}.{name}.{t}" for net in ("G", "D") for name, *_ in self.layers[net]
+                for t in ("w", "b")]
+
+    @property
+    def data_inputs(self):
+        """The inputs the host writes every step (with ``update`` the weights, masters
+        and momenta stay in the GBUF from one step to the next)."""
+        if not self.update:
+            return self.inputs
+        params = set(self.params)
+        return tuple(n for n in self.inputs if n not in params and n[:-2] not in params
+                     and n[:-1] not in params)
 
     @property
     def records(self):
@@ -302,6 +325,18 @@ class _Builder:
     def _lin(tensor, base, n):
         return (tensor, base, base + n)
 
+    def update(self, name, tensor, hyper):
+        """An UPDATE record for parameter tensor ``tensor`` (its gradient ``{tensor}``
+        with ``.w``/``.b`` replaced by ``.dw``/``.db``)."""
+        net_layer, t = tensor.rsplit(".", 1)
+        grad, w32, v32 = f"{net_layer}.d{t}", f"{tensor}32", f"{tensor}v"
+        count = int(np.prod(self.tensors[tensor][1]))
+        rec = {"kind": TaskKind.UPDATE, "deps": [], "count": count, "w_base": self.base(w32),
+               "v_base": self.base(v32), "g_base": self.base(grad), "w16_base": self.base(tensor),
+               **hyper}
+        self.tasks.append(Task(name, TaskKind.UPDATE, rec, [self.rng(grad), self.rng(w32), self.rng(v32)],
+                               [self.rng(tensor), self.rng(w32), self.rng(v32)]))
+
     def pause(self, name, description, reads, writes):
         rec = self._record(TaskKind.PAUSE)
         r = [self.rng(*x) if isinstance(x, tuple) else self.rng(x) for x in reads]
@@ -349,9 +384,12 @@ def _reduce(deps):
     return out
 
 
-def compile_step(cfg, G, D, batch, eors=None):
+def compile_step(cfg, G, D, batch, eors=None, update=False, hyper=None):
     """The program of one training step of the MLP GAN ``G``, ``D`` (lists from
     :func:`mlp_layers`) with ``batch`` real and ``batch`` fake samples.
+
+    ``update``: the weight updates as UPDATE records with the hyperparameters
+    ``hyper = {"D": bits, "G": bits}`` (each :attr:`ganpu.model.SGD.hyper_bits`).
 
     ``eors`` (an :class:`~ganpu.model.EorsParams` or None, as in ``TrainConfig``) sets the
     EORS bit of every FP task with ReLU; it must equal the cores' own parameters.
@@ -367,6 +405,8 @@ def compile_step(cfg, G, D, batch, eors=None):
         raise ValueError(f"G's output of {G[-1][2]} features does not match D's input of {D[0][1]}")
     if D[-1][2] != 1:
         raise ValueError(f"D must end in one logit, not {D[-1][2]!r} outputs")
+    if update and (not isinstance(hyper, dict) or set(hyper) != {"D", "G"}):
+        raise ValueError(f"update needs hyper = {{'D': bits, 'G': bits}}, not {hyper!r}")
     Bn = batch
     bld = _Builder(cfg)
     zdim, xdim = G[0][1], D[0][1]
@@ -375,6 +415,12 @@ def compile_step(cfg, G, D, batch, eors=None):
         for name, fin, fout, act, slope in layers:
             bld.alloc(f"{net}.{name}.w", (fout, fin), input=True)
             bld.alloc(f"{net}.{name}.b", (fout,), input=True)
+    if update:
+        for net, layers in (("G", G), ("D", D)):
+            for name, fin, fout, act, slope in layers:
+                for t, shape in (("w", (fout, fin)), ("b", (fout,))):
+                    for suffix in ("32", "v"):
+                        bld.alloc(f"{net}.{name}.{t}{suffix}", shape[:-1] + (2 * shape[-1],), input=True)
     bld.alloc("z_d", (Bn, zdim), input=True)
     bld.alloc("z_g", (Bn, zdim), input=True)
     bld.alloc("x_d", (2 * Bn, xdim), input=True)   # rows 0..B-1 real (input), B..2B-1 fake
@@ -453,9 +499,14 @@ def compile_step(cfg, G, D, batch, eors=None):
             bp("d", "D", D, i, dz, dx, 2 * Bn)
             dz = dx
     dgrads = [f"D.{n}.{g}" for n, *_ in D for g in ("dw", "db")]
-    bld.pause("sgd_d", "SGD with momentum on D's binary32 masters from D's gradients; "
-              "D's new binary16 weights and biases into GBUF", dgrads,
-              [f"D.{n}.{g}" for n, *_ in D for g in ("w", "b")])
+    if update:
+        for n, *_ in D:
+            for t in ("w", "b"):
+                bld.update(f"d/D.{n}.{t}/update", f"D.{n}.{t}", hyper["D"])
+    else:
+        bld.pause("sgd_d", "SGD with momentum on D's binary32 masters from D's gradients; "
+                  "D's new binary16 weights and biases into GBUF", dgrads,
+                  [f"D.{n}.{g}" for n, *_ in D for g in ("w", "b")])
     # ---- G update
     bld.pause("tanh_g", "fake = tanh(G output) in float32 (kept for tanh'); its binary16 "
               "bits into x_g", [f"g/{gout}.y"], ["x_g"])
@@ -478,6 +529,10 @@ def compile_step(cfg, G, D, batch, eors=None):
             dx = f"g/G.{G[i - 1][0]}.dz"
             bp("g", "G", G, i, dz, dx, Bn)
             dz = dx
+    if update:
+        for n, *_ in G:
+            for t in ("w", "b"):
+                bld.update(f"g/G.{n}.{t}/update", f"G.{n}.{t}", hyper["G"])
     if len(bld.tasks) > cfg.program_depth:
         raise ValueError(f"program of {len(bld.tasks)} tasks exceeds the task table of "
                          f"{cfg.program_depth} records (program_bits={cfg.program_bits})")
@@ -488,12 +543,16 @@ def compile_step(cfg, G, D, batch, eors=None):
             if t.record["work"] >= 1 << 24 or t.record["words"] >= 1 << 24:
                 raise ValueError(f"task {t.name!r}: work {t.record['work']} or words "
                                  f"{t.record['words']} exceed the 24-bit record fields")
-    finish = Pause("sgd_g", len(bld.tasks), "after DONE: SGD with momentum on G's binary32 "
-                   "masters from G's gradients; G's new binary16 weights and biases into GBUF",
-                   tuple(f"G.{n}.{g}" for n, *_ in G for g in ("dw", "db")),
-                   tuple(f"G.{n}.{g}" for n, *_ in G for g in ("w", "b")))
+    if update:
+        finish = Pause("done", len(bld.tasks), "after DONE: nothing (the program updated "
+                       "every weight)", (), ())
+    else:
+        finish = Pause("sgd_g", len(bld.tasks), "after DONE: SGD with momentum on G's binary32 "
+                       "masters from G's gradients; G's new binary16 weights and biases into GBUF",
+                       tuple(f"G.{n}.{g}" for n, *_ in G for g in ("dw", "db")),
+                       tuple(f"G.{n}.{g}" for n, *_ in G for g in ("w", "b")))
     return Program(cfg, Bn, bld.tasks, bld.tensors, bld.pauses, finish, tuple(bld.inputs),
-                   {"G": list(G), "D": list(D)})
+                   {"G": list(G), "D": list(D)}, update)
 
 
 def _work(cfg, rec):
@@ -501,13 +560,15 @@ def _work(cfg, rec):
     return int(round(core_cycles(cfg.core.lanes, rec["m"], rec["n"], rec["k"], task_macs(rec))))
 
 
-def compile_gan(cfg, gan):
-    """:func:`compile_step` for a :class:`ganpu.gan.GAN` (or a ``TrainConfig``)."""
+def compile_gan(cfg, gan, update=False):
+    """:func:`compile_step` for a :class:`ganpu.gan.GAN` (or a ``TrainConfig``), with
+    its optimizers' hyperparameters when ``update``."""
     from ..gan.train import GAN, TrainConfig
     if isinstance(gan, TrainConfig):
         gan = GAN(gan)
     check_type("gan", gan, GAN)
-    return compile_step(cfg, mlp_layers(gan.G), mlp_layers(gan.D), gan.cfg.batch, gan.cfg.eors)
+    return compile_step(cfg, mlp_layers(gan.G), mlp_layers(gan.D), gan.cfg.batch, gan.cfg.eors,
+                        update=update, hyper={"D": gan.opt_d.hyper_bits, "G": gan.opt_g.hyper_bits})
 
 
 def _f32(bits):
@@ -538,7 +599,44 @@ class HostStep:
             self.p.store(gbuf, f"{net}.{layer.name}.w", layer.w16)
             self.p.store(gbuf, f"{net}.{layer.name}.b", layer.b16)
 
-    def setup(self, gbuf):
+    def _opt(self, net):
+        return self.gan.opt_g if net == "G" else self.gan.opt_d
+
+    def write_masters(self, gbuf):
+        """The binary32 masters and momenta of both networks into their GBUF tensors
+        (low half first; a momentum not started yet is -0.0)."""
+        for net in ("G", "D"):
+            v = self._opt(net).v
+            for layer in getattr(self.gan, net).layers:
+                for t in ("w", "b"):
+                    w32 = getattr(layer, f"{t}32")
+                    mom = v.get((layer.name, f"{t}32"))
+                    mom = np.full(w32.shape, numerics.FP32_NEG_ZERO, np.uint32) if mom is None \
+                        else np.asarray(mom, np.float32).view(np.uint32)
+                    for suffix, x in (("32", w32.view(np.uint32)), ("v", mom)):
+                        x = np.asarray(x, np.uint32).ravel()
+                        self.p.store(gbuf, f"{net}.{layer.name}.{t}{suffix}",
+                                     np.stack([x & 0xFFFF, x >> 16], axis=1).ravel())
+
+    def sync(self, gbuf):
+        """Take the device's weights: masters, momenta and binary16 copies from the GBUF
+        into the GAN's layers and optimizers (``update`` programs)."""
+        for net in ("G", "D"):
+            v = self._opt(net).v
+            for layer in getattr(self.gan, net).layers:
+                for t in ("w", "b"):
+                    shape = getattr(layer, f"{t}32").shape
+                    w32, mom = (self._f32(gbuf, f"{net}.{layer.name}.{t}{suffix}").reshape(shape)
+                                for suffix in ("32", "v"))
+                    setattr(layer, f"{t}32", numerics.f32_value(w32))
+                    v[(layer.name, f"{t}32")] = numerics.f32_value(mom)
+                layer.sync()
+
+    def _f32(self, gbuf, name):
+        x = self.p.tensor(gbuf, name).ravel().astype(np.uint32)
+        return x[0::2] | (x[1::2] << 16)
+
+    def setup(self, gbuf, weights=True):
         gan, p, B = self.gan, self.p, self.p.batch
         if gan.cfg.batch != B:
             raise ValueError(f"GAN batch {gan.cfg.batch!r} differs from the program's {B!r}")
@@ -546,8 +644,11 @@ class HostStep:
         real = gan.X[gan.rng.integers(0, len(gan.X), B)]
         z_g = gan.noise(B)
         p.store(gbuf, "ones", np.full(2 * B, numerics.f16_bits(1.0)[()], np.uint16))
-        self.write_weights(gbuf, "G")
-        self.write_weights(gbuf, "D")
+        if weights or not p.update:
+            self.write_weights(gbuf, "G")
+            self.write_weights(gbuf, "D")
+            if p.update:
+                self.write_masters(gbuf)
         p.store(gbuf, "z_d", z_d)
         p.store(gbuf, "z_g", z_g)
         p.store(gbuf, "x_d", numerics.f16_bits(real), rows=(0, B))
@@ -568,6 +669,7 @@ class HostStep:
             if name == "tanh_d":
                 p.store(gbuf, "x_d", numerics.f16_bits(fake), rows=(B, 2 * B))
             else:
+                gan.phase_tag = "g_update"
                 self.state["fake"] = fake
                 p.store(gbuf, "x_g", numerics.f16_bits(fake))
         elif name == "loss_d":
@@ -592,10 +694,15 @@ class HostStep:
         else:
             raise ValueError(f"unknown pause {name!r}")
 
-    def finish(self, gbuf):
+    def finish(self, gbuf, sync=True):
+        """After DONE: G's SGD on the host (or, for an ``update`` program, the device's
+        weights into the GAN when ``sync``); the step's losses."""
         gan = self.gan
-        gan.opt_g.step(gan.G.layers, self._grads(gbuf, "G"))
-        self.write_weights(gbuf, "G")
+        if not self.p.update:
+            gan.opt_g.step(gan.G.layers, self._grads(gbuf, "G"))
+            self.write_weights(gbuf, "G")
+        elif sync:
+            self.sync(gbuf)
         gan.phase_tag = None
         gan.steps += 1
         rec = {"step": gan.steps, "d_loss": self.state["d_loss"], "g_loss": self.state["g_loss"]}
@@ -603,15 +710,17 @@ class HostStep:
         return rec
 
 
-def run_step(program, gan, gbuf=None, run=None):
+def run_step(program, gan, gbuf=None, run=None, weights=True):
     """One training step of ``gan`` through ``program``: the host's :class:`HostStep`
     around ``run(cfg, gbuf, records, on_pause)`` (default: the processor's bit-exact
     program model). Returns ``(losses, gbuf)``; ``gan``'s masters are updated like
-    ``GAN.step`` updates them."""
+    ``GAN.step`` updates them (for an ``update`` program, read from the GBUF).
+    ``weights=False`` (``update`` programs) keeps the weights, masters and momenta the
+    GBUF already holds."""
     if gbuf is None:
         gbuf = np.zeros(program.cfg.gbuf_depth, dtype=np.uint16)
     host = HostStep(program, gan)
-    host.setup(gbuf)
+    host.setup(gbuf, weights)
     names = {pz.index: pz.name for pz in program.pauses}
     if run is None:
         run = _model_run
@@ -628,7 +737,7 @@ def _model_run(cfg, gbuf, records, on_pause):
     return gbuf
 
 
-def verify_step(cfg, train_config=None, steps=1, run=None):
+def verify_step(cfg, train_config=None, steps=1, run=None, update=False):
     """Train a GAN ``steps`` steps through the program (same GBUF reused, host work by
     :class:`HostStep`) and the same GAN through ``GAN.step``; return a list of
     mismatches (empty when every tensor agrees bit for bit).
@@ -636,12 +745,15 @@ def verify_step(cfg, train_config=None, steps=1, run=None):
     Checked after each step: every GEMM record's output rows (and stored mask) against
     the golden gemm it computes, every tensor the host writes at a pause against the
     golden operand it becomes, the losses, and the binary32 masters and binary16
-    weights of both networks (in GBUF too) after the SGD updates.
+    weights of both networks (in GBUF too) after the SGD updates. With ``update`` the
+    program runs the updates (UPDATE records): the weights, masters and momenta stay
+    in the GBUF from step to step, and each is checked there against the golden
+    optimizer's.
     """
     from ..gan.train import GAN, TrainConfig
     tc = train_config if train_config is not None else TrainConfig()
     ref, hw = GAN(tc), GAN(tc)
-    program = compile_gan(cfg, hw)
+    program = compile_gan(cfg, hw, update)
     gbuf = np.zeros(cfg.gbuf_depth, dtype=np.uint16)
     bad = []
     for s in range(steps):
@@ -657,7 +769,7 @@ def verify_step(cfg, train_config=None, steps=1, run=None):
         want = ref.step()
         for n, h in hooks:
             n.remove_hook(h)
-        got, gbuf = run_step(program, hw, gbuf, run)
+        got, gbuf = run_step(program, hw, gbuf, run, weights=s == 0)
         if got != want:
             bad.append(f"step {s}: losses {got!r} != {want!r}")
         for t in program.tasks:
@@ -696,10 +808,20 @@ def verify_step(cfg, train_config=None, steps=1, run=None):
                     if not np.array_equal(program.tensor(gbuf, f"{net}.{a.name}.{t}").ravel(),
                                           getattr(a, attr).ravel()):
                         bad.append(f"step {s}: GBUF {net}.{a.name}.{t} differs from the golden {attr}")
+                if update:
+                    host = HostStep(program, hw)
+                    opt = ref.opt_g if net == "G" else ref.opt_d
+                    for t in ("w", "b"):
+                        want32 = getattr(a, f"{t}32").view(np.uint32).ravel()
+                        wantv = np.asarray(opt.v[(a.name, f"{t}32")], np.float32).view(np.uint32).ravel()
+                        for suffix, x in (("32", want32), ("v", wantv)):
+                            if not np.array_equal(host._f32(gbuf, f"{net}.{a.name}.{t}{suffix}"), x):
+                                bad.append(f"step {s}: GBUF {net}.{a.name}.{t}{suffix} differs from the "
+                                           f"golden {'master' if suffix == '32' else 'momentum'}")
     return bad
 
 
-async def run_step_driver(driver, program, gan, policy, read_back=True):
+async def run_step_driver(driver, program, gan, policy, read_back=True, weights=True, sync=True):
     """One training step through ``program`` on a processor behind ``driver`` (a
     :class:`ganpu.host.processor_driver.ProcessorDriver`, or anything with its
     ``write_gbuf``/``read_gbuf``/``run``/``counters``), with :class:`HostStep` serving the
@@ -709,10 +831,14 @@ async def run_step_driver(driver, program, gan, policy, read_back=True):
     Returns ``(losses, gbuf, counters)``: ``gbuf`` is the host's image of the GBUF, with
     every tensor of the step read back when ``read_back`` (so it can be compared with
     :func:`run_step`'s word for word), and ``counters`` the driver's after DONE.
+
+    For an ``update`` program: ``weights=False`` writes only the step's data (the
+    device keeps its weights, masters and momenta from the previous step), and
+    ``sync`` reads the masters and momenta back into ``gan`` after DONE.
     """
     gbuf = np.zeros(program.cfg.gbuf_depth, dtype=np.uint16)
     host = HostStep(program, gan)
-    host.setup(gbuf)
+    host.setup(gbuf, weights)
 
     async def put(names):
         for name in names:
@@ -732,11 +858,13 @@ async def run_step_driver(driver, program, gan, policy, read_back=True):
         host.pause(pz.name, gbuf)
         await put(pz.writes)
 
-    await put(program.inputs)
+    await put(program.inputs if weights else program.data_inputs)
     await driver.run(program.records, policy, on_pause=on_pause)
     counters = await driver.counters()
     await get(program.finish.reads)
-    losses = host.finish(gbuf)
+    if program.update and sync:
+        await get([n for p in program.params for n in (p, p + "32", p + "v")])
+    losses = host.finish(gbuf, sync)
     await put(program.finish.writes)
     if read_back:
         await get([n for n in program.tensors if n not in program.finish.writes])
