@@ -20,16 +20,41 @@ def cmd_train(args):
     # fail on an unusable folder before minutes of training, not after
     os.makedirs(args.out, exist_ok=True)
     gan = GAN(TrainConfig(net=args.net, batch=args.batch, seed=args.seed, eors=eors))
+    device = getattr(args, "device", None)
+    trainer = None
+    if device is not None:
+        from .train import DeviceTrainer
+        if eors is not None:
+            # the cores' EORS parameters are the config's; the compiler checks they agree
+            print("note: --eors on uses the device config's EORS parameters", flush=True)
+        try:
+            trainer = DeviceTrainer(gan, device, args.config, gbuf_bits=args.gbuf_bits,
+                                    policy=args.policy)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"device {device}: config {args.config} ({trainer.cfg.cores} cores, "
+              f"{trainer.cfg.gbuf_depth} GBUF words), {len(trainer.program.tasks)} records "
+              f"per step, weight update on the device", flush=True)
     t0 = time.time()
     every = max(1, args.steps // 20)
 
     def progress(rec):
         if rec["step"] % every == 0 or rec["step"] == args.steps:
-            print(f"step {rec['step']:5d}/{args.steps}  D {rec['d_loss']:.3f}  "
-                  f"G {rec['g_loss']:.3f}  {time.time() - t0:6.1f}s", flush=True)
+            dt = time.time() - t0
+            done = rec["step"] - start
+            bar = "#" * (20 * done // args.steps)
+            print(f"[{bar:<20}] step {rec['step']:5d}/{start + args.steps}  D {rec['d_loss']:.3f}  "
+                  f"G {rec['g_loss']:.3f}  {dt:6.1f}s  {done / max(dt, 1e-9):.2f} steps/s", flush=True)
 
-    gan.train(args.steps, progress)
-    tag = f"{args.net}_eors-{args.eors}_s{args.seed}"
+    start = gan.steps
+    if trainer is None:
+        gan.train(args.steps, progress)
+    else:
+        with trainer:
+            trainer.train(args.steps, progress)
+    tag = f"{args.net}_eors-{args.eors}_s{args.seed}" + (f"_{'board' if '/' in device else device}"
+                                                        if device is not None else "")
     save_grid(os.path.join(args.out, f"samples_{tag}.png"), gan.sample(64), tag)
     save_losses(os.path.join(args.out, f"losses_{tag}.png"), gan.history, tag)
     q = DigitScorer().score(gan.sample(500))
@@ -65,6 +90,15 @@ def register(subparsers):
     p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--batch", type=positive_int, default=32)
     p.add_argument("--out", default="out", help="directory for PNG figures")
+    p.add_argument("--device", default=None,
+                   help="run every gemm and weight update on a processor: 'model' (its "
+                        "bit-exact model), 'sim' (ganpu sim, Verilator) or a serial URL "
+                        "(a board, or socket://host:port); default: the golden model")
+    p.add_argument("--config", default="sim", help="processor config of --device")
+    p.add_argument("--gbuf-bits", type=positive_int, default=None,
+                   help="GBUF address bits of --device's config (the step with masters "
+                        "and momenta needs 2^19 words at batch 32)")
+    p.add_argument("--policy", choices=("temporal", "spatial", "adaptive"), default="adaptive")
     p.set_defaults(func=cmd_train)
 
     p = subparsers.add_parser("export", help="export real layer tensors to .npz")

@@ -11,7 +11,7 @@ from ..model import SGD, EorsParams
 from .data import load_digits_scaled
 from .nets import build_gan, ZDIM, NETS
 
-__all__ = ["GAN", "TrainConfig"]
+__all__ = ["GAN", "TrainConfig", "DeviceTrainer", "device_config"]
 
 
 @dataclass(frozen=True)
@@ -135,3 +135,92 @@ class GAN:
             if progress is not None:
                 progress(rec)
         return self.history
+
+
+def device_config(cfg, gan, gbuf_bits=None):
+    """``cfg`` (a ProcessorConfig or a config name) for training ``gan`` with the
+    weight update on the device: with ``gbuf_bits`` that many GBUF address bits, else
+    the config's own. ``ValueError`` (the compiler's, naming the tensor) when the step
+    does not fit."""
+    import dataclasses
+    from ..host.compiler import compile_gan
+    from ..processor.config import config as named
+    cfg = named(cfg) if isinstance(cfg, str) else cfg
+    if gbuf_bits is not None:
+        cfg = dataclasses.replace(cfg, gbuf_bits=gbuf_bits)
+    return cfg, compile_gan(cfg, gan, update=True)
+
+
+class DeviceTrainer:
+    """Trains ``gan`` with every gemm and every weight update on a processor
+    (``docs/update.md``); the host keeps the losses, the final tanh/sigmoid and the data.
+
+    ``device``: ``"model"`` (the processor's bit-exact program model, in process),
+    ``"sim"`` (``ganpu sim``: the Verilator-native simulator of ``cfg``, built or taken
+    from the cache, over ``socket://``) or a pyserial URL (a board, or a ``ganpu sim``
+    already running). The weights, masters and momenta stay on the device from step to
+    step; :meth:`close` (or the last :meth:`step` with ``sync``) reads them back into
+    ``gan``, bit for bit what ``GAN.step`` computes.
+    """
+
+    def __init__(self, gan, device="model", cfg="sim", gbuf_bits=None, policy=None, timeout=5.0):
+        from ..processor.program import Policy
+        if not isinstance(gan, GAN):
+            raise TypeError(f"gan must be a GAN, got {gan!r}")
+        if not isinstance(device, str) or not device:
+            raise ValueError(f"device must be 'model', 'sim' or a serial URL, got {device!r}")
+        self.gan, self.device = gan, device
+        self.cfg, self.program = device_config(cfg, gan, gbuf_bits)
+        self.policy = Policy.ADAPTIVE if policy is None else \
+            Policy[policy.upper()] if isinstance(policy, str) else Policy(policy)
+        self.server = self.drv = None
+        self.gbuf = None
+        self.counters = []
+        self.fresh = True
+        if device == "sim":
+            from ..sim.native import build, Server
+            self.server = Server(build(self.cfg))
+            self.server.start()
+            url = self.server.url
+        else:
+            url = device
+        if device != "model":
+            from ..host.link import connect
+            self.drv = connect(url, self.cfg, timeout=timeout)
+
+    def step(self, sync=False):
+        """One training step on the device; ``sync`` reads the weights back into the
+        GAN. Returns the losses (as ``GAN.step``)."""
+        from ..host.compiler import run_step, run_step_driver
+        weights, self.fresh = self.fresh, False
+        if self.drv is None:
+            self.gbuf = np.zeros(self.cfg.gbuf_depth, np.uint16) if self.gbuf is None else self.gbuf
+            rec, self.gbuf = run_step(self.program, self.gan, self.gbuf, weights=weights)
+            return rec
+        rec, _, counters = self.drv._run(run_step_driver(
+            self.drv.driver, self.program, self.gan, self.policy, read_back=False,
+            weights=weights, sync=sync))
+        self.counters.append(counters)
+        return rec
+
+    def train(self, steps, progress=None):
+        """``steps`` steps (the last one syncs the weights back); ``progress(rec)`` after each."""
+        for i in range(steps):
+            rec = self.step(sync=i == steps - 1)
+            if progress is not None:
+                progress(rec)
+        return self.gan.history
+
+    def close(self):
+        if self.drv is not None:
+            self.drv.close()
+            self.drv = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

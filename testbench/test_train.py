@@ -1,0 +1,67 @@
+"""Training with every gemm and every weight update on the processor (``ganpu train
+--device``, ``docs/update.md``): the program model backend and the RTL of a small
+config, bit-identical to the golden model's ``GAN.step``."""
+
+import numpy as np
+import pytest
+
+import harness
+from ganpu.gan import GAN, TrainConfig
+from ganpu.gan.train import DeviceTrainer
+from ganpu.processor.processor import Processor
+
+from trainnets import CFG, tiny_gan
+
+
+def _same(ref, hw):
+    for net in ("G", "D"):
+        opt_r, opt_h = (ref.opt_g, hw.opt_g) if net == "G" else (ref.opt_d, hw.opt_d)
+        for a, b in zip(getattr(ref, net).layers, getattr(hw, net).layers):
+            for t in ("w", "b"):
+                assert np.array_equal(getattr(a, f"{t}32").view(np.uint32), getattr(b, f"{t}32").view(np.uint32))
+                assert np.array_equal(np.asarray(opt_r.v[(a.name, f"{t}32")]).view(np.uint32),
+                                      np.asarray(opt_h.v[(b.name, f"{t}32")]).view(np.uint32))
+                assert np.array_equal(getattr(a, f"{t}16"), getattr(b, f"{t}16"))
+
+
+def test_device_model_bit_identical():
+    """The digits GAN, 3 steps on the processor model (batch 16 fits the sim config's
+    GBUF with masters and momenta): losses, masters, momenta and weights equal."""
+    ref, hw = GAN(TrainConfig(batch=16)), GAN(TrainConfig(batch=16))
+    with DeviceTrainer(hw, "model", "sim") as tr:
+        got = tr.train(3)
+    assert got == ref.train(3)
+    _same(ref, hw)
+
+
+def test_device_model_tiny():
+    ref, hw = tiny_gan(), tiny_gan()
+    with DeviceTrainer(hw, "model", CFG) as tr:
+        assert tr.train(2) == ref.train(2)
+    _same(ref, hw)
+
+
+def test_messages():
+    with pytest.raises(TypeError, match="gan must be a GAN, got 'x'"):
+        DeviceTrainer("x")
+    with pytest.raises(ValueError, match="device must be 'model', 'sim' or a serial URL, got ''"):
+        DeviceTrainer(GAN(TrainConfig(batch=2)), "")
+    with pytest.raises(ValueError, match=r"beyond the GBUF of 262144 words \(gbuf_bits=18\)"):
+        DeviceTrainer(GAN(TrainConfig(batch=32)), "model", "sim")
+
+
+def test_cli_device_model(tmp_path):
+    from ganpu.cli import main
+    assert main(["train", "--device", "model", "--steps", "2", "--batch", "8",
+                 "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "losses_mlp_eors-off_s0_model.png", "samples_mlp_eors-off_s0_model.png"]
+
+
+@pytest.mark.parametrize("sim", harness.SIMULATORS)
+def test_train_rtl(sim):
+    """Two steps (Icarus) or three (Verilator, every policy) of a small GAN on the
+    processor's Verilog: every master, momentum and weight equals the golden model's."""
+    steps = {"icarus": 2, "verilator": 3}[sim]
+    harness.run(sim, Processor(CFG), "ganpu_processor_train", "tb_train",
+                env={"GANPU_STEPS": max(steps, int(steps * harness.scale()))})
