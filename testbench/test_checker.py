@@ -68,6 +68,10 @@ def directed_descs(cfg):
         "oversized dimension": dict(m=g.depth("mask") + 1, a_sm=0, o_sm=0),
         "compressed A overflow": dict(m=g.depth("a") // 8 + 1, k=8, a_sm=0, n=1, o_sm=1),
         "EORS weights beyond BW": dict(eors=1, n=64, k=200, b_sn=0, o_sm=0, m=1, a_sk=0),
+        # convolutions (docs/conv.md): a 2x2 kernel over 2 channels of a 2x2 image
+        "undefined conv mode": dict(conv=3),
+        "conv padding of a kernel": dict(conv=1, kern=2, cstride=1, dil=1, pad=2, img=1, chan=2,
+                                         in_h=2, in_w=2, out_h=2, out_w=2, b_sy=2, b_sx=1),
     }
     return [(what, {**good, **bad}) for what, bad in cases.items()]
 

@@ -144,7 +144,7 @@ def test_address_function_is_the_golden_im2col():
         if xp.shape[2] < k or xp.shape[3] < k:
             continue
         cols, (ho, wo) = golden_im2col(xp, k, s)
-        desc = fc_desc(conv=ConvMode.ROWS.value, kern=k, stride=s, dil=dil, pad=p, img=b, chan=c,
+        desc = fc_desc(conv=ConvMode.ROWS.value, kern=k, cstride=s, dil=dil, pad=p, img=b, chan=c,
                        in_h=h, in_w=w, out_h=ho, out_w=wo, a_sm=c * h * w, a_sk=h * w,
                        m=b * ho * wo, k=c * k * k)
         valid, a_addr, _ = im2col.tap_table(desc)

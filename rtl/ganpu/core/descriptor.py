@@ -1,6 +1,6 @@
 """The task descriptor of the compute core, its enums, error codes and the checker."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Signal, Mux, signed
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
@@ -55,10 +55,10 @@ class Error(enum.Enum, shape=4):
 
 
 #: Widths of the narrow convolution fields (the wide ones are ``Geometry.dim_bits``).
-CONV_NARROW = {"conv": ConvMode, "kern": 3, "stride": 2, "dil": 2, "pad": 3, "flip": 1,
+CONV_NARROW = {"conv": ConvMode, "kern": 3, "cstride": 2, "dil": 2, "pad": 3, "flip": 1,
                "ky0": 3, "kh": 3}
 #: The convolution fields, all 0 in an FC task (their defaults).
-CONV_FIELDS = ("conv", "kern", "stride", "dil", "pad", "flip", "ky0", "kh", "img", "chan",
+CONV_FIELDS = ("conv", "kern", "cstride", "dil", "pad", "flip", "ky0", "kh", "img", "chan",
                "in_h", "in_w", "oy0", "out_h", "out_w", "b_sy", "b_sx")
 
 
@@ -77,7 +77,7 @@ def descriptor_layout(geom):
 
     ``conv`` (a :class:`ConvMode`, FC = 0 by default) replaces the A and B address
     rules by an implicit im2col (``docs/conv.md``, :mod:`ganpu.core.im2col`): ``kern``,
-    ``stride``, ``dil`` (zero insertion), ``pad``, ``flip``, ``ky0``, ``kh``, ``img``, ``chan``,
+    ``cstride``, ``dil`` (zero insertion), ``pad``, ``flip``, ``ky0``, ``kh``, ``img``, ``chan``,
     ``in_h``, ``in_w``, ``oy0``, ``out_h``, ``out_w``, ``b_sy``, ``b_sx``; all 0 in an
     FC task.
     """
@@ -151,6 +151,37 @@ class DescriptorChecker(CheckedComponent):
         zero = Signal()
         m.d.sync += [m1.eq(d.m - 1), n1.eq(d.n - 1), k1.eq(d.k - 1),
                      zero.eq((d.m == 0) | (d.n == 0) | (d.k == 0))]
+        # convolution (docs/conv.md): the row space R and the reduction space Q
+        conv = d.conv.as_value()
+        rows = conv == ConvMode.ROWS.value
+        taps = conv == ConvMode.TAPS.value
+        R = [Mux(rows, d.img, d.chan), Mux(rows, d.out_h, d.kh), Mux(rows, d.out_w, d.kern)]
+        Q = [Mux(rows, d.chan, d.img), Mux(rows, d.kern, d.out_h), Mux(rows, d.kern, d.out_w)]
+        bad1 = Signal()
+        m.d.sync += bad1.eq(
+            (conv == 3) |
+            ((conv != 0) & ((d.kern == 0) | (d.cstride == 0) | (d.dil == 0) |
+                            (d.in_h == 0) | (d.in_w == 0))) |
+            (taps & ((d.dil != 1) | d.flip | (d.oy0 != 0) | (d.ky0 + d.kh > d.kern))) |
+            (rows & ((d.ky0 != 0) | (d.kh != 0))))
+        r01, q01 = Signal(w, name="r01"), Signal(w, name="q01")
+        hv, wv = Signal(g.dim_bits + 3, name="hv"), Signal(g.dim_bits + 3, name="wv")
+        r0m1, q0m1, q1m1, q2m1 = (Signal(g.dim_bits, name=x) for x in ("r0m1", "q0m1", "q1m1", "q2m1"))
+        last_y, last_x = Signal(g.dim_bits + 1, name="last_y"), Signal(g.dim_bits, name="last_x")
+        h1 = Signal(g.dim_bits, name="h1")
+        # a row's valid taps: chan*ceil(kern/dil)^2 (ROWS), img*min(out_h, in_h)*min(out_w, in_w)
+        ceil_kd = Signal(3)
+        my, mx = Signal(g.dim_bits, name="my"), Signal(g.dim_bits, name="mx")
+        m.d.sync += [
+            r01.eq(R[0] * R[1]), q01.eq(Q[0] * Q[1]),
+            hv.eq((d.in_h - 1) * d.dil + 1), wv.eq((d.in_w - 1) * d.dil + 1),
+            r0m1.eq(R[0] - 1), q0m1.eq(Q[0] - 1), q1m1.eq(Q[1] - 1), q2m1.eq(Q[2] - 1),
+            last_y.eq(d.oy0 + d.out_h - 1), last_x.eq(d.out_w - 1), h1.eq(d.in_h - 1),
+            ceil_kd.eq((d.kern + d.dil - 1) // Mux(d.dil == 0, 1, d.dil)),
+            my.eq(Mux(d.out_h < d.in_h, d.out_h, d.in_h)),
+            mx.eq(Mux(d.out_w < d.in_w, d.out_w, d.in_w)),
+        ]
+
         # stage 2: stride products (registered so each DSP output has its own stage)
         prods = {}
         for name, x, s in [("am", m1, d.a_sm), ("ak", k1, d.a_sk), ("bn", n1, d.b_sn),
@@ -164,6 +195,22 @@ class DescriptorChecker(CheckedComponent):
         m.d.sync += [mn.eq(d.m * d.n), mk.eq(d.m * d.k), gk.eq(((n1 >> lp) + 1) * d.k)]
         zero2 = Signal()
         m.d.sync += zero2.eq(zero)
+        rprod, qprod = Signal(2 * w, name="rprod"), Signal(2 * w, name="qprod")
+        hi_y, hi_x = Signal(signed(w + 4), name="hi_y"), Signal(signed(w + 4), name="hi_x")
+        cp = {}
+        for name, x, s in [("ar", r0m1, d.a_sm), ("aq", q0m1, d.a_sk), ("ay", h1, d.in_w),
+                           ("bq", q0m1, d.b_sk), ("by", q1m1, d.b_sy), ("bx", q2m1, d.b_sx)]:
+            p = cp[name] = Signal(w, name=f"cp_{name}")
+            m.d.sync += p.eq(x * s)
+        wa, wb = Signal(w, name="work_a"), Signal(w, name="work_b")
+        bad2 = Signal()
+        m.d.sync += [
+            rprod.eq(r01 * R[2]), qprod.eq(q01 * Q[2]),
+            hi_y.eq(last_y * d.cstride + d.kern - d.pad - hv),
+            hi_x.eq(last_x * d.cstride + d.kern - d.pad - wv),
+            wa.eq(d.m * Mux(rows, d.chan, d.img)), wb.eq(Mux(rows, ceil_kd * ceil_kd, my * mx)),
+            bad2.eq(bad1),
+        ]
         # stage 3: last addresses
         a_last, b_last, o_last, bias_last = (Signal(w + 1, name=x) for x in
                                              ("a_last", "b_last", "o_last", "bias_last"))
@@ -175,6 +222,17 @@ class DescriptorChecker(CheckedComponent):
         ]
         mn3, mk3, gk3, zero3 = Signal(w), Signal(w), Signal(w), Signal()
         m.d.sync += [mn3.eq(mn), mk3.eq(mk), gk3.eq(gk), zero3.eq(zero2)]
+        conv_bad, conv_shape = Signal(), Signal()
+        ca_last, cb_last = Signal(w + 2, name="ca_last"), Signal(w + 2, name="cb_last")
+        work3 = Signal(2 * w, name="work3")
+        m.d.sync += [
+            conv_bad.eq(bad2 | ((conv != 0) & ((rprod != d.m) | (qprod != d.k)))),
+            conv_shape.eq((d.pad >= d.kern) | (hi_y >= d.kern + d.dil - 1) |
+                          (hi_x >= d.kern + d.dil - 1)),
+            ca_last.eq(d.a_base + cp["ar"] + cp["aq"] + cp["ay"] + d.in_w - 1),
+            cb_last.eq(d.b_base + prods["bn"] + cp["bq"] + cp["by"] + cp["bx"]),
+            work3.eq(Mux(conv != 0, wa * wb, mk)),
+        ]
         # OUT rows are disjoint blocks (o_sm past a whole row) or columns are: reuses
         # the stride products, so no comparison wider than the last-address sums
         rows_ok, cols_ok = Signal(), Signal()
@@ -183,6 +241,10 @@ class DescriptorChecker(CheckedComponent):
             cols_ok.eq(((m1 == 0) | (d.o_sm != 0)) & ((n1 == 0) | (d.o_sn > prods["om"]))),
         ]
         eors = d.eors & (d.op == Op.FP) & (d.act == Act.RELU)
+        # the speculator reads BW word g*K + boff: B offsets must be k itself
+        kk = d.kern * d.kern
+        linear_b = Mux(rows, ~d.flip & (d.b_sk == kk) & (d.b_sy == d.kern) & (d.b_sx == 1),
+                       (conv == 0) & (d.b_sk == 1))
 
         # stage 4: verdict, first failing check in this order
         err = Signal(Error)
@@ -197,12 +259,16 @@ class DescriptorChecker(CheckedComponent):
                     ((d.op != Op.FP) & d.use_mask) |
                     # the speculator reads weights row-major from BW and biases by
                     # whole words, and one mask source is enough
-                    (eors & (d.use_mask | (d.b_sk != 1) |
+                    (eors & (d.use_mask | ~linear_b |
                              (d.bias & (d.bias_base[:lp] != 0 if lp else 0))))):
             m.d.comb += err.eq(Error.BAD_COMBO)
-        with m.Elif(a_last >= g.depth("a")):
+        with m.Elif(conv_bad):
+            m.d.comb += err.eq(Error.BAD_CONV)
+        with m.Elif((conv != 0) & conv_shape):
+            m.d.comb += err.eq(Error.CONV_SHAPE)
+        with m.Elif(Mux(conv != 0, ca_last, a_last) >= g.depth("a")):
             m.d.comb += err.eq(Error.A_RANGE)
-        with m.Elif(b_last >= g.depth("b")):
+        with m.Elif(Mux(conv != 0, cb_last, b_last) >= g.depth("b")):
             m.d.comb += err.eq(Error.B_RANGE)
         with m.Elif(o_last >= g.depth("out")):
             m.d.comb += err.eq(Error.OUT_RANGE)
@@ -210,7 +276,7 @@ class DescriptorChecker(CheckedComponent):
             m.d.comb += err.eq(Error.BIAS_RANGE)
         with m.Elif(mn3 > g.depth("mask")):
             m.d.comb += err.eq(Error.MASK_RANGE)
-        with m.Elif(mk3 > g.depth("a")):
+        with m.Elif(work3 > g.depth("a")):
             m.d.comb += err.eq(Error.WORK_RANGE)
         with m.Elif(eors & (gk3 > g.depth("b") // self.eors_lanes)):
             m.d.comb += err.eq(Error.EORS_RANGE)

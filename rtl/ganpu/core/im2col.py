@@ -14,7 +14,7 @@ inserted zero, never read, never enumerated) elsewhere.
   ``boff = k*b_sk``.
 * ``conv`` = ROWS (FP, BP): row m = (i, oy - oy0, ox) over (img, out_h, out_w),
   k = (c, ky, kx) over (chan, kern, kern). The tap reads position
-  ``v = oy*stride + ky - pad`` of the image dilated by ``dil`` (``dil - 1`` zeros between
+  ``v = oy*cstride + ky - pad`` of the image dilated by ``dil`` (``dil - 1`` zeros between
   pixels); it is valid when ``0 <= v <= (in_h - 1)*dil`` and ``v % dil == 0``, and
   then reads pixel ``v // dil`` (likewise x with ox, kx, in_w):
   ``a_addr = a_base + i*a_sm + c*a_sk + iy*in_w + ix``. B:
@@ -63,7 +63,7 @@ def _axis(o, t, desc, n_in):
     """Validity and pixel index of taps with output coordinate ``o`` and kernel
     coordinate ``t`` along one axis of an input of ``n_in`` pixels."""
     dil = desc["dil"]
-    v = o * desc["stride"] + t - desc["pad"]
+    v = o * desc["cstride"] + t - desc["pad"]
     ok = (v >= 0) & (v <= (n_in - 1) * dil) & (v % dil == 0)
     return ok, v // dil
 

@@ -1,13 +1,15 @@
-"""Input-zero skipping: the compressed copy of A."""
+"""Input-zero skipping: the compressed copy of A, with the implicit im2col of
+convolutions (``docs/conv.md``)."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Signal, signed, Mux
 from amaranth.lib import data, wiring, stream
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
 from .config import Geometry, check_type, CheckedComponent
-from .descriptor import descriptor_layout
+from .descriptor import descriptor_layout, ConvMode
+from . import im2col
 
 __all__ = ["Indexer", "row_layout", "entry_layout"]
 
@@ -31,13 +33,22 @@ class Indexer(CheckedComponent):
     row. Signed zeros are dropped: the project's zero-skip rule never forms their
     products.
 
-    Timing: one element of A per cycle. Element i (row-major, i = m*K + k) is read at
+    In a convolution task (``conv`` ROWS or TAPS) the walk is the implicit im2col of
+    :func:`ganpu.core.im2col.tap_table`: for each row only the valid taps, in
+    increasing k, each with the A address of its input pixel and its B offset; padding
+    and inserted zeros are never read. A row costs two set-up cycles (per axis the first
+    valid tap, its pixel and the count of valid taps, by a divider by the 2-bit stride
+    or dilation; then the first address and offset), then one cycle per valid tap
+    (addresses by additions); a row without a valid tap issues its (empty) record in
+    its second set-up cycle. :meth:`issue_cycles` is the count.
+
+    Timing: one element of A per cycle. FC: element i (row-major, i = m*K + k) is read at
     cycle ``start + 1 + i``; its entry is written and, for the last element of a row,
     the row record is queued :attr:`STAGES` cycles later, and offered on ``rows``
     :attr:`latency` cycles after ``start + 1 + i`` when the queue is empty. Issue
     stalls only while the row queue could not hold every row end in flight, so a
-    consumer that always takes rows sees the last record ``M*K + latency`` cycles
-    after ``start``.
+    consumer that always takes rows sees the last record ``issue_cycles(desc) +
+    latency`` cycles after ``start`` (``M*K + latency`` in FC).
 
     Parameters
     ----------
@@ -46,7 +57,7 @@ class Indexer(CheckedComponent):
     Ports
     -----
     start : In(1)                      one-cycle pulse; ``desc`` held until done
-    desc : In(descriptor_layout)       uses m, k, a_base, a_sm, a_sk, b_sk
+    desc : In(descriptor_layout)       uses m, k, a_base, a_sm, a_sk, b_sk and the conv fields
     a_rd : In(ReadPort.Signature)      the A buffer (synchronous read)
     acomp_wr : In(WritePort.Signature) the compressed buffer (``entry_layout``)
     rows : Out(stream.Signature(row_layout))
@@ -76,17 +87,62 @@ class Indexer(CheckedComponent):
     def model(a_buf, desc):
         """``(entries, rows)``: the compressed buffer's first entries as ``(a, boff)``
         pairs and the row records as ``(start, end)`` pairs, for A buffer image
-        ``a_buf`` and descriptor ``desc``."""
-        M, K = desc["m"], desc["k"]
+        ``a_buf`` and descriptor ``desc`` (taps from :func:`ganpu.core.im2col.tap_table`)."""
+        valid, a_addr, boff = im2col.tap_table(desc)
         entries, rows = [], []
-        for mi in range(M):
+        for mi in range(desc["m"]):
             start = len(entries)
-            for ki in range(K):
-                a = int(a_buf[desc["a_base"] + mi * desc["a_sm"] + ki * desc["a_sk"]])
-                if a & 0x7FFF:
-                    entries.append((a, ki * desc["b_sk"]))
+            for ki in range(desc["k"]):
+                if valid[mi, ki]:
+                    a = int(a_buf[a_addr[mi, ki]])
+                    if a & 0x7FFF:
+                        entries.append((a, int(boff[ki])))
             rows.append((start, len(entries)))
         return entries, rows
+
+    @staticmethod
+    def issue_cycles(desc):
+        """Cycles from ``start`` to the last element's read (or last empty row's
+        record) with a consumer that always takes rows: ``M*K`` in FC; in a convolution
+        two set-up cycles per row plus one per valid tap."""
+        if not desc.get("conv", 0):
+            return desc["m"] * desc["k"]
+        valid, _, _ = im2col.tap_table(desc)
+        return 2 * desc["m"] + int(valid.sum())
+
+    def _axis(self, m, name, mode_rows, t, n_in, out_n):
+        """Set-up of one axis for the row whose coordinate register is ``t`` (ROWS:
+        ``o*stride - pad``; TAPS: the kernel index): ``(bfirst, ifirst, count)`` of the
+        valid taps, combinational (registered by the caller)."""
+        desc = self.desc
+        d = self.geom.dim_bits
+        kern, S, D, P = desc.kern, desc.cstride, desc.dil, desc.pad
+        # ROWS: first k with t + k >= 0 and a multiple of dil (a pixel, not an inserted zero)
+        neg = t < 0
+        tp = Signal(d + 3, name=f"{name}_tp")
+        m.d.comb += tp.eq(Mux(neg, 0, t))
+        q = Signal(d + 3, name=f"{name}_q")
+        m.d.comb += q.eq((tp + D - 1) // D)
+        kf = Signal(d + 4, name=f"{name}_kf")
+        m.d.comb += kf.eq(Mux(neg, -t, q * D - tp))
+        r_if = Mux(neg, 0, q)
+        r_ok = (kf <= kern - 1) & (r_if <= n_in - 1)
+        r_a, r_b = (kern - 1 - kf[:3]) // D + 1, n_in - r_if
+        r_n = Mux(r_ok, Mux(r_a < r_b, r_a, r_b), 0)
+        r_bf = Mux(desc.flip, kern - 1 - kf[:3], kf[:3])
+        # TAPS: first position o with o*stride + t - pad >= 0
+        u = t.as_unsigned()[:3]
+        of = Signal(d + 1, name=f"{name}_of")
+        m.d.comb += of.eq(Mux(P > u, (P - u + S - 1) // S, 0))
+        t_if = Signal(d + 4, name=f"{name}_tif")
+        m.d.comb += t_if.eq(of * S + u - P)
+        t_ok = (of <= out_n - 1) & (t_if <= n_in - 1)
+        t_a, t_b = out_n - of, (n_in - 1 - t_if) // S + 1
+        t_n = Mux(t_ok, Mux(t_a < t_b, t_a, t_b), 0)
+        bf, i_f, n = (Signal(d + 1, name=f"{name}_{x}") for x in ("bf", "if", "n"))
+        m.d.comb += [bf.eq(Mux(mode_rows, r_bf, of)), i_f.eq(Mux(mode_rows, r_if, t_if)),
+                     n.eq(Mux(mode_rows, r_n, t_n))]
+        return bf, i_f, n
 
     def elaborate(self, platform):
         m = Module()
@@ -95,24 +151,25 @@ class Indexer(CheckedComponent):
         w = d + 2  # addresses may exceed a buffer only in tasks the checker rejected
         desc = self.desc
 
-        run = Signal()
-        mi, ki = Signal(d), Signal(d)
-        row_addr, addr, boff = Signal(w), Signal(w), Signal(d + 1)
-        wptr, row_start = Signal(g.a_bits + 1), Signal(g.a_bits + 1)
-
-        # stage registers: 1 = memory read in flight, 2 = data registered
-        v1, last1, boff1 = Signal(), Signal(), Signal(d + 1)
-        v2, last2, boff2, a2 = Signal(), Signal(), Signal(d + 1), Signal(16)
+        room = Signal()
         m.submodules.rowq = rowq = SyncFIFOBuffered(width=row_layout(g).size,
                                                     depth=self.ROW_QUEUE_DEPTH)
         # Issue only while the queue has room for a row end in every stage plus the
         # element being issued (each can end a row when K = 1): nothing is dropped.
-        issue = Signal()
-        m.d.comb += issue.eq(run & (rowq.level < self.ROW_QUEUE_DEPTH - (self.STAGES + 1)))
-        m.d.comb += self.a_rd.addr.eq(addr)
+        m.d.comb += room.eq(rowq.level < self.ROW_QUEUE_DEPTH - (self.STAGES + 1))
 
+        # what is issued this cycle, from either walker
+        issue, null, last = Signal(), Signal(), Signal()
+        cur_addr, cur_boff = Signal(w), Signal(d + 1)
+
+        # --- FC walker: a_base + m*a_sm + k*a_sk
+        run = Signal()
+        mi, ki = Signal(d), Signal(d)
+        row_addr, addr, boff = Signal(w), Signal(w), Signal(d + 1)
+        fc_issue = Signal()
+        m.d.comb += fc_issue.eq(run & room)
         last_k = ki == desc.k - 1
-        with m.If(issue):
+        with m.If(fc_issue):
             with m.If(last_k):
                 m.d.sync += [ki.eq(0), mi.eq(mi + 1), boff.eq(0),
                              row_addr.eq(row_addr + desc.a_sm), addr.eq(row_addr + desc.a_sm)]
@@ -120,10 +177,112 @@ class Indexer(CheckedComponent):
                     m.d.sync += run.eq(0)
             with m.Else():
                 m.d.sync += [ki.eq(ki + 1), boff.eq(boff + desc.b_sk), addr.eq(addr + desc.a_sk)]
-        m.d.sync += [v1.eq(issue), last1.eq(last_k), boff1.eq(boff)]
-        m.d.sync += [v2.eq(v1), last2.eq(last1), boff2.eq(boff1), a2.eq(self.a_rd.data)]
 
-        nz = (a2[0:15] != 0)
+        # --- convolution walker (docs/conv.md): rows (r0, r1, r2), taps (c, y, x)
+        rows_mode = desc.conv == ConvMode.ROWS
+        S, D, P = desc.cstride, desc.dil, desc.pad
+        R1 = Mux(rows_mode, desc.out_h, desc.kh)
+        R2 = Mux(rows_mode, desc.out_w, desc.kern)
+        Q0 = Mux(rows_mode, desc.chan, desc.img)
+        inc = Mux(rows_mode, S, 1)
+        ty, tx = Signal(signed(d + 4)), Signal(signed(d + 4))
+        ty_reset, tx_reset = Signal(signed(d + 4)), Signal(signed(d + 4))
+        m.d.comb += [ty_reset.eq(Mux(rows_mode, desc.oy0 * S - P, desc.ky0)),
+                     tx_reset.eq(Mux(rows_mode, -P, 0))]
+        r1, r2, cm = Signal(d), Signal(d), Signal(d)
+        a_row0 = Signal(w)
+        by, iy, ny = self._axis(m, "y", rows_mode, ty, desc.in_h, desc.out_h)
+        bx, ix, nx = self._axis(m, "x", rows_mode, tx, desc.in_w, desc.out_w)
+        # per-task steps: a tap along x moves the pixel by di_x and B by db_x, a
+        # tap along y by a row step and db_y (signed: a flipped kernel walks back)
+        di_x = Mux(rows_mode, 1, S)
+        dy_a = Signal(w)
+        m.d.comb += dy_a.eq(Mux(rows_mode, desc.in_w, S * desc.in_w))
+        db_x, db_y = Signal(signed(d + 4)), Signal(signed(d + 4))
+        m.d.comb += [
+            db_x.eq(Mux(rows_mode, Mux(desc.flip, -(D * desc.b_sx), D * desc.b_sx), desc.b_sx)),
+            db_y.eq(Mux(rows_mode, Mux(desc.flip, -(D * desc.b_sy), D * desc.b_sy), desc.b_sy)),
+        ]
+        # set-up 1 registers
+        ny1, nx1 = Signal(d + 1), Signal(d + 1)
+        a_off, b_off = Signal(w), Signal(d + 1)
+        iy1, ix1, by1, bx1 = (Signal(d + 1, name=f"{x}1") for x in ("iy", "ix", "by", "bx"))
+        # run registers
+        cy, cx, cc = Signal(d + 1), Signal(d + 1), Signal(d)
+        c_addr, y_addr, c_boff, y_boff = Signal(w), Signal(w), Signal(d + 1), Signal(d + 1)
+        caddr, cboff = Signal(w), Signal(d + 1)
+
+        conv_issue, conv_null, conv_last, row_end = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += row_end.eq(conv_last & (conv_issue | conv_null))
+        with m.FSM(name="conv") as fsm:
+            with m.State("Idle"):
+                with m.If(self.start & (desc.conv != ConvMode.FC)):
+                    m.next = "Setup-Axes"
+            with m.State("Setup-Axes"):
+                m.d.sync += [ny1.eq(ny), nx1.eq(nx), iy1.eq(iy), ix1.eq(ix), by1.eq(by), bx1.eq(bx)]
+                m.next = "Setup-Start"
+            with m.State("Setup-Start"):
+                a0 = iy1 * desc.in_w + ix1
+                b0 = by1 * desc.b_sy + bx1 * desc.b_sx
+                m.d.sync += [a_off.eq(a0), b_off.eq(b0), cy.eq(0), cx.eq(0), cc.eq(0),
+                             c_addr.eq(a_row0), y_addr.eq(a_row0 + a0), caddr.eq(a_row0 + a0),
+                             c_boff.eq(0), y_boff.eq(b0), cboff.eq(b0)]
+                with m.If((ny1 == 0) | (nx1 == 0)):
+                    # no valid tap: the row's empty record goes down the pipeline
+                    m.d.comb += [conv_null.eq(room), conv_last.eq(1)]
+                    with m.If(row_end):
+                        m.next = "Setup-Axes"
+                        with m.If(mi == desc.m - 1):
+                            m.next = "Idle"
+                with m.Else():
+                    m.next = "Run"
+            with m.State("Run"):
+                m.d.comb += conv_issue.eq(room)
+                lx, ly, lc = cx == nx1 - 1, cy == ny1 - 1, cc == Q0 - 1
+                m.d.comb += conv_last.eq(lx & ly & lc)
+                with m.If(room):
+                    with m.If(~lx):
+                        m.d.sync += [cx.eq(cx + 1), caddr.eq(caddr + di_x), cboff.eq(cboff + db_x)]
+                    with m.Elif(~ly):
+                        m.d.sync += [cx.eq(0), cy.eq(cy + 1),
+                                     y_addr.eq(y_addr + dy_a), caddr.eq(y_addr + dy_a),
+                                     y_boff.eq(y_boff + db_y), cboff.eq(y_boff + db_y)]
+                    with m.Elif(~lc):
+                        na, nb = c_addr + desc.a_sk, c_boff + desc.b_sk
+                        m.d.sync += [cx.eq(0), cy.eq(0), cc.eq(cc + 1),
+                                     c_addr.eq(na), y_addr.eq(na + a_off), caddr.eq(na + a_off),
+                                     c_boff.eq(nb), y_boff.eq(nb + b_off), cboff.eq(nb + b_off)]
+                    with m.Else():
+                        m.next = "Setup-Axes"
+                        with m.If(mi == desc.m - 1):
+                            m.next = "Idle"
+        # the row ends with its last tap (or its empty record): next row's coordinates
+        with m.If(row_end):
+            m.d.sync += [r2.eq(r2 + 1), tx.eq(tx + inc), mi.eq(mi + 1)]
+            with m.If(r2 == R2 - 1):
+                m.d.sync += [r2.eq(0), tx.eq(tx_reset), r1.eq(r1 + 1), ty.eq(ty + inc)]
+                with m.If(r1 == R1 - 1):
+                    m.d.sync += [r1.eq(0), ty.eq(ty_reset), a_row0.eq(a_row0 + desc.a_sm)]
+        walking = ~fsm.ongoing("Idle")
+
+        m.d.comb += [
+            issue.eq(fc_issue | conv_issue | conv_null),
+            null.eq(conv_null),
+            last.eq(Mux(run, last_k, conv_last)),
+            cur_addr.eq(Mux(run, addr, caddr)),
+            cur_boff.eq(Mux(run, boff, cboff)),
+        ]
+
+        # stage registers: 1 = memory read in flight, 2 = data registered
+        wptr, row_start = Signal(g.a_bits + 1), Signal(g.a_bits + 1)
+        v1, null1, last1, boff1 = Signal(), Signal(), Signal(), Signal(d + 1)
+        v2, null2, last2, boff2, a2 = Signal(), Signal(), Signal(), Signal(d + 1), Signal(16)
+        m.d.comb += self.a_rd.addr.eq(cur_addr)
+        m.d.sync += [v1.eq(issue), null1.eq(null), last1.eq(last), boff1.eq(cur_boff)]
+        m.d.sync += [v2.eq(v1), null2.eq(null1), last2.eq(last1), boff2.eq(boff1),
+                     a2.eq(self.a_rd.data)]
+
+        nz = (a2[0:15] != 0) & ~null2
         wr = self.acomp_wr
         m.d.comb += [wr.en.eq(v2 & nz), wr.addr.eq(wptr), wr.data.a.eq(a2), wr.data.boff.eq(boff2)]
         wnext = wptr + (v2 & nz)
@@ -136,9 +295,12 @@ class Indexer(CheckedComponent):
         with m.If(v2 & last2):
             m.d.sync += row_start.eq(wnext)
         wiring.connect(m, rowq.r_stream, wiring.flipped(self.rows))
-        m.d.comb += self.busy.eq(run | v1 | v2 | rowq.r_rdy)
+        m.d.comb += self.busy.eq(run | walking | v1 | v2 | rowq.r_rdy)
         # last, so a new task's start overrides every other update of these registers
         with m.If(self.start):
-            m.d.sync += [run.eq(1), mi.eq(0), ki.eq(0), row_addr.eq(desc.a_base),
-                         addr.eq(desc.a_base), boff.eq(0), wptr.eq(0), row_start.eq(0)]
+            m.d.sync += [mi.eq(0), ki.eq(0), row_addr.eq(desc.a_base),
+                         addr.eq(desc.a_base), boff.eq(0), wptr.eq(0), row_start.eq(0),
+                         r1.eq(0), r2.eq(0), ty.eq(ty_reset), tx.eq(tx_reset),
+                         a_row0.eq(desc.a_base)]
+            m.d.sync += run.eq(desc.conv == ConvMode.FC)
         return m

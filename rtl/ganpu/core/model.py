@@ -118,19 +118,19 @@ def _linear_b(desc):
 
 def check_conv(desc):
     """The convolution checks (after BAD_COMBO, before A_RANGE), in this order:
-    BAD_CONV: an undefined mode; kern, stride, dil, in_h or in_w 0; TAPS with dil != 1,
+    BAD_CONV: an undefined mode; kern, cstride, dil, in_h or in_w 0; TAPS with dil != 1,
     flip, oy0 or a kernel band past the kernel (``ky0 + kh > kern``); ROWS with ky0 or
     kh; M or K not the product of the row or reduction space (so also an
     output size of 0). CONV_SHAPE: the kernel larger than the padded input, i.e. a
     padding of the kernel's size or more on either side: ``pad >= kern`` at the start,
-    or at the end ``hi >= kern + dil - 1`` where ``hi = last*stride + kern - pad - in_v``
+    or at the end ``hi >= kern + dil - 1`` where ``hi = last*cstride + kern - pad - in_v``
     is the padding the last window needs past the (dilated, ``in_v = (in-1)*dil + 1``)
     input and ``last`` the last output (``oy0 + out_h - 1``, ``out_w - 1``); ``dil - 1``
     allows the zeros an output padding inserts after the last pixel."""
     conv = desc["conv"]
     if conv not in (ConvMode.ROWS.value, ConvMode.TAPS.value):
         return Error.BAD_CONV
-    if 0 in (desc["kern"], desc["stride"], desc["dil"], desc["in_h"], desc["in_w"]):
+    if 0 in (desc["kern"], desc["cstride"], desc["dil"], desc["in_h"], desc["in_w"]):
         return Error.BAD_CONV
     if conv == ConvMode.TAPS.value and (desc["dil"] != 1 or desc["flip"] or desc["oy0"] or
                                         desc["ky0"] + desc["kh"] > desc["kern"]):
@@ -140,7 +140,7 @@ def check_conv(desc):
     R, Q = im2col.dims(desc)
     if desc["m"] != R[0] * R[1] * R[2] or desc["k"] != Q[0] * Q[1] * Q[2]:
         return Error.BAD_CONV
-    kern, s, p, dil = desc["kern"], desc["stride"], desc["pad"], desc["dil"]
+    kern, s, p, dil = desc["kern"], desc["cstride"], desc["pad"], desc["dil"]
     for last, n_in in ((desc["oy0"] + desc["out_h"] - 1, desc["in_h"]),
                        (desc["out_w"] - 1, desc["in_w"])):
         hi = last * s + kern - p - ((n_in - 1) * dil + 1)

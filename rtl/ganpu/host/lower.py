@@ -173,22 +173,22 @@ def _conv_plan(shape, phase):
     if phase == "fp":
         # conv: windows of x with stride s; tconv: stride 1 over x with s-1 zeros
         # inserted (never enumerated) and the kernel flipped in place
-        geo = dict(stride=s, dil=1, pad=p) if conv else dict(stride=1, dil=s, pad=k - 1 - p)
+        geo = dict(cstride=s, dil=1, pad=p) if conv else dict(cstride=1, dil=s, pad=k - 1 - p)
         bf = dict(b_sn=sh.cin * kk, b_sk=kk) if conv else dict(b_sn=kk, b_sk=sh.cout * kk, flip=1)
         return ConvMode.ROWS, "x", (sh.cin, h, w), dict(out_h=ho, out_w=wo, **geo), bf, sh.cout
     if phase == "bp":
         # conv BP is the transposed conv of dz with the flipped kernel; tconv BP the
         # direct strided conv of dz
-        geo = dict(stride=1, dil=s, pad=k - 1 - p) if conv else dict(stride=s, dil=1, pad=p)
+        geo = dict(cstride=1, dil=s, pad=k - 1 - p) if conv else dict(cstride=s, dil=1, pad=p)
         bf = dict(b_sn=kk, b_sk=sh.cin * kk, flip=1) if conv else dict(b_sn=sh.cout * kk, b_sk=kk)
         return ConvMode.ROWS, "dz", (sh.cout, ho, wo), dict(out_h=h, out_w=w, **geo), bf, sh.cin
     if phase == "wg":
         # taps as rows, output positions as k: conv reads windows of x against dz,
         # tconv windows of dz against x
         if conv:
-            return (ConvMode.TAPS, "x", (sh.cin, h, w), dict(out_h=ho, out_w=wo, stride=s, dil=1, pad=p),
+            return (ConvMode.TAPS, "x", (sh.cin, h, w), dict(out_h=ho, out_w=wo, cstride=s, dil=1, pad=p),
                     dict(b_sn=ho * wo, b_sk=sh.cout * ho * wo, b_sy=wo, b_sx=1), sh.cout)
-        return (ConvMode.TAPS, "dz", (sh.cout, ho, wo), dict(out_h=h, out_w=w, stride=s, dil=1, pad=p),
+        return (ConvMode.TAPS, "dz", (sh.cout, ho, wo), dict(out_h=h, out_w=w, cstride=s, dil=1, pad=p),
                 dict(b_sn=h * w, b_sk=sh.cin * h * w, b_sy=w, b_sx=1), sh.cin)
     raise ValueError(f"phase must be 'fp', 'bp' or 'wg', got {phase!r}")
 
@@ -216,6 +216,8 @@ def conv_tasks(shape, phase, geom, *, x=None, dz=None, w=None, b=None, mask=None
         raise ValueError(f"{shape.kind} {phase} needs {src}")
     img = np.ascontiguousarray(img, dtype=np.uint16).reshape(shape.batch, C, H, W)
     other = np.ascontiguousarray(w if phase != "wg" else {"x": dz, "dz": x}[src], dtype=np.uint16)
+    if phase == "wg":
+        other = other.reshape(shape.batch, N, -1)
     # B's rows n are split when B does not fit (WG, where B holds every image): a
     # task's sum is unchanged, so tiles over n are free
     n_groups = [(0, N)]
