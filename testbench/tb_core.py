@@ -1,7 +1,8 @@
 """cocotb bench of the compute core against ganpu.core.model, bit for bit.
 
 Environment: GANPU_SEED, GANPU_TASKS (random tasks), GANPU_ERRORS (1 = every malformed
-class, else a subset), GANPU_EORS_LANES (the core's EORS lanes, default 16). The
+class, else a subset), GANPU_CORE (the simulated core's configuration, from
+``ganpu.sim.cocotb_transport.config_env``; default the default core). The
 host side is the package's driver (:mod:`ganpu.host.driver`) over the cocotb transport.
 """
 

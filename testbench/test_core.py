@@ -9,20 +9,33 @@ from ganpu.core import model
 from ganpu.core.descriptor import Error
 
 
-# Verilator takes the long random sweep; Icarus runs every bench, with fewer tasks.
+# Verilator takes the long random sweep on the default core; Icarus runs every bench,
+# with fewer tasks, on the smallest core that still holds the benches' largest task
+# (32 x 32 x 32, whose BW image needs 32/4 * 32 words of B/4) and has more than one lane
+# and more than one EORS group per row.
 TASKS = {"verilator": 40, "icarus": 6}
+CONFIGS = {
+    "verilator": CoreConfig(lanes=4),
+    "icarus": CoreConfig(lanes=2, eors_lanes=4, geom=Geometry(
+        a_bits=10, b_bits=10, out_bits=10, bias_bits=6, mask_bits=10)),
+}
 
 
-def _core():
-    return Core(CoreConfig(lanes=4))
+def _core(sim):
+    return Core(CONFIGS[sim])
+
+
+def _env(sim, **env):
+    from ganpu.sim.cocotb_transport import config_env
+    return {**config_env(CONFIGS[sim]), **env}
 
 
 @pytest.mark.parametrize("sim", harness.SIMULATORS)
 def test_core(sim):
     ntasks = max(1, int(TASKS[sim] * harness.scale()))
-    harness.run(sim, _core(), "ganpu_core", "tb_core",
-                env={"GANPU_SEED": 11, "GANPU_TASKS": ntasks,
-                     "GANPU_ERRORS": 1 if sim == "verilator" else 0})
+    harness.run(sim, _core(sim), "ganpu_core", "tb_core",
+                env=_env(sim, GANPU_SEED=11, GANPU_TASKS=ntasks,
+                         GANPU_ERRORS=1 if sim == "verilator" else 0))
 
 
 def test_parameters_are_validated():
@@ -91,11 +104,12 @@ def test_core_model_equals_golden_layers(real_step, real_step_eors, eors):
     assert predicted == (8 if eors else 0)
 
 
-def _real_tasks(records, keys, eors):
+def _real_tasks(records, keys, eors, config):
     from ganpu.host.tasks import record_tasks
     tasks = []
     for key in keys:
-        for desc, loads, (m0, m1) in record_tasks(records[key], Geometry(), eors=eors):
+        for desc, loads, (m0, m1) in record_tasks(records[key], config.geom, eors=eors,
+                                                  eors_lanes=config.eors_lanes):
             tasks.append((f"{'eors ' if eors else ''}{key}[{m0}:{m1}]", desc, loads))
     return tasks
 
@@ -104,20 +118,25 @@ def _real_tasks(records, keys, eors):
 def test_core_real_step(sim, real_step, real_step_eors, tmp_path):
     """Real tensors on the generated Verilog: every FC gemm of a training step on
     Verilator, plus the FP ReLU gemms again with the core's EORS prediction; on
-    Icarus one layer's FP (exact and EORS), BP, WG and db."""
+    Icarus (its smaller core tiles the rows) the first generator layer's FP (exact and
+    EORS), WG and db, and a BP through ReLU."""
     import pickle
     if sim == "verilator":
         keys = list(real_step)
         eors_keys = [k for k, r in real_step_eors.items() if r["epi_phase"] == "fp" and r["act"] == "relu"]
     else:
-        keys = [k for k in real_step if k.startswith("s0/g_update/G.fc2/")]
-        eors_keys = ["s0/g_update/G.fc2/fp"]
+        keys = [k for k in real_step if k.startswith("s0/g_update/G.fc1/")] + \
+            ["s0/g_update/D.fc3/bp"]
+        eors_keys = ["s0/g_update/G.fc1/fp"]
         assert len(keys) == 4, keys
-    tasks = _real_tasks(real_step, keys, False) + _real_tasks(real_step_eors, eors_keys, True)
+        assert {real_step[k]["epi_phase"] for k in keys} == {"fp", "bp", "wg"}
+    config = CONFIGS[sim]
+    tasks = _real_tasks(real_step, keys, False, config) + \
+        _real_tasks(real_step_eors, eors_keys, True, config)
     taskfile = tmp_path / "tasks.pkl"
     taskfile.write_bytes(pickle.dumps(tasks))
-    harness.run(sim, _core(), "ganpu_core", "bench_tasks",
-                env={"GANPU_TASKFILE": taskfile, "GANPU_RESULTS": tmp_path / "cycles.json"})
+    harness.run(sim, _core(sim), "ganpu_core", "bench_tasks",
+                env=_env(sim, GANPU_TASKFILE=taskfile, GANPU_RESULTS=tmp_path / "cycles.json"))
     import json
     cycles = {r["name"]: r["cycles"] for r in json.loads((tmp_path / "cycles.json").read_text())}
     assert len(cycles) == len(tasks)

@@ -2,8 +2,9 @@
 
 Environment: GANPU_TASKFILE (a pickle of ``[(name, desc, loads), ...]``), GANPU_RESULTS
 (JSON written here: each task's name, measured ``cycles`` and the speculator's
-``eors_cycles``), GANPU_EORS_LANES (the core's EORS lanes, for the model; default the
-:class:`CoreConfig` default). Every task must be accepted and match
+``eors_cycles``), GANPU_CORE or GANPU_EORS_LANES (the simulated core's configuration, for the model, see
+:func:`ganpu.sim.cocotb_transport.config_from_env`; default the :class:`CoreConfig`
+default). Every task must be accepted and match
 :func:`ganpu.core.model.run_task` bit for bit in every buffer it can write. Used by the
 real-data tests and by ``ganpu bench core|eors``; the runner puts this folder on the
 simulator's PYTHONPATH, so no source checkout is needed.

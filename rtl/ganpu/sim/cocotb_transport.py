@@ -11,6 +11,7 @@ and task port signatures of :mod:`ganpu.core.ports` flatten to ``host__buf``,
 ``task__desc``, ...).
 """
 
+import json
 import os
 
 import numpy as np
@@ -18,9 +19,10 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, with_timeout
 
-from ..core.config import Buf, CoreConfig, DEFAULT_CORE
+from ..core.config import Buf, CoreConfig, DEFAULT_CORE, Geometry
 from ..core.descriptor import Error
 from ..core.ports import HostPort, TaskPort
+from ..model.eors import EorsParams
 from ..host.driver import CoreDriver
 from ..host.transport import Transport
 
@@ -136,8 +138,22 @@ async def attach(dut, config=DEFAULT_CORE, read_latency=None):
     return CoreDriver(transport, config)
 
 
+def config_env(config):
+    """Environment variables that make :func:`config_from_env` return ``config`` inside
+    a bench (every field of the :class:`CoreConfig`, its geometry and EORS parameters,
+    so the bench models exactly the core it simulates)."""
+    from dataclasses import asdict
+    return {"GANPU_CORE": json.dumps(asdict(config), sort_keys=True)}
+
+
 def config_from_env():
-    """The :class:`CoreConfig` a bench models: the default, with ``GANPU_EORS_LANES``
-    EORS lanes when a benchmark builds another size."""
+    """The :class:`CoreConfig` a bench models: the one :func:`config_env` passed in
+    ``GANPU_CORE``, else the default with ``GANPU_EORS_LANES`` EORS lanes when a
+    benchmark builds another size."""
+    text = os.environ.get("GANPU_CORE")
+    if text:
+        fields = json.loads(text)
+        return CoreConfig(**{**fields, "geom": Geometry(**fields["geom"]),
+                             "eors": EorsParams(**fields["eors"])})
     lanes = os.environ.get("GANPU_EORS_LANES")
     return CoreConfig(eors_lanes=int(lanes)) if lanes else DEFAULT_CORE
