@@ -39,6 +39,7 @@ import numpy as np
 
 from .config import ProcessorConfig
 from .program import TaskKind, Policy
+from .update_engine import UpdateEngine
 
 __all__ = ["core_cycles", "calibrate", "CORE_OVERHEAD", "JOB_SETUP", "DMA_SETUP", "STORE_SETUP",
            "SKIP", "START", "task_row_macs",
@@ -283,6 +284,16 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
                     pending.remove(t)
                     continue
                 break
+            if recs[t]["kind"] == TaskKind.UPDATE.value:
+                # the update engine takes the DMA's GBUF ports between DMA jobs
+                if not dma_busy and not loads and not stores:
+                    pending.remove(t)
+                    cycles = UpdateEngine.cycles(recs[t]["count"])
+                    dma.append((t, now, now + cycles, "update"))
+                    dma_busy = True
+                    push(now + cycles, "update", t)
+                    continue
+                break
             rec = recs[t]
             gemms = [u for u in ready if recs[u]["kind"] == TaskKind.GEMM.value]
             if rule is not None and policy == Policy.ADAPTIVE:
@@ -304,6 +315,10 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
         now = max(now, time)
         if kind == "load":
             dma_busy = False
+        elif kind == "update":
+            dma_busy = False
+            done[payload] = True
+            finished[payload] = now
         elif kind == "start":
             started(*payload)
         elif kind == "computed":
