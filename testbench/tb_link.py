@@ -1,4 +1,6 @@
-"""cocotb bench of :class:`ganpu.link.system.LinkedProcessor`: the real
+"""cocotb bench of :class:`ganpu.link.system.LinkedProcessor` (and of
+:class:`ganpu.link.native_top.NativeTop`, the same framer and processor that
+``ganpu sim`` builds, with GANPU_LINK_RATIO link clock cycles per core cycle): the real
 :class:`~ganpu.host.processor_driver.ProcessorDriver` over
 :class:`~ganpu.host.link.LinkBusTransport` over the in-process byte channel
 (:mod:`ganpu.sim.cocotb_link`), against :func:`ganpu.processor.model.run_program`, and
@@ -7,7 +9,7 @@ the whole GBUF compared with a shadow of what correct frames wrote.
 
 Environment: GANPU_SEED, GANPU_TASKS (records of the program), GANPU_TIMEOUT (the
 framer's link timeout in cycles, as built), GANPU_FAULT_ROUNDS (rounds of the fault
-list), GANPU_GBUF_BITS.
+list), GANPU_GBUF_BITS, GANPU_LINK_RATIO (NativeTop's ratio; cycles are link cycles).
 """
 
 import dataclasses
@@ -34,6 +36,7 @@ SEED = int(os.environ.get("GANPU_SEED", "1"))
 TASKS = int(os.environ.get("GANPU_TASKS", "3"))
 TIMEOUT = int(os.environ.get("GANPU_TIMEOUT", "400"))
 ROUNDS = int(os.environ.get("GANPU_FAULT_ROUNDS", "1"))
+RATIO = int(os.environ.get("GANPU_LINK_RATIO", "1"))
 HOST_TIMEOUT = 4000          # cycles the host waits for an answer
 GBUF = Region.GBUF
 
@@ -105,7 +108,8 @@ class Bench:
 
 
 async def start(dut, interval=1):
-    drv, t, ch = await attach(dut, CFG, interval=interval, timeout_cycles=HOST_TIMEOUT)
+    drv, t, ch = await attach(dut, CFG, interval=interval, timeout_cycles=HOST_TIMEOUT,
+                              ratio=RATIO)
     return Bench(drv, t, ch, dut)
 
 

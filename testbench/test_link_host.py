@@ -93,6 +93,72 @@ def test_codec_round_trip():
         decode_answer(cobs_encode(body)[:-1])
 
 
+def test_fast_codec_equals_reference():
+    """The host's C-speed CRC and COBS give the protocol's reference results: bodies
+    around the 254-byte block boundary, with no, few and many zeros; damaged
+    encodings raise the same CobsError."""
+    from ganpu.host.link import fast_crc16, fast_cobs_encode, fast_cobs_decode
+    from ganpu.link.protocol import crc16, CobsError
+    rng = random.Random(3)
+    assert fast_crc16(b"123456789") == crc16(b"123456789") == 0x29B1
+    for _ in range(500):
+        n = rng.choice([0, 1, 253, 254, 255, 508, 509, rng.randrange(600)])
+        p0 = rng.choice([0.0, 0.01, 0.3, 1.0])
+        body = bytes(0 if rng.random() < p0 else rng.randrange(1, 256) for _ in range(n))
+        assert fast_crc16(body) == crc16(body)
+        enc = cobs_encode(body)
+        assert fast_cobs_encode(body) == enc
+        assert fast_cobs_decode(enc) == body
+        bad = bytearray(enc)
+        for _ in range(rng.randrange(1, 3)):
+            if bad:
+                bad[rng.randrange(len(bad))] = rng.randrange(256)
+        if bad and rng.random() < 0.3:
+            del bad[rng.randrange(len(bad)):]
+        outcomes = []
+        for decode in (cobs_decode, fast_cobs_decode):
+            try:
+                outcomes.append(decode(bytes(bad)))
+            except CobsError as e:
+                outcomes.append(str(e))
+        assert outcomes[0] == outcomes[1]
+
+
+def test_socket_channel_errors():
+    """SocketChannel (``socket://``): a refused connection, a bad URL and a closed
+    connection are LinkError/ValueError with a message, never a hang; channel() picks
+    SerialChannel for other pyserial URLs."""
+    import socket
+    from ganpu.host.link import SocketChannel, SerialChannel, LinkError, channel
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()   # nobody listens there now
+    with pytest.raises(LinkError, match=rf"cannot connect to socket://127.0.0.1:{port}: "):
+        SocketChannel(f"socket://127.0.0.1:{port}", timeout=2.0)
+    with pytest.raises(ValueError, match=r"expected socket://HOST:PORT, not 'socket://nohost'"):
+        SocketChannel("socket://nohost")
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    ch = channel(f"socket://127.0.0.1:{srv.getsockname()[1]}", timeout=2.0)
+    assert isinstance(ch, SocketChannel)
+    conn, _ = srv.accept()
+    _run(ch.write(b"\x00abc"))
+    assert conn.recv(16) == b"\x00abc"
+    assert _run(ch.read(10, 0.05)) == b""
+    conn.sendall(b"xy")
+    assert _run(ch.read(10, 2.0)) == b"xy"
+    conn.close()
+    with pytest.raises(LinkError, match=r"the device closed the connection"):
+        _run(ch.read(10, 2.0))
+    ch.close()
+    srv.close()
+    loop = channel("loop://")
+    assert isinstance(loop, SerialChannel)
+    loop.close()
+
+
 def test_bursts():
     reqs = [(a, 1, a) for a in range(10, 10 + 300)] + [(5, 1, 0), (6, 0, 0), (7, 0, 0), (9, 0, 0)]
     got = bursts(reqs)
@@ -226,8 +292,8 @@ def test_parameters():
 
 
 def test_connect_over_socket():
-    """``connect`` (SerialChannel on a pyserial ``socket://`` URL, SyncDriver) against a
-    TCP server that answers with ``Framer.model``."""
+    """``connect`` (SocketChannel on a ``socket://`` URL, SyncDriver) against a TCP
+    server that answers with ``Framer.model``."""
     import socket
     import threading
     from ganpu.host.link import connect

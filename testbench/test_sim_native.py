@@ -59,6 +59,40 @@ def test_driver_over_socket(binary):
     assert server.total is not None and server.total[0] >= sum(c for c, _ in sessions)
 
 
+@pytest.mark.parametrize("ratio", [1, 4])
+def test_traffic_with_faults_over_socket(binary, ratio):
+    """Random requests of every kind, some corrupted, truncated, unknown or across the
+    GBUF's end, with garbage between them, sent in one go: the answer bytes equal
+    ``Framer.model``'s on the memory map model, at link/core clock ratios 1 and 4.
+    (Link timeouts are not in it: the simulator stops time on a quiet link; the cocotb
+    benches cover them.)"""
+    import random
+    import threading
+    from ganpu.link.framer import Framer
+    from tb_link_traffic import MapModel, traffic
+
+    items = [b for b in traffic(CFG, random.Random(11 + ratio), 120) if b is not None]
+    want = Framer.model(CFG, items, MapModel(CFG))
+    with native.Server(binary, ratio=ratio) as server:
+        sock = socket.create_connection((server.host, server.port), timeout=30)
+        got = bytearray()
+
+        def reader():
+            while len(got) < len(want):
+                chunk = sock.recv(1 << 16)
+                if not chunk:
+                    return
+                got.extend(chunk)
+
+        th = threading.Thread(target=reader)
+        th.start()
+        sock.sendall(bytes(items))
+        th.join(60)
+        sock.close()
+    assert bytes(got) == want, (f"{len(got)} answer bytes, expected {len(want)}; first "
+                                f"difference at {next((i for i, (x, y) in enumerate(zip(got, want)) if x != y), None)}")
+
+
 def test_sigint_exits_cleanly(binary):
     server = native.Server(binary).start()
     server.proc.send_signal(signal.SIGINT)
@@ -97,7 +131,8 @@ def test_cli_argument_messages(capsys):
     from ganpu.cli import main
     for args, msg in [(["--port", "70000"], "expected a TCP port 0..65535, not '70000'"),
                       (["--config", "huge"], "Unknown processor config 'huge'; valid names: sim, small"),
-                      (["--poll", "0"], "expected a positive integer, not '0'")]:
+                      (["--poll", "0"], "expected a positive integer, not '0'"),
+                      (["--ratio", "17"], "expected link clock cycles per core cycle 1..16, not '17'")]:
         with pytest.raises(SystemExit):
             main(["sim", *args])
         assert msg in capsys.readouterr().err

@@ -83,8 +83,9 @@ class ProcessorDriver:
         """GBUF words ``base ..`` become ``words`` (uint16)."""
         words = np.asarray(words).ravel()
         self._gbuf_range(base, words.size)
-        await self._burst([(address(Region.GBUF, base + i), 1, int(w) & 0xFFFF)
-                           for i, w in enumerate(words)])
+        a0 = address(Region.GBUF, base)   # once: a Region lookup per word is slow
+        vals = (words.astype(np.int64) & 0xFFFF).tolist()
+        await self._burst([(a0 + i, 1, w) for i, w in enumerate(vals)])
 
     async def write_gbuf_words(self, addrs, words):
         """GBUF word ``addrs[i]`` becomes ``words[i]`` (scattered writes)."""
@@ -103,7 +104,8 @@ class ProcessorDriver:
     async def read_gbuf(self, base, count):
         """``count`` GBUF words from ``base`` (uint16 array)."""
         self._gbuf_range(base, count)
-        out = await self._burst([(address(Region.GBUF, base + i), 0, 0) for i in range(count)])
+        a0 = address(Region.GBUF, base)
+        out = await self._burst([(a0 + i, 0, 0) for i in range(count)])
         return np.array(out, dtype=np.uint16)
 
     async def write_record(self, index, rec):

@@ -126,7 +126,7 @@ def mlp_step(config="sim", batch=32, seed=0, log=print, binary=None):
     already built for ``config`` (default: :func:`ganpu.sim.native.build`'s)."""
     from ..gan import GAN, TrainConfig
     from ..host.compiler import compile_gan, run_step, run_step_driver
-    from ..host.link import LinkBusTransport, SerialChannel
+    from ..host.link import LinkBusTransport, channel
     from ..processor import config as named
     from ..processor.program import Policy
     from .native import Server, build
@@ -142,7 +142,7 @@ def mlp_step(config="sim", batch=32, seed=0, log=print, binary=None):
     import resource
     children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with Server(binary) as server:
-        ch = SerialChannel(server.url, timeout=30.0)
+        ch = channel(server.url, timeout=30.0)
         drv = _PatientDriver(LinkBusTransport(ch, timeout=30.0), cfg)
         t0 = time.monotonic()
         try:

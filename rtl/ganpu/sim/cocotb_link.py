@@ -1,10 +1,12 @@
 """The link's byte channel in a cocotb bench: the host's bytes go to the ``rx`` stream
 of a :class:`~ganpu.link.system.LinkedProcessor` (or a bare
-:class:`~ganpu.link.framer.Framer`) and its ``tx`` bytes come back
-(``docs/link.md``).
+:class:`~ganpu.link.framer.Framer`, or a :class:`~ganpu.link.native_top.NativeTop`)
+and its ``tx`` bytes come back (``docs/link.md``).
 
 Signals are driven and sampled on the falling edge, half a cycle from the design's
-rising edge. Time is simulated time: a read's timeout counts simulated seconds, so a
+rising edge. A design with a ``link_clk`` (``NativeTop`` with ``ratio`` > 1) has its
+link on that clock: the channel follows it, and ``clk`` runs ``ratio`` times slower
+(:func:`start_clock`); cycles are then link clock cycles. Time is simulated time: a read's timeout counts simulated seconds, so a
 host timeout in a bench is a number of clock cycles (``cycles * CLOCK_NS * 1e-9``).
 :func:`attach` starts the clock, resets the design and returns a
 :class:`~ganpu.host.processor_driver.ProcessorDriver` over a
@@ -32,6 +34,8 @@ class CocotbChannel(ByteChannel):
 
     def __init__(self, dut):
         self.dut = dut
+        # the clock the link's byte streams run on
+        self.clk = dut.link_clk if hasattr(dut, "link_clk") else dut.clk
         self.inbox = bytearray()
         self.arrived = Event()
         self.cycle = 0
@@ -50,12 +54,15 @@ class CocotbChannel(ByteChannel):
 
     async def reset(self, cycles=3):
         d = self.dut
-        d.rst.value = 1
+        resets = [d.rst, *([d.link_rst] if hasattr(d, "link_rst") else [])]
+        for r in resets:
+            r.value = 1
         self._idle_inputs()
         for _ in range(cycles):
             await FallingEdge(d.clk)
-        d.rst.value = 0
-        await FallingEdge(d.clk)
+        for r in resets:
+            r.value = 0
+        await FallingEdge(self.clk)
         self._task = cocotb.start_soon(self._run())
 
     def now(self):
@@ -71,17 +78,21 @@ class CocotbChannel(ByteChannel):
 
     async def idle(self, cycles):
         for _ in range(cycles):
-            await FallingEdge(self.dut.clk)
+            await FallingEdge(self.clk)
 
     async def drained(self):
         """Wait until everything written has been driven into the design."""
         while self._pending():
-            await FallingEdge(self.dut.clk)
+            await FallingEdge(self.clk)
 
 
-def start_clock(dut):
-    """Start the bench clock of period :data:`CLOCK_NS` on ``dut.clk``."""
-    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
+def start_clock(dut, ratio=1):
+    """Start the bench clock of period :data:`CLOCK_NS` on ``dut.clk``; with ``ratio``
+    > 1, on ``dut.link_clk``, and one ``ratio`` times slower on ``dut.clk`` (both rise
+    at time 0, so every core edge is a link edge, as in ``ganpu sim``)."""
+    if ratio > 1:
+        cocotb.start_soon(Clock(dut.link_clk, CLOCK_NS, unit="ns").start())
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS * ratio, unit="ns").start())
 
 
 class CocotbByteChannel(CocotbChannel):
@@ -136,7 +147,7 @@ class CocotbByteChannel(CocotbChannel):
                 del self.outbox[0]
                 self.sent += 1
                 rx_wait = self.interval
-            await FallingEdge(d.clk)
+            await FallingEdge(self.clk)
             self.cycle += 1
             rx_wait = max(0, rx_wait - 1)
             tx_wait = max(0, tx_wait - 1)
@@ -147,9 +158,10 @@ class CocotbByteChannel(CocotbChannel):
         self.outbox += bytes(data)
 
 
-async def attach(dut, cfg, *, interval=1, timeout_cycles=20000, **transport_kw):
-    """Start the clock, reset, and return ``(driver, transport, channel)``."""
-    start_clock(dut)
+async def attach(dut, cfg, *, interval=1, timeout_cycles=20000, ratio=1, **transport_kw):
+    """Start the clock (two with ``ratio`` > 1, see :func:`start_clock`), reset, and
+    return ``(driver, transport, channel)``; ``timeout_cycles`` counts link cycles."""
+    start_clock(dut, ratio)
     ch = CocotbByteChannel(dut, interval)
     await ch.reset()
     t = LinkBusTransport(ch, timeout=timeout_cycles * CLOCK_NS * 1e-9, **transport_kw)

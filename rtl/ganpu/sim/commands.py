@@ -20,6 +20,17 @@ def _port(text):
     return value
 
 
+def _ratio(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 16:
+        raise argparse.ArgumentTypeError(f"expected link clock cycles per core cycle 1..16, "
+                                         f"not {text!r}")
+    return value
+
+
 def _config(name):
     from ..processor.config import config
     try:
@@ -40,7 +51,7 @@ def _cmd_sim(args):
     print(f"ganpu sim: {'built in %.0f s' % seconds if seconds else 'cached build'}: {binary}",
           flush=True)
     argv = [str(binary), "--host", args.host, "--port", str(args.port), "--poll", str(args.poll),
-            "--idle", str(args.idle)]
+            "--idle", str(args.idle), "--ratio", str(args.ratio)]
     # the binary takes this process's place: SIGINT/SIGTERM reach it directly
     os.execv(argv[0], argv)
 
@@ -69,11 +80,14 @@ def register(sub):
     s.add_argument("--port", type=_port, default=5555,
                    help="TCP port (default 5555; 0 picks a free one)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    s.add_argument("--poll", type=positive_int, default=256,
-                   help="clock cycles between two looks at the socket (default 256)")
+    s.add_argument("--poll", type=positive_int, default=64,
+                   help="clock cycles between two looks at the socket (default 64)")
     s.add_argument("--idle", type=int, default=4096,
                    help="cycles of a quiet link and a stopped processor after which simulated "
                         "time waits for the client (default 4096; 0: never)")
+    s.add_argument("--ratio", type=_ratio, default=2,
+                   help="link clock cycles per core clock cycle, 1..16 (default 2): bytes "
+                        "enter and leave that many times faster than the core runs")
     s.add_argument("--build-dir", default=None, metavar="DIR",
                    help="build cache (default $GANPU_BUILD or build/sim)")
     s.set_defaults(func=_cmd_sim)

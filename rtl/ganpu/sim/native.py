@@ -1,6 +1,6 @@
 """The native-speed simulator behind ``ganpu sim`` (``docs/sim.md``).
 
-:func:`build` turns :class:`ganpu.link.system.LinkedProcessor` for a processor config
+:func:`build` turns :class:`ganpu.link.native_top.NativeTop` for a processor config
 into a free-running Verilator binary (the C++ main in ``native/main.cpp``: no Python
 in the cycle loop) that bridges the link's byte streams to a TCP socket;
 :class:`Server` starts it and gives the ``socket://`` URL the host driver opens.
@@ -33,10 +33,14 @@ PACKAGE = Path(__file__).resolve().parent.parent
 GATEWARE = ("arith", "core", "eors", "processor", "link")
 
 # -O3: Verilator's own optimisations; the C++ compiler keeps verilated.mk's default
-# (-Os beat -O2/-O3 on this design's large eval functions); X values resolved once at
-# build time (--x-assign/--x-initial fast) rather than randomised; no tracing.
+# for the cycle code (-Os beat -O2/-O3 on this design's large eval functions); X values
+# resolved once at build time (--x-assign/--x-initial fast) rather than randomised; no
+# tracing.
 VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert",
-                   *runner.VERILATOR_WAIVERS, "-Wno-UNOPTFLAT")
+                   *runner.VERILATOR_WAIVERS, "-Wno-UNOPTFLAT",
+                   # the model's construction and initial settle run once: compile them
+                   # at -O1 (the build's C++ time), the cycle code keeps the default
+                   "-MAKEFLAGS", "OPT_SLOW=-O1")
 
 
 class SimBuildError(RuntimeError):
@@ -109,8 +113,9 @@ def _built(folder):
 
 def build(cfg="small", *, build_dir=None, jobs=None, log=None):
     """The path of the simulator binary for ``cfg`` (a config or a name), built if
-    needed. Returns ``(path, seconds)``: ``seconds`` is the build's wall time, 0.0
-    when cached. ``log`` (a callable) gets progress lines.
+    needed (:class:`~ganpu.link.native_top.NativeTop` with its link clock). Returns
+    ``(path, seconds)``: ``seconds`` is the build's wall time, 0.0 when cached.
+    ``log`` (a callable) gets progress lines.
 
     Two cache levels: the source key (:func:`build_key`) names the folder it led to
     last time, so an unchanged checkout starts without generating anything; a new
@@ -118,7 +123,7 @@ def build(cfg="small", *, build_dir=None, jobs=None, log=None):
     (an edit that does not change the Verilog does not rebuild; one of the C++ main
     recompiles that file only: the folder keeps Verilator's objects).
     """
-    from ..link.system import LinkedProcessor
+    from ..link.native_top import NativeTop
     from ..processor.config import config as named
 
     c = named(cfg) if isinstance(cfg, str) else cfg
@@ -131,8 +136,8 @@ def build(cfg="small", *, build_dir=None, jobs=None, log=None):
         return root / alias.read_text().strip() / "ganpu-sim", 0.0
     t0 = time.monotonic()
     if log:
-        log(f"generating Verilog of LinkedProcessor({_cfg_name(cfg)!r})")
-    text = runner.generate(LinkedProcessor(c), name)
+        log(f"generating Verilog of NativeTop({_cfg_name(cfg)!r})")
+    text = runner.generate(NativeTop(c), name)
     folder = root / f"native-{name}-{_text_key(text)}"
     folder.mkdir(parents=True, exist_ok=True)
     with runner._locked(folder.parent / f"{folder.name}.lock"):
@@ -176,14 +181,16 @@ class Server:
     """The simulator binary ``binary`` serving on ``host``:``port`` (0: a free port)
     in a child process. Use as a context manager, or :meth:`start` / :meth:`stop`.
 
-    ``url`` is the ``socket://`` URL for :func:`ganpu.host.link.SerialChannel`;
+    ``url`` is the ``socket://`` URL for :func:`ganpu.host.link.channel`;
     ``sessions`` collects each closed client's ``(cycles, seconds)`` (seconds in the
     cycle loop), ``cpu`` the process's CPU seconds over each (then over the whole run).
     """
 
-    def __init__(self, binary, *, host="127.0.0.1", port=0, poll=None, idle=None):
+    def __init__(self, binary, *, host="127.0.0.1", port=0, poll=None, idle=None, ratio=None):
         self.binary, self.host, self.port = Path(binary), host, port
         self.args = [str(self.binary), "--host", host, "--port", str(port)]
+        if ratio is not None:
+            self.args += ["--ratio", str(ratio)]
         if poll is not None:
             self.args += ["--poll", str(poll)]
         if idle is not None:

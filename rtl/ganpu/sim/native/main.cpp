@@ -1,12 +1,14 @@
-// ganpu sim: the Verilator model of LinkedProcessor, free-running, its link byte
-// streams (rx/tx) bridged to one TCP client at a time (docs/sim.md).
+// ganpu sim: the Verilator model of NativeTop (the processor behind its link framer),
+// free-running, its link byte streams (rx/tx) bridged to one TCP client at a time
+// (docs/sim.md).
 //
 // The cycle loop is C++ only: the socket is polled every --poll cycles (non-blocking),
-// bytes from the client wait in a ring and enter rx one per cycle while the framer is
-// ready; tx is always ready while the outgoing ring has room. While nothing moves on
-// the link and no program checks or runs for --idle cycles, simulated time stops until
-// the client sends a byte (an idle processor has nothing to do; a simulator that spun
-// on would take a CPU from everything else). Output lines (stdout) are the interface:
+// bytes from the client wait in a ring and enter rx one per link clock cycle (--ratio
+// link cycles per core cycle: a link edge evaluates only the framer) while it is ready; tx is always ready while the outgoing ring has room. While nothing
+// moves on the link and no program checks or runs for --idle cycles, simulated time
+// stops until the client sends a byte (an idle processor has nothing to do; a
+// simulator that spun on would take a CPU from everything else). Cycles are core clock
+// cycles. Output lines (stdout) are the interface:
 //   ganpu sim: listening on HOST:PORT
 //   ganpu sim: client N closed: C cycles, T s running, R cycles/s, U s CPU
 //   ganpu sim: stopped: C cycles, T s running, R cycles/s, U s CPU
@@ -62,13 +64,15 @@ struct Ring {
 struct Options {
     std::string host = "127.0.0.1";
     int port = 0;
-    long poll = 256;
+    long poll = 64;
     long idle = 4096;
+    int ratio = 2;
 };
 
 void usage(const char* prog) {
-    std::fprintf(stderr, "usage: %s [--host H] [--port P] [--poll CYCLES] [--idle CYCLES]\n"
-                         "  --idle 0 never stops simulated time\n", prog);
+    std::fprintf(stderr, "usage: %s [--host H] [--port P] [--poll CYCLES] [--idle CYCLES] [--ratio N]\n"
+                         "  --idle 0 never stops simulated time; --ratio: link clock cycles per\n"
+                         "  core clock cycle, 1..16\n", prog);
 }
 
 bool parse(int argc, char** argv, Options& o) {
@@ -86,6 +90,7 @@ bool parse(int argc, char** argv, Options& o) {
         if (a == "--port" && n <= 65535) o.port = int(n);
         else if (a == "--poll" && n >= 1) o.poll = n;
         else if (a == "--idle") o.idle = n;
+        else if (a == "--ratio" && n >= 1 && n <= 16) o.ratio = int(n);
         else { usage(argv[0]); return false; }
     }
     return true;
@@ -151,17 +156,24 @@ int main(int argc, char** argv) {
 
     VerilatedContext ctx;
     Vganpu top{&ctx};
-    auto tick = [&top]() {
-        top.clk = 0;
-        top.eval();
-        top.clk = 1;
-        top.eval();
+    const int ratio = opt.ratio;
+    auto tick = [&top, ratio]() {
+        for (int r = 0; r < ratio; ++r) {
+            top.link_clk = 0;
+            if (r == 0) top.clk = 0;
+            top.eval();
+            top.link_clk = 1;
+            if (r == ratio - 1) top.clk = 1;
+            top.eval();
+        }
     };
     top.rst = 1;
+    top.link_rst = 1;
     top.RX_VALID = 0;
     top.TX_READY = 0;
     for (int i = 0; i < 4; ++i) tick();
     top.rst = 0;
+    top.link_rst = 0;
 
     Ring rx(1 << 16), tx(1 << 16);
     Stats total, session;
@@ -218,19 +230,27 @@ int main(int argc, char** argv) {
         auto t0 = std::chrono::steady_clock::now();
         long busy = 0;
         for (long c = 0; c < opt.poll; ++c) {
-            top.RX_VALID = rx.size ? 1 : 0;
-            top.RX_PAYLOAD = rx.size ? rx.front() : 0;
-            top.TX_READY = tx.full() ? 0 : 1;
-            top.clk = 0;
-            top.eval();
-            bool rx_fire = top.RX_VALID && top.RX_READY;
-            bool tx_fire = top.TX_VALID && top.TX_READY;
-            unsigned char out = top.TX_PAYLOAD;
-            top.clk = 1;
-            top.eval();
-            if (rx_fire) rx.pop();
-            if (tx_fire) tx.push(out);
-            if (rx_fire || tx_fire || top.state == STATE_CHECKING || top.state == STATE_RUNNING) busy = c + 1;
+            bool moving = false;
+            // ratio link clock cycles per core clock cycle; the core's edges fall on the
+            // first falling and the last rising link edge
+            for (int r = 0; r < ratio; ++r) {
+                top.RX_VALID = rx.size ? 1 : 0;
+                top.RX_PAYLOAD = rx.size ? rx.front() : 0;
+                top.TX_READY = tx.full() ? 0 : 1;
+                top.link_clk = 0;
+                if (r == 0) top.clk = 0;
+                top.eval();
+                bool rx_fire = top.RX_VALID && top.RX_READY;
+                bool tx_fire = top.TX_VALID && top.TX_READY;
+                unsigned char out = top.TX_PAYLOAD;
+                top.link_clk = 1;
+                if (r == ratio - 1) top.clk = 1;
+                top.eval();
+                if (rx_fire) rx.pop();
+                if (tx_fire) tx.push(out);
+                moving = moving || rx_fire || tx_fire;
+            }
+            if (moving || top.state == STATE_CHECKING || top.state == STATE_RUNNING) busy = c + 1;
         }
         double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         session.cycles += opt.poll;
