@@ -11,7 +11,8 @@ import pytest
 from ganpu import numerics
 from ganpu.core import CoreConfig, Geometry, model, im2col
 from ganpu.core.descriptor import Error, ConvMode
-from ganpu.host.lower import ConvShape, conv_tasks, fc_desc, pack_desc
+from ganpu.host.lower import ConvShape, conv_tasks, fc_desc
+from ganpu.host.tasks import conv_record_phases
 from ganpu.model.layers import Conv2d, ConvTranspose2d
 
 ACTS = {"identity": 0, "relu": 1, "leaky": 2}
@@ -152,41 +153,6 @@ def test_address_function_is_the_golden_im2col():
         np.testing.assert_array_equal(np.where(valid, a_addr + 1, 0), cols)
 
 
-def _export_layers(records):
-    """``[(prefix, phases, batch, dz_from), ...]`` per conv layer of each pass and net:
-    its records by phase, the batch (the rows of the net's FC FP), and where dz comes
-    from (the layer's db record, else the BP record of the next layer)."""
-    nets = {}
-    for key, rec in records.items():
-        prefix, phase = key.rsplit("/", 1)
-        net = prefix.rsplit(".", 1)[0]
-        nets.setdefault(net, {}).setdefault(prefix, {})[phase] = rec
-    out = []
-    for net, layers in nets.items():
-        names = list(layers)  # FP order
-        batch = next(ph["fp"]["A"].shape[0] for ph in layers.values() if ph["fp"]["kind"] == "fc")
-        for i, prefix in enumerate(names):
-            phases = layers[prefix]
-            if phases["fp"]["kind"] in ("conv", "tconv"):
-                nxt = layers[names[i + 1]].get("bp") if i + 1 < len(names) else None
-                out.append((prefix, phases, batch, nxt))
-    return out
-
-
-def _image_from_cols(cols, b, c, k, s, lo, hi, dil, hw):
-    """Inverse of the golden ``im2col(pad(dilate(t, dil), lo, hi), k, s)`` for a
-    tensor ``t`` whose every pixel lies in some window."""
-    h, w = hw
-    hp, wp = (h - 1) * dil + 1 + lo + hi, (w - 1) * dil + 1 + lo + hi
-    ho, wo = (hp - k) // s + 1, (wp - k) // s + 1
-    t = np.zeros((b, c, hp, wp), np.uint16)
-    v = cols.reshape(b, ho, wo, c, k, k)
-    for oy in range(ho):
-        for ox in range(wo):
-            t[:, :, oy * s:oy * s + k, ox * s:ox * s + k] = v[:, oy, ox]
-    return t[:, :, lo:lo + (h - 1) * dil + 1:dil, lo:lo + (w - 1) * dil + 1:dil]
-
-
 @pytest.fixture(scope="module")
 def conv_step():
     from ganpu.gan.export import export_layers
@@ -198,46 +164,38 @@ def test_conv_gan_step_equals_golden(conv_step):
     the layer's own tensors (no im2col copy), gives the exported results."""
     config = CoreConfig()
     n = 0
-    for prefix, phases, b, next_bp in _export_layers(conv_step):
-        fp = phases["fp"]
-        kind, k, s, p = fp["kind"], fp["k"], fp["stride"], fp["padding"]
-        op = fp.get("output_padding", 0)
-        cin, cout = fp["cin"], fp["cout"]
-        ho = int(round((fp["A"].shape[0] // b) ** 0.5))
-        # the input from the FP record's im2col
-        if kind == "conv":
-            h = next(h for h in range(1, 4 * ho + k) if (h + 2 * p - k) // s + 1 == ho)
-            x = _image_from_cols(fp["A"], b, cin, k, s, p, p, 1, (h, h))
-        else:
-            h = (ho - k + 2 * p - op) // s + 1
-            x = _image_from_cols(fp["A"], b, cin, k, 1, k - 1 - p, k - 1 - p + op, s, (h, h))
-        # dz from the db record (dz^T), else the next layer's BP output
-        if set(phases) == {"fp"}:
-            dz = None
-        elif "db" in phases:
-            dz = phases["db"]["A"].reshape(cout, b, ho, ho).transpose(1, 0, 2, 3)
-        elif next_bp["kind"] == "fc":
-            dz = next_bp["out"].reshape(b, cout, ho, ho)
-        else:
-            dz = next_bp["out"].reshape(b, ho, ho, cout).transpose(0, 3, 1, 2)
-        shape = ConvShape(kind, b, cin, cout, k, s, p, (h, h), op)
-        if kind == "conv":
-            w = fp["B"].reshape(cout, cin, k, k)
-        else:  # FP's B is the flipped, transposed kernel
-            w = np.ascontiguousarray(fp["B"].reshape(cout, cin, k, k)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        bias = numerics.narrow(fp["init"])
-        for phase, rec in phases.items():
-            if phase == "db":
-                continue
-            kw = dict(fp=dict(x=x, w=w, b=bias, act=ACTS[rec["act"]], slope=rec["slope16"] or 0),
-                      bp=dict(dz=dz, w=w, act=ACTS[rec["act"]], slope=rec["slope16"] or 0,
-                              mask=rec["mask_in"]),
-                      wg=dict(x=x, dz=dz))[phase]
-            tasks, transposed = conv_tasks(shape, phase, config.geom, **kw)
-            out, mask = run_conv_tasks(tasks, transposed, rec["out"].shape, config)
-            np.testing.assert_array_equal(out, rec["out"], err_msg=f"{prefix}/{phase}")
-            np.testing.assert_array_equal(mask, rec["mask_out"], err_msg=f"{prefix}/{phase}")
-            n += 1
+    for key, shape, phase, kw, rec in conv_record_phases(conv_step):
+        tasks, transposed = conv_tasks(shape, phase, config.geom, **kw)
+        out, mask = run_conv_tasks(tasks, transposed, rec["out"].shape, config)
+        np.testing.assert_array_equal(out, rec["out"], err_msg=key)
+        np.testing.assert_array_equal(mask, rec["mask_out"], err_msg=key)
+        n += 1
     # FP of the 4 conv layers in both passes, WG of D's in the D update and of G's in
     # the G update, BP of all but G's first conv (D.conv1's only in the G update)
     assert n == 8 + 4 + 5, n
+
+
+@pytest.mark.parametrize("kind", ["conv", "tconv"])
+def test_eors_conv_fp_equals_golden(kind):
+    """FP with ReLU and the core's EORS prediction gives the golden layer run with EORS
+    (a tconv's kernel is then loaded flipped, so the speculator reads it by k)."""
+    from ganpu.model.eors import DEFAULT_EORS
+    rng = np.random.default_rng(21)
+    config = CoreConfig()
+    cls = Conv2d if kind == "conv" else ConvTranspose2d
+    layer = cls("l", 5, 20, 3, 2, 1, act="relu", rng=rng)
+    layer.b32[:] = rng.standard_normal(20).astype(np.float32) * 0.1
+    layer.sync()
+    x = random_f16(rng, (2, 5, 5, 5))
+    recs = {}
+    layer.hooks.append(lambda _l, ph, t: recs.setdefault(ph, t))
+    layer.fp(x, eors=DEFAULT_EORS)
+    rec = recs["fp"]
+    shape = ConvShape.of_layer(layer, 2, (5, 5))
+    tasks, transposed = conv_tasks(shape, "fp", config.geom, x=x, w=layer.w16, b=layer.b16,
+                                   act=1, eors=True, eors_lanes=config.eors_lanes)
+    assert all(d["eors"] for d, *_ in tasks)
+    out, mask = run_conv_tasks(tasks, transposed, rec["out"].shape, config)
+    np.testing.assert_array_equal(out, rec["out"])
+    np.testing.assert_array_equal(mask, rec["mask_out"])
+    assert 0 < mask.sum() < mask.size

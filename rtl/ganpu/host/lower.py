@@ -194,14 +194,17 @@ def _conv_plan(shape, phase):
 
 
 def conv_tasks(shape, phase, geom, *, x=None, dz=None, w=None, b=None, mask=None,
-               act=Act.IDENTITY, slope=0):
+               act=Act.IDENTITY, slope=0, eors=False, eors_lanes=DEFAULT_CORE.eors_lanes):
     """The core tasks of one phase of a convolution layer: ``(tasks, transposed)``.
 
     ``tasks`` is ``[(desc, loads, (m0, m1), (n0, n1)), ...]``; each computes rows
     m0..m1-1 and columns n0..n1-1 of the golden model's gemm (:mod:`ganpu.model.layers`) for phase ``fp`` (x, w, b; ``act``,
     ``slope``; ``mask`` (M, N) of outputs to compute with ReLU), ``bp`` (dz, w; ``act``
     and ``slope`` of the layer before, ``mask`` its stored FP mask as (M, N)) or ``wg``
-    (x, dz; the bias gradient stays :func:`fc_db`). Tensors are NCHW binary16 bits;
+    (x, dz; the bias gradient stays :func:`fc_db`). With ``eors`` an FP with ReLU lets
+    the core's predictor choose the outputs: the speculator needs B offsets equal to k,
+    so B is then the golden (N, K) matrix (a tconv's kernel flipped and transposed by
+    the host, unflipped in the descriptor), and BW its grouped copy. Tensors are NCHW binary16 bits;
     weights as the layer holds them. With ``transposed`` (WG) a task's rows are columns
     of the golden result: it writes OUT column-major, ``OUT[n*(m1-m0) + m]``, so the
     host reads ``(n1-n0, m1-m0)``: golden rows n0..n1-1, columns m0..m1-1 (MASK_OUT stays dense
@@ -228,11 +231,17 @@ def conv_tasks(shape, phase, geom, *, x=None, dz=None, w=None, b=None, mask=None
             raise ValueError(f"{shape!r} {phase}: B of {other.size} elements does not fit {geom!r}")
         n_groups = [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
     k, kk, bt = shape.k, shape.k * shape.k, shape.batch
+    eors = bool(eors) and phase == "fp" and Act(act) == Act.RELU
+    if eors and bf.get("flip"):
+        # the golden B: W (Ci, Co, k, k) flipped and transposed to (Co, Ci*k*k)
+        other = np.ascontiguousarray(other.reshape(shape.cin, shape.cout, k, k)[:, :, ::-1, ::-1]
+                                     .transpose(1, 0, 2, 3))
+        bf = dict(b_sn=shape.cin * kk, b_sk=kk)
     base = fc_desc(op={"fp": Op.FP, "bp": Op.BP, "wg": Op.WG}[phase].value, act=Act(act).value,
-                   slope=int(slope), conv=mode.value, kern=k, in_h=H, in_w=W, n=N,
+                   slope=int(slope), conv=mode.value, kern=k, in_h=H, in_w=W, n=N, eors=int(eors),
                    **{"b_sy": k, "b_sx": 1, **geo, **bf})
     with_bias = phase == "fp" and b is not None
-    use_mask = phase == "fp" and mask is not None and Act(act) == Act.RELU
+    use_mask = phase == "fp" and mask is not None and Act(act) == Act.RELU and not eors
     needs_mask = use_mask or (phase == "bp" and Act(act) != Act.IDENTITY)
     ho, wo = geo["out_h"], geo["out_w"]
     per_img = C * H * W
@@ -246,6 +255,8 @@ def conv_tasks(shape, phase, geom, *, x=None, dz=None, w=None, b=None, mask=None
                 loads["bias"] = (0, np.ascontiguousarray(b, dtype=np.uint16))
             if needs_mask:
                 loads["mask_in"] = (0, np.asarray(mask[m0:m1], dtype=np.uint16).ravel())
+            if eors:
+                loads["bw"] = (0, bw_image(other.reshape(N, -1), eors_lanes))
             d = fc_desc(**{**base, **desc, "bias": int(with_bias), "use_mask": int(use_mask)})
             if (n0, n1) != (0, N):
                 # B holds channels n0..n1-1 of every image

@@ -1,4 +1,5 @@
-"""Core tasks from the golden model's gemm records (``ganpu.gan.export``).
+"""Core tasks from the golden model's gemm records (``ganpu.gan.export``), and the conv
+phases of an export as conv lowering inputs (:func:`conv_record_phases`).
 
 A record ``out, mask_out = epilogue(gemm(A, B, init), act, slope16, mask_in, phase)``
 becomes one or more core tasks: A (M, K) and B (N, K) are loaded row-major, the bias is
@@ -15,7 +16,7 @@ from ..core.descriptor import Op, Act
 from ..model import work
 from .lower import _desc, bw_image
 
-__all__ = ["record_tasks", "record_work", "phase_act"]
+__all__ = ["record_tasks", "record_work", "phase_act", "conv_record_phases"]
 
 
 def _member(cls, name, what):
@@ -88,3 +89,83 @@ def record_work(rec):
     if mask is not None and op in (Op.FP, Op.BP) and act == Act.RELU:
         live = np.asarray(mask, dtype=bool)
     return work.count(np.asarray(rec["A"], np.uint16), np.asarray(rec["B"], np.uint16), live)
+
+
+def _conv_layers(records):
+    """``[(prefix, phases, batch, next_bp), ...]`` per conv layer of each pass and net of
+    an export: its records by phase, the batch (the rows of the net's FC FP) and the BP
+    record of the next layer (its output is this layer's dz when it has no db)."""
+    nets = {}
+    for key, rec in records.items():
+        prefix, phase = key.rsplit("/", 1)
+        net = prefix.rsplit(".", 1)[0]
+        nets.setdefault(net, {}).setdefault(prefix, {})[phase] = rec
+    out = []
+    for layers in nets.values():
+        names = list(layers)  # FP order
+        batch = next(ph["fp"]["A"].shape[0] for ph in layers.values() if ph["fp"]["kind"] == "fc")
+        for i, prefix in enumerate(names):
+            phases = layers[prefix]
+            if phases["fp"]["kind"] in ("conv", "tconv"):
+                nxt = layers[names[i + 1]].get("bp") if i + 1 < len(names) else None
+                out.append((prefix, phases, batch, nxt))
+    return out
+
+
+def _image_from_cols(cols, b, c, k, s, lo, hi, dil, hw):
+    """Inverse of the golden ``im2col(pad(dilate(t, dil), lo, hi), k, s)`` for a tensor
+    ``t`` (b, c, H, W) whose every pixel lies in some window."""
+    h, w = hw
+    hp, wp = (h - 1) * dil + 1 + lo + hi, (w - 1) * dil + 1 + lo + hi
+    ho, wo = (hp - k) // s + 1, (wp - k) // s + 1
+    t = np.zeros((b, c, hp, wp), np.uint16)
+    v = cols.reshape(b, ho, wo, c, k, k)
+    for oy in range(ho):
+        for ox in range(wo):
+            t[:, :, oy * s:oy * s + k, ox * s:ox * s + k] = v[:, oy, ox]
+    return t[:, :, lo:lo + (h - 1) * dil + 1:dil, lo:lo + (w - 1) * dil + 1:dil]
+
+
+def conv_record_phases(records):
+    """The conv and tconv phases (FP, BP, WG) of an export (``ganpu.gan.export``) as
+    ``[(key, shape, phase, kwargs, rec), ...]``: ``conv_tasks(shape, phase, geom,
+    **kwargs)`` lowers the phase from the layer's own tensors (NCHW input, dz, weights
+    as the layer holds them, recovered from the records), and ``rec`` is its record.
+    Square images only (the reference GANs')."""
+    from .lower import ConvShape
+    out = []
+    for prefix, phases, b, next_bp in _conv_layers(records):
+        fp = phases["fp"]
+        kind, k, s, p = fp["kind"], fp["k"], fp["stride"], fp["padding"]
+        op = fp.get("output_padding", 0)
+        cin, cout = fp["cin"], fp["cout"]
+        ho = int(round((fp["A"].shape[0] // b) ** 0.5))
+        if kind == "conv":
+            h = next(h for h in range(1, 4 * ho + k) if (h + 2 * p - k) // s + 1 == ho)
+            x = _image_from_cols(fp["A"], b, cin, k, s, p, p, 1, (h, h))
+            w = fp["B"].reshape(cout, cin, k, k)
+        else:
+            h = (ho - k + 2 * p - op) // s + 1
+            x = _image_from_cols(fp["A"], b, cin, k, 1, k - 1 - p, k - 1 - p + op, s, (h, h))
+            # FP's B is the flipped, transposed kernel
+            w = np.ascontiguousarray(fp["B"].reshape(cout, cin, k, k)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        if set(phases) == {"fp"}:
+            dz = None
+        elif "db" in phases:
+            dz = phases["db"]["A"].reshape(cout, b, ho, ho).transpose(1, 0, 2, 3)
+        elif next_bp["kind"] == "fc":
+            dz = next_bp["out"].reshape(b, cout, ho, ho)
+        else:
+            dz = next_bp["out"].reshape(b, ho, ho, cout).transpose(0, 3, 1, 2)
+        shape = ConvShape(kind, b, cin, cout, k, s, p, (h, h), op)
+        bias = numerics.narrow(fp["init"])
+        for phase, rec in phases.items():
+            if phase == "db":
+                continue
+            _, act = phase_act(rec)
+            slope = rec["slope16"] or 0
+            kw = dict(fp=dict(x=x, w=w, b=bias, act=act, slope=slope),
+                      bp=dict(dz=dz, w=w, act=act, slope=slope, mask=rec["mask_in"]),
+                      wg=dict(x=x, dz=dz))[phase]
+            out.append((f"{prefix}/{phase}", shape, phase, kw, rec))
+    return out
