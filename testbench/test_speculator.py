@@ -166,7 +166,7 @@ def _run_speculator(sim, cfg, ntasks, records, tmp_path, suffix):
     assert max(len(t["rows"]) for t in tasks if t["enable"]) > ROW_SLOTS
     dut = Speculator(cfg)
     meta = {"lanes": cfg.eors_lanes, "row_slots": ROW_SLOTS, "words_per_row": dut.words_per_row,
-            "latency": dut.latency, "row_bits": cfg.geom.a_bits + 1}
+            "latency": dut.latency, "row_bits": cfg.geom.a_bits + 1, "bias_first": dut.bias_first}
     taskfile = tmp_path / "tasks.pkl"
     taskfile.write_bytes(pickle.dumps({"meta": meta, "tasks": tasks}))
     harness.run(sim, dut, f"speculator_x{cfg.eors_lanes}{suffix}", "tb_speculator",
@@ -202,7 +202,8 @@ def test_model_is_the_core_model(records):
                             dtype=bool)
             np.testing.assert_array_equal(bits[:, :N], want)
             G = -(-N // P)
-            assert exp["cycles"] == G * np.maximum(nnz.sum(axis=1), 1).sum()
+            b = int(bool(desc["bias"]) and cfg.eors.use_bias and cfg.eors.rel is None)
+            assert exp["cycles"] == G * np.maximum(nnz.sum(axis=1) + b, 1).sum()
         assert seen_on > 10
 
 

@@ -1,3 +1,8 @@
+"""EORS in the core: the speculator that predicts, row by row, which outputs a ReLU
+will zero (``docs/eors.md``, "In the core")."""
+
+from dataclasses import replace
+
 from amaranth.hdl import Module, Signal, Mux
 from amaranth.lib import data, wiring, stream
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -44,9 +49,17 @@ class Speculator(wiring.Component):
 
     Latency and throughput
     ----------------------
-    * Issue: ``ceil(N / P) * max(nnz(row), 1)`` cycles per row, back to back
-      (``cycles`` counts exactly these); a row is accepted only while fewer than
-      :data:`ROW_SLOTS` rows are in flight (taken and not yet released by ``row_done``).
+    * Issue: ``ceil(N / P) * max(nnz(row) + b, 1)`` cycles per row, back to back
+      (``cycles`` counts exactly these), with ``b`` = 1 when the task has a bias and the
+      bias rides as each group's first term (:attr:`bias_first`), else 0; a row is
+      accepted only while fewer than :data:`ROW_SLOTS` rows are in flight (taken and not
+      yet released by ``row_done``).
+    * **Bias as first term** (:attr:`bias_first`: absolute mode with ``use_bias``).
+      The predictor's lanes have no bias pipe (``use_bias`` off, about a third of an
+      EORS lane); each group instead starts with one extra term ``x`` = 1.0, ``w[p]``
+      = the lane's bias, which gives exactly the ``use_bias`` estimate (``T`` is
+      symmetric and ``T(b, 1.0)`` is the bias estimate). Scale-aware mode keeps the
+      bias pipe: there the term count ``n`` must not count the bias.
     * A group's mask word is written exactly :attr:`latency` cycles after the cycle
       that issued the group's last term (its bubble, for a row without non-zeros).
     * The row record enters a :data:`ROW_SLOTS`-deep output queue on the cycle its last
@@ -110,6 +123,7 @@ class Speculator(wiring.Component):
         self.geom = geom
         self.lanes = P
         self.params = cfg.eors
+        self.bias_first = bool(cfg.eors.use_bias and cfg.eors.rel is None)
         self.words_per_row = geom.depth("mask") // P
         # words of the memories behind the ports (the core sizes them the same way)
         self.bw_words = max(1, geom.depth("b") // P)
@@ -147,6 +161,7 @@ class Speculator(wiring.Component):
         * ``cycles``: the issue cycles (0 when off).
         """
         P = config.eors_lanes
+        bias_first = bool(config.eors.use_bias and config.eors.rel is None)
         M, N, K = desc["m"], desc["n"], desc["k"]
         a = np.asarray(bufs["a"], dtype=np.uint16)
         mi, ki = np.arange(M)[:, None], np.arange(K)[None, :]
@@ -172,7 +187,9 @@ class Speculator(wiring.Component):
         # Python ints: a 64-lane word does not fit a signed numpy integer
         weights = np.array([1 << p for p in range(P)], dtype=object)
         words = (live.reshape(M, G, P).astype(object) * weights).sum(axis=2)
-        out.update(mask=live[:, :N], words=words, cycles=int(G * np.maximum(nz.sum(axis=1), 1).sum()))
+        b = int(bool(desc.get("bias", 0)) and bias_first)
+        out.update(mask=live[:, :N], words=words,
+                   cycles=int(G * np.maximum(nz.sum(axis=1) + b, 1).sum()))
         return out
 
     def elaborate(self, platform):
@@ -183,7 +200,8 @@ class Speculator(wiring.Component):
         rl = row_layout(g_)
 
         m.submodules.outq = outq = SyncFIFOBuffered(width=rl.size, depth=ROW_SLOTS)
-        m.submodules.predictor = pred = EorsPredictor(P, self.params)
+        lane_params = replace(self.params, use_bias=False) if self.bias_first else self.params
+        m.submodules.predictor = pred = EorsPredictor(P, lane_params)
 
         # --- issue
         have = Signal()
@@ -193,8 +211,16 @@ class Speculator(wiring.Component):
         gK = Signal(d + 2)
         slot = Signal(range(ROW_SLOTS))
         inflight = Signal(range(ROW_SLOTS + 1))
+        # the task's last group, constant during a task: registered at start so the
+        # row-end test compares two flip-flops (the subtraction limited the clock)
         groups_last = Signal(d)
-        m.d.comb += groups_last.eq((self.n - 1) >> exact_log2(P))
+        # the task has a bias (registered for the same reason); bon: it is a term
+        bias_on, bon = Signal(), Signal()
+        with m.If(self.start):
+            m.d.sync += [groups_last.eq((self.n - 1) >> exact_log2(P)), bias_on.eq(self.bias),
+                         bon.eq(self.bias & self.bias_first)]
+        # this cycle issues the group's bias term (x = 1.0, w = the lanes' biases)
+        bcyc = Signal()
 
         accept = self.enable & ~have & (inflight < ROW_SLOTS)
         with m.If(self.enable):
@@ -209,18 +235,22 @@ class Speculator(wiring.Component):
         took = self.rows_in.valid & accept
         with m.If(took):
             m.d.sync += [have.eq(1), row.eq(self.rows_in.payload), i.eq(self.rows_in.payload.start),
-                         grp.eq(0), gK.eq(0)]
+                         grp.eq(0), gK.eq(0), bcyc.eq(bon)]
 
-        first = i == row.start
-        term = have & (i != row.end)
-        last = have & (i + 1 >= row.end)
+        # with the bias as a term, the group's sum starts at its bias cycle; a row
+        # without non-zeros is then that one cycle (without a bias: one bubble)
+        first = Mux(bon, bcyc, i == row.start)
+        term = have & (bcyc | (i != row.end))
+        last = have & Mux(bcyc, row.start == row.end, i + 1 >= row.end)
         row_last = last & (grp == groups_last)
         with m.If(have):
             m.d.sync += self.cycles.eq(self.cycles + 1)
             with m.If(last):
-                m.d.sync += [i.eq(row.start), grp.eq(grp + 1), gK.eq(gK + self.k)]
+                m.d.sync += [i.eq(row.start), grp.eq(grp + 1), gK.eq(gK + self.k), bcyc.eq(bon)]
                 with m.If(row_last):
                     m.d.sync += [have.eq(0), slot.eq(Mux(slot == ROW_SLOTS - 1, 0, slot + 1))]
+            with m.Elif(bcyc):
+                m.d.sync += bcyc.eq(0)
             with m.Else():
                 m.d.sync += i.eq(i + 1)
         m.d.sync += inflight.eq(inflight + took - (self.row_done & self.enable))
@@ -228,10 +258,11 @@ class Speculator(wiring.Component):
 
         # Control travels beside the fetch and the predictor; the group's mask address
         # and its row record come out with the group's live bits.
-        ctl = data.StructLayout({"valid": 1, "term": 1, "first": 1, "last": 1, "row_last": 1,
+        ctl = data.StructLayout({"valid": 1, "term": 1, "bcyc": 1, "first": 1, "last": 1, "row_last": 1,
                                  "grp": d, "gK": d + 2, "slot": range(ROW_SLOTS), "row": rl})
         c0 = Signal(ctl)
-        m.d.comb += [c0.valid.eq(have), c0.term.eq(term), c0.first.eq(have & first),
+        m.d.comb += [c0.valid.eq(have), c0.term.eq(term), c0.bcyc.eq(have & bcyc),
+                     c0.first.eq(have & first),
                      c0.last.eq(last), c0.row_last.eq(row_last), c0.grp.eq(grp), c0.gK.eq(gK),
                      c0.slot.eq(slot), c0.row.eq(row)]
         c = delay_line(m, c0, self.latency, name="ctl")
@@ -245,9 +276,14 @@ class Speculator(wiring.Component):
         bw4, bias4 = Signal(16 * P), Signal(16 * P)
         m.d.sync += [bw4.eq(self.bw_rd.data), bias4.eq(self.bias_rd.data)]
         c4 = c[_FETCH]
-        m.d.comb += [pred.valid.eq(c4.term), pred.x.eq(a4), pred.w.eq(bw4),
-                     pred.first.eq(c4.first), pred.last.eq(c4.valid & c4.last),
-                     pred.bias.eq(Mux(self.bias, bias4, 0))]
+        m.d.comb += [pred.valid.eq(c4.term), pred.first.eq(c4.first),
+                     pred.last.eq(c4.valid & c4.last)]
+        if self.bias_first:
+            # the bias cycle: x = 1.0, each lane's weight is its bias
+            m.d.comb += [pred.x.eq(Mux(c4.bcyc, 0x3C00, a4)), pred.w.eq(Mux(c4.bcyc, bias4, bw4)),
+                         pred.bias.eq(0)]
+        else:
+            m.d.comb += [pred.x.eq(a4), pred.w.eq(bw4), pred.bias.eq(Mux(bias_on, bias4, 0))]
         if self.params.rel is not None:
             # scale-aware mode: the configured level for every task (a per-layer level
             # would come from the descriptor; docs/eors.md, "Self-calibration")
@@ -266,5 +302,5 @@ class Speculator(wiring.Component):
         m.d.comb += self.busy.eq(busy)
         # last: a new task's start overrides every other update
         with m.If(self.start):
-            m.d.sync += [have.eq(0), slot.eq(0), inflight.eq(0), self.cycles.eq(0)]
+            m.d.sync += [have.eq(0), slot.eq(0), inflight.eq(0), self.cycles.eq(0), bcyc.eq(0)]
         return m
