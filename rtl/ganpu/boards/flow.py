@@ -2,7 +2,8 @@
 (``docs/boards.md``).
 
 :func:`build` runs the open flow (Yosys and nextpnr, YoWASP builds unless the
-environment names other tools; see :mod:`ganpu.fpga.flow`) on a board's top through its
+environment names other tools; see :mod:`ganpu.fpga.flow`; the ULX3S-85F's top needs a
+native Yosys, :func:`ganpu.fpga.flow.board_env`) on a board's top through its
 amaranth-boards platform, packs the bitstream and returns the figures
 (:class:`~ganpu.fpga.report.SynthResult`: LUT4, BRAM, Fmax). Builds are cached on the
 digest of the build plan; ``<build-dir>/<board>/latest`` names the last one, which
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..fpga import boards as fpga_boards
-from ..fpga.flow import ROOT, ToolMissing, check_tools, tool_env, run_flow
+from ..fpga.flow import ROOT, ToolMissing, board_env, check_tools, tool_env, run_flow
 from ..fpga.report import SynthError, SynthResult, parse_reports
 
 __all__ = ["BoardSpec", "BOARDS", "DEFAULT_BUILD", "FlashError", "get", "make_platform",
@@ -90,7 +91,7 @@ def build(name, *, build_dir=None, seed=1, top=None, timeout=6 * 3600):
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
     board = spec.fpga
-    env = tool_env()
+    env = board_env(board)
     check_tools(board.tools + (board.pack_tool,), env)
     root = Path(build_dir) if build_dir is not None else DEFAULT_BUILD
     t0 = time.monotonic()

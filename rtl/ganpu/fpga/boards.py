@@ -30,6 +30,9 @@ class Board:
     mult_cells: tuple
     bram_cells: tuple
     capacity: dict = field(default_factory=dict)
+    # The board's top needs a native Yosys (``$YOSYS``, else ``yosys`` on the PATH): it
+    # does not fit the 4 GB address space of YoWASP's 32-bit WebAssembly Yosys.
+    native_yosys: bool = False
 
 
 BOARDS = {
@@ -40,7 +43,7 @@ BOARDS = {
         # 83,640 figure of the 85F counts.
         lut_cells=("TRELLIS_COMB",), ff_cells=("TRELLIS_FF",),
         mult_cells=("MULT18X18D",), bram_cells=("DP16KD",),
-        capacity={"lut4": 83640, "mult": 156, "bram": 208}),
+        capacity={"lut4": 83640, "mult": 156, "bram": 208}, native_yosys=True),
     "icebreaker": Board(
         name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
         family="ice40", target_mhz=50.0, tools=("yosys", "nextpnr-ice40"), pack_tool="icepack",

@@ -19,7 +19,8 @@ from .boards import get_board, make_platform
 from .harness import BoardTop, harness_overhead
 from .report import SynthError, SynthResult, parse_reports
 
-__all__ = ["TOOLS", "DEFAULT_BUILD", "ToolMissing", "tool_env", "check_tools", "run_flow", "synthesize"]
+__all__ = ["TOOLS", "DEFAULT_BUILD", "ToolMissing", "tool_env", "board_env", "check_tools", "run_flow",
+           "synthesize"]
 
 # the checkout root (rtl/ganpu/fpga/flow.py -> .)
 ROOT = Path(__file__).resolve().parents[3]
@@ -46,6 +47,23 @@ def tool_env(environ=None):
     env = dict(os.environ if environ is None else environ)
     for var, cmd, _ in TOOLS.values():
         env.setdefault(var, cmd)
+    return env
+
+
+def board_env(board, environ=None):
+    """:func:`tool_env` for building ``board``'s top (:mod:`ganpu.boards.flow`): a board
+    with ``native_yosys`` gets the native ``yosys`` of the PATH unless ``$YOSYS`` is
+    set; without one, :class:`ToolMissing` says why and what to install."""
+    env = tool_env(environ)
+    given = (os.environ if environ is None else environ).get("YOSYS")
+    if board.native_yosys and not given:
+        native = shutil.which("yosys", path=env.get("PATH"))
+        if native is None:
+            raise ToolMissing(
+                f"the {board.name} top needs a native Yosys: YoWASP Yosys (32-bit "
+                f"WebAssembly, 4 GB) runs out of memory in synth_ecp5 on it "
+                f"(docs/boards.md). Install one (apt-get install yosys) or set $YOSYS")
+        env["YOSYS"] = native
     return env
 
 
