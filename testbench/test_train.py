@@ -65,3 +65,23 @@ def test_train_rtl(sim):
     steps = {"icarus": 2, "verilator": 3}[sim]
     harness.run(sim, Processor(CFG), "ganpu_processor_train", "tb_train",
                 env={"GANPU_STEPS": max(steps, int(steps * harness.scale()))})
+
+
+def test_bench_train(tmp_path):
+    """``ganpu bench train`` on the program model: bit-identical, and its figures add up
+    (the D and G updates make the step; dense work takes at least the measured cycles;
+    the effective rate is dense FLOPs over the step time)."""
+    import json
+    from ganpu.cli import main
+    out = tmp_path / "train.json"
+    assert main(["bench", "train", "--steps", "1", "--batch", "8", "--gbuf-bits", "18",
+                 "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["bit_identical"] and res["updates"] == 12 and res["parameters"] == 34305
+    for p, r in res["policies"].items():
+        m, d = r["measured"], r["dense"]
+        assert m["d_update"] + m["g_update"] == m["cycles"] and 0 < m["d_update"] < m["cycles"]
+        assert d["cycles"] >= m["cycles"] and r["speedup"] == round(d["cycles"] / m["cycles"], 4)
+        gflops = 2 * res["dense_macs"] / (m["cycles"] / (res["mhz"] * 1e6)) / 1e9
+        assert abs(m["effective_gflops"] - gflops) < 1e-3
+    assert res["dense_peak_gflops"] == res["cores"] * res["lanes"] * 2 * res["mhz"] * 1e-3

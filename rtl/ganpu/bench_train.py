@@ -1,0 +1,159 @@
+"""``ganpu bench train``: training steps of the MLP GAN with every gemm and every weight
+update on the processor (``docs/update.md``).
+
+The step is compiled with its UPDATE records (:func:`ganpu.host.compiler.compile_gan`
+with ``update=True``) and trained for ``--steps`` steps on ``--device`` (the program
+model, ``ganpu sim`` or a link: :class:`ganpu.gan.train.DeviceTrainer`), timed (steps per
+second of the simulation) and checked bit for bit against the golden model's
+``GAN.step`` (losses, every master, momentum and binary16 weight). The last step's
+GBUF gives the step's real data, and the cycle model (:mod:`ganpu.processor.cycle_model`)
+schedules the step under each policy twice: with the surviving work of that data
+(dual sparsity and, with ``--eors on``, EORS) and dense (every MAC). Per policy: the
+step's cycles, when the D update ends (its last UPDATE record) and the G update's
+share after it, and at ``--mhz`` the step time and the effective GFLOPS (dense-equivalent
+FLOPs, ``2 x`` the step's dense MACs, per second) beside the dense peak of the same
+config (``cores x lanes x 2 x f``). With a device other than ``model`` the processor's
+own cycle counters of each step are reported too.
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from .cli import positive_int
+
+__all__ = ["register", "bench_train"]
+
+POLICIES = ("temporal", "spatial", "adaptive")
+
+
+def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3, seed=0,
+                eors=False, mhz=30.0, policy="adaptive"):
+    """The figures as a dict (see the module docstring)."""
+    import numpy as np
+    from .gan import GAN, TrainConfig
+    from .gan.train import DeviceTrainer
+    from .host.compiler import task_macs
+    from .model import DEFAULT_EORS
+    from .processor.cycle_model import simulate, task_row_macs
+    from .processor.program import Policy, TaskKind
+
+    tc = TrainConfig(batch=batch, seed=seed, eors=DEFAULT_EORS if eors else None)
+    ref, hw = GAN(tc), GAN(tc)
+    with DeviceTrainer(hw, device, config, gbuf_bits=gbuf_bits, policy=policy) as tr:
+        cfg, program = tr.cfg, tr.program
+        t0 = time.time()
+        for i in range(steps):
+            got = tr.step(sync=i == steps - 1)
+            want = ref.step()
+            if got != want:
+                raise RuntimeError(f"step {i}: losses {got} differ from the golden model's {want}")
+        seconds = time.time() - t0
+        counters = tr.counters
+        gbuf = tr.gbuf
+    mismatches = []
+    for net in ("G", "D"):
+        opt_r, opt_h = (ref.opt_g, hw.opt_g) if net == "G" else (ref.opt_d, hw.opt_d)
+        for a, b in zip(getattr(ref, net).layers, getattr(hw, net).layers):
+            for t in ("w", "b"):
+                same = (np.array_equal(getattr(a, f"{t}32").view(np.uint32), getattr(b, f"{t}32").view(np.uint32))
+                        and np.array_equal(np.asarray(opt_r.v[(a.name, f"{t}32")]).view(np.uint32),
+                                           np.asarray(opt_h.v[(b.name, f"{t}32")]).view(np.uint32))
+                        and np.array_equal(getattr(a, f"{t}16"), getattr(b, f"{t}16")))
+                if not same:
+                    mismatches.append(f"{net}.{a.name}.{t}")
+    if gbuf is None:
+        # a device behind a link: the data of one more step on the program model
+        from .host.compiler import run_step
+        _, gbuf = run_step(program, GAN(tc))
+    gemm = [t.kind == TaskKind.GEMM for t in program.tasks]
+    row_macs = [task_row_macs(cfg, r, gbuf) if g else None for g, r in zip(gemm, program.records)]
+    dense_macs = sum(task_macs(r) for r in program.records)
+    params = sum(r["count"] for t, r in zip(program.tasks, program.records) if t.kind == TaskKind.UPDATE)
+    d_updates = [i for i, t in enumerate(program.tasks)
+                 if t.kind == TaskKind.UPDATE and t.name.startswith("d/")]
+    f = mhz * 1e6
+    peak = cfg.cores * cfg.core.lanes * 2 * f
+    pol = {}
+    for p in POLICIES:
+        runs = {}
+        for name, rm in (("measured", row_macs), ("dense", None)):
+            s = simulate(cfg, program.records, Policy[p.upper()], row_macs=rm)
+            d_end = max(s.finished[i] for i in d_updates)
+            secs = s.cycles / f
+            runs[name] = {"cycles": s.cycles, "d_update": d_end, "g_update": s.cycles - d_end,
+                          "dma_cycles": s.dma_cycles, "efficiency": round(s.efficiency, 4),
+                          "step_ms": round(1e3 * secs, 3),
+                          "effective_gflops": round(2 * dense_macs / secs / 1e9, 4)}
+        runs["speedup"] = round(runs["dense"]["cycles"] / runs["measured"]["cycles"], 4)
+        runs["effective_vs_peak"] = round(2 * dense_macs / (runs["measured"]["cycles"] / f) / peak, 4)
+        pol[p] = runs
+    out = {"device": device, "config": config, "gbuf_bits": cfg.gbuf_bits, "cores": cfg.cores,
+           "lanes": cfg.core.lanes, "batch": batch, "eors": eors, "steps": steps,
+           "records": len(program.tasks), "updates": sum(t.kind == TaskKind.UPDATE for t in program.tasks),
+           "parameters": params, "dense_macs": dense_macs, "seconds": round(seconds, 3),
+           "steps_per_s": round(steps / seconds, 4), "bit_identical": not mismatches,
+           "mismatches": mismatches, "mhz": mhz, "dense_peak_gflops": round(peak / 1e9, 4),
+           "policies": pol}
+    if counters:
+        out["device_cycles"] = [c["cycles"] for c in counters]
+    return out
+
+
+def print_table(res, file=None):
+    file = sys.stdout if file is None else file
+    print(f"{res['steps']} steps on {res['device']} ({res['config']}, {res['cores']} cores x "
+          f"{res['lanes']} lanes, batch {res['batch']}, EORS {'on' if res['eors'] else 'off'}): "
+          f"{res['steps_per_s']:.2f} steps/s, bit-identical to the golden model: "
+          f"{'yes' if res['bit_identical'] else 'NO ' + ', '.join(res['mismatches'])}", file=file)
+    print(f"{res['records']} records per step ({res['updates']} UPDATE, {res['parameters']:,} "
+          f"parameters), {res['dense_macs']:,} dense MACs; at {res['mhz']:g} MHz, dense peak "
+          f"{res['dense_peak_gflops']:.3f} GFLOPS\n", file=file)
+    print("| policy | step cycles | D update | G update | dense cycles | speed-up | step (ms) "
+          "| effective GFLOPS | of dense peak |", file=file)
+    print("|---|---|---|---|---|---|---|---|---|", file=file)
+    for p, r in res["policies"].items():
+        m, d = r["measured"], r["dense"]
+        print(f"| {p} | {m['cycles']:,} | {m['d_update']:,} | {m['g_update']:,} | {d['cycles']:,} "
+              f"| {r['speedup']:.2f}x | {m['step_ms']:.2f} | {m['effective_gflops']:.3f} "
+              f"| {r['effective_vs_peak']:.2f}x |", file=file)
+    if "device_cycles" in res:
+        print(f"\ndevice cycle counters per step: {res['device_cycles']}", file=file)
+
+
+def _cmd(args):
+    try:
+        res = bench_train(device=args.device, config=args.config, gbuf_bits=args.gbuf_bits,
+                          batch=args.batch, steps=args.steps, seed=args.seed,
+                          eors=args.eors == "on", mhz=args.mhz, policy=args.policy)
+    except ValueError as exc:
+        print(f"ganpu bench train: {exc}", file=sys.stderr)
+        return 2
+    print_table(res)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+        print(f"wrote {args.json}")
+    return 0 if res["bit_identical"] else 1
+
+
+def register(bench_sub):
+    """Add ``train`` to the ``ganpu bench`` subcommands ``bench_sub``."""
+    c = bench_sub.add_parser("train", help="MLP GAN training steps with every gemm and weight "
+                                           "update on the processor: steps/s, cycles, GFLOPS")
+    c.add_argument("--device", default="model",
+                   help="'model' (the program model), 'sim' (ganpu sim) or a serial URL")
+    c.add_argument("--config", default="sim", help="named processor config (default sim)")
+    c.add_argument("--gbuf-bits", type=positive_int, default=19,
+                   help="GBUF address bits (default 19: the batch-32 step with masters and "
+                        "momenta needs 2^19 words)")
+    c.add_argument("--batch", type=positive_int, default=32)
+    c.add_argument("--steps", type=positive_int, default=3)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--eors", choices=("on", "off"), default="off")
+    c.add_argument("--mhz", type=float, default=30.0,
+                   help="clock for the step time and GFLOPS (default 30: the ULX3S build's clock)")
+    c.add_argument("--policy", choices=POLICIES, default="adaptive",
+                   help="the device's policy while training")
+    c.add_argument("--json", help="write the figures here")
+    c.set_defaults(func=_cmd)
