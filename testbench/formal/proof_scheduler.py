@@ -1,40 +1,55 @@
-"""The scheduler never runs two tasks on one core, never dispatches a task before its
-dependencies are done, and keeps the handshake on its DMA streams.
+"""The scheduler never runs two tasks on one core, never starts a record (GEMM, PAUSE or
+UPDATE) before its dependencies are done, keeps the handshake on its DMA streams, and
+dispatches the oldest ready record within a bounded number of cycles.
 
 On :class:`ganpu.processor.scheduler.Scheduler` alone, with a tiny configuration (2
 cores, a 2-record task table, one dependency slot, a window of 1) and every other
-input free: the CSR controls (start, resume, policy, task count), the program check's
-answer, the DMA (``load.ready``, ``loaded``, ``store.ready``, ``store_done``; under its
-contract: ``loaded`` for a core only after the load job naming it was taken,
-``store_done`` only after a store job was taken) and the cores (``busy``, ``error``).
-The task table is a 2-record memory of free contents,
-constant over the run, read as the block RAM does (data the cycle after the address).
-Records are GEMMs whose dependency points to an earlier record (what the program
-checker enforces; a PAUSE record is not modelled here); their kind, dependencies, M and
-work estimate are free, the operand fields (which only pass through to the DMA jobs)
-are 0. An independent monitor follows
-the trace (``dispatch``/``complete`` per core):
+input free: the CSR controls (start, resume, policy, task count up to the table's
+depth), the program check's answer, the DMA (``load.ready``, ``loaded``,
+``store.ready``, ``store_done``, ``dma_busy``; under its contract: ``loaded`` for a
+core only after the load job naming it was taken, ``store_done`` only after a store
+job was taken), the update engine (under its contract, ``UpdatePort``: ``busy`` from
+the cycle after ``start`` to the ``done`` pulse, ``done`` only for a started record)
+and the cores (``busy``, ``error``). The task table is a 2-record memory of free
+contents, constant over the run, read as the block RAM does (data the cycle after the
+address). Records are GEMM, PAUSE or UPDATE records whose dependency points to an
+earlier record, a GEMM with M > 0 (what the program checker enforces); their kind,
+dependencies, M and work estimate are free, the other fields (which only pass through
+to the DMA jobs and the update engine) are 0. An independent monitor follows the trace
+(``dispatch``/``complete`` per core, the update engine's ``start``/``done``, the state
+and ``paused_at``); a run's ``start`` restarts it:
 
-* a core is dispatched only when its previous part has completed, and completes only
-  a part it was given;
-* a task is dispatched only when every valid dependency has been dispatched and every
-  core part of it has completed;
+* a core is dispatched only when its previous part has completed, only with a GEMM
+  record, only while RUNNING, and completes only a part it was given;
+* a record is dispatched, paused at or given to the update engine only when every
+  valid dependency is done (a GEMM when its parts are stored, a PAUSE at the host's
+  resume, an UPDATE at the engine's ``done``), and at most once per run;
+* PAUSED is entered only at an unserved PAUSE record, with every core free and the
+  update engine idle; DONE only with every record done and every core free;
+* the update engine starts only for an UPDATE record, while the DMA is idle and no
+  DMA job is offered, and no DMA job is offered while it runs (it owns the GBUF ports);
 * a core's ``start`` comes only while it holds a dispatched part;
-* ``load`` and ``store`` keep valid and payload while ``ready`` is low.
+* ``load`` and ``store`` keep valid and payload while ``ready`` is low;
+* bounded liveness: the oldest record not yet started, once its dependencies are done
+  and its resources are free (cores: all under TEMPORAL or for a PAUSE, one otherwise;
+  no load job offered; for a PAUSE or an UPDATE the engine idle; for an UPDATE the DMA
+  idle and no store offered), is started within :data:`LIVENESS` cycles while they
+  stay so (a cover shows the first record waiting through a whole window scan).
 
-Depth 14 in the test suite, with the cover of two tasks on the two cores at once.
-``scheduler_deep`` (run when ``GANPU_TEST_SCALE`` > 1) goes to depth 18 and also covers
-a dependent record waiting while its dependency runs, a task dispatched after its
-dependency completed, and a core given a second task (a whole task's life: start,
-check, window scan, load, run, store, the next scan).
+Depth 14 in the test suite, with the covers of two tasks on the two cores at once, a
+PAUSE entered, an UPDATE started and a wait of four cycles. ``scheduler_deep`` (run when
+``GANPU_TEST_SCALE`` > 1) goes to depth 18 and also covers a dependent record waiting
+while its dependency runs, a task dispatched after its dependency completed, and a core
+given a second task (a whole task's life: start, check, window scan, load, run, store,
+the next scan).
 """
 
-from amaranth.hdl import Array, Assert, Assume, Cat, Cover, Signal, Value
+from amaranth.hdl import Array, Assert, Assume, Cat, Const, Cover, Mux, Signal, Value
 from amaranth.lib.wiring import In
 
 from ganpu.core.config import CoreConfig, Geometry
 from ganpu.processor.config import ProcessorConfig
-from ganpu.processor.program import TaskKind, task_layout
+from ganpu.processor.program import Policy, State, TaskKind, task_layout
 from ganpu.processor.scheduler import Scheduler
 from ganpu.processor.task_table import record_words
 
@@ -45,6 +60,7 @@ CONFIG = ProcessorConfig(cores=2, core=CoreConfig(lanes=1, geom=Geometry(
     gbuf_bits=8, program_bits=1, deps=1, window=1)
 DEPTH = 14
 DEEP_DEPTH = 18
+LIVENESS = 8      # cycles; see the bounded liveness property
 TASKS = CONFIG.program_depth
 
 
@@ -63,28 +79,55 @@ def properties(m, sch, top):
     recs = [top.records[i * width:(i + 1) * width] for i in range(TASKS)]
     views = [layout(r[:layout.size]) for r in recs]
     # only what scheduling reads is free (kind, dependencies, M, the work estimate);
-    # the operand fields only pass through to the DMA jobs, so they are held at 0 to
-    # keep the proof small
+    # the other fields only pass through to the DMA jobs and the update engine, so
+    # they are held at 0 to keep the proof small
     free_bits = 0
     for name in ("kind", "deps", "m", "work"):
         f = layout[name]
         free_bits |= ((1 << f.width) - 1) << f.offset
+    kind = {k: Signal(TASKS, name=f"is_{k.name.lower()}") for k in TaskKind}
     for t, v in enumerate(views):
-        m.d.comb += Assume(v.kind == TaskKind.GEMM)
+        for k, bits in kind.items():
+            m.d.comb += bits[t].eq(v.kind == k)
+        m.d.comb += Assume(Cat(*(bits[t] for bits in kind.values())).any())
+        # the program checker refuses a GEMM with a zero dimension (the core's check)
+        m.d.comb += Assume(~kind[TaskKind.GEMM][t] | (v.m != 0))
         m.d.comb += Assume((recs[t] & ~free_bits & ((1 << width) - 1)) == 0)
         for j in range(cfg.deps):
             m.d.comb += Assume(~v.deps[j].valid | (v.deps[j].index < t))
     with m.If(sch.table.en):
         m.d.sync += sch.table.data.eq(Array(recs)[sch.table.addr])
+    is_gemm, is_pause, is_update = kind[TaskKind.GEMM], kind[TaskKind.PAUSE], kind[TaskKind.UPDATE]
+
+    # the update engine's contract: busy from the cycle after start to done
+    upd = sch.update
+    engine = Signal()               # started and not yet done
+    with m.If(upd.done):
+        m.d.sync += engine.eq(0)
+    with m.If(upd.start):
+        m.d.sync += engine.eq(1)
+    m.d.comb += [Assume(~upd.done | engine), Assume(upd.busy == (engine & ~upd.done))]
+    eng_busy = engine & ~upd.done   # the engine's busy, as the scheduler sees it
+
+    # a run: ``start`` taken while the scheduler is idle latches the policy and the
+    # task count, and the monitor starts afresh
+    state = sch.status.state
+    ctl = sch.control
+    idle = (state == State.IDLE) | (state == State.DONE) | (state == State.ERROR)
+    ntasks = Signal(16)
+    policy = Signal(2)
+    started = ctl.start & idle
+    m.d.comb += Assume(ctl.ntasks <= TASKS)     # the checker refuses more (EMPTY)
 
     # the monitor
     occupied = [Signal(name=f"occupied{c}") for c in range(C)]
     owner = [Signal(cfg.program_bits, name=f"owner{c}") for c in range(C)]
-    dispatched = Signal(TASKS)
+    dispatched = Signal(TASKS)      # given to cores, paused at, or given to the engine
+    served = Signal(TASKS)          # PAUSE resumed from, UPDATE done
     parts = [Signal(range(C + 1), name=f"parts{t}") for t in range(TASKS)]
     done = Signal(TASKS)
     for t in range(TASKS):
-        m.d.comb += done[t].eq(dispatched[t] & (parts[t] == 0))
+        m.d.comb += done[t].eq(Mux(is_gemm[t], dispatched[t] & (parts[t] == 0), served[t]))
     # per record: every valid dependency done, then selected by the dispatched task
     # (a first version indexed an Array of record views with the task and reported a
     # dispatch whose dependency was done by both counts; this form has no proxies)
@@ -94,15 +137,26 @@ def properties(m, sch, top):
         for j in range(cfg.deps):
             ok = ok & (~v.deps[j].valid | done.bit_select(v.deps[j].index, 1))
         m.d.comb += deps_ok[t].eq(ok)
+
+    def starts(task, what):
+        """Checks of a record being started (dispatched, paused at, given to the engine)."""
+        m.d.comb += [
+            Assert(deps_ok.bit_select(task, 1), f"{what} before its dependency is done"),
+            Assert(task < ntasks, f"{what} beyond the program"),
+        ]
+
     delta = [0] * TASKS
+    newly = Signal(TASKS)           # records started in this cycle
     for c in range(C):
         tr = sch.trace[c]
         with m.If(tr.dispatch):
             m.d.comb += Assert(~occupied[c], f"core {c} given a task while it holds one")
-            m.d.sync += [occupied[c].eq(1), owner[c].eq(tr.task),
-                         dispatched.bit_select(tr.task, 1).eq(1)]
-            m.d.comb += Assert(deps_ok.bit_select(tr.task, 1),
-                               f"core {c} given a task before its dependency is done")
+            m.d.comb += Assert(is_gemm.bit_select(tr.task, 1), f"core {c} given a record that is not a GEMM")
+            m.d.comb += Assert(state == State.RUNNING, f"core {c} given a task while not running")
+            m.d.comb += Assert(~dispatched.bit_select(tr.task, 1), f"core {c} given a finished record")
+            starts(tr.task, f"core {c} given a task")
+            m.d.sync += [occupied[c].eq(1), owner[c].eq(tr.task)]
+            m.d.comb += newly.bit_select(tr.task, 1).eq(1)
         with m.If(tr.complete):
             m.d.comb += Assert(occupied[c] & (tr.task == owner[c]),
                                f"core {c} completed a part it was not given")
@@ -113,6 +167,62 @@ def properties(m, sch, top):
             delta[t] = delta[t] + (tr.dispatch & (tr.task == t)) - (tr.complete & (owner[c] == t))
     for t in range(TASKS):
         m.d.sync += parts[t].eq(parts[t] + delta[t])
+
+    # the update engine
+    ut = sch.update_trace
+    upd_owner = Signal(cfg.program_bits)
+    with m.If(upd.start):
+        m.d.comb += [Assert(is_update.bit_select(ut.task, 1), "the engine given a record that is not an UPDATE"),
+                     Assert(~eng_busy & ~sch.dma_busy & (state == State.RUNNING),
+                            "the engine started while it or the DMA runs"),
+                     Assert(~dispatched.bit_select(ut.task, 1), "the engine given a started record")]
+        starts(ut.task, "the engine given an UPDATE")
+        m.d.sync += upd_owner.eq(ut.task)
+        m.d.comb += newly.bit_select(ut.task, 1).eq(1)
+    with m.If(eng_busy | upd.start):
+        m.d.comb += Assert(~sch.load.valid & ~sch.store.valid, "a DMA job offered while the engine runs")
+    with m.If(upd.done):
+        m.d.sync += served.bit_select(upd_owner, 1).eq(1)
+
+    # PAUSE: entered only at an unserved PAUSE whose dependencies are done, with every
+    # core free and the engine idle; the host's resume serves it
+    was = Signal(State)
+    m.d.sync += was.eq(state)
+    at = sch.status.paused_at
+    entering = (state == State.PAUSED) & (was != State.PAUSED)
+    with m.If(entering):
+        m.d.comb += Assert(is_pause.bit_select(at, 1), "paused at a record that is not a PAUSE")
+    decide_ok = Signal(TASKS)       # per record: it could be paused at in this cycle
+    all_free = Const(1, 1)
+    any_free = Const(0, 1)
+    for c in range(C):
+        all_free = all_free & ~occupied[c]
+        any_free = any_free | ~occupied[c]
+    for t in range(TASKS):
+        m.d.comb += decide_ok[t].eq(deps_ok[t] & all_free & ~eng_busy & ~dispatched[t] & (t < ntasks))
+    # PAUSED shows the cycle after the decision: check the decision's cycle
+    was_ok = Signal(TASKS)
+    m.d.sync += was_ok.eq(decide_ok)
+    with m.If(entering):
+        m.d.comb += Assert(was_ok.bit_select(at, 1),
+                           "paused at a PAUSE not ready, or with a core or the engine busy")
+        m.d.sync += dispatched.bit_select(at, 1).eq(1)
+    with m.If((state == State.PAUSED) & ctl.resume):
+        m.d.sync += served.bit_select(at, 1).eq(1)
+    with m.If(state == State.PAUSED):
+        for c in range(C):
+            m.d.comb += Assert(~occupied[c], f"core {c} holds a task while paused")
+    with m.If(state == State.DONE):
+        for t in range(TASKS):
+            m.d.comb += Assert((t >= ntasks) | done[t], f"DONE with record {t} not done")
+        for c in range(C):
+            m.d.comb += Assert(~occupied[c], f"DONE while core {c} holds a task")
+    # records started this cycle (dispatch or engine) count from the next one; a run's
+    # start clears the monitor (the scheduler is idle then, nothing starts)
+    with m.If(started):
+        m.d.sync += [ntasks.eq(ctl.ntasks), policy.eq(ctl.policy), served.eq(0), dispatched.eq(0)]
+    with m.Elif(newly != 0):
+        m.d.sync += dispatched.eq(dispatched | newly)
 
     # the DMA's contract: a core's ``loaded`` comes only after the load job that
     # includes it was taken, ``store_done`` only for a store job taken before
@@ -138,6 +248,27 @@ def properties(m, sch, top):
         with m.If(stalled):
             m.d.comb += Assert(s.valid & (payload == last), "stream item withdrawn or changed")
 
+    # bounded liveness
+    taken = dispatched | newly
+    oldest = Signal(range(TASKS + 1))
+    m.d.comb += oldest.eq(TASKS)
+    for t in reversed(range(TASKS)):
+        with m.If(~dispatched[t]):
+            m.d.comb += oldest.eq(t)
+    o_gemm, o_pause, o_update = (k.bit_select(oldest, 1) for k in (is_gemm, is_pause, is_update))
+    cores_ok = Mux(policy == Policy.TEMPORAL.value, all_free, any_free)
+    resources = ~sch.load.valid & Mux(o_gemm, cores_ok & ~eng_busy,
+                                      Mux(o_pause, all_free & ~eng_busy,
+                                          ~eng_busy & ~sch.dma_busy & ~sch.store.valid))
+    waiting = ((state == State.RUNNING) & (oldest < ntasks) & deps_ok.bit_select(oldest, 1) &
+               resources & ~taken.bit_select(oldest, 1))
+    wait = Signal(range(LIVENESS + 1))
+    with m.If(waiting):
+        m.d.sync += wait.eq(wait + 1)
+    with m.Else():
+        m.d.sync += wait.eq(0)
+    m.d.comb += Assert(wait < LIVENESS, f"a ready record waited {LIVENESS} cycles")
+
     reused = Signal()
     with m.If(sch.trace[0].dispatch & (dispatched != 0) & ~occupied[0] &
               (sch.trace[0].task != owner[0])):
@@ -149,11 +280,14 @@ def properties(m, sch, top):
         with m.If(sch.trace[c].dispatch & has_dep.bit_select(sch.trace[c].task, 1)):
             m.d.sync += dep_seen.eq(1)
     # a dependent record waits in the window while its dependency runs
-    waiting = (views[1].deps[0].valid & (views[1].deps[0].index == 0) & dispatched[0] &
-               ~done[0] & ~dispatched[1] & (occupied[0] | occupied[1]))
-    m.d.comb += Cover(occupied[0] & occupied[1] & (owner[0] != owner[1]))
+    waiting_dep = (views[1].deps[0].valid & (views[1].deps[0].index == 0) & dispatched[0] &
+                   ~done[0] & ~dispatched[1] & (occupied[0] | occupied[1]))
+    m.d.comb += [Cover(occupied[0] & occupied[1] & (owner[0] != owner[1])),
+                 Cover(entering), Cover(upd.start),
+                 # the first record waits through a whole scan (Head, Addr, Eval, Decide)
+                 Cover(wait == 4)]
     if top.deep:
-        m.d.comb += [Cover(dep_seen), Cover(reused), Cover(waiting)]
+        m.d.comb += [Cover(dep_seen), Cover(reused), Cover(waiting_dep)]
 
 
 def design(deep=False):

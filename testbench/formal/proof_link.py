@@ -1,0 +1,217 @@
+"""The link's framer issues no bus access from a frame whose CRC, COBS coding, command or
+length is wrong, and issues a right frame's accesses in order (``docs/verification.md``).
+
+On :class:`ganpu.link.framer.Framer` (processor config of ``proof_ready``, bursts of at
+most 2 words, the link timeout at its largest, 2**32 cycles, so no frame times out
+within the bound), with every byte on ``rx`` free, the bus under its contract (a response only for a request not yet answered; ``resp`` held until
+taken), and the answers' COBS encoder abstracted: it takes the executor's bytes
+whenever a free input says so (any back-pressure the real encoder could apply, so
+the property carries over; its 512-byte FIFO would only slow the solver). An
+independent monitor decodes ``rx`` as the protocol defines it
+(``docs/link.md``: COBS between 0x00 delimiters, the CRC-16/CCITT-FALSE over the
+whole body, CRC included, leaves 0; a 7-byte header ``cmd``, ``seq``, ``count``,
+``addr``; WRITE carries ``count`` words, READ none) and, at each delimiter, queues the
+accesses of a right READ or WRITE frame (CRC 0, COBS blocks complete, ``count`` 1..2,
+the body exactly ``9 + 2 * count`` bytes for WRITE and 9 for READ). Properties:
+
+* every request the framer hands to the bus is the next queued access: the frame's
+  address plus the word's index, its direction, and for a write the frame's word;
+  so a frame with a wrong CRC, a cut COBS block, an unknown command or a wrong
+  length issues nothing, and no access starts before its frame's delimiter;
+* ``req`` keeps the handshake.
+
+Covers: a WRITE frame's second word written, and a WRITE frame executed after a
+frame with a wrong CRC. Mutants (``test_formal``): a framer whose receiver passes a
+CRC error or a length error as OK fails the proof.
+"""
+
+from amaranth.hdl import Assert, Assume, Cat, Const, Cover, Module, Mux, Signal, Value
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+import ganpu.link.framer as framer_module
+from ganpu.link.cobs_encoder import CobsEncoder, byte_layout
+from ganpu.link.framer import Framer
+from ganpu.link.protocol import Command, Status
+from ganpu.link.receiver import FrameReceiver
+
+from sby import Harness
+from proof_ready import PROC
+
+MAX_WORDS = 2
+TIMEOUT = 1 << 32
+DEPTH = 20
+QUEUE = 3
+
+
+def crc_step(crc, byte):
+    """CRC-16/CCITT-FALSE register after ``byte`` (poly 0x1021, MSB first)."""
+    c = (crc ^ (byte << 8))[:16]
+    for _ in range(8):
+        shifted = Cat(Const(0, 1), c[:15])
+        c = Mux(c[15], shifted ^ 0x1021, shifted)
+    return c
+
+
+def properties(m, fr, top=None):
+    rx, req, resp = fr.rx, fr.req, fr.resp
+    # the bus: one response per request, held until taken
+    outstanding = Signal(4)
+    m.d.sync += outstanding.eq(outstanding + (req.valid & req.ready) - (resp.valid & resp.ready))
+    m.d.comb += Assume(~resp.valid | (outstanding != 0))
+    r_stalled = Signal()
+    r_prev = Signal.like(Value.cast(resp.payload))
+    m.d.sync += [r_stalled.eq(resp.valid & ~resp.ready), r_prev.eq(resp.payload)]
+    m.d.comb += Assume(~r_stalled | (resp.valid & (Value.cast(resp.payload) == r_prev)))
+
+    # --- the monitor's decoder
+    byte = rx.payload
+    take = rx.valid & rx.ready
+    remaining = Signal(8)        # data bytes left in the current COBS block
+    pend_zero = Signal()         # the last block's code was below 0xFF
+    first = Signal(init=1)       # no code byte yet in this frame
+    nbytes = Signal(8)           # decoded body bytes (saturating)
+    crc = Signal(16, init=0xFFFF)
+    hdr = Signal(56)
+    words = Signal(16 * MAX_WORDS)
+    emit = Signal()
+    dbyte = Signal(8)
+    with m.If(take & (byte != 0)):
+        with m.If(remaining == 0):
+            m.d.comb += [emit.eq(~first & pend_zero), dbyte.eq(0)]
+            m.d.sync += [remaining.eq(byte - 1), pend_zero.eq(byte != 0xFF), first.eq(0)]
+        with m.Else():
+            m.d.comb += [emit.eq(1), dbyte.eq(byte)]
+            m.d.sync += remaining.eq(remaining - 1)
+    with m.If(emit):
+        m.d.sync += crc.eq(crc_step(crc, dbyte))
+        with m.If(nbytes != 0xFF):
+            m.d.sync += nbytes.eq(nbytes + 1)
+        with m.If(nbytes < 7):
+            m.d.sync += hdr.eq(Cat(hdr[8:], dbyte))
+        for i in range(2 * MAX_WORDS):
+            with m.If(nbytes == 7 + i):
+                m.d.sync += words[8 * i:8 * i + 8].eq(dbyte)
+    cmd, count, addr = hdr[0:8], hdr[16:32], hdr[32:56]
+    count_ok = (count >= 1) & (count <= MAX_WORDS)
+    is_write = cmd == Command.WRITE.value
+    is_read = cmd == Command.READ.value
+    length_ok = Mux(is_write, nbytes == 9 + 2 * count, nbytes == 9)
+    good = (~first & (remaining == 0) & (crc == 0) & (is_write | is_read) & count_ok & length_ok)
+    end = take & (byte == 0)
+    with m.If(end):
+        m.d.sync += [remaining.eq(0), pend_zero.eq(0), first.eq(1), nbytes.eq(0), crc.eq(0xFFFF)]
+
+    # --- the queue of expected accesses, one entry per right frame
+    q_addr = [Signal(24, name=f"q_addr{i}") for i in range(QUEUE)]
+    q_count = [Signal(2, name=f"q_count{i}") for i in range(QUEUE)]
+    q_write = [Signal(name=f"q_write{i}") for i in range(QUEUE)]
+    q_words = [Signal(16 * MAX_WORDS, name=f"q_words{i}") for i in range(QUEUE)]
+    qn = Signal(range(QUEUE + 1))
+    idx = Signal(2)
+    issue = req.valid & req.ready
+    p = req.payload
+    last = issue & (idx + 1 == q_count[0])
+    with m.If(issue):
+        m.d.comb += Assert(qn != 0, "a bus access from no right frame")
+        m.d.comb += Assert((p.addr == (q_addr[0] + idx)[:24]) & (p.write == q_write[0]),
+                           "a bus access that is not its frame's next")
+        with m.If(p.write):
+            m.d.comb += Assert(p.data == q_words[0].word_select(idx[:1], 16), "a written word not the frame's")
+        m.d.sync += idx.eq(Mux(last, 0, idx + 1))
+    push = end & good
+    m.d.comb += Assert(~push | (qn - last < QUEUE), "monitor queue full")
+    for i in range(QUEUE):
+        nxt = [(q_addr[i + 1], q_count[i + 1], q_write[i + 1], q_words[i + 1])] if i + 1 < QUEUE else []
+        cur = (q_addr[i], q_count[i], q_write[i], q_words[i])
+        with m.If(push & (qn - last == i)):
+            m.d.sync += [q_addr[i].eq(addr), q_count[i].eq(count), q_write[i].eq(is_write),
+                         q_words[i].eq(words)]
+        with m.Elif(last):
+            if nxt:
+                m.d.sync += [a.eq(b) for a, b in zip(cur, nxt[0])]
+    m.d.sync += qn.eq(qn + push - last)
+
+    # req keeps the handshake
+    stalled = Signal()
+    prev = Signal.like(Value.cast(p))
+    m.d.sync += [stalled.eq(req.valid & ~req.ready), prev.eq(p)]
+    with m.If(stalled):
+        m.d.comb += Assert(req.valid & (Value.cast(p) == prev), "req withdrawn or changed")
+
+    bad_seen = Signal()
+    with m.If(end & ~first & (crc != 0)):
+        m.d.sync += bad_seen.eq(1)
+    m.d.comb += [Cover(issue & p.write & (idx == 1)),
+                 Cover(issue & p.write & bad_seen)]
+
+
+class _PassingReceiver(wiring.Component):
+    """A mutant receiver: a job with status ``code`` is reported OK."""
+
+    code = None
+
+    def __init__(self, max_words):
+        self.inner = FrameReceiver(max_words)
+        super().__init__(dict(self.inner.signature.members.items()))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = inner = self.inner
+        wiring.connect(m, wiring.flipped(self.i), inner.i)
+        wiring.connect(m, inner.wr, wiring.flipped(self.wr))
+        m.d.comb += [self.job.valid.eq(inner.job.valid), inner.job.ready.eq(self.job.ready),
+                     self.job.payload.eq(inner.job.payload)]
+        with m.If(inner.job.payload.status == self.code):
+            m.d.comb += self.job.payload.status.eq(Status.OK)
+        return m
+
+
+class _FreeEncoder(wiring.Component):
+    """The answer side abstracted: takes bytes when a free input says so and sends free
+    bytes. Every behaviour of the real COBS encoder is one of its behaviours, so a
+    property of the bus side proved with it holds with the encoder."""
+
+    i: In(stream.Signature(byte_layout()))
+    o: Out(stream.Signature(8))
+    free = None      # (ready, valid, byte): free inputs of the proof's top
+
+    def elaborate(self, platform):
+        m = Module()
+        ready, valid, byte = self.free
+        m.d.comb += [self.i.ready.eq(ready), self.o.valid.eq(valid), self.o.payload.eq(byte)]
+        return m
+
+
+class _ProofFramer(Framer):
+    """The framer built with its blocks, except the encoder (:class:`_FreeEncoder`)
+    and, for a mutant, the receiver (:class:`_PassingReceiver` for ``code``)."""
+
+    free = None
+    code = None
+
+    def elaborate(self, platform):
+        names = ("CobsEncoder", "FrameReceiver")
+        if getattr(framer_module, "CobsEncoder", None) is not CobsEncoder or \
+                getattr(framer_module, "FrameReceiver", None) is not FrameReceiver:
+            raise RuntimeError(f"framer.py no longer builds {' and '.join(names)} by those names: "
+                               "update proof_link")
+        framer_module.CobsEncoder = type("FreeEncoder", (_FreeEncoder,), {"free": self.free})
+        if self.code is not None:
+            framer_module.FrameReceiver = type("PassingReceiver", (_PassingReceiver,), {"code": self.code})
+        try:
+            return super().elaborate(platform)
+        finally:
+            framer_module.CobsEncoder, framer_module.FrameReceiver = CobsEncoder, FrameReceiver
+
+
+def design(mutant=None):
+    """The proof; ``mutant`` names a Status the receiver lets through as OK."""
+    fr = _ProofFramer(PROC, timeout=TIMEOUT, max_words=MAX_WORDS)
+    fr.code = None if mutant is None else Status[mutant]
+    top = Harness(fr, properties, extra={"enc_ready": In(1), "enc_valid": In(1), "enc_byte": In(8)})
+    fr.free = (top.enc_ready, top.enc_valid, top.enc_byte)
+    return top
+
+
+PROOFS = {"link_framer": (design, DEPTH)}
