@@ -199,3 +199,27 @@ def test_eors_conv_fp_equals_golden(kind):
     np.testing.assert_array_equal(out, rec["out"])
     np.testing.assert_array_equal(mask, rec["mask_out"])
     assert 0 < mask.sum() < mask.size
+
+
+def test_bench_conv_table():
+    """``ganpu bench conv``'s summary and table from rows (the RTL run is the command's)."""
+    import io
+    from ganpu.bench_conv import summarize_conv, print_conv_table
+    from ganpu.cli import build_parser
+    rows = [dict(gemm="G.tconv2/fp", **{"pass": "d_update"}, kind="tconv", M=512, N=16, K=512,
+                 structural_macs=3 * 2 ** 20, dense_macs=4 * 2 ** 20, surviving_macs=2 ** 20,
+                 dense_cycles=2 ** 20, oracle_cycles=2 ** 18, measured=2 ** 18 + 2 ** 14,
+                 measured_dense_layout=2 ** 18 + 2 ** 15, big=True),
+            dict(gemm="D.conv1/wg", **{"pass": "d_update"}, kind="conv", M=16, N=16, K=1024,
+                 structural_macs=0, dense_macs=2 ** 18, surviving_macs=2 ** 17,
+                 dense_cycles=2 ** 16, oracle_cycles=2 ** 15, measured=2 ** 16,
+                 measured_dense_layout=2 ** 15, big=False)]
+    s = summarize_conv(rows, 4)
+    assert s["big_gemms"] == 1 and s["big_oracle_over_measured"] == 2 ** 18 / (2 ** 18 + 2 ** 14)
+    assert s["tconv_fp_measured_over_dense_layout"] < 1
+    f = io.StringIO()
+    print_conv_table(rows, s, file=f)
+    assert "| G.tconv2/fp | d_update | 512x16x512 | 75% |" in f.getvalue()
+    assert "D.conv1/wg (small)" in f.getvalue()
+    args = build_parser().parse_args(["bench", "conv", "--json", "x.json"])
+    assert args.json == "x.json" and args.lanes == 4

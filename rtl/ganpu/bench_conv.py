@@ -10,9 +10,7 @@ task model. Per gemm the table gives
 * dense cycles: ``M*N*K / lanes`` of the golden im2col gemm (structural zeros included);
 * oracle cycles: surviving MACs / lanes: terms whose A element is neither a structural
   zero nor a zero input, of outputs that must be computed (:mod:`ganpu.model.work`);
-* measured: the conv tasks on the RTL;
-* explicit im2col: the same gemm as FC tasks over the stored im2col matrix (structural
-  zeros stored as zeros and skipped by input-zero skipping, but read);
+* measured: the conv tasks on the RTL (structural zeros never enumerated);
 * dense layout: the same surviving work laid out densely: an FC gemm of the same M and
   N with ``K`` = the surviving MACs per output (rounded), every element non-zero.
 
@@ -35,8 +33,8 @@ def _conv_runs(records, config):
     """``{tag: [(name, desc, loads), ...]}`` of the three layouts of every conv gemm,
     and per gemm ``(key, rec, M, N, K)``."""
     from .host.lower import conv_tasks, fc_desc
-    from .host.tasks import conv_record_phases, record_tasks
-    runs = {"conv": [], "im2col": [], "dense": []}
+    from .host.tasks import conv_record_phases, record_work
+    runs = {"conv": [], "dense": []}
     gemms = []
     rng = np.random.default_rng(0)
     for key, shape, phase, kw, rec in conv_record_phases(records):
@@ -46,10 +44,7 @@ def _conv_runs(records, config):
         tasks, _ = conv_tasks(shape, phase, config.geom, **kw)
         runs["conv"] += [(f"{key}[{m0}:{m1},{n0}:{n1}]", d, loads)
                          for d, loads, (m0, m1), (n0, n1) in tasks]
-        runs["im2col"] += [(f"{key}[{m0}:{m1}]", d, loads)
-                           for d, loads, (m0, m1) in record_tasks(rec, config.geom)]
         # the surviving work as a dense FC gemm: K' terms per output, no zero anywhere
-        from .host.tasks import record_work
         kd = max(1, round(record_work(rec)["dual_skip"] / (M * N)))
         rows = max(1, min(M, config.geom.depth("a") // kd, config.geom.depth("out") // N,
                           config.geom.depth("mask") // N))
@@ -85,7 +80,6 @@ def bench_conv(*, step=0, batch=32, lanes=4, seed=0):
             "surviving_macs": work["dual_skip"],
             "dense_cycles": work["dense"] / lanes, "oracle_cycles": work["dual_skip"] / lanes,
             "measured": _sum(got["conv"], key),
-            "measured_im2col": _sum(got["im2col"], key),
             "measured_dense_layout": _sum(got["dense"], key),
             # as in ``ganpu bench core``: every lane slot gets 4 outputs or more and
             # neither the indexer (N < lanes) nor the epilogue (short rows) binds
@@ -102,7 +96,7 @@ def summarize_conv(rows, lanes):
     return {
         "lanes": lanes, "gemms": len(rows),
         "step_measured_cycles": tot("measured"), "step_oracle_cycles": tot("oracle_cycles"),
-        "step_dense_cycles": tot("dense_cycles"), "step_im2col_cycles": tot("measured_im2col"),
+        "step_dense_cycles": tot("dense_cycles"),
         "step_dense_layout_cycles": tot("measured_dense_layout"),
         "step_oracle_over_measured": tot("oracle_cycles") / tot("measured"),
         "big_gemms": len(big),
@@ -116,21 +110,21 @@ def summarize_conv(rows, lanes):
 def print_conv_table(rows, summary, file=None):
     file = sys.stdout if file is None else file   # the stream of now, not of import time
     print("| gemm | pass | M x N x K | structural | dense cyc | oracle cyc | measured | oracle/measured "
-          "| explicit im2col | dense layout |", file=file)
-    print("|---|---|---|---|---|---|---|---|---|---|", file=file)
+          "| dense layout |", file=file)
+    print("|---|---|---|---|---|---|---|---|---|", file=file)
     for r in rows:
         print(f"| {r['gemm']}{'' if r['big'] else ' (small)'} | {r['pass']} | {r['M']}x{r['N']}x{r['K']} "
               f"| {r['structural_macs'] / r['dense_macs']:.0%} | {r['dense_cycles']:,.0f} "
               f"| {r['oracle_cycles']:,.0f} | {r['measured']:,} | {r['oracle_cycles'] / r['measured']:.3f} "
-              f"| {r['measured_im2col']:,} | {r['measured_dense_layout']:,} |", file=file)
+              f"| {r['measured_dense_layout']:,} |", file=file)
     s = summary
     big = ("" if s["big_gemms"] == 0 else
            f" Gemms at least 4x the array ({s['big_gemms']}): oracle/measured {s['big_oracle_over_measured']:.3f} "
            f"(lowest {s['big_min_oracle_over_measured']:.3f}).")
     print(f"\nWhole step ({s['gemms']} conv gemms, {s['lanes']} lanes): {s['step_measured_cycles']:,} cycles "
           f"measured, oracle {s['step_oracle_cycles']:,.0f} (oracle/measured {s['step_oracle_over_measured']:.3f}), "
-          f"dense {s['step_dense_cycles']:,.0f}, explicit im2col {s['step_im2col_cycles']:,}, dense layout of the "
-          f"surviving work {s['step_dense_layout_cycles']:,}.{big} Transposed-conv FP: measured / dense layout "
+          f"dense {s['step_dense_cycles']:,.0f}, dense layout of the surviving work "
+          f"{s['step_dense_layout_cycles']:,}.{big} Transposed-conv FP: measured / dense layout "
           f"{s['tconv_fp_measured_over_dense_layout']:.3f}.", file=file)
 
 

@@ -189,7 +189,7 @@ class Indexer(CheckedComponent):
         ty_reset, tx_reset = Signal(signed(d + 4)), Signal(signed(d + 4))
         m.d.comb += [ty_reset.eq(Mux(rows_mode, desc.oy0 * S - P, desc.ky0)),
                      tx_reset.eq(Mux(rows_mode, -P, 0))]
-        r1, r2, cm = Signal(d), Signal(d), Signal(d)
+        r1, r2 = Signal(d), Signal(d)
         a_row0 = Signal(w)
         by, iy, ny = self._axis(m, "y", rows_mode, ty, desc.in_h, desc.out_h)
         bx, ix, nx = self._axis(m, "x", rows_mode, tx, desc.in_w, desc.out_w)
