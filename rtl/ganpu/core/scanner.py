@@ -49,7 +49,9 @@ class Scanner(CheckedComponent):
     read) enters the job or skip queue at t + :attr:`STAGES` (mask/bias read,
     register, lane select, widening) and is offered at t + :attr:`latency` when that
     queue is empty. Issue pauses while either queue could not hold every output in
-    flight, so a stalled consumer never loses one. An EORS task (FP, ReLU, ``eors``)
+    flight (judged from the levels one cycle earlier), so a stalled consumer never
+    loses one. The descriptor's derived values (N - 1, the skip rule, the EORS and bias
+    flags) are registered at ``start``. An EORS task (FP, ReLU, ``eors``)
     takes each output's mask bit from the speculator's store (``pm_rd``, row slot
     ``m mod ROW_SLOTS``, word ``n // P``, bit ``n mod P``) and also writes it to
     MASK_IN (``mask_wr``) so the host can read what was predicted.
@@ -136,8 +138,18 @@ class Scanner(CheckedComponent):
         d = g.dim_bits
         jl = job_layout(g)
         desc = self.desc
+        # Descriptor-derived values are constant during a task: registered at start,
+        # the comparisons and decodes below read flip-flops, not the descriptor's
+        # subtractions and op/act decodes (they limited the core's clock).
         eors = Signal()
-        m.d.comb += eors.eq(desc.eors & (desc.op == Op.FP) & (desc.act == Act.RELU))
+        skip_en = Signal()    # an output whose mask bit is clear is skipped
+        bias_on = Signal()
+        n_last = Signal(d)
+        with m.If(self.start):
+            eors_now = desc.eors & (desc.op == Op.FP) & (desc.act == Act.RELU)
+            m.d.sync += [eors.eq(eors_now), bias_on.eq(desc.bias), n_last.eq(desc.n - 1),
+                         skip_en.eq(((desc.op == Op.FP) & (desc.use_mask | eors_now)) |
+                                    ((desc.op == Op.BP) & (desc.act == Act.RELU)))]
 
         m.submodules.jobq = jobq = SyncFIFOBuffered(width=jl.size, depth=self.QUEUE_DEPTH)
         m.submodules.skipq = skipq = SyncFIFOBuffered(width=result_layout(g).size,
@@ -158,9 +170,14 @@ class Scanner(CheckedComponent):
 
 
         # An output in every stage plus the one being issued may still land in either
-        # queue: only issue while both have room for all of them.
+        # queue: only issue while both have room for all of them. The test is
+        # registered (the queue levels' adders and compares ahead of the issue fan-out
+        # limited the clock), so it sees last cycle's levels: one more output may have
+        # entered each queue since, and one more slot is kept free.
         inflight = self.STAGES + 1
-        room = (jobq.level < self.QUEUE_DEPTH - inflight) & (skipq.level < self.QUEUE_DEPTH - inflight)
+        room = Signal()
+        m.d.sync += room.eq((jobq.level < self.QUEUE_DEPTH - inflight - 1) &
+                            (skipq.level < self.QUEUE_DEPTH - inflight - 1))
         issue = Signal()
         m.d.comb += issue.eq(have_row & room)
         m.d.comb += self.rows.ready.eq(~have_row & (mleft != 0))
@@ -170,14 +187,14 @@ class Scanner(CheckedComponent):
         lp = exact_log2(self.eors_lanes)
         m.d.comb += [self.mask_rd.addr.eq(mask_idx), self.bias_rd.addr.eq(bias_addr >> lp),
                      self.pm_rd.addr.eq(rslot * self.words_per_row + pg)]
-        m.d.comb += self.row_done.eq(issue & (ni == desc.n - 1))
+        m.d.comb += self.row_done.eq(issue & (ni == n_last))
         with m.If(issue):
             m.d.sync += [mask_idx.eq(mask_idx + 1)]
             with m.If(pp == self.eors_lanes - 1):
                 m.d.sync += [pp.eq(0), pg.eq(pg + 1)]
             with m.Else():
                 m.d.sync += pp.eq(pp + 1)
-            with m.If(ni == desc.n - 1):
+            with m.If(ni == n_last):
                 m.d.sync += [pg.eq(0), pp.eq(0), rslot.eq(Mux(rslot == ROW_SLOTS - 1, 0, rslot + 1))]
                 m.d.sync += [ni.eq(0), have_row.eq(0), mleft.eq(mleft - 1),
                              b_row.eq(desc.b_base), bias_addr.eq(desc.bias_base),
@@ -224,11 +241,10 @@ class Scanner(CheckedComponent):
         m.d.sync += [v4.eq(v3), j4.eq(j3)]
         init = Signal(32)
         m.d.comb += init.eq(widen.o)
-        with m.If(~desc.bias):
+        with m.If(~bias_on):
             m.d.comb += init.eq(numerics.FP32_NEG_ZERO)
 
-        skip = ((desc.op == Op.FP) & (desc.use_mask | eors) & ~j4.mask_in) | \
-               ((desc.op == Op.BP) & (desc.act == Act.RELU) & ~j4.mask_in)
+        skip = skip_en & ~j4.mask_in
         job = Signal(jl)
         m.d.comb += [job.eq(j4), job.init.eq(init)]
         res = Signal(result_layout(g))
