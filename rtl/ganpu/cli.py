@@ -190,7 +190,6 @@ def build_parser():
         importlib.import_module(hook).register(sub)
     # "bench step" joins the subcommands ganpu.bench made
     importlib.import_module("ganpu.bench_step").register(sub.choices["bench"].subcommands)
-    importlib.import_module("ganpu.bench_conv").register(sub.choices["bench"].subcommands)
     importlib.import_module("ganpu.bench_train").register(sub.choices["bench"].subcommands)
     importlib.import_module("ganpu.bench_conv").register(sub.choices["bench"].subcommands)
     return parser
