@@ -1,5 +1,5 @@
 """cocotb fuzzer of the processor (:class:`ganpu.processor.processor.Processor`, the
-``small`` config with a small GBUF) against :func:`ganpu.processor.model.run_program`:
+``small`` config or a variant) against :func:`ganpu.processor.model.run_program`:
 many short random programs, every GBUF word read back after each.
 
 Three kinds of program, at random:
@@ -24,8 +24,8 @@ design is reset and the GBUF re-read. Results (counts by kind and verdict,
 mismatches, hangs, cycles) go to ``GANPU_FUZZ_RESULTS`` as JSON; the test asserts
 on them.
 
-Environment: GANPU_SEED, GANPU_PROGRAMS, GANPU_GBUF_BITS (the small config's GBUF,
-as built), GANPU_FUZZ_RESULTS.
+Environment: GANPU_SEED, GANPU_PROGRAMS, GANPU_CORES and GANPU_GBUF_BITS (the small
+config with that many cores or GBUF address bits, as built), GANPU_FUZZ_RESULTS.
 """
 
 import dataclasses
@@ -50,6 +50,8 @@ from ganpu.sim.cocotb_bus import CLOCK_NS, attach
 from tb_processor_programs import UPDATE_MALFORMATIONS, malformed, pause_negate, random_program
 
 CFG = config("small")
+if os.environ.get("GANPU_CORES"):
+    CFG = dataclasses.replace(CFG, cores=int(os.environ["GANPU_CORES"]))
 if os.environ.get("GANPU_GBUF_BITS"):
     CFG = dataclasses.replace(CFG, gbuf_bits=int(os.environ["GANPU_GBUF_BITS"]))
 SEED = int(os.environ.get("GANPU_SEED", "1"))

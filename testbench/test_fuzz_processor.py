@@ -1,8 +1,9 @@
 """Random programs on the processor's generated Verilog against its program model
 (``tb_fuzz_processor``): right programs, malformed ones and records with random
-fields, every GBUF word read back after each. The ``small`` config with a 512-word
-GBUF (so the read-back is short); Verilator takes the longer run, Icarus a few
-programs; ``GANPU_TEST_SCALE`` lengthens both (counts in ``docs/verification.md``)."""
+fields, every GBUF word read back after each. The designs of ``test_processor.py``
+(the same Verilog, so the same cached builds): Verilator the ``small`` config with 4
+cores, Icarus ``small`` with a 1K-word GBUF and a few programs; ``GANPU_TEST_SCALE``
+lengthens both (counts in ``docs/verification.md``)."""
 
 import dataclasses
 import json
@@ -17,9 +18,8 @@ from ganpu.processor.model import run_program
 from ganpu.processor.processor import Processor
 from tb_fuzz_processor import field_paths, fuzz_program, host_work
 
-GBUF_BITS = 9
-CFG = dataclasses.replace(config("small"), gbuf_bits=GBUF_BITS)
-PROGRAMS = {"verilator": 150, "icarus": 6}
+CFG = config("small")
+RUNS = {"verilator": dict(cores=4, programs=60), "icarus": dict(gbuf_bits=10, programs=4)}
 
 
 def test_fuzz_programs_reach_every_kind_and_verdict():
@@ -40,11 +40,17 @@ def test_fuzz_programs_reach_every_kind_and_verdict():
 
 @pytest.mark.parametrize("sim", harness.SIMULATORS)
 def test_fuzz_processor(sim, tmp_path):
-    programs = max(1, int(PROGRAMS[sim] * harness.scale()))
+    run = RUNS[sim]
+    programs = max(1, int(run["programs"] * harness.scale()))
     results = tmp_path / "fuzz.json"
-    harness.run(sim, Processor(CFG), f"ganpu_processor_gbuf_bits{GBUF_BITS}", "tb_fuzz_processor",
-                env={"GANPU_SEED": 29, "GANPU_PROGRAMS": programs, "GANPU_GBUF_BITS": GBUF_BITS,
-                     "GANPU_FUZZ_RESULTS": results})
+    cfg, name = CFG, "ganpu_processor"
+    env = {"GANPU_SEED": 29, "GANPU_PROGRAMS": programs, "GANPU_FUZZ_RESULTS": results}
+    for key, env_name in (("cores", "GANPU_CORES"), ("gbuf_bits", "GANPU_GBUF_BITS")):
+        if key in run:
+            cfg = dataclasses.replace(cfg, **{key: run[key]})
+            env[env_name] = run[key]
+            name += f"_{key}{run[key]}"
+    harness.run(sim, Processor(cfg), name, "tb_fuzz_processor", env=env)
     got = json.loads(results.read_text())
     print(f"processor fuzz on {sim}: " + json.dumps({k: v for k, v in got.items() if k != "failures"}))
     assert got["programs"] == programs

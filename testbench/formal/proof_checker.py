@@ -5,12 +5,13 @@ descriptor field free, held stable as the checker's contract asks; ``start`` fre
 whenever ``done`` comes with ``OK``, for every free index ``m < M``, ``n < N``,
 ``k < K`` (a second free output ``(m2, n2)`` for the overlap rule):
 
-* op and act are defined codes and M, N, K are non-zero;
-* A ``a_base + m*a_sm + k*a_sk``, B ``b_base + n*b_sn + k*b_sk``, OUT
-  ``o_base + m*o_sm + n*o_sn``, BIAS ``bias_base + n`` (with ``bias``), the mask bit
-  ``m*N + n``, the compressed-A entry ``m*K + k`` and, in an EORS task, the BW word
-  ``(n // P)*K + k`` are inside their buffers: every access, not only the last one
-  the checker itself computes;
+* op, act and the convolution mode are defined codes and M, N, K are non-zero;
+* OUT ``o_base + m*o_sm + n*o_sn``, BIAS ``bias_base + n`` (with ``bias``) and the
+  mask bit ``m*N + n`` are inside their buffers, and in a plain (FC) task also A
+  ``a_base + m*a_sm + k*a_sk``, B ``b_base + n*b_sn + k*b_sk``, the compressed-A
+  entry ``m*K + k`` and, in an EORS task, the BW word ``(n // P)*K + k``: every
+  access, not only the last one the checker itself computes (a convolution's A and B
+  addresses follow its implicit im2col, ``docs/conv.md``, not proved here);
 * two different outputs never share an OUT element;
 * ``done`` comes exactly ``latency`` cycles after ``start``.
 
@@ -22,7 +23,7 @@ an EORS task with bias; a refusal.
 from amaranth.hdl import Assert, Assume, Cover, Signal
 
 from ganpu.core.config import CoreConfig, Geometry
-from ganpu.core.descriptor import Act, DescriptorChecker, Error, Op
+from ganpu.core.descriptor import Act, ConvMode, DescriptorChecker, Error, Op
 from ganpu.delay import delay
 
 from sby import Harness
@@ -62,20 +63,26 @@ def properties(m, ck, accept=()):
     with m.If(ok):
         m.d.comb += Assert((d.op.as_value() != 3) & (d.act.as_value() != 3) &
                            (M != 0) & (N != 0) & (K != 0), "undefined code or empty task accepted")
+        m.d.comb += Assert(d.conv.as_value() != 3, "undefined convolution mode accepted")
         with m.If(inside):
             m.d.comb += [
-                Assert(d.a_base + mi * d.a_sm + ki * d.a_sk < g.depth("a"), "A access outside"),
-                Assert(d.b_base + ni * d.b_sn + ki * d.b_sk < g.depth("b"), "B access outside"),
                 Assert(d.o_base + mi * d.o_sm + ni * d.o_sn < g.depth("out"), "OUT access outside"),
                 Assert(~d.bias | (d.bias_base + ni < g.depth("bias")), "BIAS access outside"),
                 Assert(mi * N + ni < g.depth("mask"), "mask bit outside"),
-                Assert(mi * K + ki < g.depth("a"), "compressed A entry outside"),
-                Assert(~eors | ((ni >> (P.bit_length() - 1)) * K + ki < g.depth("b") // P),
-                       "BW word outside"),
             ]
             with m.If((mj < M) & (nj < N) & ((mj != mi) | (nj != ni))):
                 m.d.comb += Assert(mi * d.o_sm + ni * d.o_sn != mj * d.o_sm + nj * d.o_sn,
                                    "two outputs share an OUT element")
+        # A and B by their strides in a plain (FC) task; a convolution addresses them
+        # by its implicit im2col (docs/conv.md), checked by the core's conv benches
+        with m.If(inside & (d.conv == ConvMode.FC)):
+            m.d.comb += [
+                Assert(d.a_base + mi * d.a_sm + ki * d.a_sk < g.depth("a"), "A access outside"),
+                Assert(d.b_base + ni * d.b_sn + ki * d.b_sk < g.depth("b"), "B access outside"),
+                Assert(mi * K + ki < g.depth("a"), "compressed A entry outside"),
+                Assert(~eors | ((ni >> (P.bit_length() - 1)) * K + ki < g.depth("b") // P),
+                       "BW word outside"),
+            ]
     m.d.comb += Assert(ck.done == delay(m, ck.start, ck.latency, name="start_seen"))
     m.d.comb += [
         Cover(ok & (M > 1) & (N > 1) & (K > 1) &

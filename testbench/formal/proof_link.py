@@ -20,8 +20,16 @@ the body exactly ``9 + 2 * count`` bytes for WRITE and 9 for READ). Properties:
   length issues nothing, and no access starts before its frame's delimiter;
 * ``req`` keeps the handshake.
 
-Covers: a WRITE frame's second word written, and a WRITE frame executed after a
-frame with a wrong CRC. Mutants (``test_formal``): a framer whose receiver passes a
+Two halves. ``link_framer`` (in every run) leaves the CRC out of the monitor's rule:
+every access is the next access of a frame with complete COBS blocks, a known command
+and the right count and length (so a wrong length or command issues nothing, and the
+accesses are exactly the frame's, in order). ``link_framer_crc`` (with
+``GANPU_TEST_SCALE`` > 1) adds the CRC: a frame whose CRC is wrong issues nothing.
+
+Depth 17: a one-word WRITE frame is 12 bytes on the line with its delimiter, and its
+word reaches the bus 4 cycles after the delimiter. Cover: a WRITE frame's word issued
+after a frame with a wrong CRC ended (step 16). ``link_framer_deep`` (with
+``GANPU_TEST_SCALE`` > 1) goes to depth 20 and also covers a WRITE frame's second word. Mutants (``test_formal``): a framer whose receiver passes a
 CRC error or a length error as OK fails the proof.
 """
 
@@ -40,7 +48,8 @@ from proof_ready import PROC
 
 MAX_WORDS = 2
 TIMEOUT = 1 << 32
-DEPTH = 20
+DEPTH = 17
+DEEP_DEPTH = 20
 QUEUE = 3
 
 
@@ -54,6 +63,7 @@ def crc_step(crc, byte):
 
 
 def properties(m, fr, top=None):
+    with_crc = top.with_crc
     rx, req, resp = fr.rx, fr.req, fr.resp
     # the bus: one response per request, held until taken
     outstanding = Signal(4)
@@ -97,7 +107,9 @@ def properties(m, fr, top=None):
     is_write = cmd == Command.WRITE.value
     is_read = cmd == Command.READ.value
     length_ok = Mux(is_write, nbytes == 9 + 2 * count, nbytes == 9)
-    good = (~first & (remaining == 0) & (crc == 0) & (is_write | is_read) & count_ok & length_ok)
+    good = ~first & (remaining == 0) & (is_write | is_read) & count_ok & length_ok
+    if with_crc:
+        good = good & (crc == 0)
     end = take & (byte == 0)
     with m.If(end):
         m.d.sync += [remaining.eq(0), pend_zero.eq(0), first.eq(1), nbytes.eq(0), crc.eq(0xFFFF)]
@@ -142,8 +154,9 @@ def properties(m, fr, top=None):
     bad_seen = Signal()
     with m.If(end & ~first & (crc != 0)):
         m.d.sync += bad_seen.eq(1)
-    m.d.comb += [Cover(issue & p.write & (idx == 1)),
-                 Cover(issue & p.write & bad_seen)]
+    m.d.comb += Cover(issue & p.write & bad_seen)
+    if top.deep:
+        m.d.comb += Cover(issue & p.write & (idx == 1))
 
 
 class _PassingReceiver(wiring.Component):
@@ -205,13 +218,21 @@ class _ProofFramer(Framer):
             framer_module.CobsEncoder, framer_module.FrameReceiver = CobsEncoder, FrameReceiver
 
 
-def design(mutant=None):
-    """The proof; ``mutant`` names a Status the receiver lets through as OK."""
+def design(mutant=None, deep=False, with_crc=False):
+    """The proof; ``mutant`` names a Status the receiver lets through as OK; ``with_crc``
+    adds the CRC to the monitor's rule for a right frame."""
     fr = _ProofFramer(PROC, timeout=TIMEOUT, max_words=MAX_WORDS)
     fr.code = None if mutant is None else Status[mutant]
     top = Harness(fr, properties, extra={"enc_ready": In(1), "enc_valid": In(1), "enc_byte": In(8)})
     fr.free = (top.enc_ready, top.enc_valid, top.enc_byte)
+    top.deep, top.with_crc = deep, with_crc
     return top
 
 
-PROOFS = {"link_framer": (design, DEPTH)}
+PROOFS = {"link_framer": (design, DEPTH),
+          "link_framer_crc": (lambda: design(with_crc=True), DEPTH),
+          "link_framer_deep": (lambda: design(deep=True, with_crc=True), DEEP_DEPTH)}
+# the CRC half: z3 must show the receiver's CRC equals the monitor's over every byte
+# string, an XOR-heavy problem it takes minutes a step on from step 14; and a two-word
+# WRITE's second word leaves at step 19: both too long for CI
+SCALE_ONLY = {"link_framer_crc", "link_framer_deep"}
