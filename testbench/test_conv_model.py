@@ -223,3 +223,27 @@ def test_bench_conv_table():
     assert "D.conv1/wg (small)" in f.getvalue()
     args = build_parser().parse_args(["bench", "conv", "--json", "x.json"])
     assert args.json == "x.json" and args.lanes == 4
+
+
+def test_conv_shape_parameters():
+    ok = dict(kind="conv", batch=1, cin=1, cout=1, k=3, stride=1, padding=1, in_hw=(4, 4))
+    for bad, exc, msg in [
+        (dict(kind="dense"), ValueError, r"^kind must be 'conv' or 'tconv', got 'dense'$"),
+        (dict(batch=0), ValueError, r"^batch must be in >= 1, not 0$"),
+        (dict(cin=1.0), TypeError, r"^cin must be an int, not 1\.0$"),
+        (dict(k=8), ValueError, r"^k must be in 1\.\.7, not 8$"),
+        (dict(stride=4), ValueError, r"^stride must be in 1\.\.3, not 4$"),
+        (dict(padding=3), ValueError, r"^padding must be in 0\.\.2, not 3$"),
+        (dict(kind="tconv", output_padding=1), ValueError, r"^output_padding must be in 0\.\.0, not 1$"),
+        (dict(in_hw=4), TypeError, r"^in_hw must be a \(H, W\) pair, not 4$"),
+        (dict(in_hw=(4, 0)), ValueError, r"^in_hw must be in >= 1, not 0$"),
+        (dict(k=5, padding=0, in_hw=(3, 3)), ValueError,
+         r"^conv with k=5, stride=1, padding=0 has no output for in_hw=\(3, 3\)$"),
+    ]:
+        with pytest.raises(exc, match=msg):
+            ConvShape(**{**ok, **bad})
+    assert ConvShape(**ok).out_hw == (4, 4)
+    with pytest.raises(ValueError, match=r"^phase must be 'fp', 'bp' or 'wg', got 'db'$"):
+        conv_tasks(ConvShape(**ok), "db", CoreConfig().geom, x=np.zeros(16, np.uint16))
+    with pytest.raises(ValueError, match=r"needs dz$"):
+        conv_tasks(ConvShape(**ok), "bp", CoreConfig().geom, w=np.zeros(9, np.uint16))

@@ -33,8 +33,9 @@ def conv_task(rng, cfg, i):
         op = int(rng.integers(0, s)) if kind == "tconv" else 0
         cin, cout, b = (int(rng.integers(1, 4)) for _ in range(3))
         h = int(rng.integers(max(1, k - 2 * p), 7)) if kind == "conv" else int(rng.integers(1, 5))
-        shape = ConvShape(kind, b, cin, cout, k, s, p, (h, h), op)
-        if min(shape.out_hw) < 1:
+        try:
+            shape = ConvShape(kind, b, cin, cout, k, s, p, (h, h), op)
+        except ValueError:  # no output
             continue
         phase = ["fp", "bp", "wg"][int(rng.integers(0, 3))]
         x = values(rng, b * cin * h * h)

@@ -13,7 +13,7 @@ import numpy as np
 from amaranth.hdl import Shape
 
 from .. import numerics
-from ..core.config import DEFAULT_CORE
+from ..core.config import DEFAULT_CORE, check_int
 from ..core.descriptor import Op, Act, ConvMode, CONV_FIELDS, descriptor_layout
 from ..core import im2col
 
@@ -142,15 +142,32 @@ class ConvShape:
     def __init__(self, kind, batch, cin, cout, k, stride, padding, in_hw, output_padding=0):
         if kind not in ("conv", "tconv"):
             raise ValueError(f"kind must be 'conv' or 'tconv', got {kind!r}")
+        # the descriptor's narrow fields: kernel 3 bits, stride and dilation 2 bits
+        for name, value in (("batch", batch), ("cin", cin), ("cout", cout)):
+            check_int(name, value, 1)
+        check_int("k", k, 1, 7)
+        check_int("stride", stride, 1, 3)
+        check_int("padding", padding, 0, k - 1)
+        check_int("output_padding", output_padding, 0, stride - 1)
+        if not isinstance(in_hw, (tuple, list)) or len(in_hw) != 2:
+            raise TypeError(f"in_hw must be a (H, W) pair, not {in_hw!r}")
+        for value in in_hw:
+            check_int("in_hw", value, 1)
         self.kind, self.batch, self.cin, self.cout = kind, batch, cin, cout
         self.k, self.s, self.p, self.op = k, stride, padding, output_padding
         self.in_hw = tuple(in_hw)
         h, w = self.in_hw
+        if min(self.out_hw_of(kind, h, w, k, stride, padding, output_padding)) < 1:
+            raise ValueError(f"{kind} with k={k!r}, stride={stride!r}, padding={padding!r} has no "
+                             f"output for in_hw={self.in_hw!r}")
+        self.out_hw = self.out_hw_of(kind, h, w, k, stride, padding, output_padding)
+
+    @staticmethod
+    def out_hw_of(kind, h, w, k, s, p, op):
+        """Output size of the layer for an (h, w) input."""
         if kind == "conv":
-            self.out_hw = ((h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1)
-        else:
-            self.out_hw = ((h - 1) * stride - 2 * padding + k + output_padding,
-                           (w - 1) * stride - 2 * padding + k + output_padding)
+            return ((h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+        return ((h - 1) * s - 2 * p + k + op, (w - 1) * s - 2 * p + k + op)
 
     def __repr__(self):
         return (f"ConvShape({self.kind!r}, batch={self.batch}, cin={self.cin}, cout={self.cout}, "
