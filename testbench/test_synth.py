@@ -95,3 +95,34 @@ def test_estimate_counts_lut_sites():
     cells = got["cells"]
     assert got["lut4"] == cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0) > 0
     assert got["ff"] > 0 and (got["mult"], got["bram"]) == (0, 0)
+
+
+def _dse():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "scripts" / "dse.py"
+    spec = importlib.util.spec_from_file_location("dse", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_dse_composition_and_row_costs():
+    """scripts/dse.py: a core is the anchor plus whole lanes, without EORS minus its
+    speculator; an EORS row costs its live MACs or the speculator's issue cycles."""
+    import numpy as np
+    dse = _dse()
+    L0, P0 = dse.ANCHOR
+    core = {"lut4": 20000, "ff": 15000, "mult": 4, "bram": 116}
+    spec = {"lut4": 5000, "ff": 2500, "mult": 0, "bram": 0}
+    mac = {"lut4": 1500, "ff": 1700, "mult": 1, "bram": 8}
+    eors = {"lut4": 300, "ff": 130, "mult": 0, "bram": 0}
+    with_e, plain = dse.core_resources(L0 + 2, P0 - 8, (core, spec, mac, eors))
+    assert with_e == {"lut4": 20000 + 3000 - 2400, "ff": 15000 + 3400 - 1040, "mult": 6, "bram": 132}
+    assert plain == {k: with_e[k] - (spec[k] - 8 * eors[k]) for k in with_e}
+    rows = [None, np.array([5, 6]), {"nnz": np.array([10, 0]), "live": np.array([3, 0]), "n": 40,
+                                     "bias": True}]
+    got = dse.row_macs(rows, 4, 16)
+    assert got[0] is None and got[1].tolist() == [5, 6]
+    # ceil(40 / 16) = 3 groups of (nnz + 1 bias term) issue cycles, in MACs of 4 lanes
+    assert got[2].tolist() == [max(30, 4 * 3 * 11), 4 * 3 * 1]
