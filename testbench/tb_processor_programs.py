@@ -212,15 +212,16 @@ def malformed(cfg, rng, records, what):
     t = int(rng.choice(gemms))
     r = recs[t] = dict(recs[t])
     if what in UPDATE_MALFORMATIONS:
-        count = int(rng.integers(1, 9))
+        count = int(rng.integers(2, 9))
         u = {"kind": TaskKind.UPDATE.value, "deps": r["deps"], "count": count, "w_base": 0,
              "v_base": 2 * count, "g_base": 4 * count, "w16_base": 5 * count, **random_hyper(rng)}
         if what == "update_count":
             u["count"] = 0
         else:
+            # the region's first word inside the GBUF (the field holds it), its last beyond
             region = what.split("_")[1]
             words = 2 * count if region in ("w", "v") else count
-            u[f"{region}_base"] = cfg.gbuf_depth - words + 1 + int(rng.integers(0, 4))
+            u[f"{region}_base"] = cfg.gbuf_depth - words + 1 + int(rng.integers(0, words - 1))
         recs[t] = u
         return recs, t
     if what == "self_dep":
