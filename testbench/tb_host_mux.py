@@ -1,7 +1,8 @@
 """cocotb bench of the HostMux (with every buffer's block RAM): a random stream of host
 reads and writes, refused writes (beyond a buffer, unknown code, while busy) and task
 writes is checked cycle by cycle against a model of the buffers: ``rdata`` is the
-element addressed ``latency`` cycles earlier, ``err`` follows the set/clear rules.
+word of ``host_words`` elements addressed ``latency`` cycles earlier (one element with a
+one-word port), ``err`` follows the set/clear rules, ``we`` writes each element it enables.
 
 Environment: GANPU_CASE (pickle: ``{"config", "ops": [per-cycle dicts]}``).
 """
@@ -25,17 +26,23 @@ class Model:
         self.reads = []  # value read each cycle (None: unknown code, rdata holds)
 
     def step(self, op):
+        W = self.cfg.host_words
         buf = Buf(op["buf"]) if op["buf"] in [b.value for b in Buf] else None
         depth = self.cfg.depth(buf) if buf is not None else 0
+        base = op["addr"] & ~(W - 1)
         # a block RAM read port returns the value before this cycle's write
-        self.reads.append(None if buf is None else int(self.mem[buf][op["addr"] % depth]))
+        self.reads.append(None if buf is None else sum(
+            int(self.mem[buf][(base + j) % depth]) << (16 * j) for j in range(W)))
         ok = buf is not None and op["addr"] < depth
         if op["clear"]:
             self.err = 0
         if op["we"] and (not ok or op["busy"]):
             self.err = 1
         if op["we"] and ok and not op["busy"]:
-            self.mem[buf][op["addr"]] = op["wdata"] & (1 if buf.name.startswith("MASK") else 0xFFFF)
+            for j in range(W):
+                if op["we"] >> j & 1:
+                    lane = op["wdata"] >> (16 * j) & 0xFFFF
+                    self.mem[buf][base + j] = lane & (1 if buf.name.startswith("MASK") else 0xFFFF)
         if op["run"]:
             for b, (en, addr, data) in op["task"].items():
                 if en:

@@ -230,3 +230,27 @@ def test_window_skips_dispatched_records():
     start = {t: a for t, _, a, _ in s.segments}
     # record 3 runs beside record 0, before record 0 is done (1 waits for it)
     assert start[3] < s.finished[0] and start[2] < s.finished[0]
+
+
+def test_wide_passes(monkeypatch):
+    """With a wide host port the DMA moves ``host_words`` words per cycle in the passes
+    whose rows are whole words with column stride 1, one word per cycle in the others
+    (``Dma.pass_issues``): a record with every operand row-major and one whose A and B
+    are read transposed."""
+    import dataclasses
+    import ganpu.processor.cycle_model as cm
+    for name in ("JOB_SETUP", "DMA_SETUP", "STORE_SETUP", "SKIP"):
+        monkeypatch.setattr(cm, name, 0)
+    base = ProcessorConfig(cores=1)
+    cfg = dataclasses.replace(base, core=dataclasses.replace(base.core, host_words=8))
+    m, n, k = 16, 8, 24
+    rows = {"kind": TaskKind.GEMM, "m": m, "n": n, "k": k, "bias": 1, "store_mask": 1,
+            "a": {"s0": k, "s1": 1}, "b": {"s0": k, "s1": 1}, "out": {"s0": n, "s1": 1},
+            "work": 1000, "words": 0}
+    cols = {**rows, "a": {"s0": 1, "s1": m}, "b": {"s0": 1, "s1": n}}
+    macs = [np.full(m, n * k)]
+    wide = (m * k + n * k + n + 2 * m * n) // 8
+    assert simulate(cfg, [rows], row_macs=macs).dma_cycles == wide
+    assert simulate(cfg, [cols], row_macs=macs).dma_cycles == m * k + n * k + (n + 2 * m * n) // 8
+    assert simulate(base, [rows], row_macs=macs).dma_cycles == m * k + n * k + n + 2 * m * n
+    assert simulate(base, [rows], row_macs=macs, dma_width=8).dma_cycles == wide

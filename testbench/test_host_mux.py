@@ -1,7 +1,9 @@
 """HostMux on generated Verilog (with every buffer's block RAM), both simulators: a
 random cycle-by-cycle stream of host reads, writes, refused writes and task writes
-against a model of the buffers (read latency, err rules, task ownership)."""
+against a model of the buffers (read latency, err rules, task ownership), with the
+one-element host port (in the core's unit design) and a four-element one (alone)."""
 
+import dataclasses
 import pickle
 
 import numpy as np
@@ -9,11 +11,15 @@ import pytest
 
 import harness
 import units
+from blockwrap import WithMemories
 from unitcases import SMALL
 from ganpu.core import Buf
+from ganpu.core.buffers import memory_shape
 from ganpu.core.host_mux import HostMux, TASK_WRITTEN
 
 CYCLES = {"verilator": 20000, "icarus": 3000}
+# the wide host port: four elements per access, BIAS/BW words of eight (two parts each)
+WIDE = dataclasses.replace(SMALL, eors_lanes=8, host_words=4)
 
 
 def random_ops(rng, cfg, count):
@@ -28,8 +34,10 @@ def random_ops(rng, cfg, count):
         for b in TASK_WRITTEN:
             task[b.name] = (int(busy and rng.random() < 0.5), int(rng.integers(0, cfg.depth(b))),
                             int(rng.integers(0, 1 << (1 if b.name.startswith("MASK") else 16))))
-        ops.append(dict(buf=buf, addr=addr, we=int(rng.random() < 0.5),
-                        wdata=int(rng.integers(0, 1 << 16)), busy=busy, run=busy,
+        W = cfg.host_words
+        we = int(rng.integers(1, 1 << W)) if rng.random() < 0.5 else 0
+        wdata = sum(int(rng.integers(0, 1 << 16)) << (16 * j) for j in range(W))
+        ops.append(dict(buf=buf, addr=addr, we=we, wdata=wdata, busy=busy, run=busy,
                         clear=int(rng.random() < 0.02), task=task))
     return ops
 
@@ -43,6 +51,35 @@ def test_host_mux(sim, tmp_path):
     units.run(sim, "host_mux", case)
 
 
+@pytest.mark.parametrize("sim", harness.SIMULATORS)
+def test_host_mux_wide(sim, tmp_path):
+    """Four elements per host access: the HostMux alone with its block RAMs."""
+    cfg = WIDE
+    rng = np.random.default_rng(11)
+    ops = random_ops(rng, cfg, int(CYCLES[sim] * harness.scale() / 4))
+    case = tmp_path / "case.pkl"
+    case.write_bytes(pickle.dumps({"config": cfg, "ops": ops}))
+    top = WithMemories(HostMux(cfg), {b.name.lower(): (*memory_shape(cfg, b), [
+        f"{b.name.lower()}_rd", f"{b.name.lower()}_wr"]) for b in Buf})
+    harness.run(sim, top, f"ganpu_host_mux_w{cfg.host_words}_p{cfg.eors_lanes}", "tb_host_mux",
+                env={"GANPU_CASE": case, "GANPU_PREFIX": ""})
+
+
 def test_host_mux_parameters():
     with pytest.raises(TypeError, match=r"config must be a CoreConfig, not None"):
         HostMux(None)
+
+
+def test_host_words_messages():
+    from ganpu.core import CoreConfig, Geometry
+    with pytest.raises(ValueError, match=r"host_words must be a power of two, not 3"):
+        CoreConfig(host_words=3)
+    with pytest.raises(ValueError, match=r"host_words must be in 1\.\.16, not 32"):
+        CoreConfig(host_words=32)
+    with pytest.raises(TypeError, match=r"host_words must be an int, not '4'"):
+        CoreConfig(host_words="4")
+    with pytest.raises(ValueError, match=r"host_words=8 is wider than a BIAS/BW word: eors_lanes=4"):
+        CoreConfig(eors_lanes=4, host_words=8)
+    with pytest.raises(ValueError, match=r"host_words=4 is wider than a buffer: a_bits=1 < "
+                                         r"log2\(host_words\) = 2"):
+        CoreConfig(eors_lanes=4, host_words=4, geom=Geometry(a_bits=1))

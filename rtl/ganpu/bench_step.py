@@ -23,7 +23,7 @@ __all__ = ["register", "bench_step", "print_table"]
 POLICIES = ("temporal", "spatial", "adaptive")
 
 
-def bench_step(*, policies=POLICIES, cores=4, batch=32, seed=0, model=True, dma_width=1,
+def bench_step(*, policies=POLICIES, cores=4, batch=32, seed=0, model=True, dma_width=None,
                config="sim", min_work=None):
     """``(schedules {policy: Schedule}, program)`` of one MLP GAN step."""
     from .gan import GAN, TrainConfig
@@ -41,9 +41,10 @@ def bench_step(*, policies=POLICIES, cores=4, batch=32, seed=0, model=True, dma_
     out = {p: simulate(cfg, program.records, Policy[p.upper()], row_macs=row_macs,
                        dma_width=dma_width, min_work=min_work) for p in policies}
     if not model:
-        if dma_width != 1 or min_work is not None:
-            raise ValueError("--dma-width and --min-work change the cycle model only; "
-                             "the processor has a one-word DMA and its own MIN_WORK")
+        if (dma_width is not None and dma_width != cfg.core.host_words) or min_work is not None:
+            raise ValueError(f"--dma-width and --min-work change the cycle model only; "
+                             f"the processor's DMA moves {cfg.core.host_words} word(s) per "
+                             f"cycle (host_words of config {config!r}) and it has its own MIN_WORK")
         rtl = _run_rtl(cfg, TrainConfig(batch=batch, seed=seed), policies)
         out = {p: (_rtl_schedule(cfg, p, rtl[p], out[p]), out[p]) for p in policies}
     return out, program
@@ -120,8 +121,10 @@ def _cmd(args):
     if args.json:
         pol = {p: ({"measured": s[0].to_json(), "model": s[1].summary()} if rtl else s.to_json())
                for p, s in schedules.items()}
+        from .processor import config as named
+        width = args.dma_width or named(args.config).core.host_words
         Path(args.json).write_text(json.dumps(
-            {"cores": args.cores, "batch": args.batch, "dma_width": args.dma_width,
+            {"cores": args.cores, "batch": args.batch, "dma_width": width,
              "min_work": args.min_work, "source": "rtl (verilator)" if rtl else "cycle model",
              "tasks": names, "policies": pol}, indent=1))
         print(f"wrote {args.json}")
@@ -145,8 +148,9 @@ def register(bench_sub):
     c.add_argument("--batch", type=positive_int, default=32)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--config", default="sim", help="named processor config (default sim)")
-    c.add_argument("--dma-width", type=positive_int, default=1,
-                   help="GBUF words the DMA moves per cycle in the cycle model (default 1)")
+    c.add_argument("--dma-width", type=positive_int, default=None,
+                   help="GBUF words a wide DMA pass moves per cycle in the cycle model "
+                        "(default: the config's host_words)")
     c.add_argument("--min-work", type=positive_int, default=None,
                    help="the adaptive rule's work per core (default: the scheduler's MIN_WORK)")
     c.add_argument("--model", action="store_true",

@@ -4,24 +4,40 @@ Every buffer the host sees (:class:`Buf`) is one :class:`~amaranth.lib.memory.Me
 BIAS and BW are ``eors_lanes`` elements wide (one word = P binary16 values), so the
 EORS lanes read a whole group per cycle; the host and the scanner address single
 elements (word ``addr >> log2 P``, element ``addr mod P``). The masks are 1 bit wide.
+With a wide host port (``config.host_words`` = W > 1) A, B, OUT, MASK_IN and MASK_OUT
+(:data:`BANKED`) are stored as words of W elements (W banks side by side in one block
+RAM word), so the host (the DMA) writes or reads W aligned elements in one access; the
+blocks that read or write single elements keep their element-wide ports, adapted by
+:func:`connect_element_read` (word read, element selected after the RAM) and
+:func:`element_write` (one element's enable of a word). The RAM bits are the same.
 A block that reads a buffer declares ``In(read_signature(config, buf))`` and is wired
-with ``wiring.connect(m, block.x_rd, memory.read_port())`` (``docs/core.md``).
+with ``connect_element_read(m, config, buf, block.x_rd, memory)``, which is
+``wiring.connect(m, block.x_rd, memory.read_port())`` for a one-element word
+(``docs/core.md``).
 """
 
+from amaranth.hdl import Signal, Mux
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.utils import ceil_log2, exact_log2
 
 from .config import Buf, CoreConfig, check_type
 
-__all__ = ["WIDE", "buffer_shape", "make_memory", "read_signature", "write_signature",
-           "element_bits"]
+__all__ = ["WIDE", "BANKED", "buffer_shape", "memory_shape", "make_memory", "read_signature",
+           "write_signature", "memory_read_signature", "memory_write_signature",
+           "memory_write_port", "element_bits", "word_bits", "connect_element_read",
+           "element_read_data", "element_write"]
 
 WIDE = frozenset({Buf.BIAS, Buf.BW})
 """Buffers stored as words of ``eors_lanes`` elements."""
 
+BANKED = frozenset({Buf.A, Buf.B, Buf.OUT, Buf.MASK_IN, Buf.MASK_OUT})
+"""Buffers stored as words of ``host_words`` elements (one element when it is 1)."""
+
 
 def buffer_shape(config, buf):
-    """``(shape, depth)`` of the block RAM behind :class:`Buf` ``buf``."""
+    """``(shape, depth)`` of buffer ``buf`` as its blocks read it: elements (16 or 1
+    bits) for A, B, OUT and the masks, words of ``eors_lanes`` elements for BIAS, BW."""
     check_type("config", config, CoreConfig)
     buf = Buf(buf)
     P = config.eors_lanes
@@ -37,10 +53,92 @@ def element_bits(config):
     return exact_log2(config.eors_lanes)
 
 
+def word_bits(config):
+    """log2 of ``host_words``: the element-select width of a :data:`BANKED` buffer."""
+    return exact_log2(config.host_words)
+
+
+def memory_shape(config, buf):
+    """``(shape, depth)`` of the block RAM behind :class:`Buf` ``buf``: words of
+    ``host_words`` elements for the :data:`BANKED` buffers."""
+    shape, depth = buffer_shape(config, buf)
+    W = config.host_words
+    if buf in BANKED and W > 1:
+        return shape * W, depth // W
+    return shape, depth
+
+
+def _granularity(config, buf):
+    shape, _ = buffer_shape(config, buf)
+    if buf in WIDE:
+        return 16
+    return shape if config.host_words > 1 else None
+
+
 def make_memory(config, buf):
     """A fresh, all-zero block RAM for buffer ``buf``."""
-    shape, depth = buffer_shape(config, buf)
+    shape, depth = memory_shape(config, buf)
     return Memory(shape=shape, depth=depth, init=[])
+
+
+def memory_read_signature(config, buf):
+    """Signature of a read port of the block RAM behind ``buf`` (:func:`memory_shape`)."""
+    shape, depth = memory_shape(config, buf)
+    return ReadPort.Signature(addr_width=ceil_log2(depth), shape=shape)
+
+
+def memory_write_signature(config, buf):
+    """Signature of the host's write port of the block RAM behind ``buf``: one enable
+    per element of a word (none for a one-element word)."""
+    shape, depth = memory_shape(config, buf)
+    return WritePort.Signature(addr_width=ceil_log2(depth), shape=shape,
+                               granularity=_granularity(config, buf))
+
+
+def memory_write_port(config, buf, memory):
+    """The host's write port of ``memory`` (buffer ``buf``), with
+    :func:`memory_write_signature`'s granularity."""
+    return memory.write_port(granularity=_granularity(config, buf))
+
+
+def connect_element_read(m, config, buf, reader, memory):
+    """Connect ``reader`` (a block's ``In(read_signature(config, buf))``) to a new read
+    port of ``memory``. A word of W > 1 elements is read at ``addr >> log2 W``; the
+    element ``addr mod W``, registered with the address (same ``en``), is selected from
+    the RAM's data: still one cycle from address to data."""
+    port = memory.read_port()
+    if buf not in BANKED or config.host_words == 1:
+        wiring.connect(m, reader, port)
+        return
+    m.d.comb += [port.addr.eq(reader.addr >> word_bits(config)), port.en.eq(reader.en)]
+    element_read_data(m, config, buf, reader, port)
+
+
+def element_read_data(m, config, buf, reader, port):
+    """Drive ``reader.data`` (an element) from the word ``port`` reads for it: the
+    element ``reader.addr mod W`` registered with the address. The caller addresses
+    ``port`` with ``reader.addr >> log2 W`` (or a word it knows is the same)."""
+    if buf not in BANKED or config.host_words == 1:
+        m.d.comb += reader.data.eq(port.data)
+        return
+    lw = word_bits(config)
+    elem, _ = buffer_shape(config, buf)
+    sel = Signal(lw, name=f"{buf.name.lower()}_sel")
+    m.d.comb += reader.data.eq(port.data.word_select(sel, elem))
+    with m.If(reader.en):
+        m.d.sync += sel.eq(reader.addr[:lw])
+
+
+def element_write(m, config, buf, wr, addr, data, en):
+    """Drive ``wr`` (a :func:`memory_write_signature` port of a :data:`BANKED` buffer) to
+    write one element ``data`` at element address ``addr`` when ``en``."""
+    W = config.host_words
+    if W == 1:
+        m.d.comb += [wr.addr.eq(addr), wr.data.eq(data), wr.en.eq(en)]
+        return
+    lw = word_bits(config)
+    m.d.comb += [wr.addr.eq(addr >> lw), wr.data.eq(data.replicate(W)),
+                 wr.en.eq(Mux(en, 1 << addr[:lw], 0))]
 
 
 def read_signature(config, buf):

@@ -125,18 +125,28 @@ class CoreConfig:
         EORS predictor lanes, a power of two in 2..64: outputs predicted per cycle.
     eors : EorsParams
         Predictor arithmetic (``docs/eors.md``).
+    host_words : int
+        Elements the host port moves per cycle, a power of two in 1..16 and at most
+        ``eors_lanes``: A, B, OUT and the masks are stored as words of ``host_words``
+        elements, so one aligned burst of that many elements is one access
+        (``docs/memory-map.md``). 1 (the default) is the one-element port.
     """
 
     lanes: int = 4
     geom: Geometry = field(default_factory=Geometry)
     eors_lanes: int = 16
     eors: EorsParams = DEFAULT_EORS
+    host_words: int = 1
 
     def __post_init__(self):
         check_int("lanes", self.lanes, 1, 16)
         check_type("geom", self.geom, Geometry)
         check_int("eors_lanes", self.eors_lanes, 2, 64, power_of_two=True)
         check_type("eors", self.eors, EorsParams)
+        check_int("host_words", self.host_words, 1, 16, power_of_two=True)
+        if self.host_words > self.eors_lanes:
+            raise ValueError(f"host_words={self.host_words!r} is wider than a BIAS/BW word: "
+                             f"eors_lanes={self.eors_lanes!r}")
         # BIAS and BW hold whole words of eors_lanes elements, and the speculator's
         # mask store has depth(mask) / eors_lanes words per row (none would be zero)
         lp = self.eors_lanes.bit_length() - 1
@@ -145,6 +155,12 @@ class CoreConfig:
             if bits < lp:
                 raise ValueError(f"eors_lanes={self.eors_lanes!r} is wider than the {buf} buffer: "
                                  f"{name}={bits!r} < log2(eors_lanes) = {lp}")
+        hw = self.host_words.bit_length() - 1
+        for name in ("a_bits", "out_bits"):
+            bits = getattr(self.geom, name)
+            if bits < hw:
+                raise ValueError(f"host_words={self.host_words!r} is wider than a buffer: "
+                                 f"{name}={bits!r} < log2(host_words) = {hw}")
 
     def depth(self, buf):
         """Elements of :class:`Buf` ``buf`` (or its name) reachable through the host port."""

@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 
-from .buffers import WIDE, element_bits, make_memory
+from .buffers import element_bits, make_memory, memory_write_port, connect_element_read
 from .config import Buf, CoreConfig, check_type, CheckedComponent
 from .descriptor import Op, Act, Error, descriptor_layout, DescriptorChecker
 from .distributor import Distributor
@@ -29,7 +29,8 @@ class Core(CheckedComponent):
     become direct +0 writes) -> :class:`Distributor` -> ``lanes`` x :class:`Lane` (exact
     FP16 MACs on surviving (output, input) pairs only) -> :class:`Merge` ->
     :class:`Epilogue` -> OUT and MASK_OUT. The buffers are block RAMs (see
-    :mod:`ganpu.core.buffers`) that the host reaches through :class:`HostMux`. Cycles
+    :mod:`ganpu.core.buffers`; words of ``config.host_words`` elements for A, B, OUT
+    and the masks) that the host reaches through :class:`HostMux`. Cycles
     therefore follow the surviving MACs / ``lanes``, plus a start-up of a few dozen
     cycles, with two floors: the indexer reads A at one element per cycle and the
     epilogue writes one output per cycle. Results are bit-exact with
@@ -121,7 +122,7 @@ class Core(CheckedComponent):
 
         # --- datapath, in dataflow order
         m.d.comb += [idx.desc.eq(desc), idx.start.eq(go)]
-        wiring.connect(m, idx.a_rd, mems[Buf.A].read_port())
+        connect_element_read(m, cfg, Buf.A, idx.a_rd, mems[Buf.A])
         wiring.connect(m, idx.acomp_wr, acomp.write_port())
 
         eors_on = desc.eors & (desc.op == Op.FP) & (desc.act == Act.RELU)
@@ -138,7 +139,7 @@ class Core(CheckedComponent):
 
         m.d.comb += [scan.desc.eq(desc), scan.start.eq(go)]
         wiring.connect(m, scan.pm_rd, pmask.read_port())
-        wiring.connect(m, scan.mask_rd, mems[Buf.MASK_IN].read_port())
+        connect_element_read(m, cfg, Buf.MASK_IN, scan.mask_rd, mems[Buf.MASK_IN])
         wiring.connect(m, scan.bias_rd, mems[Buf.BIAS].read_port())
         wiring.connect(m, scan.mask_wr, hmux.mask_in_task)
 
@@ -146,7 +147,7 @@ class Core(CheckedComponent):
         for n, lane in enumerate(lanes):
             wiring.connect(m, dist.lanes[n], lane.jobs)
             wiring.connect(m, lane.acomp_rd, acomp.read_port())
-            wiring.connect(m, lane.b_rd, mems[Buf.B].read_port())
+            connect_element_read(m, cfg, Buf.B, lane.b_rd, mems[Buf.B])
             wiring.connect(m, lane.results, merge.i[n])
         wiring.connect(m, scan.skips, merge.i[L])
         wiring.connect(m, merge.o, epi.i)
@@ -159,7 +160,6 @@ class Core(CheckedComponent):
         m.d.comb += [hmux.busy.eq(busy), hmux.run.eq(run), hmux.clear.eq(accept)]
         for buf, mem in mems.items():
             name = buf.name.lower()
-            wiring.connect(m, getattr(hmux, f"{name}_wr"),
-                           mem.write_port(granularity=16 if buf in WIDE else None))
+            wiring.connect(m, getattr(hmux, f"{name}_wr"), memory_write_port(cfg, buf, mem))
             wiring.connect(m, getattr(hmux, f"{name}_rd"), mem.read_port())
         return m

@@ -18,23 +18,32 @@ __all__ = ["HostPort", "TaskPort"]
 class HostPort(wiring.Signature):
     """Memory-like access to every :class:`Buf` of a core, one access per cycle.
 
+    The port moves ``W = config.host_words`` elements per access (1 by default): the
+    buffers are read and written as aligned words of W elements, the word that holds
+    element ``addr`` (``addr``'s low ``log2 W`` bits select no element; lane ``j`` of
+    ``wdata``/``rdata``, bits ``16j .. 16j+15``, is element ``(addr & ~(W-1)) + j``).
+    BIAS and BW (words of ``eors_lanes`` >= W elements) are reached the same way.
+
     Timing contract
     ---------------
-    * Read: ``rdata`` returns the element addressed by ``buf``/``addr`` exactly
+    * Read: ``rdata`` returns the word addressed by ``buf``/``addr`` exactly
       :attr:`read_latency` cycles earlier (reads are free-running: every cycle reads).
-      Each buffer's block-RAM output is registered, then a wide word's element is
-      selected, then the buffer: the latency is the same for every buffer.
-    * Write: ``we`` writes ``wdata`` at ``buf``/``addr`` at the next clock edge. Masks
-      store bit 0. Writes are allowed only while the core is idle (the task port's
-      ``busy`` = 0); OUT, MASK_OUT and MASK_IN are written by a running task.
+      Each buffer's block-RAM output is registered, then a wide word's part is
+      selected, then the buffer: the latency is the same for every buffer. A mask
+      element reads as a 0/1 lane.
+    * Write: ``we`` bit ``j`` writes lane ``j`` of ``wdata`` to element
+      ``(addr & ~(W-1)) + j`` at the next clock edge (with W = 1, ``we`` writes
+      ``wdata`` at ``addr``). Masks store bit 0 of a lane. Writes are allowed only
+      while the core is idle (the task port's ``busy`` = 0); OUT, MASK_OUT and MASK_IN
+      are written by a running task.
     * Errors: a write to an address beyond the buffer's depth (:meth:`CoreConfig.depth`)
       or a write while ``busy`` sets ``err`` and changes nothing. ``err`` stays set
       until the task port's next accepted ``start``; reads never set it.
 
     Members (driver's view)
     -----------------------
-    buf : Out(Buf), addr : Out(16), we : Out(1), wdata : Out(16)
-    rdata : In(16), err : In(1)
+    buf : Out(Buf), addr : Out(16), we : Out(W), wdata : Out(16 * W)
+    rdata : In(16 * W), err : In(1)
     """
 
     read_latency = 4
@@ -43,9 +52,10 @@ class HostPort(wiring.Signature):
         if config is None:
             config = CoreConfig()
         self.config = check_type("config", config, CoreConfig)
+        W = config.host_words
         super().__init__({
-            "buf": Out(Buf), "addr": Out(16), "we": Out(1), "wdata": Out(16),
-            "rdata": In(16), "err": In(1),
+            "buf": Out(Buf), "addr": Out(16), "we": Out(W), "wdata": Out(16 * W),
+            "rdata": In(16 * W), "err": In(1),
         })
 
     def __eq__(self, other):

@@ -53,10 +53,14 @@ class ProcessorConfig:
 
 
 # Named configurations: ``sim`` is large, for simulation; the board ones fit their FPGA.
+# ``sim`` and ``small`` have a wide host port (``host_words``): the DMA moves 8 (4)
+# words per cycle in its wide passes; 8 was chosen with the cycle model
+# (``docs/astm.md``: the step's transposed operands keep the DMA one word per cycle, so
+# 16 gains little over 8).
 CONFIGS = {
-    "sim": ProcessorConfig(),
+    "sim": ProcessorConfig(core=CoreConfig(host_words=8)),
     "small": ProcessorConfig(cores=2, core=CoreConfig(lanes=2, geom=Geometry(
-        a_bits=8, b_bits=9, out_bits=9, bias_bits=5, mask_bits=9), eors_lanes=4),
+        a_bits=8, b_bits=9, out_bits=9, bias_bits=5, mask_bits=9), eors_lanes=4, host_words=4),
         gbuf_bits=12, program_bits=4, deps=2, window=2),
     # one default core (116 DP16KD) and a 64k-word GBUF (64 DP16KD) of the 85F's 208
     # block RAMs (docs/boards.md)

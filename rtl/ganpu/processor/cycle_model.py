@@ -9,8 +9,9 @@ What is modelled
   output per cycle, whichever binds, plus a fixed start/drain cost. The constants are
   calibrated against the core's RTL cycles measured by ``ganpu bench core``
   (:func:`calibrate` refits them from that command's JSON).
-* **DMA** (``docs/processor.md``): one engine moving one job at a time, ``dma_width``
-  GBUF words per cycle (1 on the processor), with the processor's per-job, per-pass
+* **DMA** (``docs/processor.md``): one engine moving one job at a time, one word per
+  cycle, or ``dma_width`` (default ``cfg.core.host_words``) in a *wide* pass (column
+  stride 1, rows of whole words: :meth:`~ganpu.processor.dma.Dma.pass_issues`), with the processor's per-job, per-pass
   and skipped-pass costs (``JOB_SETUP``, ``DMA_SETUP``, ``STORE_SETUP``, ``SKIP``,
   ``START``). A task given ``k`` cores is one load job: B, BW and the bias once,
   broadcast to the ``k`` cores, then each core's rows of A (and of MASK_IN); a core
@@ -172,7 +173,7 @@ class Schedule:
 
 
 def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
-             dma_width=1, overhead=None, min_work=None, rule=None):
+             dma_width=None, overhead=None, min_work=None, rule=None):
     """Schedule ``records`` on ``cfg`` under ``policy``; returns a :class:`Schedule`.
 
     Surviving work comes from ``row_macs`` (a list, per record, of per-row MAC arrays,
@@ -180,14 +181,18 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
     operand A is still there), else every MAC survives. ``rule(free, ready, rec)``
     replaces the adaptive rule (for exploring others): ``ready`` the ready GEMM records
     of the window in program order, ``rec`` the first of them; it returns the cores
-    (0: wait).
+    (0: wait). ``dma_width`` replaces the host port's ``cfg.core.host_words`` (the
+    elements a wide DMA pass moves per cycle).
     """
     from .model import normalize, split_rows, cores_for, eors_active, reads_mask_in, MIN_WORK
     if not isinstance(cfg, ProcessorConfig):
         raise TypeError(f"cfg must be a ProcessorConfig, not {cfg!r}")
     policy = Policy(policy)
+    if dma_width is None:
+        dma_width = cfg.core.host_words
     if isinstance(dma_width, bool) or not isinstance(dma_width, int) or dma_width < 1:
         raise ValueError(f"dma_width must be a positive int, not {dma_width!r}")
+    from .dma import Dma
     min_work = MIN_WORK if min_work is None else min_work
     recs = [normalize(cfg, r) for r in records]
     if row_macs is None:
@@ -213,10 +218,11 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
         heapq.heappush(events, (time, seq, kind, payload))
         seq += 1
 
-    def pass_cycles(w, setup=None):
-        """A pass of ``w`` words (None: a pass the job skips)."""
+    def pass_cycles(w, cols=1, scol=1, setup=None, bw=False):
+        """A pass of ``w`` words in rows of ``cols``, GBUF column stride ``scol`` (None: a
+        pass the job skips)."""
         setup = DMA_SETUP if setup is None else setup
-        return SKIP if w is None else setup + -(-w // dma_width)
+        return SKIP if w is None else setup + Dma.pass_issues(cfg, w, cols, scol, bw, dma_width)
 
     def dma_next():
         nonlocal dma_busy
@@ -242,14 +248,16 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
         rows = dict(zip(cores, parts))
         # the shared operands first (one broadcast pass each), then each core's own
         # rows: a core starts as soon as its A (and MASK_IN) are in
-        cycles = JOB_SETUP + pass_cycles(N * K) + pass_cycles(
-            -(-N // P) * P * K if eors_active(rec) else None) + pass_cycles(N if rec["bias"] else None)
+        sb = rec["b"]["s1"]
+        cycles = JOB_SETUP + pass_cycles(N * K, K, sb) + pass_cycles(
+            -(-N // P) * P * K if eors_active(rec) else None, bw=True) + pass_cycles(
+            N if rec["bias"] else None, N)
         ready_at = {}
         for core in range(C):       # every core is a step of the job, in the group or not
             if core in rows:
                 m0, m1 = rows[core]
-                cycles += pass_cycles((m1 - m0) * K) + pass_cycles(
-                    (m1 - m0) * N if reads_mask_in(rec) else None)
+                cycles += pass_cycles((m1 - m0) * K, K, rec["a"]["s1"]) + pass_cycles(
+                    (m1 - m0) * N if reads_mask_in(rec) else None, N)
                 ready_at[core] = cycles
             else:
                 cycles += SKIP
@@ -324,7 +332,9 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
         elif kind == "computed":
             t, core, t_disp, rows = payload
             rec = recs[t]
-            cycles = JOB_SETUP + pass_cycles(rows * rec["n"], STORE_SETUP) * (1 + rec["store_mask"])
+            n = rec["n"]
+            cycles = JOB_SETUP + pass_cycles(rows * n, n, rec["out"]["s1"], STORE_SETUP) + (
+                pass_cycles(rows * n, n, 1, STORE_SETUP) if rec["store_mask"] else 0)
             stores.append((t, cycles, "store", (t, core, t_disp)))
         else:
             dma_busy = False

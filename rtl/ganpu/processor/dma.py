@@ -1,9 +1,8 @@
 """The DMA: strided tiles between the GBUF and the cores' buffers
 (``docs/processor.md``)."""
 
-from amaranth.hdl import Module, Signal, Mux
+from amaranth.hdl import Module, Signal, Mux, Cat, Array, Value
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
@@ -11,6 +10,7 @@ from ..core.config import Buf, check_type
 from ..core.ports import HostPort
 from ..delay import delay_line
 from .config import ProcessorConfig, ProcessorComponent
+from .gbuf import dma_read_signature, dma_write_signature
 from .program import operand2_layout
 
 __all__ = ["Dma", "load_layout", "store_layout"]
@@ -39,10 +39,16 @@ def store_layout(cfg):
 
 
 class Dma(ProcessorComponent):
-    """Moves one job at a time, one GBUF word per cycle, as a series of *passes*; a pass
-    walks a (rows, cols) tile of the GBUF (base, row stride, column stride) while the
-    core address counts 0, 1, 2, ... (row-major, contiguous), except the BW pass whose
-    core address is ``((n // P) * K + k) * P + n % P`` (``P`` = EORS lanes).
+    """Moves one job at a time as a series of *passes*; a pass walks a (rows, cols)
+    tile of the GBUF (base, row stride, column stride) while the core address counts
+    0, 1, 2, ... (row-major, contiguous), except the BW pass whose core address is
+    ``((n // P) * K + k) * P + n % P`` (``P`` = EORS lanes).
+
+    Width: one element per cycle, or ``W = cfg.core.host_words`` elements per cycle in
+    a *wide* pass: a pass with column stride 1 whose rows are whole W-element words of
+    the core buffer (``cols mod W == 0``; not BW). A wide pass reads (loads) or writes
+    (stores) W consecutive GBUF words per cycle through the banked GBUF's DMA port,
+    and writes or reads one aligned word of the cores' host ports.
 
     Load job (from ``load``): B, BW (with ``bw``) and BIAS (with ``bias``), each read
     once from the GBUF and written to every core of the group in the same cycle
@@ -53,7 +59,7 @@ class Dma(ProcessorComponent):
     bit 0 as a 0/1 word), read through the core's host port, whose data comes
     ``HostPort.read_latency`` cycles after the address.
 
-    Latency: a pass of ``w`` words takes ``w`` cycles plus 1 (load) or
+    Latency: a pass of ``w`` words takes ``w`` cycles (``w / W`` when wide) plus 1 (load) or
     ``read_latency`` (store) to drain, plus one set-up cycle and the cycle that sees
     its end (``w + 3`` for a load pass); a step the job skips (no BW, BIAS or MASK_IN,
     a core outside the group) one cycle, the end of the load job one more.
@@ -67,7 +73,7 @@ class Dma(ProcessorComponent):
     store : In(stream.Signature(store_layout(cfg)))
     load_done, store_done : Out(1), loaded : Out(cfg.cores)
     busy : Out(1), busy_cycles : Out(32)
-    gbuf_rd, gbuf_wr : the GBUF's DMA ports (driver side)
+    gbuf_rd, gbuf_wr : the GBUF's DMA ports (driver side), ``W`` words wide
     cores : Out(HostPort(cfg.core)).array(cfg.cores)
     """
 
@@ -78,8 +84,8 @@ class Dma(ProcessorComponent):
             "store": In(stream.Signature(store_layout(cfg))),
             "load_done": Out(1), "loaded": Out(cfg.cores), "store_done": Out(1),
             "busy": Out(1), "busy_cycles": Out(32),
-            "gbuf_rd": In(ReadPort.Signature(addr_width=cfg.gbuf_bits, shape=16)),
-            "gbuf_wr": In(WritePort.Signature(addr_width=cfg.gbuf_bits, shape=16)),
+            "gbuf_rd": In(dma_read_signature(cfg)),
+            "gbuf_wr": In(dma_write_signature(cfg)),
             "cores": Out(HostPort(cfg.core)).array(cfg.cores),
         })
 
@@ -117,6 +123,15 @@ class Dma(ProcessorComponent):
             if job["bias"]:
                 cores[c]["bias"][:n] = gbuf[job["bias_base"] + np.arange(n)]
 
+    @staticmethod
+    def pass_issues(cfg, words, cols, scol=1, bw=False, width=None):
+        """Cycles a pass of ``words`` words in rows of ``cols`` (GBUF column stride
+        ``scol``; ``bw`` for the BW pass) spends issuing: ``words / W`` for a wide pass,
+        else ``words`` (``W`` = ``width``, default ``cfg.core.host_words``)."""
+        W = cfg.core.host_words if width is None else width
+        wide = W > 1 and not bw and scol == 1 and cols % W == 0
+        return -(-words // W) if wide else words
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
@@ -125,12 +140,14 @@ class Dma(ProcessorComponent):
         P = cfg.core.eors_lanes
         lp = exact_log2(P)
         RL = HostPort.read_latency
+        W = cfg.core.host_words
+        lw = exact_log2(W)
 
         # --- pass engine
         p_rows, p_cols = Signal(d), Signal(d)
         p_srow, p_scol = Signal(g), Signal(g)
         p_buf = Signal(Buf)
-        p_bw, p_store = Signal(), Signal()
+        p_bw, p_store, p_wide = Signal(), Signal(), Signal()
         p_mask = Signal(C)
         p_src = Signal(range(C))
         r, c = Signal(d), Signal(d)
@@ -143,12 +160,19 @@ class Dma(ProcessorComponent):
                          p_buf.eq(buf), p_bw.eq(bw), p_store.eq(store), p_mask.eq(mask),
                          p_src.eq(src), r.eq(0), c.eq(0), row_addr.eq(base), col_addr.eq(base),
                          caddr.eq(0), gk.eq(0), issuing.eq(1)]
+            if W > 1:
+                # W words per cycle when each row is whole words of the core buffer
+                # (core addresses run on, row after row) and consecutive in the GBUF
+                cols = Value.cast(cols)
+                m.d.sync += p_wide.eq((bw == 0) & (Value.cast(scol) == 1) & (cols[:lw] == 0))
 
+        # elements one issue moves: a row's W-element chunk, or one element
+        step = Mux(p_wide, W, 1) if W > 1 else 1
         ca = Signal(16)
         m.d.comb += ca.eq(Mux(p_bw, ((gk + c) << lp) | r[:lp] if lp else gk + c, caddr))
         with m.If(issuing):
-            m.d.sync += caddr.eq(caddr + 1)
-            with m.If(c == p_cols - 1):
+            m.d.sync += caddr.eq(caddr + step)
+            with m.If(c == p_cols - step):
                 m.d.sync += [c.eq(0), r.eq(r + 1), row_addr.eq(row_addr + p_srow),
                              col_addr.eq(row_addr + p_srow)]
                 if lp:
@@ -159,26 +183,44 @@ class Dma(ProcessorComponent):
                 with m.If(r == p_rows - 1):
                     m.d.sync += issuing.eq(0)
             with m.Else():
-                m.d.sync += [c.eq(c + 1), col_addr.eq(col_addr + p_scol)]
+                m.d.sync += [c.eq(c + step), col_addr.eq(col_addr + Mux(p_wide, W, p_scol))]
 
         # loads: GBUF read at t, core write at t + 1 (to every core of p_mask)
         m.d.comb += [self.gbuf_rd.addr.eq(col_addr), self.gbuf_rd.en.eq(1)]
-        ld_v = Signal()
+        ld_v, ld_wide = Signal(), Signal()
         ld_ca = Signal(16)
-        m.d.sync += [ld_v.eq(issuing & ~p_store), ld_ca.eq(ca)]
+        m.d.sync += [ld_v.eq(issuing & ~p_store), ld_ca.eq(ca), ld_wide.eq(p_wide)]
         # stores: core read at t, GBUF write at t + read_latency
         st_v = delay_line(m, issuing & p_store, RL, name="st_v")
         st_ga = delay_line(m, col_addr, RL, name="st_ga")
-        rdata = Signal(16)
+        st_wide = delay_line(m, p_wide, RL, name="st_wide")
+        st_lane = delay_line(m, ca[:lw], RL, name="st_lane")
+        rdata = Signal(16 * W)
+        gdata = self.gbuf_rd.data
         for i in range(C):
             port = self.cores[i]
-            m.d.comb += [port.buf.eq(p_buf), port.addr.eq(Mux(p_store, ca, ld_ca)),
-                         port.wdata.eq(self.gbuf_rd.data), port.we.eq(ld_v & p_mask[i])]
+            m.d.comb += [port.buf.eq(p_buf), port.addr.eq(Mux(p_store, ca, ld_ca))]
+            if W > 1:
+                # a wide chunk is aligned in the core: GBUF word j is element j of the
+                # core's word; one element goes to its place in the word
+                m.d.comb += [port.wdata.eq(Mux(ld_wide, gdata, gdata[:16].replicate(W))),
+                             port.we.eq(Mux(ld_v & p_mask[i],
+                                            Mux(ld_wide, (1 << W) - 1, 1 << ld_ca[:lw]), 0))]
+            else:
+                m.d.comb += [port.wdata.eq(gdata), port.we.eq(ld_v & p_mask[i])]
             with m.If(p_src == i):
                 m.d.comb += rdata.eq(port.rdata)
         is_mask = p_buf == Buf.MASK_OUT
-        m.d.comb += [self.gbuf_wr.en.eq(st_v[-1]), self.gbuf_wr.addr.eq(st_ga[-1]),
-                     self.gbuf_wr.data.eq(Mux(is_mask, rdata[0], rdata))]
+        lanes = [rdata.word_select(j, 16) for j in range(W)]
+        lanes = [Mux(is_mask, x[0], x) for x in lanes]
+        if W > 1:
+            m.d.comb += [self.gbuf_wr.en.eq(Mux(st_v[-1], Mux(st_wide[-1], (1 << W) - 1, 1), 0)),
+                         self.gbuf_wr.addr.eq(st_ga[-1]),
+                         self.gbuf_wr.data.eq(Mux(st_wide[-1], Cat(lanes),
+                                                  Array(lanes)[st_lane[-1]]))]
+        else:
+            m.d.comb += [self.gbuf_wr.en.eq(st_v[-1]), self.gbuf_wr.addr.eq(st_ga[-1]),
+                         self.gbuf_wr.data.eq(lanes[0])]
         inflight = ld_v
         for v in st_v[1:]:
             inflight = inflight | v
