@@ -247,3 +247,18 @@ def test_conv_shape_parameters():
         conv_tasks(ConvShape(**ok), "db", CoreConfig().geom, x=np.zeros(16, np.uint16))
     with pytest.raises(ValueError, match=r"needs dz$"):
         conv_tasks(ConvShape(**ok), "bp", CoreConfig().geom, w=np.zeros(9, np.uint16))
+
+
+def test_bench_conv_tasks_are_accepted(conv_step):
+    """Every task ``ganpu bench conv`` runs (conv mode and the dense layout) passes the
+    checker of the core it runs on."""
+    from ganpu.bench import _config
+    from ganpu.bench_conv import _conv_runs
+    config = _config(4)
+    runs, gemms = _conv_runs(conv_step, config)
+    assert len(gemms) == 17
+    for tag, tasks in runs.items():
+        for name, desc, loads in tasks:
+            assert model.check(desc, config.geom, config.eors_lanes) == Error.OK, (tag, name)
+            for buf, (base, v) in loads.items():
+                assert base + len(v) <= config.depth(buf), (tag, name, buf)

@@ -46,15 +46,19 @@ def _conv_runs(records, config):
                          for d, loads, (m0, m1), (n0, n1) in tasks]
         # the surviving work as a dense FC gemm: K' terms per output, no zero anywhere
         kd = max(1, round(record_work(rec)["dual_skip"] / (M * N)))
-        rows = max(1, min(M, config.geom.depth("a") // kd, config.geom.depth("out") // N,
-                          config.geom.depth("mask") // N))
-        ones = numerics.f16_bits(rng.uniform(0.5, 1.0, (N, kd)).astype(np.float32))
-        for m0 in range(0, M, rows):
-            m1 = min(M, m0 + rows)
-            a = numerics.f16_bits(rng.uniform(0.5, 1.0, ((m1 - m0), kd)).astype(np.float32))
-            d = fc_desc(op=0, act=0, m=m1 - m0, n=N, k=kd, a_sm=kd, a_sk=1, b_sn=kd, b_sk=1,
-                        o_sm=N, o_sn=1)
-            runs["dense"].append((f"{key}[{m0}:{m1}]", d, {"a": (0, a.ravel()), "b": (0, ones.ravel())}))
+        g = config.geom
+        nstep = min(N, g.depth("b") // kd)
+        rows = max(1, min(M, g.depth("a") // kd, g.depth("out") // nstep, g.depth("mask") // nstep))
+        for n0 in range(0, N, nstep):
+            nt = min(N, n0 + nstep) - n0
+            b = numerics.f16_bits(rng.uniform(0.5, 1.0, (nt, kd)).astype(np.float32))
+            for m0 in range(0, M, rows):
+                m1 = min(M, m0 + rows)
+                a = numerics.f16_bits(rng.uniform(0.5, 1.0, ((m1 - m0), kd)).astype(np.float32))
+                d = fc_desc(op=0, act=0, m=m1 - m0, n=nt, k=kd, a_sm=kd, a_sk=1, b_sn=kd, b_sk=1,
+                            o_sm=nt, o_sn=1)
+                runs["dense"].append((f"{key}[{m0}:{m1},{n0}:{n0 + nt}]", d,
+                                      {"a": (0, a.ravel()), "b": (0, b.ravel())}))
     return runs, gemms
 
 
