@@ -8,8 +8,9 @@ bench :mod:`ganpu.sim.bench_tasks`, which checks every result bit for bit agains
 task model. Per gemm the table gives
 
 * dense cycles: ``M*N*K / lanes`` of the golden im2col gemm (structural zeros included);
-* oracle cycles: surviving MACs / lanes: terms whose A element is neither a structural
-  zero nor a zero input, of outputs that must be computed (:mod:`ganpu.model.work`);
+* oracle cycles: surviving MACs / lanes: terms whose streamed element is neither a
+  structural zero nor a zero input, of outputs that must be computed
+  (:mod:`ganpu.model.work`; in WG the streamed operand is the im2col side);
 * measured: the conv tasks on the RTL (structural zeros never enumerated);
 * dense layout: the same surviving work laid out densely: an FC gemm of the same M and
   N with ``K`` = the surviving MACs per output (rounded), every element non-zero.
@@ -33,7 +34,7 @@ def _conv_runs(records, config):
     """``{tag: [(name, desc, loads), ...]}`` of the three layouts of every conv gemm,
     and per gemm ``(key, rec, M, N, K)``."""
     from .host.lower import conv_tasks, fc_desc
-    from .host.tasks import conv_record_phases, record_work
+    from .host.tasks import conv_record_phases
     runs = {"conv": [], "dense": []}
     gemms = []
     rng = np.random.default_rng(0)
@@ -45,7 +46,7 @@ def _conv_runs(records, config):
         runs["conv"] += [(f"{key}[{m0}:{m1},{n0}:{n1}]", d, loads)
                          for d, loads, (m0, m1), (n0, n1) in tasks]
         # the surviving work as a dense FC gemm: K' terms per output, no zero anywhere
-        kd = max(1, round(record_work(rec)["dual_skip"] / (M * N)))
+        kd = max(1, round(_work(rec)["dual_skip"] / (M * N)))
         g = config.geom
         nstep = min(N, g.depth("b") // kd)
         rows = max(1, min(M, g.depth("a") // kd, g.depth("out") // nstep, g.depth("mask") // nstep))
@@ -62,13 +63,24 @@ def _conv_runs(records, config):
     return runs, gemms
 
 
+def _work(rec):
+    """MAC counts of a conv gemm record; in WG the oracle's surviving MACs are those of
+    the operand the core streams (the im2col side, B of the golden record: its padding
+    is structural, its zeros skipped), times the outputs."""
+    from .host.tasks import record_work
+    from .model import work as model_work
+    w = dict(record_work(rec))
+    if rec["epi_phase"] == "wg":
+        w["dual_skip"] = model_work.count(np.asarray(rec["B"], np.uint16),
+                                          np.asarray(rec["A"], np.uint16))["dual_skip"]
+    return w
+
+
 def bench_conv(*, step=0, batch=32, lanes=4, seed=0):
     """Measure every conv/tconv gemm of one conv-GAN training step; a list of rows."""
     from .arith.mac import Fp16Mac
     from .bench import _config, _run, _sum
     from .gan.export import export_layers
-    from .host.tasks import record_work
-
     config = _config(lanes)
     records = export_layers(net="conv", steps=(step,), batch=batch, seed=seed)
     runs, gemms = _conv_runs(records, config)
@@ -76,7 +88,7 @@ def bench_conv(*, step=0, batch=32, lanes=4, seed=0):
         got = {tag: _run(lanes, None, tasks, tmp, tag) for tag, tasks in runs.items()}
     rows = []
     for key, rec, M, N, K in gemms:
-        work = record_work(rec)
+        work = _work(rec)
         rows.append({
             "gemm": key.split("/", 2)[2], "pass": key.split("/")[1], "kind": rec["kind"],
             "M": M, "N": N, "K": K,
