@@ -45,7 +45,9 @@ from ganpu.host.lower import _desc, pack_desc
 from ganpu.sim.cocotb_transport import attach
 from vectors import f16_mixed
 
-FIELDS = [name for name, _ in descriptor_layout(Geometry())]
+# every field of the descriptor with its width (narrow conv fields take the low bits of
+# a random value, so each of their codes is reached)
+FIELDS = {name: field.width for name, field in descriptor_layout(Geometry())}
 
 
 # --- random descriptors ----------------------------------------------------------
@@ -92,7 +94,7 @@ def random_desc(rng, cfg, max_dim=8):
 
         def val():
             return int(rng.choice(edges)) if rng.random() < 0.5 else int(rng.integers(0, top + 1))
-        d = {f: val() for f in FIELDS}
+        d = {f: val() & ((1 << w) - 1) for f, w in FIELDS.items()}
         d.update(op=int(rng.integers(0, 4)), act=int(rng.integers(0, 4)),
                  slope=int(rng.integers(0, 1 << 16)), use_mask=int(rng.integers(0, 2)),
                  bias=int(rng.integers(0, 2)), eors=int(rng.integers(0, 2)))
