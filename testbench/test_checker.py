@@ -54,6 +54,9 @@ def directed_descs(cfg):
     """One descriptor per verdict, each a valid task with one thing wrong."""
     g = cfg.geom
     good = _desc(m=4, n=6, k=8, a_sm=8, a_sk=1, b_sn=8, b_sk=1, o_sm=6, o_sn=1, bias=1, act=1)
+    # convolutions (docs/conv.md): a 2x2 kernel over 2 channels of a 2x2 image, padding 1
+    conv = dict(conv=1, kern=2, cstride=1, dil=1, pad=1, img=1, chan=2, in_h=2, in_w=2,
+                out_h=2, out_w=2, b_sy=2, b_sx=1)
     cases = {
         "ok": {}, "bad op": dict(op=3), "bad act": dict(act=3), "zero dim": dict(k=0),
         "WG with ReLU": dict(op=2), "FP mask without ReLU": dict(use_mask=1, act=0),
@@ -68,10 +71,11 @@ def directed_descs(cfg):
         "oversized dimension": dict(m=g.depth("mask") + 1, a_sm=0, o_sm=0),
         "compressed A overflow": dict(m=g.depth("a") // 8 + 1, k=8, a_sm=0, n=1, o_sm=1),
         "EORS weights beyond BW": dict(eors=1, n=64, k=200, b_sn=0, o_sm=0, m=1, a_sk=0),
-        # convolutions (docs/conv.md): a 2x2 kernel over 2 channels of a 2x2 image
         "undefined conv mode": dict(conv=3),
-        "conv padding of a kernel": dict(conv=1, kern=2, cstride=1, dil=1, pad=2, img=1, chan=2,
-                                         in_h=2, in_w=2, out_h=2, out_w=2, b_sy=2, b_sx=1),
+        "conv padding of a kernel": {**conv, "pad": 2},
+        # stride and dilation 2 are accepted, 3 refused (the Indexer shifts by 0 or 1 bit)
+        "conv stride 2": {**conv, "cstride": 2}, "conv dilation 2": {**conv, "dil": 2},
+        "conv stride 3": {**conv, "cstride": 3}, "conv dilation 3": {**conv, "dil": 3},
     }
     return [(what, {**good, **bad}) for what, bad in cases.items()]
 

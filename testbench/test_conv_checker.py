@@ -1,7 +1,8 @@
 """DescriptorChecker on convolution descriptors, generated Verilog against its model
 (``ganpu.core.model.check``), both simulators: tiles of random conv and tconv phases as
 the host lowers them, each also with one field mutated (every conv field, the ranges,
-M and K), so that every convolution rule and its neighbours are met."""
+M and K), so that every convolution rule and its neighbours are met; accepted tiles
+with stride or dilation 3 (refused: only 1 and 2 are allowed)."""
 
 import pickle
 
@@ -58,6 +59,13 @@ def conv_descs(rng, cfg, count):
 def test_conv_checker(sim, tmp_path):
     rng = np.random.default_rng(13)
     descs = conv_descs(rng, CHECKER, int(COUNT[sim] * harness.scale()))
+    # stride and dilation 3 (2-bit fields) refused: the Indexer only shifts by 0 or 1 bit
+    accepted = [(w, d) for w, d in descs if DescriptorChecker.model(d, CHECKER) == Error.OK][:8]
+    for w, d in accepted:
+        for f in ("cstride", "dil"):
+            bad = {**d, f: 3}
+            assert DescriptorChecker.model(bad, CHECKER) == Error.BAD_CONV, (w, f)
+            descs.append((f"{w} {f}=3", bad))
     verdicts = {DescriptorChecker.model(d, CHECKER) for _, d in descs}
     assert {Error.OK, Error.BAD_CONV, Error.CONV_SHAPE, Error.A_RANGE, Error.B_RANGE} <= verdicts, verdicts
     case = tmp_path / "case.pkl"

@@ -3,7 +3,7 @@ conv phase (FP, BP, WG) lowered by :func:`ganpu.host.lower.conv_tasks` and run b
 :func:`ganpu.core.model.run_task` reproduces the golden layer (:mod:`ganpu.model.layers`)
 bit for bit, on random shapes and on a real conv-GAN training step; the address
 function enumerates exactly the non-structural entries of the golden im2col; the
-checker's convolution codes."""
+checker's convolution codes (stride and dilation 1 or 2 only)."""
 
 import numpy as np
 import pytest
@@ -223,6 +223,25 @@ def test_bench_conv_table():
     assert "D.conv1/wg (small)" in f.getvalue()
     args = build_parser().parse_args(["bench", "conv", "--json", "x.json"])
     assert args.json == "x.json" and args.lanes == 4
+
+
+def test_stride_and_dilation_1_or_2():
+    """The checker accepts stride and dilation 1 and 2 only (the Indexer multiplies and
+    divides by them with 1-bit shifts, ``docs/conv.md``): a stride-2 conv FP and BP (dilation
+    2) are accepted; the same tasks with 3, or 0, are refused with BAD_CONV."""
+    rng = np.random.default_rng(8)
+    geom = CoreConfig().geom
+    shape = ConvShape("conv", 1, 2, 3, 3, 2, 1, (5, 5))
+    fp, _ = conv_tasks(shape, "fp", geom, x=random_f16(rng, (1, 2, 5, 5)),
+                       w=random_f16(rng, (3, 2, 3, 3)))
+    bp, _ = conv_tasks(shape, "bp", geom, dz=random_f16(rng, (1, 3, 3, 3)),
+                       w=random_f16(rng, (3, 2, 3, 3)))
+    (f, *_), (b, *_) = fp[0], bp[0]
+    assert (f["cstride"], f["dil"], b["cstride"], b["dil"]) == (2, 1, 1, 2)
+    assert model.check(f, geom) == Error.OK and model.check(b, geom) == Error.OK
+    for desc, field in ((f, "cstride"), (b, "dil"), (f, "dil"), (b, "cstride")):
+        for v in (0, 3):
+            assert model.check({**desc, field: v}, geom) == Error.BAD_CONV, (field, v)
 
 
 def test_conv_shape_parameters():

@@ -97,8 +97,9 @@ def descriptor_layout(geom):
 class DescriptorChecker(CheckedComponent):
     """Validates a descriptor against the buffer sizes before anything is written.
 
-    Checks: opcode and activation known; M, N, K non-zero; the last element of A, B,
-    OUT, BIAS and of the masks inside its buffer; the compressed copy of A (at most
+    Checks: opcode and activation known; M, N, K non-zero; a convolution's fields
+    (``docs/conv.md``; stride and dilation 1 or 2, so that no block divides by them);
+    the last element of A, B, OUT, BIAS and of the masks inside its buffer; the compressed copy of A (at most
     M*K entries) fits; the outputs do not share OUT elements (rows or columns of OUT
     are disjoint blocks, see :func:`ganpu.core.model.out_disjoint`: without it the
     core's write order, not the model, would decide which result survives); the
@@ -160,8 +161,10 @@ class DescriptorChecker(CheckedComponent):
         bad1 = Signal()
         m.d.sync += bad1.eq(
             (conv == 3) |
-            ((conv != 0) & ((d.kern == 0) | (d.cstride == 0) | (d.dil == 0) |
-                            (d.in_h == 0) | (d.in_w == 0))) |
+            # stride and dilation 1 or 2: the Indexer divides and multiplies by them
+            # with 1-bit shifts, no divider in its per-row set-up (docs/conv.md)
+            ((conv != 0) & ((d.kern == 0) | (d.cstride == 0) | (d.cstride == 3) |
+                            (d.dil == 0) | (d.dil == 3) | (d.in_h == 0) | (d.in_w == 0))) |
             (taps & ((d.dil != 1) | d.flip | (d.oy0 != 0) | (d.ky0 + d.kh > d.kern))) |
             (rows & ((d.ky0 != 0) | (d.kh != 0))))
         r01, q01 = Signal(w, name="r01"), Signal(w, name="q01")
@@ -171,13 +174,15 @@ class DescriptorChecker(CheckedComponent):
         h1 = Signal(g.dim_bits, name="h1")
         # a row's valid taps: chan*ceil(kern/dil)^2 (ROWS), img*min(out_h, in_h)*min(out_w, in_w)
         ceil_kd = Signal(3)
+        S2, D2 = d.cstride == 2, d.dil == 2  # other values are refused: shifts, not products
         my, mx = Signal(g.dim_bits, name="my"), Signal(g.dim_bits, name="mx")
         m.d.sync += [
             r01.eq(R[0] * R[1]), q01.eq(Q[0] * Q[1]),
-            hv.eq((d.in_h - 1) * d.dil + 1), wv.eq((d.in_w - 1) * d.dil + 1),
+            hv.eq(Mux(D2, (d.in_h - 1) << 1, d.in_h - 1) + 1),
+            wv.eq(Mux(D2, (d.in_w - 1) << 1, d.in_w - 1) + 1),
             r0m1.eq(R[0] - 1), q0m1.eq(Q[0] - 1), q1m1.eq(Q[1] - 1), q2m1.eq(Q[2] - 1),
             last_y.eq(d.oy0 + d.out_h - 1), last_x.eq(d.out_w - 1), h1.eq(d.in_h - 1),
-            ceil_kd.eq((d.kern + d.dil - 1) // Mux(d.dil == 0, 1, d.dil)),
+            ceil_kd.eq(Mux(D2, (d.kern + 1) >> 1, d.kern)),
             my.eq(Mux(d.out_h < d.in_h, d.out_h, d.in_h)),
             mx.eq(Mux(d.out_w < d.in_w, d.out_w, d.in_w)),
         ]
@@ -206,8 +211,8 @@ class DescriptorChecker(CheckedComponent):
         bad2 = Signal()
         m.d.sync += [
             rprod.eq(r01 * R[2]), qprod.eq(q01 * Q[2]),
-            hi_y.eq(last_y * d.cstride + d.kern - d.pad - hv),
-            hi_x.eq(last_x * d.cstride + d.kern - d.pad - wv),
+            hi_y.eq(Mux(S2, last_y << 1, last_y) + d.kern - d.pad - hv),
+            hi_x.eq(Mux(S2, last_x << 1, last_x) + d.kern - d.pad - wv),
             wa.eq(d.m * Mux(rows, d.chan, d.img)), wb.eq(Mux(rows, ceil_kd * ceil_kd, my * mx)),
             bad2.eq(bad1),
         ]

@@ -37,8 +37,9 @@ class Indexer(CheckedComponent):
     :func:`ganpu.core.im2col.tap_table`: for each row only the valid taps, in
     increasing k, each with the A address of its input pixel and its B offset; padding
     and inserted zeros are never read. A row costs two set-up cycles (per axis the first
-    valid tap, its pixel and the count of valid taps, by a divider by the 2-bit stride
-    or dilation; then the first address and offset), then one cycle per valid tap
+    valid tap, its pixel and the count of valid taps, where dividing and multiplying by
+    the stride or dilation, 1 or 2 as the checker enforces, is a shift by 0 or 1 bit;
+    then the first address and offset), then one cycle per valid tap
     (addresses by additions); a row without a valid tap issues its (empty) record in
     its second set-up cycle. :meth:`issue_cycles` is the count.
 
@@ -113,31 +114,38 @@ class Indexer(CheckedComponent):
     def _axis(self, m, name, mode_rows, t, n_in, out_n):
         """Set-up of one axis for the row whose coordinate register is ``t`` (ROWS:
         ``o*stride - pad``; TAPS: the kernel index): ``(bfirst, ifirst, count)`` of the
-        valid taps, combinational (registered by the caller)."""
+        valid taps, combinational (registered by the caller). The checker admits stride
+        and dilation 1 or 2 only, so each ``// D``, ``* S`` is a shift by 0 or 1 bit:
+        a divider by a descriptor field here was the core's critical path
+        (``docs/conv.md``)."""
         desc = self.desc
         d = self.geom.dim_bits
         kern, S, D, P = desc.kern, desc.cstride, desc.dil, desc.pad
+        S2, D2 = S == 2, D == 2
         # ROWS: first k with t + k >= 0 and a multiple of dil (a pixel, not an inserted zero)
         neg = t < 0
         tp = Signal(d + 3, name=f"{name}_tp")
         m.d.comb += tp.eq(Mux(neg, 0, t))
         q = Signal(d + 3, name=f"{name}_q")
-        m.d.comb += q.eq((tp + D - 1) // D)
+        m.d.comb += q.eq(Mux(D2, (tp + 1) >> 1, tp))  # ceil(tp / D)
         kf = Signal(d + 4, name=f"{name}_kf")
-        m.d.comb += kf.eq(Mux(neg, -t, q * D - tp))
+        # q*D - tp: the odd bit of tp with dil 2, else 0 (no subtractor)
+        m.d.comb += kf.eq(Mux(neg, -t, D2 & tp[0]))
         r_if = Mux(neg, 0, q)
         r_ok = (kf <= kern - 1) & (r_if <= n_in - 1)
-        r_a, r_b = (kern - 1 - kf[:3]) // D + 1, n_in - r_if
+        r_span = kern - 1 - kf[:3]
+        r_a, r_b = Mux(D2, r_span >> 1, r_span) + 1, n_in - r_if
         r_n = Mux(r_ok, Mux(r_a < r_b, r_a, r_b), 0)
         r_bf = Mux(desc.flip, kern - 1 - kf[:3], kf[:3])
         # TAPS: first position o with o*stride + t - pad >= 0
         u = t.as_unsigned()[:3]
         of = Signal(d + 1, name=f"{name}_of")
-        m.d.comb += of.eq(Mux(P > u, (P - u + S - 1) // S, 0))
+        m.d.comb += of.eq(Mux(P > u, Mux(S2, (P - u + 1) >> 1, P - u), 0))
         t_if = Signal(d + 4, name=f"{name}_tif")
-        m.d.comb += t_if.eq(of * S + u - P)
+        m.d.comb += t_if.eq(Mux(S2, of << 1, of) + u - P)
         t_ok = (of <= out_n - 1) & (t_if <= n_in - 1)
-        t_a, t_b = out_n - of, (n_in - 1 - t_if) // S + 1
+        t_span = n_in - 1 - t_if
+        t_a, t_b = out_n - of, Mux(S2, t_span >> 1, t_span) + 1
         t_n = Mux(t_ok, Mux(t_a < t_b, t_a, t_b), 0)
         bf, i_f, n = (Signal(d + 1, name=f"{name}_{x}") for x in ("bf", "if", "n"))
         m.d.comb += [bf.eq(Mux(mode_rows, r_bf, of)), i_f.eq(Mux(mode_rows, r_if, t_if)),
@@ -181,13 +189,14 @@ class Indexer(CheckedComponent):
         # --- convolution walker (docs/conv.md): rows (r0, r1, r2), taps (c, y, x)
         rows_mode = desc.conv == ConvMode.ROWS
         S, D, P = desc.cstride, desc.dil, desc.pad
+        S2, D2 = S == 2, D == 2  # the checker admits 1 and 2 only: products are shifts
         R1 = Mux(rows_mode, desc.out_h, desc.kh)
         R2 = Mux(rows_mode, desc.out_w, desc.kern)
         Q0 = Mux(rows_mode, desc.chan, desc.img)
         inc = Mux(rows_mode, S, 1)
         ty, tx = Signal(signed(d + 4)), Signal(signed(d + 4))
         ty_reset, tx_reset = Signal(signed(d + 4)), Signal(signed(d + 4))
-        m.d.comb += [ty_reset.eq(Mux(rows_mode, desc.oy0 * S - P, desc.ky0)),
+        m.d.comb += [ty_reset.eq(Mux(rows_mode, Mux(S2, desc.oy0 << 1, desc.oy0) - P, desc.ky0)),
                      tx_reset.eq(Mux(rows_mode, -P, 0))]
         r1, r2 = Signal(d), Signal(d)
         a_row0 = Signal(w)
@@ -197,11 +206,12 @@ class Indexer(CheckedComponent):
         # tap along y by a row step and db_y (signed: a flipped kernel walks back)
         di_x = Mux(rows_mode, 1, S)
         dy_a = Signal(w)
-        m.d.comb += dy_a.eq(Mux(rows_mode, desc.in_w, S * desc.in_w))
+        m.d.comb += dy_a.eq(Mux(rows_mode | ~S2, desc.in_w, desc.in_w << 1))
         db_x, db_y = Signal(signed(d + 4)), Signal(signed(d + 4))
+        dbx, dby = Mux(D2, desc.b_sx << 1, desc.b_sx), Mux(D2, desc.b_sy << 1, desc.b_sy)
         m.d.comb += [
-            db_x.eq(Mux(rows_mode, Mux(desc.flip, -(D * desc.b_sx), D * desc.b_sx), desc.b_sx)),
-            db_y.eq(Mux(rows_mode, Mux(desc.flip, -(D * desc.b_sy), D * desc.b_sy), desc.b_sy)),
+            db_x.eq(Mux(rows_mode, Mux(desc.flip, -dbx, dbx), desc.b_sx)),
+            db_y.eq(Mux(rows_mode, Mux(desc.flip, -dby, dby), desc.b_sy)),
         ]
         # set-up 1 registers
         ny1, nx1 = Signal(d + 1), Signal(d + 1)

@@ -118,7 +118,8 @@ def _linear_b(desc):
 
 def check_conv(desc):
     """The convolution checks (after BAD_COMBO, before A_RANGE), in this order:
-    BAD_CONV: an undefined mode; kern, cstride, dil, in_h or in_w 0; TAPS with dil != 1,
+    BAD_CONV: an undefined mode; kern, in_h or in_w 0; cstride or dil not 1 or 2 (the
+    Indexer multiplies and divides by them with 1-bit shifts); TAPS with dil != 1,
     flip, oy0 or a kernel band past the kernel (``ky0 + kh > kern``); ROWS with ky0 or
     kh; M or K not the product of the row or reduction space (so also an
     output size of 0). CONV_SHAPE: the kernel larger than the padded input, i.e. a
@@ -130,7 +131,8 @@ def check_conv(desc):
     conv = desc["conv"]
     if conv not in (ConvMode.ROWS.value, ConvMode.TAPS.value):
         return Error.BAD_CONV
-    if 0 in (desc["kern"], desc["cstride"], desc["dil"], desc["in_h"], desc["in_w"]):
+    if 0 in (desc["kern"], desc["in_h"], desc["in_w"]) or desc["cstride"] not in (1, 2) or \
+            desc["dil"] not in (1, 2):
         return Error.BAD_CONV
     if conv == ConvMode.TAPS.value and (desc["dil"] != 1 or desc["flip"] or desc["oy0"] or
                                         desc["ky0"] + desc["kh"] > desc["kern"]):
