@@ -28,7 +28,6 @@ Environment: GANPU_SEED, GANPU_PROGRAMS, GANPU_CORES and GANPU_GBUF_BITS (the sm
 config with that many cores or GBUF address bits, as built), GANPU_FUZZ_RESULTS.
 """
 
-import dataclasses
 import json
 import os
 import random
@@ -42,18 +41,14 @@ from cocotb.utils import get_sim_time
 
 from ganpu.core.descriptor import Error
 from ganpu.host.processor_driver import ProgramFailed
-from ganpu.processor import config
 from ganpu.processor.model import normalize, record_bus_words, run_program
 from ganpu.processor.program import Policy, ProgramError, TaskKind, task_layout
 from ganpu.sim.cocotb_bus import CLOCK_NS, attach
 
-from tb_processor_programs import UPDATE_MALFORMATIONS, malformed, pause_negate, random_program
+from tb_processor_programs import (UPDATE_MALFORMATIONS, config_from_env, malformed, pause_negate,
+                                   random_program)
 
-CFG = config("small")
-if os.environ.get("GANPU_CORES"):
-    CFG = dataclasses.replace(CFG, cores=int(os.environ["GANPU_CORES"]))
-if os.environ.get("GANPU_GBUF_BITS"):
-    CFG = dataclasses.replace(CFG, gbuf_bits=int(os.environ["GANPU_GBUF_BITS"]))
+CFG = config_from_env()
 SEED = int(os.environ.get("GANPU_SEED", "1"))
 PROGRAMS = int(os.environ.get("GANPU_PROGRAMS", "20"))
 RESULTS = os.environ.get("GANPU_FUZZ_RESULTS")

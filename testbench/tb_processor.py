@@ -11,7 +11,6 @@ program), GANPU_CORES and GANPU_GBUF_BITS (the "small" config with that many cor
 GBUF address bits; default its own).
 """
 
-import dataclasses
 import os
 
 import cocotb
@@ -21,19 +20,15 @@ from cocotb.triggers import FallingEdge
 
 from ganpu.core.descriptor import Error
 from ganpu.host.processor_driver import BusError, ProgramFailed
-from ganpu.processor import config
 from ganpu.processor.model import run_program, normalize
 from ganpu.processor.program import Policy, State, Csr, ProgramError, TaskKind, Region
 from ganpu.processor.scheduler import trace_layout, update_trace_layout
 from ganpu.sim.cocotb_bus import attach
 
-from tb_processor_programs import random_program, pause_negate, malformed, UPDATE_MALFORMATIONS
+from tb_processor_programs import (random_program, pause_negate, malformed, UPDATE_MALFORMATIONS,
+                                   config_from_env)
 
-CFG = config("small")
-if os.environ.get("GANPU_CORES"):
-    CFG = dataclasses.replace(CFG, cores=int(os.environ["GANPU_CORES"]))
-if os.environ.get("GANPU_GBUF_BITS"):
-    CFG = dataclasses.replace(CFG, gbuf_bits=int(os.environ["GANPU_GBUF_BITS"]))
+CFG = config_from_env()
 SEED = int(os.environ.get("GANPU_SEED", "1"))
 PROGRAMS = int(os.environ.get("GANPU_PROGRAMS", "3"))
 TASKS = int(os.environ.get("GANPU_TASKS", "10"))

@@ -18,6 +18,20 @@ from ganpu.processor.program import TaskKind
 __all__ = ["random_program", "pause_negate", "malformed", "random_hyper"]
 
 
+def config_from_env():
+    """The processor config a bench simulates: ``small``, with ``GANPU_CORES`` cores and
+    ``GANPU_GBUF_BITS`` GBUF address bits when the test asks for another size."""
+    import dataclasses
+    import os
+    from ganpu.processor.config import config
+    cfg = config("small")
+    if os.environ.get("GANPU_CORES"):
+        cfg = dataclasses.replace(cfg, cores=int(os.environ["GANPU_CORES"]))
+    if os.environ.get("GANPU_GBUF_BITS"):
+        cfg = dataclasses.replace(cfg, gbuf_bits=int(os.environ["GANPU_GBUF_BITS"]))
+    return cfg
+
+
 def random_hyper(rng):
     """SGD hyperparameters as binary32 bits: the training loop's kind, or random bits."""
     if rng.random() < 0.7:
