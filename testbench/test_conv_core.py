@@ -2,9 +2,9 @@
 simulators: random conv and tconv shapes (kernel 1-5, stride 1-2, padding 0-2, channels
 1-16, odd sizes) in FP (with a ReLU mask, with EORS), BP (through a stored ReLU or
 LeakyReLU mask) and WG; tiles of every conv phase of a real conv-GAN training step;
-malformed convolution descriptors (each conv error code) refused with every buffer
-unchanged. Verilator takes the sweep and the real step, Icarus a small subset on the
-small core of ``test_core``."""
+malformed convolution descriptors (each conv error code, stride and dilation 3)
+refused with every buffer unchanged. Verilator takes the sweep and the real step,
+Icarus a small subset on the small core of ``test_core``."""
 
 import pickle
 
@@ -78,6 +78,9 @@ def malformed_tasks(config, all_checks=True):
     cases = {
         "undefined conv mode": dict(conv=3),
         "zero stride": dict(cstride=0),
+        # 1 or 2 only: the Indexer's set-up shifts by 0 or 1 bit (docs/conv.md)
+        "stride 3": dict(cstride=3),
+        "dilation 3": dict(dil=3),
         "output size 0": dict(out_h=0),
         "kernel larger than the padded input": dict(pad=3),
         "image beyond A": dict(a_base=g.depth("a") - 10),
