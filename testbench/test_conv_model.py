@@ -251,7 +251,7 @@ def test_conv_shape_parameters():
         (dict(batch=0), ValueError, r"^batch must be in >= 1, not 0$"),
         (dict(cin=1.0), TypeError, r"^cin must be an int, not 1\.0$"),
         (dict(k=8), ValueError, r"^k must be in 1\.\.7, not 8$"),
-        (dict(stride=4), ValueError, r"^stride must be in 1\.\.3, not 4$"),
+        (dict(stride=3), ValueError, r"^stride must be in 1\.\.2, not 3$"),
         (dict(padding=3), ValueError, r"^padding must be in 0\.\.2, not 3$"),
         (dict(kind="tconv", output_padding=1), ValueError, r"^output_padding must be in 0\.\.0, not 1$"),
         (dict(in_hw=4), TypeError, r"^in_hw must be a \(H, W\) pair, not 4$"),

@@ -137,7 +137,8 @@ class ConvShape:
     """The shape of a convolution (``kind`` "conv") or transposed convolution
     ("tconv") layer as :mod:`ganpu.model.layers` defines it: ``batch`` images of
     ``cin`` x ``in_hw`` in, ``cout`` channels out, square kernel ``k``, ``stride``,
-    ``padding`` and (tconv) ``output_padding``."""
+    ``padding`` and (tconv) ``output_padding``. The core takes stride 1 or 2 (its
+    indexer shifts by the stride and a tconv's dilation, docs/conv.md)."""
 
     def __init__(self, kind, batch, cin, cout, k, stride, padding, in_hw, output_padding=0):
         if kind not in ("conv", "tconv"):
@@ -146,7 +147,7 @@ class ConvShape:
         for name, value in (("batch", batch), ("cin", cin), ("cout", cout)):
             check_int(name, value, 1)
         check_int("k", k, 1, 7)
-        check_int("stride", stride, 1, 3)
+        check_int("stride", stride, 1, 2)
         check_int("padding", padding, 0, k - 1)
         check_int("output_padding", output_padding, 0, stride - 1)
         if not isinstance(in_hw, (tuple, list)) or len(in_hw) != 2:
