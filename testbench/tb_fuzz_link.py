@@ -29,9 +29,6 @@ import random
 from collections import Counter
 
 import cocotb
-from amaranth.lib import data
-from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge
 
 from ganpu.host.link import encode_request
 from ganpu.host.processor_driver import address
@@ -42,10 +39,9 @@ from ganpu.link.protocol import (Command, MAX_WORDS, REQUEST_BYTES, Status, cobs
 from ganpu.link.receiver import FrameReceiver
 from ganpu.processor import config
 from ganpu.processor.bus import csr_names
-from ganpu.processor.program import (Region, bus_request_layout, bus_response_layout, record_words,
-                                     BUS_ADDR_BITS, REGION_SHIFT)
+from ganpu.processor.program import Region, record_words, BUS_ADDR_BITS, REGION_SHIFT
 
-from tb_link_traffic import MapModel
+from tb_link_traffic import MapModel, exchange
 
 CFG = config("small")
 SEED = int(os.environ.get("GANPU_SEED", "1"))
@@ -200,55 +196,9 @@ async def fuzz_frames(dut):
     ref = MapModel(CFG)
     expect = Framer.model(CFG, items, ref)
     dev = MapModel(CFG)
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value = 1
-    dut.rx__valid.value = 0
-    dut.req__ready.value = 0
-    dut.resp__valid.value = 0
-    dut.tx__ready.value = 0
-    for _ in range(3):
-        await FallingEdge(dut.clk)
-    dut.rst.value = 0
-    rl, sl = bus_request_layout(), bus_response_layout()
-    got = bytearray()
-    pend = []
-    i, gap, cycles = 0, 0, 0
     limit = len(items) * 8 + len(expect) * 4 + 20 * TIMEOUT + 10000
-    while cycles < limit:
-        if i >= len(items) and len(got) >= len(expect):
-            break
-        cycles += 1
-        rx_ready = int(dut.rx__ready.value)
-        req_valid = int(dut.req__valid.value)
-        req = data.Const(rl, int(dut.req__payload.value)) if req_valid else None
-        resp_ready = int(dut.resp__ready.value)
-        tx_valid = int(dut.tx__valid.value)
-        tx_byte = int(dut.tx__payload.value) if tx_valid else None
-        while i < len(items) and items[i] is None and gap == 0:
-            gap = TIMEOUT + 4
-            i += 1
-        offered = gap == 0 and i < len(items)
-        if offered:
-            dut.rx__payload.value = items[i]
-        dut.rx__valid.value = int(offered)
-        req_ready = int(len(pend) < 2 and rng.random() < 0.8)
-        dut.req__ready.value = req_ready
-        resp_valid = int(bool(pend) and rng.random() < 0.9)
-        dut.resp__valid.value = resp_valid
-        if pend:
-            dut.resp__payload.value = sl.const({"data": pend[0][0], "error": pend[0][1]}).as_value().value
-        tx_ready = int(rng.random() < 0.8)
-        dut.tx__ready.value = tx_ready
-        await FallingEdge(dut.clk)
-        if offered and rx_ready:
-            i += 1
-        gap = max(0, gap - 1)
-        if resp_valid and resp_ready:
-            pend.pop(0)
-        if req_valid and req_ready:
-            pend.append(dev(int(req.addr), int(req.write), int(req.data)))
-        if tx_valid and tx_ready:
-            got.append(tx_byte)
+    got, cycles = await exchange(dut, items, len(expect), dev, rng, limit, TIMEOUT,
+                                 resp_p=0.9, tx_p=0.8)
     first = next((k for k, (a, b) in enumerate(zip(got, expect)) if a != b), min(len(got), len(expect)))
     result = {"frames": FRAMES, "items": len(items), "cycles": cycles, "tx_bytes": len(got),
               "expected_tx_bytes": len(expect), "hang": int(cycles >= limit),

@@ -13,15 +13,11 @@ import os
 import random
 
 import cocotb
-from amaranth.lib import data
-from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge
 
 from ganpu.link.framer import Framer
 from ganpu.processor import config
-from ganpu.processor.program import bus_request_layout, bus_response_layout
 
-from tb_link_traffic import MapModel, traffic
+from tb_link_traffic import MapModel, exchange, traffic
 
 CFG = config("small")
 SEED = int(os.environ.get("GANPU_SEED", "1"))
@@ -36,57 +32,8 @@ async def against_model(dut):
     ref = MapModel(CFG)
     expect = Framer.model(CFG, items, ref)
     dev = MapModel(CFG)
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value = 1
-    dut.rx__valid.value = 0
-    dut.req__ready.value = 0
-    dut.resp__valid.value = 0
-    dut.tx__ready.value = 0
-    for _ in range(3):
-        await FallingEdge(dut.clk)
-    dut.rst.value = 0
-    rl, sl = bus_request_layout(), bus_response_layout()
-    got = bytearray()
-    pend = []
-    i, gap = 0, 0
-    limit = len(items) * 6 + 20 * TIMEOUT + 5000
-    for _ in range(limit):
-        if i >= len(items) and len(got) >= len(expect):
-            break
-        # outputs of the design, stable since the last rising edge
-        rx_ready = int(dut.rx__ready.value)
-        req_valid = int(dut.req__valid.value)
-        req = data.Const(rl, int(dut.req__payload.value)) if req_valid else None
-        resp_ready = int(dut.resp__ready.value)
-        tx_valid = int(dut.tx__valid.value)
-        tx_byte = int(dut.tx__payload.value) if tx_valid else None
-        # inputs for the next rising edge
-        while i < len(items) and items[i] is None and gap == 0:
-            gap = TIMEOUT + 4          # an idle gap beyond the link timeout
-            i += 1
-        offered = gap == 0 and i < len(items)
-        if offered:
-            dut.rx__payload.value = items[i]
-        dut.rx__valid.value = int(offered)
-        req_ready = int(len(pend) < 2 and rng.random() < 0.8)
-        dut.req__ready.value = req_ready
-        resp_valid = int(bool(pend))
-        dut.resp__valid.value = resp_valid
-        if pend:
-            dut.resp__payload.value = sl.const({"data": pend[0][0], "error": pend[0][1]}).as_value().value
-        tx_ready = int(rng.random() < 0.7)
-        dut.tx__ready.value = tx_ready
-        await FallingEdge(dut.clk)
-        # the handshakes of that edge
-        if offered and rx_ready:
-            i += 1
-        gap = max(0, gap - 1)
-        if resp_valid and resp_ready:
-            pend.pop(0)
-        if req_valid and req_ready:
-            pend.append(dev(int(req.addr), int(req.write), int(req.data)))
-        if tx_valid and tx_ready:
-            got.append(tx_byte)
+    got, _ = await exchange(dut, items, len(expect), dev, rng,
+                            len(items) * 6 + 20 * TIMEOUT + 5000, TIMEOUT, tx_p=0.7)
     assert bytes(got) == expect, (f"tx differs from the model: {len(got)} bytes, expected "
                                   f"{len(expect)}; first difference at "
                                   f"{next((k for k, (a, b) in enumerate(zip(got, expect)) if a != b), min(len(got), len(expect)))}")
