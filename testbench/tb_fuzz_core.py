@@ -41,7 +41,7 @@ from cocotb.triggers import SimTimeoutError
 from ganpu import numerics
 from ganpu.core import Buf, Error, Geometry, model
 from ganpu.core.descriptor import descriptor_layout
-from ganpu.host.lower import _desc, pack_desc
+from ganpu.host.lower import ConvShape, _desc, conv_tasks, pack_desc
 from ganpu.sim.cocotb_transport import attach
 from vectors import f16_mixed
 
@@ -81,6 +81,43 @@ def _layout(rng, rows, cols, depth, top):
     return min(base, top), min(sr, top), min(sc, top)
 
 
+CONV_FIELDS = ("conv", "kern", "cstride", "dil", "pad", "flip", "ky0", "kh", "img", "chan",
+               "in_h", "in_w", "oy0", "out_h", "out_w", "b_sy", "b_sx")
+
+
+def conv_desc(rng, cfg):
+    """A tile of a random conv or tconv phase as the host lowers it, in half of the
+    cases with one convolution field changed to a neighbouring or random value (so the
+    convolution checks, CONV_SHAPE among them, are met from both sides)."""
+    g = cfg.geom
+    widths = {name: field.width for name, field in descriptor_layout(g)}
+    while True:
+        kind = str(rng.choice(["conv", "tconv"]))
+        k, s = int(rng.integers(1, 5)), int(rng.integers(1, 3))
+        p = int(rng.integers(0, k))
+        op = int(rng.integers(0, s)) if kind == "tconv" else 0
+        cin, cout, b = (int(rng.integers(1, 4)) for _ in range(3))
+        h = int(rng.integers(1, 6))
+        try:
+            shape = ConvShape(kind, b, cin, cout, k, s, p, (h, h), op)
+            ho, wo = shape.out_hw
+            phase = str(rng.choice(["fp", "bp", "wg"]))
+            tasks, _ = conv_tasks(shape, phase, g, x=np.zeros(b * cin * h * h, np.uint16),
+                                  dz=np.zeros(b * cout * ho * wo, np.uint16),
+                                  w=np.zeros(cin * cout * k * k, np.uint16),
+                                  act=int(phase == "fp"), eors=bool(rng.random() < 0.2),
+                                  eors_lanes=cfg.eors_lanes)
+        except ValueError:  # no such layer, or it does not fit this core
+            continue
+        desc = dict(tasks[int(rng.integers(0, len(tasks)))][0])
+        if rng.random() < 0.5:
+            f = str(rng.choice(CONV_FIELDS))
+            v = desc[f]
+            new = int(rng.choice([0, 1, 2, 3, v + 1, max(v - 1, 0), int(rng.integers(0, 1 << widths[f]))]))
+            desc[f] = new & ((1 << widths[f]) - 1)
+        return desc
+
+
 def random_desc(rng, cfg, max_dim=8):
     """A descriptor of :func:`ganpu.core.model.check`'s whole domain: mostly tasks that
     fit (so results are checked), with every kind of fault mixed in."""
@@ -99,6 +136,8 @@ def random_desc(rng, cfg, max_dim=8):
                  slope=int(rng.integers(0, 1 << 16)), use_mask=int(rng.integers(0, 2)),
                  bias=int(rng.integers(0, 2)), eors=int(rng.integers(0, 2)))
         return {f: min(v, top) for f, v in d.items()}
+    if rng.random() < 0.1:
+        return conv_desc(rng, cfg)
     M, N, K = (int(rng.integers(1, max_dim + 1)) for _ in range(3))
     big = rng.random() < 0.1
     if big:  # past the masks, the compressed A or BW, with broadcast operands
