@@ -48,14 +48,19 @@ def test_parse_reports():
     assert got["fmax_mhz"] == 123.4
 
 
-def test_synth_fp16_to_fp32_ulx3s(tmp_path):
-    board = fpga.BOARDS["ulx3s-85f"]
+def _need_tools(tools):
+    """Skip when a tool is missing (locally), fail under CI=true."""
     try:
-        fpga.check_tools(board.tools)
+        fpga.check_tools(tools)
     except fpga.ToolMissing as exc:
         if harness.in_ci():
             pytest.fail(f"{exc} (CI=true: a missing tool is a failure)")
         pytest.skip(str(exc))
+
+
+def test_synth_fp16_to_fp32_ulx3s(tmp_path):
+    board = fpga.BOARDS["ulx3s-85f"]
+    _need_tools(board.tools)
     res = fpga.synthesize("fp16_to_fp32", "ulx3s-85f", build_dir=tmp_path)
     assert res.lut4 > 0
     assert res.ff > 0
@@ -84,12 +89,7 @@ def test_board_env_native_yosys(tmp_path):
 
 def test_estimate_counts_lut_sites():
     """Yosys' mapping alone, counted like a placed report (LUT4 + 2 per CCU2C)."""
-    try:
-        fpga.check_tools(("yosys",))
-    except fpga.ToolMissing as exc:
-        if harness.in_ci():
-            pytest.fail(f"{exc} (CI=true: a missing tool is a failure)")
-        pytest.skip(str(exc))
+    _need_tools(("yosys",))
     from ganpu import blocks
     got = fpga.estimate(blocks.get("fp16_to_fp32")())
     cells = got["cells"]
