@@ -9,7 +9,7 @@ from ..delay import delay
 from .config import CoreConfig, Geometry, check_type, CheckedComponent
 
 __all__ = ["Op", "Act", "ConvMode", "Error", "Geometry", "descriptor_layout", "DescriptorChecker",
-           "CONV_FIELDS"]
+           "CONV_FIELDS", "EORS_FIELDS", "DEFAULT_ZERO_FIELDS"]
 
 
 class Op(enum.Enum, shape=2):
@@ -60,6 +60,11 @@ CONV_NARROW = {"conv": ConvMode, "kern": 3, "cstride": 2, "dil": 2, "pad": 3, "f
 #: The convolution fields, all 0 in an FC task (their defaults).
 CONV_FIELDS = ("conv", "kern", "cstride", "dil", "pad", "flip", "ky0", "kh", "img", "chan",
                "in_h", "in_w", "oy0", "out_h", "out_w", "b_sy", "b_sx")
+#: The EORS level of the task (``docs/eors.md``, "Self-calibration"): 0 = the
+#: CoreConfig's level, q = 1..31 the scale-aware level q; ignored in absolute mode.
+EORS_FIELDS = {"eors_rel": 5}
+#: Fields that may be left out of a descriptor dict (they default to 0).
+DEFAULT_ZERO_FIELDS = CONV_FIELDS + tuple(EORS_FIELDS)
 
 
 def descriptor_layout(geom):
@@ -80,6 +85,10 @@ def descriptor_layout(geom):
     ``cstride``, ``dil`` (zero insertion), ``pad``, ``flip``, ``ky0``, ``kh``, ``img``, ``chan``,
     ``in_h``, ``in_w``, ``oy0``, ``out_h``, ``out_w``, ``b_sy``, ``b_sx``; all 0 in an
     FC task.
+
+    ``eors_rel`` (5 bits, after the convolution fields) is the task's scale-aware EORS
+    level q (``docs/eors.md``): 0 keeps the core's configured level
+    (``CoreConfig.eors.rel``), 1..31 replace it; ignored in absolute mode.
     """
     d = geom.dim_bits
     return data.StructLayout({
@@ -91,6 +100,7 @@ def descriptor_layout(geom):
         "bias_base": d,
         **CONV_NARROW,
         **{name: d for name in CONV_FIELDS if name not in CONV_NARROW},
+        **EORS_FIELDS,
     })
 
 

@@ -14,7 +14,7 @@ from amaranth.hdl import Shape
 
 from .. import numerics
 from ..core.config import DEFAULT_CORE, check_int
-from ..core.descriptor import Op, Act, ConvMode, CONV_FIELDS, descriptor_layout
+from ..core.descriptor import Op, Act, ConvMode, DEFAULT_ZERO_FIELDS, descriptor_layout
 from ..core import im2col
 
 __all__ = ["fc_fp", "fc_bp", "fc_wg", "fc_db", "pack_desc", "bw_image", "fc_desc",
@@ -34,11 +34,11 @@ def bw_image(w, eors_lanes=DEFAULT_CORE.eors_lanes):
 
 def fc_desc(**kw):
     """A descriptor dict: every field 0 (an FC task; the conv fields of
-    :data:`~ganpu.core.descriptor.CONV_FIELDS` stay 0) but those given. The one place
+    :data:`~ganpu.core.descriptor.DEFAULT_ZERO_FIELDS` stay 0, the EORS level too) but those given. The one place
     that gives fields defaults; everything that builds a descriptor starts here."""
     d = dict(op=0, act=0, slope=0, use_mask=0, bias=0, eors=0, m=0, n=0, k=0,
              a_base=0, a_sm=0, a_sk=0, b_base=0, b_sn=0, b_sk=0,
-             o_base=0, o_sm=0, o_sn=0, bias_base=0, **{f: 0 for f in CONV_FIELDS})
+             o_base=0, o_sm=0, o_sn=0, bias_base=0, **{f: 0 for f in DEFAULT_ZERO_FIELDS})
     d.update(kw)
     return d
 
@@ -103,10 +103,10 @@ def pack_desc(desc, geom):
     """The descriptor dict as the integer the ``desc`` port takes:
     ``descriptor_layout(geom).const(desc).as_bits()``, after checking that every field
     is present and fits (``ValueError`` naming the field otherwise); the convolution
-    fields alone may be left out of an FC descriptor (they are then 0). Enum fields take
+    fields and ``eors_rel`` alone may be left out (they are then 0). Enum fields take
     any code that fits, defined or not, so malformed descriptors reach the checker."""
     layout = descriptor_layout(geom)
-    desc = {**{f: 0 for f in CONV_FIELDS}, **desc}
+    desc = {**{f: 0 for f in DEFAULT_ZERO_FIELDS}, **desc}
     extra = set(desc) - {name for name, _ in layout}
     if extra:
         raise ValueError(f"Descriptor has unknown fields {sorted(extra)!r}")
