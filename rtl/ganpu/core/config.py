@@ -130,6 +130,11 @@ class CoreConfig:
         ``eors_lanes``: A, B, OUT and the masks are stored as words of ``host_words``
         elements, so one aligned burst of that many elements is one access
         (``docs/memory-map.md``). 1 (the default) is the one-element port.
+    eors_sample_log2 : int
+        EORS self-calibration sampling (``docs/eors.md``, "Self-calibration"): r > 0
+        computes one predicted-zero output in ``2**r`` anyway (result discarded) to
+        count false zeros; ``2**r >= eors_lanes``, r <= 16. 0 (the default): no
+        sampling hardware.
     """
 
     lanes: int = 4
@@ -137,6 +142,7 @@ class CoreConfig:
     eors_lanes: int = 16
     eors: EorsParams = DEFAULT_EORS
     host_words: int = 1
+    eors_sample_log2: int = 0
 
     def __post_init__(self):
         check_int("lanes", self.lanes, 1, 16)
@@ -144,6 +150,10 @@ class CoreConfig:
         check_int("eors_lanes", self.eors_lanes, 2, 64, power_of_two=True)
         check_type("eors", self.eors, EorsParams)
         check_int("host_words", self.host_words, 1, 16, power_of_two=True)
+        check_int("eors_sample_log2", self.eors_sample_log2, 0, 16)
+        if self.eors_sample_log2 and (1 << self.eors_sample_log2) < self.eors_lanes:
+            raise ValueError(f"eors_sample_log2={self.eors_sample_log2!r} samples more than "
+                             f"one output of a word of eors_lanes={self.eors_lanes!r}")
         if self.host_words > self.eors_lanes:
             raise ValueError(f"host_words={self.host_words!r} is wider than a BIAS/BW word: "
                              f"eors_lanes={self.eors_lanes!r}")
