@@ -234,16 +234,16 @@ def test_window_skips_dispatched_records():
 
 def test_wide_passes(monkeypatch):
     """With a wide host port the DMA moves ``host_words`` words per cycle in the passes
-    whose rows are whole words with column stride 1, one word per cycle in the others
-    (``Dma.pass_issues``): a record with every operand row-major and one whose A and B
-    are read transposed."""
+    whose rows are whole words with column stride 1, and through its transpose buffer
+    in the loads whose rows are whole words with row stride 1 (``Dma.pass_issues``): a
+    record with every operand row-major and one whose A and B are read transposed."""
     import dataclasses
     import ganpu.processor.cycle_model as cm
     for name in ("JOB_SETUP", "DMA_SETUP", "STORE_SETUP", "SKIP"):
         monkeypatch.setattr(cm, name, 0)
     base = ProcessorConfig(cores=1)
     cfg = dataclasses.replace(base, core=dataclasses.replace(base.core, host_words=8))
-    m, n, k = 16, 8, 24
+    m, n, k = 20, 8, 24
     rows = {"kind": TaskKind.GEMM, "m": m, "n": n, "k": k, "bias": 1, "store_mask": 1,
             "a": {"s0": k, "s1": 1}, "b": {"s0": k, "s1": 1}, "out": {"s0": n, "s1": 1},
             "work": 1000, "words": 0}
@@ -251,6 +251,35 @@ def test_wide_passes(monkeypatch):
     macs = [np.full(m, n * k)]
     wide = (m * k + n * k + n + 2 * m * n) // 8
     assert simulate(cfg, [rows], row_macs=macs).dma_cycles == wide
-    assert simulate(cfg, [cols], row_macs=macs).dma_cycles == m * k + n * k + (n + 2 * m * n) // 8
+    # transposed: bands of 8 rows, one read per column of a band, then the last
+    # band's rows read out of the transpose buffer, and its output register
+    a_t = 3 * k + (m - 16) + 1          # 20 rows: bands of 8, 8 and 4
+    b_t = 1 * k + 8 + 1
+    assert simulate(cfg, [cols], row_macs=macs).dma_cycles == a_t + b_t + (n + 2 * m * n) // 8
     assert simulate(base, [rows], row_macs=macs).dma_cycles == m * k + n * k + n + 2 * m * n
     assert simulate(base, [rows], row_macs=macs, dma_width=8).dma_cycles == wide
+    # rows that are not whole words stay one word per cycle, transposed or not
+    odd = {**cols, "k": 6, "a": {"s0": 1, "s1": m}, "b": {"s0": 1, "s1": n}}
+    assert simulate(cfg, [odd], row_macs=[np.full(m, n * 6)]).dma_cycles == \
+        m * 6 + n * 6 + (n + 2 * m * n) // 8
+
+
+def test_pass_modes():
+    """``Dma.pass_mode``: wide (column stride 1), transposed (loads with row stride 1),
+    a one-column tile walked as one row, else narrow; BW is always narrow."""
+    import dataclasses
+    from ganpu.processor.dma import Dma
+    base = ProcessorConfig(cores=1)
+    cfg = dataclasses.replace(base, core=dataclasses.replace(base.core, host_words=4))
+    assert Dma.pass_mode(cfg, 5, 8, 8, 1) == ("wide", 5, 8)
+    assert Dma.pass_mode(cfg, 5, 8, 1, 5) == ("transposed", 5, 8)
+    assert Dma.pass_mode(cfg, 5, 8, 1, 5, store=True) == ("narrow", 5, 8)
+    assert Dma.pass_mode(cfg, 5, 8, 1, 5, bw=True) == ("narrow", 5, 8)
+    assert Dma.pass_mode(cfg, 1, 8, 1, 5) == ("narrow", 1, 8)     # one row: no gain
+    assert Dma.pass_mode(cfg, 5, 6, 1, 5) == ("narrow", 5, 6)     # rows not whole words
+    assert Dma.pass_mode(cfg, 12, 1, 1, 40) == ("wide", 1, 12)    # one column, row stride 1
+    assert Dma.pass_mode(cfg, 12, 1, 3, 40) == ("narrow", 1, 12)
+    assert Dma.pass_mode(base, 12, 1, 1, 40) == ("narrow", 12, 1)  # one-word port: as is
+    assert Dma.pass_issues(cfg, 5 * 8, 8, 5, srow=1) == 2 * 8 + 1 + 1
+    assert Dma.pass_issues(cfg, 8 * 8, 8, 5, srow=1) == 2 * 8 + 4 + 1
+    assert Dma.pass_issues(cfg, 8 * 8, 8, 5) == 64                 # row stride unknown

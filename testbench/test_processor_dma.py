@@ -1,8 +1,9 @@
 """The DMA in the Amaranth simulator against ``Dma.model``: random load and store
 jobs on a GBUF and emulated core host ports (read latency ``HostPort.read_latency``),
-every word of every buffer compared, and the documented pass timing checked (fast, no
-Verilog build); with the one-element host port and a four-element one (wide passes
-and the banked GBUF's unaligned windows)."""
+plus jobs made for the edges (transposed operands with partial bands, one-column
+tiles), every word of every buffer compared, and the documented pass timing checked
+(fast, no Verilog build); with the one-element host port and a four-element one (wide
+and transposed passes, the banked GBUF's unaligned windows)."""
 
 import dataclasses
 
@@ -16,7 +17,7 @@ from ganpu.core.config import Buf
 from ganpu.core.ports import HostPort
 from ganpu.processor import config
 from ganpu.processor.dma import Dma
-from ganpu.processor.gbuf import Gbuf
+from ganpu.processor.gbuf import Gbuf, Owner
 from ganpu.processor.model import normalize, split_rows, reads_mask_in, eors_active
 
 from tb_processor_programs import random_program
@@ -62,34 +63,84 @@ def _jobs(rng, CFG):
     return gbuf, jobs
 
 
+def _edge_jobs(rng, CFG):
+    """Load and store jobs the random programs make rarely: transposed A and B (GBUF row
+    stride 1) with bands of W rows and a partial last band, one-column tiles (walked as
+    one row), one-column stores; every core of the group gets rows."""
+    jobs = []
+    C = CFG.cores
+    for M, N, K in ((13, 6, 8), (9, 1, 4), (12, 8, 1), (8, 3, 4), (7, 5, 12)):
+        parts = split_rows(M, C)
+        rows = [{"m0": m0, "mc": m1 - m0} for m0, m1 in parts] + \
+            [{"m0": 0, "mc": 0}] * (C - len(parts))
+        a = {"base": int(rng.integers(0, 300)), "s0": 1, "s1": M + int(rng.integers(0, 3))}
+        b = {"base": int(rng.integers(300, 600)), "s0": 1, "s1": N + int(rng.integers(0, 3))}
+        jobs.append(("load", {"group": (1 << len(parts)) - 1, "rows": rows, "n": N, "k": K,
+                              "a": a, "b": b, "bias": 1, "bias_base": int(rng.integers(600, 700)),
+                              "mask_in": 0, "mask_in_base": 0, "bw": 0}))
+        for c, (m0, m1) in enumerate(parts):
+            jobs.append(("store", {"core": c, "m0": m0, "mc": m1 - m0, "n": N,
+                                   "out": {"base": 700, "s0": 1 if N == 1 else N, "s1": 1},
+                                   "store_mask": int(N == 1), "mask_out_base": 850}))
+    return jobs
+
+
+def _passes(kind, job):
+    """``(rows, cols, srow, scol, bw, store)`` of the passes of a job (not skipped)."""
+    n = job["n"]
+    if kind == "store":
+        o = job["out"]
+        return [(job["mc"], n, o["s0"], o["s1"], False, True)] + \
+            ([(job["mc"], n, n, 1, False, True)] if job["store_mask"] else [])
+    k, b = job["k"], job["b"]
+    out = [(n, k, b["s0"], b["s1"], False, False)]
+    out += [(n, k, b["s0"], b["s1"], True, False)] if job["bw"] else []
+    out += [(1, n, 0, 1, False, False)] if job["bias"] else []
+    for c, r in enumerate(job["rows"]):
+        if job["group"] >> c & 1:
+            out.append((r["mc"], k, job["a"]["s0"], job["a"]["s1"], False, False))
+            out += [(r["mc"], n, n, 1, False, False)] if job["mask_in"] else []
+    return out
+
+
 def _cycles(CFG, kind, job):
     """The documented busy cycles of a job (after the cycle that takes it): ``w + 3``
     per load pass, ``w + 2 + read_latency`` per store pass (``w / W`` for ``w`` when
     the pass is wide), one per skipped step and one for the end of a load job."""
     n = job["n"]
 
-    def w(words, cols, scol=1, bw=False):
-        return Dma.pass_issues(CFG, words, cols, scol, bw)
     if kind == "store":
-        o = w(job["mc"] * n, n, job["out"]["s1"])
-        passes = [o] + ([w(job["mc"] * n, n)] if job["store_mask"] else [])
+        o = _issues(CFG, job["mc"] * n, n, job["out"]["s1"], srow=job["out"]["s0"], store=True)
+        passes = [o] + ([_issues(CFG, job["mc"] * n, n, store=True)] if job["store_mask"] else [])
         return sum(p + 2 + HostPort.read_latency for p in passes)
-    t, _ = _load_steps(CFG, job, w)
+    t, _ = _load_steps(CFG, job)
     return t + 1                                     # the end of the job
 
 
-def _load_steps(CFG, job, w):
+def _issues(CFG, words, cols, scol=1, bw=False, srow=None, store=False):
+    """``Dma.pass_issues`` of a pass (row stride ``srow``, default ``cols``: rows one
+    after the other)."""
+    return Dma.pass_issues(CFG, words, cols, scol, bw, srow=cols if srow is None else srow,
+                           store=store)
+
+
+def _load_steps(CFG, job):
     """``(cycles, {core: cycle of its loaded pulse})`` of a load job's steps."""
     C = CFG.cores
     n, k = job["n"], job["k"]
-    t = w(n * k, k, job["b"]["s1"]) + 3                               # B
-    t += (w(n * k, k, job["b"]["s1"], True) + 3) if job["bw"] else 1  # BW
-    t += (w(n, n) + 3) if job["bias"] else 1                        # BIAS
+
+    def w(*args, **kw):
+        return _issues(CFG, *args, **kw)
+    b = job["b"]
+    t = w(n * k, k, b["s1"], srow=b["s0"]) + 3                                   # B
+    t += (w(n * k, k, b["s1"], True, srow=b["s0"]) + 3) if job["bw"] else 1       # BW
+    t += (w(n, n, srow=0) + 3) if job["bias"] else 1                             # BIAS
     out = {}
     for c in range(C):                                # A and MASK_IN core by core
         mc = job["rows"][c]["mc"]
         if job["group"] >> c & 1:
-            t += w(mc * k, k, job["a"]["s1"]) + 3 + ((w(mc * n, n) + 3) if job["mask_in"] else 1)
+            t += w(mc * k, k, job["a"]["s1"], srow=job["a"]["s0"]) + 3 + (
+                (w(mc * n, n) + 3) if job["mask_in"] else 1)
             out[c] = t
         else:
             t += 1
@@ -99,13 +150,14 @@ def _load_steps(CFG, job, w):
 def _loaded(CFG, job):
     """The documented cycle of each group core's ``loaded`` pulse, counted like
     :func:`_cycles` (the pulse comes the cycle after the core's last step)."""
-    return _load_steps(CFG, job, lambda *a: Dma.pass_issues(CFG, *a))[1]
+    return _load_steps(CFG, job)[1]
 
 
 @pytest.mark.parametrize("CFG", CFGS, ids=[f"w{c.core.host_words}" for c in CFGS])
 def test_dma_against_model(CFG):
     rng = np.random.default_rng(31)
     image, jobs = _jobs(rng, CFG)
+    jobs += _edge_jobs(rng, CFG)
     dut = _Dut(CFG)
     dma = dut.dma
     C = CFG.cores
@@ -146,13 +198,22 @@ def test_dma_against_model(CFG):
 
     async def bench(ctx):
         gb = dut.gbuf
-        # GBUF image through the bus write port
+        # the GBUF's port pair serves the bus while the image goes in and comes back
+        # out, the DMA in between (a GBUF without `owner` has a pair for each)
+        owned = hasattr(gb, "owner")
+        if owned:
+            from ganpu.processor.gbuf import Owner
+            ctx.set(gb.owner, Owner.BUS)
+        # GBUF image through the bus write port (the bus owns the GBUF's port pair)
+        ctx.set(gb.owner, Owner.BUS)
         for w in np.flatnonzero(image):
             ctx.set(gb.bus_wr.addr, int(w))
             ctx.set(gb.bus_wr.data, int(image[w]))
             ctx.set(gb.bus_wr.en, 1)
             await ctx.tick()
         ctx.set(gb.bus_wr.en, 0)
+        if owned:
+            ctx.set(gb.owner, Owner.DMA)
         for kind, job in jobs:
             stream = dma.load if kind == "load" else dma.store
             done = dma.load_done if kind == "load" else dma.store_done
@@ -176,6 +237,8 @@ def test_dma_against_model(CFG):
             loaded.append(pulses)
             await ctx.tick()
         # GBUF back through the bus read port
+        if owned:
+            ctx.set(gb.owner, Owner.BUS)
         got = []
         for w in range(CFG.gbuf_depth):
             ctx.set(gb.bus_rd.addr, w)
@@ -201,6 +264,15 @@ def test_dma_against_model(CFG):
     for (kind, job), got in zip(jobs, loaded):
         assert got == (_loaded(CFG, job) if kind == "load" else {}), (kind, got)
     if W > 1:
+        # every way of moving a pass was exercised: wide, transposed with whole and
+        # partial last bands, one-column tiles walked as one wide row, narrow
+        seen = set()
+        for kind, job in jobs:
+            for rows, cols, srow, scol, bw, store in _passes(kind, job):
+                mode, r, _ = Dma.pass_mode(CFG, rows, cols, srow, scol, bw, store)
+                seen.add((mode, r % W == 0) if mode == "transposed" else (mode, cols == 1))
+        assert seen >= {("wide", False), ("wide", True), ("transposed", False), ("transposed", True),
+                        ("narrow", False)}, seen
         # the wide passes were exercised: some job is shorter than its one-word timing
         narrow = dataclasses.replace(CFG, core=dataclasses.replace(CFG.core, host_words=1))
         assert any(_cycles(CFG, k, j) < _cycles(narrow, k, j) for k, j in jobs)

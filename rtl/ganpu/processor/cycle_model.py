@@ -218,11 +218,13 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
         heapq.heappush(events, (time, seq, kind, payload))
         seq += 1
 
-    def pass_cycles(w, cols=1, scol=1, setup=None, bw=False):
-        """A pass of ``w`` words in rows of ``cols``, GBUF column stride ``scol`` (None: a
-        pass the job skips)."""
+    def pass_cycles(w, cols=1, scol=1, setup=None, bw=False, srow=None):
+        """A pass of ``w`` words in rows of ``cols``, GBUF column stride ``scol`` and row
+        stride ``srow`` (None for ``w``: a pass the job skips)."""
+        store = setup is not None
         setup = DMA_SETUP if setup is None else setup
-        return SKIP if w is None else setup + Dma.pass_issues(cfg, w, cols, scol, bw, dma_width)
+        return SKIP if w is None else setup + Dma.pass_issues(
+            cfg, w, cols, scol, bw, dma_width, srow=cols if srow is None else srow, store=store)
 
     def dma_next():
         nonlocal dma_busy
@@ -249,14 +251,14 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
         # the shared operands first (one broadcast pass each), then each core's own
         # rows: a core starts as soon as its A (and MASK_IN) are in
         sb = rec["b"]["s1"]
-        cycles = JOB_SETUP + pass_cycles(N * K, K, sb) + pass_cycles(
+        cycles = JOB_SETUP + pass_cycles(N * K, K, sb, srow=rec["b"]["s0"]) + pass_cycles(
             -(-N // P) * P * K if eors_active(rec) else None, bw=True) + pass_cycles(
-            N if rec["bias"] else None, N)
+            N if rec["bias"] else None, N, srow=0)
         ready_at = {}
         for core in range(C):       # every core is a step of the job, in the group or not
             if core in rows:
                 m0, m1 = rows[core]
-                cycles += pass_cycles((m1 - m0) * K, K, rec["a"]["s1"]) + pass_cycles(
+                cycles += pass_cycles((m1 - m0) * K, K, rec["a"]["s1"], srow=rec["a"]["s0"]) + pass_cycles(
                     (m1 - m0) * N if reads_mask_in(rec) else None, N)
                 ready_at[core] = cycles
             else:
@@ -333,7 +335,8 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
             t, core, t_disp, rows = payload
             rec = recs[t]
             n = rec["n"]
-            cycles = JOB_SETUP + pass_cycles(rows * n, n, rec["out"]["s1"], STORE_SETUP) + (
+            cycles = JOB_SETUP + pass_cycles(rows * n, n, rec["out"]["s1"], STORE_SETUP,
+                                             srow=rec["out"]["s0"]) + (
                 pass_cycles(rows * n, n, 1, STORE_SETUP) if rec["store_mask"] else 0)
             stores.append((t, cycles, "store", (t, core, t_disp)))
         else:

@@ -12,6 +12,7 @@ from ..delay import delay_line
 from .config import ProcessorConfig, ProcessorComponent
 from .gbuf import dma_read_signature, dma_write_signature
 from .program import operand2_layout
+from .transpose import Transpose
 
 __all__ = ["Dma", "load_layout", "store_layout"]
 
@@ -44,11 +45,22 @@ class Dma(ProcessorComponent):
     0, 1, 2, ... (row-major, contiguous), except the BW pass whose core address is
     ``((n // P) * K + k) * P + n % P`` (``P`` = EORS lanes).
 
-    Width: one element per cycle, or ``W = cfg.core.host_words`` elements per cycle in
-    a *wide* pass: a pass with column stride 1 whose rows are whole W-element words of
-    the core buffer (``cols mod W == 0``; not BW). A wide pass reads (loads) or writes
-    (stores) W consecutive GBUF words per cycle through the banked GBUF's DMA port,
-    and writes or reads one aligned word of the cores' host ports.
+    Width (:meth:`pass_mode`): one element per cycle, or about ``W =
+    cfg.core.host_words`` elements per cycle in a pass whose rows are whole W-element
+    words of the core buffer (``cols mod W == 0``; not BW; a one-column tile is walked
+    as one row first, the same words in the same order):
+
+    * *wide*, with GBUF column stride 1: W consecutive GBUF words per cycle read
+      (loads) or written (stores) through the banked GBUF's DMA port, one aligned word
+      of the cores' host ports written or read;
+    * *transposed*, a load with GBUF row stride 1 (the operands BP and WG read in
+      place): bands of W rows, each walked column by column, one read of W
+      consecutive GBUF words (one column of the band) per cycle into the
+      :class:`~ganpu.processor.transpose.Transpose` buffer, whose rows come out W reads
+      later as aligned core words (row ``i`` of a band's block of W columns goes to
+      core address ``(r0 + i) * cols + c0``); a band of fewer than W rows at the
+      bottom edge writes only its rows, and the last block is read out by as many
+      steps as it has rows.
 
     Load job (from ``load``): B, BW (with ``bw``) and BIAS (with ``bias``), each read
     once from the GBUF and written to every core of the group in the same cycle
@@ -59,9 +71,10 @@ class Dma(ProcessorComponent):
     bit 0 as a 0/1 word), read through the core's host port, whose data comes
     ``HostPort.read_latency`` cycles after the address.
 
-    Latency: a pass of ``w`` words takes ``w`` cycles (``w / W`` when wide) plus 1 (load) or
-    ``read_latency`` (store) to drain, plus one set-up cycle and the cycle that sees
-    its end (``w + 3`` for a load pass); a step the job skips (no BW, BIAS or MASK_IN,
+    Latency: a pass of ``w`` words takes ``w`` issue cycles (:meth:`pass_issues`: ``w / W``
+    when wide, ``ceil(rows / W) * cols + r + 1`` when transposed, ``r`` the rows of the
+    last band) plus 1 (load) or ``read_latency`` (store) to drain, plus one set-up
+    cycle and the cycle that sees its end (``w + 3`` for a load pass); a step the job skips (no BW, BIAS or MASK_IN,
     a core outside the group) one cycle, the end of the load job one more.
     ``loaded[c]`` pulses the cycle after core ``c``'s last pass; ``load_done`` /
     ``store_done`` the cycle after the job's last step. ``busy`` is high from taking
@@ -124,13 +137,47 @@ class Dma(ProcessorComponent):
                 cores[c]["bias"][:n] = gbuf[job["bias_base"] + np.arange(n)]
 
     @staticmethod
-    def pass_issues(cfg, words, cols, scol=1, bw=False, width=None):
-        """Cycles a pass of ``words`` words in rows of ``cols`` (GBUF column stride
-        ``scol``; ``bw`` for the BW pass) spends issuing: ``words / W`` for a wide pass,
-        else ``words`` (``W`` = ``width``, default ``cfg.core.host_words``)."""
+    def pass_mode(cfg, rows, cols, srow, scol, bw=False, store=False, width=None):
+        """How the DMA moves a pass of ``rows x cols`` words (GBUF row stride ``srow``,
+        column stride ``scol``): ``(mode, rows, cols)`` with ``mode`` "wide",
+        "transposed" or "narrow" and the tile as walked. With ``W`` > 1 (``width``,
+        default ``cfg.core.host_words``) a one-column tile (not BW) is walked as one row
+        (same GBUF words, same core addresses); then a pass whose rows are whole
+        W-element words of the core buffer (``cols mod W == 0``) is *wide* with column
+        stride 1, *transposed* (loads only, more than one row) with row stride 1."""
         W = cfg.core.host_words if width is None else width
-        wide = W > 1 and not bw and scol == 1 and cols % W == 0
-        return -(-words // W) if wide else words
+        if W > 1 and not bw and cols == 1:
+            rows, cols, srow, scol = 1, rows, 0, srow
+        whole = W > 1 and not bw and cols % W == 0
+        if whole and scol == 1:
+            return "wide", rows, cols
+        if whole and srow == 1 and not store and rows > 1:
+            return "transposed", rows, cols
+        return "narrow", rows, cols
+
+    @staticmethod
+    def pass_issues(cfg, words, cols, scol=1, bw=False, width=None, *, srow=None, store=False):
+        """Cycles a pass of ``words`` words in rows of ``cols`` (GBUF column stride
+        ``scol``, row stride ``srow``; ``bw`` for the BW pass, ``store`` for a store)
+        spends issuing (:meth:`pass_mode`): ``words / W`` for a wide pass;
+        ``ceil(rows / W) * cols + r + 1`` for a transposed one (``r`` the rows of its
+        last band of W: the transpose buffer's last block is read out after the last
+        read, and its output register adds a cycle); else ``words``. Without ``srow``
+        (unknown) no pass is transposed or walked as one row."""
+        W = cfg.core.host_words if width is None else width
+        if words == 0:
+            return 0
+        rows = words // cols
+        if srow is None:
+            mode = "wide" if W > 1 and not bw and scol == 1 and cols % W == 0 else "narrow"
+        else:
+            mode, rows, cols = Dma.pass_mode(cfg, rows, cols, srow, scol, bw, store, W)
+        if mode == "wide":
+            return -(-words // W)
+        if mode == "transposed":
+            bands = -(-rows // W)
+            return bands * cols + rows - (bands - 1) * W + 1
+        return words
 
     def elaborate(self, platform):
         m = Module()
@@ -143,6 +190,8 @@ class Dma(ProcessorComponent):
         W = cfg.core.host_words
         lw = exact_log2(W)
 
+        if W > 1:
+            m.submodules.transpose = tp = Transpose(W)
         # --- pass engine
         p_rows, p_cols = Signal(d), Signal(d)
         p_srow, p_scol = Signal(g), Signal(g)
@@ -150,27 +199,58 @@ class Dma(ProcessorComponent):
         p_bw, p_store, p_wide = Signal(), Signal(), Signal()
         p_mask = Signal(C)
         p_src = Signal(range(C))
-        r, c = Signal(d), Signal(d)
+        r, c = Signal(d), Signal(d + 1)     # c runs on past the row in a transposed flush
         row_addr, col_addr = Signal(g), Signal(g)
         caddr, gk = Signal(16), Signal(16)
         issuing = Signal()
 
+        p_tr = Signal()                 # a transposed pass (W > 1)
+        band_ca = Signal(16)            # transposed: the core address of the band's row 0
+
         def setup(rows, cols, base, srow, scol, buf, *, mask=0, store=0, src=0, bw=0):
-            m.d.sync += [p_rows.eq(rows), p_cols.eq(cols), p_srow.eq(srow), p_scol.eq(scol),
-                         p_buf.eq(buf), p_bw.eq(bw), p_store.eq(store), p_mask.eq(mask),
+            m.d.sync += [p_buf.eq(buf), p_bw.eq(bw), p_store.eq(store), p_mask.eq(mask),
                          p_src.eq(src), r.eq(0), c.eq(0), row_addr.eq(base), col_addr.eq(base),
                          caddr.eq(0), gk.eq(0), issuing.eq(1)]
-            if W > 1:
-                # W words per cycle when each row is whole words of the core buffer
-                # (core addresses run on, row after row) and consecutive in the GBUF
-                cols = Value.cast(cols)
-                m.d.sync += p_wide.eq((bw == 0) & (Value.cast(scol) == 1) & (cols[:lw] == 0))
+            if W == 1:
+                m.d.sync += [p_rows.eq(rows), p_cols.eq(cols), p_srow.eq(srow), p_scol.eq(scol)]
+                return
+            # Dma.pass_mode: a one-column tile is walked as one row (the same GBUF words
+            # and core addresses) so that it can be wide; then W words per cycle when
+            # each row is whole words of the core buffer (core addresses run on, row
+            # after row) and consecutive in the GBUF (wide), or consecutive down the
+            # columns (transposed: through the transpose buffer, loads only)
+            rows, cols, srow, scol = (Value.cast(v) for v in (rows, cols, srow, scol))
+            one = (cols == 1) & (bw == 0)
+            rows1, cols1 = Mux(one, 1, rows), Mux(one, rows, cols)
+            srow1, scol1 = Mux(one, 0, srow), Mux(one, srow, scol)
+            whole = (bw == 0) & (cols1[:lw] == 0)
+            wide = whole & (scol1 == 1)
+            m.d.sync += [p_rows.eq(rows1), p_cols.eq(cols1), p_srow.eq(srow1), p_scol.eq(scol1),
+                         p_wide.eq(wide),
+                         p_tr.eq(whole & ~wide & (srow1 == 1) & (store == 0) & (rows1 > 1)),
+                         band_ca.eq(0), prev_ok.eq(0)]
+            m.d.comb += tp.restart.eq(1)
 
         # elements one issue moves: a row's W-element chunk, or one element
         step = Mux(p_wide, W, 1) if W > 1 else 1
         ca = Signal(16)
         m.d.comb += ca.eq(Mux(p_bw, ((gk + c) << lp) | r[:lp] if lp else gk + c, caddr))
-        with m.If(issuing):
+        rem = Signal(d)                 # transposed: rows from the band's first on
+        m.d.comb += rem.eq(p_rows - r)
+        last_band = rem <= W
+        with m.If(issuing & p_tr):
+            # bands of W rows, each walked column by column (one GBUF read of the W rows
+            # per column); after the last band, as many steps as it has rows read the
+            # transpose buffer's last block out
+            with m.If(c == Mux(last_band, p_cols + rem - 1, p_cols - 1)):
+                with m.If(last_band):
+                    m.d.sync += issuing.eq(0)
+                with m.Else():
+                    m.d.sync += [c.eq(0), r.eq(r + W), row_addr.eq(row_addr + W),
+                                 col_addr.eq(row_addr + W), band_ca.eq(band_ca + (p_cols << lw))]
+            with m.Else():
+                m.d.sync += [c.eq(c + 1), col_addr.eq(col_addr + p_scol)]
+        with m.Elif(issuing):
             m.d.sync += caddr.eq(caddr + step)
             with m.If(c == p_cols - step):
                 m.d.sync += [c.eq(0), r.eq(r + 1), row_addr.eq(row_addr + p_srow),
@@ -189,7 +269,24 @@ class Dma(ProcessorComponent):
         m.d.comb += [self.gbuf_rd.addr.eq(col_addr), self.gbuf_rd.en.eq(1)]
         ld_v, ld_wide = Signal(), Signal()
         ld_ca = Signal(16)
-        m.d.sync += [ld_v.eq(issuing & ~p_store), ld_ca.eq(ca), ld_wide.eq(p_wide)]
+        m.d.sync += [ld_v.eq(issuing & ~p_store & ~p_tr), ld_ca.eq(ca), ld_wide.eq(p_wide)]
+        # transposed loads: GBUF read at t, transpose-buffer step at t + 1 (block row
+        # i of the previous block out), core write of that row at t + 2
+        tr_v, tr_real, tr_i = Signal(), Signal(), Signal(max(1, lw))
+        tr_blk, tr_rw = Signal(16), Signal(range(W + 1))
+        prev_ok, prev_base, prev_rw = Signal(), Signal(16), Signal(range(W + 1))
+        wr_v, wr_ca = Signal(), Signal(16)
+        if W > 1:
+            m.d.sync += [tr_v.eq(issuing & p_tr), tr_real.eq(c < p_cols), tr_i.eq(c[:lw]),
+                         tr_blk.eq(band_ca + (c >> lw << lw)), tr_rw.eq(Mux(last_band, rem, W)),
+                         wr_v.eq(0)]
+            m.d.comb += [tp.step.eq(tr_v), tp.i_data.eq(self.gbuf_rd.data)]
+            with m.If(tr_v):
+                with m.If(tr_real & (tr_i == W - 1)):
+                    m.d.sync += [prev_ok.eq(1), prev_base.eq(tr_blk), prev_rw.eq(tr_rw)]
+                # row i of the previous block: core address (its row 0) + i * cols
+                m.d.sync += [wr_v.eq(prev_ok & (tr_i < prev_rw)),
+                             wr_ca.eq(Mux(tr_i == 0, prev_base, wr_ca + p_cols))]
         # stores: core read at t, GBUF write at t + read_latency
         st_v = delay_line(m, issuing & p_store, RL, name="st_v")
         st_ga = delay_line(m, col_addr, RL, name="st_ga")
@@ -199,13 +296,15 @@ class Dma(ProcessorComponent):
         gdata = self.gbuf_rd.data
         for i in range(C):
             port = self.cores[i]
-            m.d.comb += [port.buf.eq(p_buf), port.addr.eq(Mux(p_store, ca, ld_ca))]
+            m.d.comb += [port.buf.eq(p_buf),
+                         port.addr.eq(Mux(p_store, ca, Mux(p_tr, wr_ca, ld_ca)))]
             if W > 1:
                 # a wide chunk is aligned in the core: GBUF word j is element j of the
                 # core's word; one element goes to its place in the word
-                m.d.comb += [port.wdata.eq(Mux(ld_wide, gdata, gdata[:16].replicate(W))),
-                             port.we.eq(Mux(ld_v & p_mask[i],
-                                            Mux(ld_wide, (1 << W) - 1, 1 << ld_ca[:lw]), 0))]
+                m.d.comb += [port.wdata.eq(Mux(p_tr, tp.o_data,
+                                               Mux(ld_wide, gdata, gdata[:16].replicate(W)))),
+                             port.we.eq(Mux(p_mask[i] & (ld_v | wr_v),
+                                            Mux(ld_wide | p_tr, (1 << W) - 1, 1 << ld_ca[:lw]), 0))]
             else:
                 m.d.comb += [port.wdata.eq(gdata), port.we.eq(ld_v & p_mask[i])]
             with m.If(p_src == i):
@@ -221,7 +320,7 @@ class Dma(ProcessorComponent):
         else:
             m.d.comb += [self.gbuf_wr.en.eq(st_v[-1]), self.gbuf_wr.addr.eq(st_ga[-1]),
                          self.gbuf_wr.data.eq(lanes[0])]
-        inflight = ld_v
+        inflight = ld_v | tr_v | wr_v
         for v in st_v[1:]:
             inflight = inflight | v
         pass_done = ~issuing & ~inflight
