@@ -3,14 +3,14 @@ block out (``docs/processor.md``, section DMA)."""
 
 from amaranth.hdl import Module, Signal, Mux
 from amaranth.lib import data
-from amaranth.lib.wiring import Component, In, Out
+from amaranth.lib.wiring import In, Out
 
-from ..core.config import check_int
+from ..core.config import CheckedComponent, check_int
 
 __all__ = ["Transpose"]
 
 
-class Transpose(Component):
+class Transpose(CheckedComponent):
     """A ``W x W`` buffer of ``width``-bit elements that turns columns into rows.
 
     Steps are numbered from the last ``restart``; steps ``bW .. bW + W - 1`` form block
@@ -51,9 +51,12 @@ class Transpose(Component):
 
     latency = 1
 
-    def __init__(self, words, width=16):
+    @classmethod
+    def check_parameters(cls, words, width=16):
         check_int("words", words, 2, 16, power_of_two=True)
         check_int("width", width, 1)
+
+    def __init__(self, words, width=16):
         self.words, self.width = words, width
         layout = data.ArrayLayout(width, words)
         super().__init__({"restart": In(1), "step": In(1), "i_data": In(layout),
