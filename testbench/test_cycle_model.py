@@ -176,6 +176,30 @@ def test_bench_step_cli(tmp_path, capsys):
     assert png.stat().st_size > 1000
 
 
+def test_bench_step_narrow_gan(tmp_path, capsys):
+    """``--hidden`` narrows the GAN and ``--gbuf-bits``/``--program-bits``/``--bias-bits``
+    widen a config so that the ``small`` config holds a step (the RTL comparison on
+    ``small``); the reference GAN does not fit it, and the compiler says why."""
+    from ganpu.bench_step import mlp_gan, step_config
+    ref, same = GAN(TrainConfig(batch=4)), mlp_gan(TrainConfig(batch=4), (64, 128))
+    assert all(np.array_equal(a.w16, b.w16) for a, b in zip(ref.G.layers + ref.D.layers,
+                                                            same.G.layers + same.D.layers))
+    narrow = mlp_gan(TrainConfig(batch=4), (8, 4))
+    assert [(lay.fin, lay.fout) for lay in narrow.G.layers + narrow.D.layers] == \
+        [(16, 8), (8, 4), (4, 64), (64, 4), (4, 8), (8, 1)]
+    cfg = step_config("small", 2, 13, 6, 6)
+    assert (cfg.gbuf_bits, cfg.program_bits, cfg.core.geom.bias_bits, cfg.core.host_words) == (13, 6, 6, 4)
+    out = tmp_path / "small.json"
+    assert main(["bench", "step", "--model", "--config", "small", "--cores", "2", "--hidden", "8", "8",
+                 "--batch", "4", "--gbuf-bits", "13", "--program-bits", "6", "--bias-bits", "6",
+                 "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert (data["config"], data["hidden"], data["dma_width"]) == ("small", [8, 8], 4)
+    capsys.readouterr()
+    assert main(["bench", "step", "--model", "--config", "small", "--cores", "2"]) == 2
+    assert "beyond the GBUF of 4096 words" in capsys.readouterr().err
+
+
 def test_rule_hook(step):
     """An exploration rule replaces the adaptive one: one core each is the spatial
     schedule, all free cores when every core is free is the temporal one."""

@@ -23,17 +23,55 @@ __all__ = ["register", "bench_step", "print_table"]
 POLICIES = ("temporal", "spatial", "adaptive")
 
 
-def bench_step(*, policies=POLICIES, cores=4, batch=32, seed=0, model=True, dma_width=None,
-               config="sim", min_work=None):
-    """``(schedules {policy: Schedule}, program)`` of one MLP GAN step."""
-    from .gan import GAN, TrainConfig
-    from .host.compiler import compile_gan, run_step
+REFERENCE_HIDDEN = (64, 128)
+
+
+def mlp_gan(train, hidden=None):
+    """The MLP GAN of ``train`` (a ``TrainConfig``); with ``hidden = (h1, h2)`` its hidden
+    layers that wide: G 16-h1-h2-64, D 64-h2-h1-1 (the reference GAN is (64, 128)),
+    the weights drawn as the reference GAN draws its own."""
+    import numpy as np
+    from .gan import GAN
+    from .gan.nets import ZDIM
+    from .model import FC, Net
+    gan = GAN(train)
+    if hidden is None or tuple(hidden) == REFERENCE_HIDDEN:
+        return gan
+    h1, h2 = hidden
+    rng = np.random.default_rng(train.seed)
+    gan.G = Net("G", [FC("fc1", ZDIM, h1, rng=rng), FC("fc2", h1, h2, rng=rng),
+                      FC("fc3", h2, 64, act="identity", rng=rng)])
+    gan.D = Net("D", [FC("fc1", 64, h2, rng=rng), FC("fc2", h2, h1, rng=rng),
+                      FC("fc3", h1, 1, act="identity", rng=rng)])
+    return gan
+
+
+def step_config(config="sim", cores=4, gbuf_bits=None, program_bits=None, bias_bits=None):
+    """The named processor config with ``cores`` cores and, when given, that many GBUF
+    address bits, task-table address bits and BIAS buffer address bits (so that a
+    small config holds a step of a narrow GAN)."""
     from .processor import config as named
+    cfg = replace(named(config), cores=cores)
+    if gbuf_bits is not None:
+        cfg = replace(cfg, gbuf_bits=gbuf_bits)
+    if program_bits is not None:
+        cfg = replace(cfg, program_bits=program_bits)
+    if bias_bits is not None:
+        cfg = replace(cfg, core=replace(cfg.core, geom=replace(cfg.core.geom, bias_bits=bias_bits)))
+    return cfg
+
+
+def bench_step(*, policies=POLICIES, cores=4, batch=32, seed=0, model=True, dma_width=None,
+               config="sim", min_work=None, hidden=None, gbuf_bits=None, program_bits=None,
+               bias_bits=None):
+    """``(schedules {policy: Schedule}, program)`` of one MLP GAN step."""
+    from .gan import TrainConfig
+    from .host.compiler import compile_gan, run_step
     from .processor.cycle_model import simulate, task_row_macs
     from .processor.program import Policy, TaskKind
 
-    cfg = replace(named(config), cores=cores)
-    gan = GAN(TrainConfig(batch=batch, seed=seed))
+    cfg = step_config(config, cores, gbuf_bits, program_bits, bias_bits)
+    gan = mlp_gan(TrainConfig(batch=batch, seed=seed), hidden)
     program = compile_gan(cfg, gan)
     _, gbuf = run_step(program, gan)
     row_macs = [task_row_macs(cfg, r, gbuf) if t.kind == TaskKind.GEMM else None
@@ -45,12 +83,12 @@ def bench_step(*, policies=POLICIES, cores=4, batch=32, seed=0, model=True, dma_
             raise ValueError(f"--dma-width and --min-work change the cycle model only; "
                              f"the processor's DMA moves {cfg.core.host_words} word(s) per "
                              f"cycle (host_words of config {config!r}) and it has its own MIN_WORK")
-        rtl = _run_rtl(cfg, TrainConfig(batch=batch, seed=seed), policies)
+        rtl = _run_rtl(cfg, TrainConfig(batch=batch, seed=seed), policies, hidden)
         out = {p: (_rtl_schedule(cfg, p, rtl[p], out[p]), out[p]) for p in policies}
     return out, program
 
 
-def _run_rtl(cfg, train, policies):
+def _run_rtl(cfg, train, policies, hidden=None):
     """Per policy, the RTL results of ``ganpu.sim.bench_step_rtl`` (Verilator)."""
     import pickle
     import tempfile
@@ -59,7 +97,8 @@ def _run_rtl(cfg, train, policies):
 
     with tempfile.TemporaryDirectory() as tmp:
         stepfile, results = Path(tmp) / "step.pkl", Path(tmp) / "results.json"
-        stepfile.write_bytes(pickle.dumps({"cfg": cfg, "train": train, "policies": list(policies)}))
+        stepfile.write_bytes(pickle.dumps({"cfg": cfg, "train": train, "policies": list(policies),
+                                           "hidden": hidden}))
         runner.run("verilator", Processor(cfg), f"ganpu_processor_step_c{cfg.cores}",
                    "bench_step_rtl", env={"GANPU_STEPFILE": stepfile, "GANPU_RESULTS": results})
         return json.loads(results.read_text())
@@ -111,7 +150,9 @@ def _cmd(args):
         schedules, program = bench_step(policies=policies, cores=args.cores, batch=args.batch,
                                         seed=args.seed, model=args.model,
                                         dma_width=args.dma_width, config=args.config,
-                                        min_work=args.min_work)
+                                        min_work=args.min_work, hidden=args.hidden,
+                                        gbuf_bits=args.gbuf_bits, program_bits=args.program_bits,
+                                        bias_bits=args.bias_bits)
     except ValueError as exc:
         print(f"ganpu bench step: {exc}", file=sys.stderr)
         return 2
@@ -124,7 +165,8 @@ def _cmd(args):
         from .processor import config as named
         width = args.dma_width or named(args.config).core.host_words
         Path(args.json).write_text(json.dumps(
-            {"cores": args.cores, "batch": args.batch, "dma_width": width,
+            {"config": args.config, "hidden": list(args.hidden or REFERENCE_HIDDEN),
+             "cores": args.cores, "batch": args.batch, "dma_width": width,
              "min_work": args.min_work, "source": "rtl (verilator)" if rtl else "cycle model",
              "tasks": names, "policies": pol}, indent=1))
         print(f"wrote {args.json}")
@@ -153,6 +195,15 @@ def register(bench_sub):
                         "(default: the config's host_words)")
     c.add_argument("--min-work", type=positive_int, default=None,
                    help="the adaptive rule's work per core (default: the scheduler's MIN_WORK)")
+    c.add_argument("--hidden", type=positive_int, nargs=2, metavar=("H1", "H2"), default=None,
+                   help="hidden-layer widths of the MLP GAN (G 16-H1-H2-64, D 64-H2-H1-1; "
+                        "default the reference GAN's 64 128)")
+    c.add_argument("--gbuf-bits", type=positive_int, default=None,
+                   help="GBUF address bits (default the config's)")
+    c.add_argument("--program-bits", type=positive_int, default=None,
+                   help="task-table address bits (default the config's)")
+    c.add_argument("--bias-bits", type=positive_int, default=None,
+                   help="a core's BIAS buffer address bits (default the config's)")
     c.add_argument("--model", action="store_true",
                    help="the cycle model only (fast); without it the step runs on the "
                         "processor's RTL (Verilator, minutes) and the model is compared")

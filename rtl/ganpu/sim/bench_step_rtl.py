@@ -9,7 +9,8 @@ on the same initial GAN. Every cycle the ``state`` and ``sched_trace`` ports are
 sampled: cycles spent PAUSED (host time, which the CYCLES counter includes) and each
 core's dispatch and completion of each task, for the Gantt chart.
 
-Environment: GANPU_STEPFILE (a pickle of ``{"cfg", "train", "policies"}``),
+Environment: GANPU_STEPFILE (a pickle of ``{"cfg", "train", "policies", "hidden"}``:
+``hidden`` the GAN's hidden widths, :func:`ganpu.bench_step.mlp_gan`),
 GANPU_RESULTS (JSON written here: per policy the counters, the paused cycles, the
 segments ``(task, core, dispatch, complete)`` and the bit-exact verdict).
 """
@@ -23,7 +24,7 @@ import numpy as np
 from amaranth.lib import data
 from cocotb.triggers import FallingEdge
 
-from ganpu.gan import GAN
+from ganpu.bench_step import mlp_gan
 from ganpu.host.compiler import compile_gan, run_step, run_step_driver
 from ganpu.processor.program import Policy, State
 from ganpu.processor.scheduler import trace_layout
@@ -70,14 +71,14 @@ class _Trace:
 async def step(dut):
     with open(os.environ["GANPU_STEPFILE"], "rb") as f:
         job = pickle.load(f)
-    cfg, train = job["cfg"], job["train"]
+    cfg, train, hidden = job["cfg"], job["train"], job.get("hidden")
     drv, _ = await attach(dut, cfg)
-    program = compile_gan(cfg, GAN(train))
-    _, want = run_step(program, GAN(train))
+    program = compile_gan(cfg, mlp_gan(train, hidden))
+    _, want = run_step(program, mlp_gan(train, hidden))
     results = {}
     for name in job["policies"]:
         trace = _Trace(dut, cfg)
-        losses, image, counters = await run_step_driver(drv, program, GAN(train),
+        losses, image, counters = await run_step_driver(drv, program, mlp_gan(train, hidden),
                                                         Policy[name.upper()])
         trace.running = False
         bad = [n for n, (b, s) in program.tensors.items()
