@@ -25,6 +25,11 @@ and checks, bit and cycle exact:
 * ``cycles`` ends at the model's issue cycles and ``busy`` falls;
 * a task without EORS passes every row record through in the same cycle and writes
   nothing.
+
+The task's level (``rel``, the descriptor's ``eors_rel``) is driven from the task file;
+with sampling (``CoreConfig.eors_sample_log2``) the model's words carry the sampled
+bits, the LFSR's state carried from task to task in the order the bench runs them (the
+core is never reset in between).
 """
 
 import os
@@ -74,7 +79,7 @@ async def _run_task(dut, ports, task, meta, rng, log):
         assert total == task["cycles"], "task file: model cycles disagree with its words"
 
     ports.set(n=task["n"], k=task["k"], bias=task["bias"], bias_word=task["bias_word"],
-              enable=enable, start=1)
+              rel=task["rel"], enable=enable, start=1)
     await FallingEdge(dut.clk)
     ports.set(start=0)
 
@@ -193,7 +198,7 @@ async def speculator_matches_model(dut):
     rng = random.Random(int(os.environ.get("GANPU_SEED", "1")))
     ports = _Ports(dut)
     # every input driven before the clock's first edge (Icarus would clock Z otherwise)
-    ports.set(rst=0, start=0, enable=0, n=0, k=0, bias=0, bias_word=0, rows_in__valid=0,
+    ports.set(rst=0, start=0, enable=0, n=0, k=0, bias=0, bias_word=0, rel=0, rows_in__valid=0,
               rows_in__payload=0, rows_out__ready=0, row_done=0)
     for _, data in ports.reads.values():
         data.value = 0

@@ -21,7 +21,7 @@ from ganpu.core import model as core_model
 from ganpu.core.descriptor import Op, Act, Error
 from ganpu.core.speculator import Speculator, ROW_SLOTS
 from ganpu.eors import EorsPredictor
-from ganpu.model.eors import EorsParams
+from ganpu.model.eors import EorsParams, LFSR_SEED
 
 CONFIGS = {
     "verilator": CoreConfig(),
@@ -31,6 +31,9 @@ CONFIGS = {
 # the scale-aware threshold mode (docs/eors.md), same geometries
 SCALE = EorsParams(threshold=0, rel=13)
 SCALE_CONFIGS = {sim: replace(cfg, eors=SCALE) for sim, cfg in CONFIGS.items()}
+# self-calibration sampling at the highest rate the lanes allow (every word sampled
+# when 2**r = P), on the small geometry
+SAMPLE_CONFIG = replace(SCALE_CONFIGS["icarus"], eors_sample_log2=2)
 # random tasks per run, and rows kept of each real record
 RANDOM_TASKS = {"verilator": 60, "icarus": 16}
 SCALE_RANDOM_TASKS = {"verilator": 20, "icarus": 8}
@@ -117,10 +120,12 @@ def _pack(elements, P):
     return [pack(w, 16) for w in np.asarray(elements, dtype=np.uint16).reshape(-1, P)]
 
 
-def bench_task(name, desc, bufs, cfg):
-    """One task as the bench wants it: memory images, inputs, the model's expectations."""
+def bench_task(name, desc, bufs, cfg, lfsr=LFSR_SEED):
+    """One task as the bench wants it: memory images, inputs, the model's expectations;
+    ``lfsr`` is the sampling LFSR's state before the task (the state after it is the
+    task's ``"lfsr"``)."""
     g, P = cfg.geom, cfg.eors_lanes
-    exp = Speculator.model(desc, bufs, cfg)
+    exp = Speculator.model(desc, bufs, cfg, lfsr)
     a, boff = exp["entries"]
     acomp = [0] * g.depth("a")
     for j, (v, o) in enumerate(zip(a.tolist(), boff.tolist())):
@@ -128,6 +133,7 @@ def bench_task(name, desc, bufs, cfg):
     return {
         "name": name, "enable": int(core_model.eors_active(desc)), "n": desc["n"], "k": desc["k"],
         "bias": desc["bias"], "bias_word": desc["bias_base"] // P, "rows": exp["rows"],
+        "rel": desc.get("eors_rel", 0), "lfsr": exp["lfsr"],
         "acomp": acomp, "bw": _pack(bufs["bw"], P), "bias_mem": _pack(bufs["bias"], P),
         "words": None if exp["words"] is None else [[int(w) for w in r] for r in exp["words"]],
         "cycles": exp["cycles"],
@@ -150,16 +156,32 @@ def test_speculator_scale_aware(sim, records, tmp_path):
     _run_speculator(sim, SCALE_CONFIGS[sim], SCALE_RANDOM_TASKS[sim], records, tmp_path, "_scale")
 
 
-def _run_speculator(sim, cfg, ntasks, records, tmp_path, suffix):
+@pytest.mark.parametrize("sim", harness.SIMULATORS)
+def test_speculator_sampling(sim, records, tmp_path):
+    """Sampling (2P-bit mask words, the LFSR carried over tasks) and per-task levels."""
+    _run_speculator(sim, SAMPLE_CONFIG, SCALE_RANDOM_TASKS["icarus"], records, tmp_path, "_sample",
+                    real_rows=REAL_ROWS["icarus"])
+
+
+def _run_speculator(sim, cfg, ntasks, records, tmp_path, suffix, real_rows=None):
     rng = np.random.default_rng(31)
-    tasks = [bench_task(f"random{i}", *random_task(rng, cfg), cfg)
+    cases = [(f"random{i}", *random_task(rng, cfg))
              for i in range(max(1, int(ntasks * harness.scale())))]
-    tasks += [bench_task(name, desc, bufs, cfg)
-              for name, desc, bufs in real_tasks(records, cfg, REAL_ROWS[sim], rng)]
+    cases += real_tasks(records, cfg, REAL_ROWS[sim] if real_rows is None else real_rows, rng)
+    tasks, lfsr = [], LFSR_SEED
+    for name, desc, bufs in cases:
+        if cfg.eors.rel is not None:
+            # the task's level: the configured one (0) or its own
+            desc = dict(desc, eors_rel=int(rng.choice([0, int(rng.integers(1, 32))])))
+        tasks.append(bench_task(name, desc, bufs, cfg, lfsr))
+        lfsr = tasks[-1]["lfsr"]
+    if cfg.eors_sample_log2:
+        P = cfg.eors_lanes
+        assert any(w >> P for t in tasks if t["enable"] for r in t["words"] for w in r)
     # the run must see both predictions, empty rows, several groups and tasks without EORS
     words = [w for t in tasks if t["enable"] for r in t["words"] for w in r]
     full = (1 << cfg.eors_lanes) - 1
-    assert any(w != full for w in words) and any(w != 0 for w in words)
+    assert any(w & full != full for w in words) and any(w & full != 0 for w in words)
     assert any(s == e for t in tasks if t["enable"] for s, e in t["rows"])
     assert any(t["n"] > cfg.eors_lanes for t in tasks if t["enable"])
     assert any(not t["enable"] for t in tasks)
@@ -177,13 +199,17 @@ def test_model_is_the_core_model(records):
     """The speculator's words, cut to N, are the core model's active outputs; its rows
     are the compressed A; its cycles follow the documented cost."""
     rng = np.random.default_rng(3)
-    for cfg in list(CONFIGS.values()) + list(SCALE_CONFIGS.values()):
+    for cfg in list(CONFIGS.values()) + list(SCALE_CONFIGS.values()) + [SAMPLE_CONFIG]:
         P = cfg.eors_lanes
+        lfsr = LFSR_SEED
         cases = [random_task(rng, cfg) for _ in range(30)]
         cases += [(d, b) for _, d, b in real_tasks(records, cfg, 2, rng)]
         seen_on = 0
         for desc, bufs in cases:
-            exp = Speculator.model(desc, bufs, cfg)
+            exp = Speculator.model(desc, bufs, cfg, lfsr)
+            counts, lfsr2 = core_model.eors_counts(desc, bufs, cfg, lfsr)
+            assert exp["lfsr"] == lfsr2
+            lfsr = lfsr2
             A, _, _ = core_model.operands(desc, bufs)
             nnz = (A & 0x7FFF) != 0
             assert [e - s for s, e in exp["rows"]] == nnz.sum(axis=1).tolist()
@@ -201,6 +227,13 @@ def test_model_is_the_core_model(records):
             bits = np.array([[(int(w) >> p) & 1 for w in row for p in range(P)] for row in exp["words"]],
                             dtype=bool)
             np.testing.assert_array_equal(bits[:, :N], want)
+            # the sampled bits: predicted zero only, as many as the core model counts
+            samp = np.array([[(int(w) >> (P + p)) & 1 for w in row for p in range(P)]
+                             for row in exp["words"]], dtype=bool)
+            np.testing.assert_array_equal(samp[:, :N], exp["sampled"])
+            assert not (samp & bits).any() and counts["sampled"] == int(exp["sampled"].sum())
+            if not cfg.eors_sample_log2:
+                assert not samp.any()
             G = -(-N // P)
             b = int(bool(desc["bias"]) and cfg.eors.use_bias and cfg.eors.rel is None)
             assert exp["cycles"] == G * np.maximum(nnz.sum(axis=1) + b, 1).sum()

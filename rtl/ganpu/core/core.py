@@ -11,6 +11,7 @@ from .descriptor import Op, Act, Error, descriptor_layout, DescriptorChecker
 from .distributor import Distributor
 from .host_mux import HostMux
 from .indexer import Indexer, entry_layout
+from .model import EORS_COUNTERS
 from .ports import HostPort, TaskPort
 from .scanner import Scanner
 from .speculator import Speculator, ROW_SLOTS
@@ -81,7 +82,8 @@ class Core(CheckedComponent):
         m.submodules.indexer = idx = Indexer(g)
         m.submodules.speculator = spec = Speculator(cfg)
         m.submodules.scanner = scan = Scanner(cfg)
-        pmask = m.submodules.mem_pmask = Memory(shape=P, depth=ROW_SLOTS * spec.words_per_row, init=[])
+        pmask = m.submodules.mem_pmask = Memory(shape=spec.pm_bits, depth=ROW_SLOTS * spec.words_per_row,
+                                                init=[])
         m.submodules.distributor = dist = Distributor(cfg)
         lanes = [Lane(g) for _ in range(L)]
         for n, lane in enumerate(lanes):
@@ -119,6 +121,13 @@ class Core(CheckedComponent):
             m.d.sync += written.eq(written + 1)
         with m.If(run & (written == mn)):
             m.d.sync += [run.eq(0), busy.eq(0)]
+        # self-calibration counters of the task (docs/eors.md): the epilogue's strobes
+        for name in EORS_COUNTERS:
+            count = getattr(t, f"eors_{name}")
+            with m.If(accept):
+                m.d.sync += count.eq(0)
+            with m.Elif(getattr(epi.tally, name)):
+                m.d.sync += count.eq(count + 1)
 
         # --- datapath, in dataflow order
         m.d.comb += [idx.desc.eq(desc), idx.start.eq(go)]
@@ -127,7 +136,7 @@ class Core(CheckedComponent):
 
         eors_on = desc.eors & (desc.op == Op.FP) & (desc.act == Act.RELU)
         m.d.comb += [spec.start.eq(go), spec.enable.eq(eors_on), spec.n.eq(desc.n), spec.k.eq(desc.k),
-                     spec.bias.eq(desc.bias), spec.bias_word.eq(desc.bias_base >> element_bits(cfg)),
+                     spec.bias.eq(desc.bias), spec.rel.eq(desc.eors_rel), spec.bias_word.eq(desc.bias_base >> element_bits(cfg)),
                      spec.row_done.eq(scan.row_done),
                      t.eors_cycles.eq(spec.cycles)]
         wiring.connect(m, idx.rows, spec.rows_in)

@@ -27,18 +27,32 @@ WG     IDENTITY    z
 FP with ReLU it is the mask BP needs later. An EORS task also writes its prediction
 (1 = computed) to ``MASK_IN[m*N + n]``. A task that fails the descriptor check writes
 nothing.
+
+An EORS task uses the level of its ``eors_rel`` field in scale-aware mode
+(:func:`task_eors_params`). :func:`eors_counts` gives the self-calibration counters
+the core shows after an EORS task (``docs/eors.md``, "Self-calibration"); the outputs
+it samples are computed but still written +0, so :func:`run_task` does not depend on
+sampling.
 """
+
+from dataclasses import replace
 
 import numpy as np
 
 from .. import numerics
-from ..model.eors import DEFAULT_EORS, eors_mask
-from ..model.gemm import epilogue as golden_epilogue
+from ..model.eors import DEFAULT_EORS, eors_mask, EorsSampler, calibration_counts, LFSR_SEED
+from ..model.gemm import epilogue as golden_epilogue, relu_pos
 from .config import DEFAULT_CORE
 from .descriptor import Op, Act, ConvMode, Error
 from . import im2col
 
-__all__ = ["check", "run_task", "active_outputs", "out_disjoint"]
+__all__ = ["check", "run_task", "active_outputs", "out_disjoint", "task_eors_params",
+           "eors_counts", "EORS_COUNTERS"]
+
+#: The self-calibration counters of an EORS task, in the TaskPort's order
+#: (``eors_<name>``): predicted live and nonzero, predicted live and zero, predicted
+#: zero and sampled, sampled and nonzero (a false zero).
+EORS_COUNTERS = ("live", "false_live", "sampled", "false_zero")
 
 
 def _last(base, *pairs):
@@ -97,7 +111,7 @@ def check(desc, geom, eors_lanes=DEFAULT_CORE.eors_lanes):
         return Error.BIAS_RANGE
     if M * N > geom.depth("mask"):
         return Error.MASK_RANGE
-    if M * im2col.max_taps(desc) > geom.depth("a"):
+    if im2col.task_taps(desc) > geom.depth("a"):
         return Error.WORK_RANGE
     if eors_active(desc) and -(-N // eors_lanes) * K > geom.depth("b") // eors_lanes:
         return Error.EORS_RANGE
@@ -165,6 +179,15 @@ def bw_weights(desc, bw, eors_lanes=DEFAULT_CORE.eors_lanes):
     return bw[((n // eors_lanes) * K + k) * eors_lanes + n % eors_lanes]
 
 
+def task_eors_params(desc, eors_params):
+    """The predictor arithmetic of one task: in scale-aware mode a nonzero ``eors_rel``
+    field replaces the configured level; otherwise ``eors_params`` itself."""
+    q = int(desc.get("eors_rel", 0))
+    if eors_params.rel is None or q == 0:
+        return eors_params
+    return replace(eors_params, rel=q)
+
+
 def active_outputs(desc, bufs, A, eors_params, eors_lanes=DEFAULT_CORE.eors_lanes):
     """Boolean (M, N): the outputs the core computes (the others are written +0)."""
     M, N = desc["m"], desc["n"]
@@ -172,7 +195,8 @@ def active_outputs(desc, bufs, A, eors_params, eors_lanes=DEFAULT_CORE.eors_lane
         bias = None
         if desc.get("bias", 0):
             bias = bufs["bias"][desc["bias_base"] + np.arange(N)]
-        return eors_mask(A, bw_weights(desc, bufs["bw"], eors_lanes), bias, eors_params)
+        return eors_mask(A, bw_weights(desc, bufs["bw"], eors_lanes), bias,
+                         task_eors_params(desc, eors_params))
     mask = np.asarray(bufs["mask_in"][:M * N], dtype=bool).reshape(M, N)
     if desc["op"] == Op.FP.value and desc.get("use_mask", 0):
         return mask
@@ -232,3 +256,33 @@ def run_task(desc, bufs, geom, eors_params=DEFAULT_EORS, eors_lanes=DEFAULT_CORE
         # the core leaves its prediction in MASK_IN for the host to read
         new["mask_in"][:M * N] = active.ravel()
     return err, new
+
+
+def eors_counts(desc, bufs, config=DEFAULT_CORE, lfsr=LFSR_SEED):
+    """The self-calibration counters of one task and the sampler's next state:
+    ``(counts, lfsr')`` for the buffers ``bufs`` *before* the task and the sampling
+    LFSR's state ``lfsr`` (the core's, carried from task to task).
+
+    ``counts`` (dict over :data:`EORS_COUNTERS`, as
+    :func:`ganpu.model.eors.calibration_counts`) compares the prediction with the exact
+    ReLU condition of the epilogue (``relu_pos`` of the rounded sum): ``live`` and
+    ``false_live`` over the predicted-live outputs, ``sampled`` the predicted-zero
+    outputs the LFSR picks (:class:`ganpu.model.eors.EorsSampler`, one in
+    ``2**config.eors_sample_log2``; none when it is 0) and ``false_zero`` those whose
+    exact output is nonzero. All 0, and the LFSR unchanged, for a task the checker
+    refuses or that is not an EORS task."""
+    counts = dict.fromkeys(EORS_COUNTERS, 0)
+    P = config.eors_lanes
+    if check(desc, config.geom, P) != Error.OK or not eors_active(desc):
+        return counts, lfsr
+    M, N = desc["m"], desc["n"]
+    A, B, init = operands(desc, bufs)
+    active = active_outputs(desc, bufs, A, config.eors, P)
+    acc = numerics.dot(A[:, None, :], B[None, :, :], init[None, :])
+    true = relu_pos(numerics.narrow(acc))
+    sampled = np.zeros((M, N), dtype=bool)
+    if config.eors_sample_log2:
+        sampler = EorsSampler(P, config.eors_sample_log2, lfsr)
+        sampled = sampler.sample(M, N)
+        lfsr = sampler.state
+    return calibration_counts(active, sampled, true), lfsr

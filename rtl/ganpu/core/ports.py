@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config import Buf, CoreConfig, check_type
 from .descriptor import Error, descriptor_layout
+from .model import EORS_COUNTERS
 
 __all__ = ["HostPort", "TaskPort"]
 
@@ -79,11 +80,16 @@ class TaskPort(wiring.Signature):
       but ``Error.OK`` means the task wrote nothing) and ``cycles`` the task's length
       from ``start`` to the fall of ``busy``; ``eors_cycles`` counts the cycles the
       speculator spent issuing predictions. All three hold until the next ``start``.
+    * ``eors_live``, ``eors_false_live``, ``eors_sampled``, ``eors_false_zero``: the
+      self-calibration counters of the last EORS task (``docs/eors.md``,
+      "Self-calibration"; :func:`ganpu.core.model.eors_counts`), valid when ``busy``
+      falls, cleared by the next accepted ``start``; 0 after other tasks.
 
     Members (driver's view)
     -----------------------
     desc : Out(descriptor_layout(config.geom)), start : Out(1)
     busy : In(1), error : In(Error), cycles : In(32), eors_cycles : In(32)
+    eors_live, eors_false_live, eors_sampled, eors_false_zero : In(mask_bits + 1)
     """
 
     def __init__(self, config=None):
@@ -93,6 +99,7 @@ class TaskPort(wiring.Signature):
         super().__init__({
             "desc": Out(descriptor_layout(config.geom)), "start": Out(1),
             "busy": In(1), "error": In(Error), "cycles": In(32), "eors_cycles": In(32),
+            **{f"eors_{name}": In(config.geom.mask_bits + 1) for name in EORS_COUNTERS},
         })
 
     def __eq__(self, other):

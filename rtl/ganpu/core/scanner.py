@@ -54,7 +54,11 @@ class Scanner(CheckedComponent):
     flags) are registered at ``start``. An EORS task (FP, ReLU, ``eors``)
     takes each output's mask bit from the speculator's store (``pm_rd``, row slot
     ``m mod ROW_SLOTS``, word ``n // P``, bit ``n mod P``) and also writes it to
-    MASK_IN (``mask_wr``) so the host can read what was predicted.
+    MASK_IN (``mask_wr``) so the host can read what was predicted. With sampling
+    (``config.eors_sample_log2``) the store's words carry a second bit per output
+    (bit ``P + n mod P``): a predicted-zero output the speculator sampled becomes a job
+    all the same, with ``mask_in`` = 0 (its prediction), which the epilogue recognises:
+    it writes +0 and counts the exact result (``docs/eors.md``, "Self-calibration").
 
     :meth:`model` gives the jobs and skips, in order, for a list of row records.
 
@@ -69,7 +73,8 @@ class Scanner(CheckedComponent):
     rows : In(stream.Signature(row_layout))
     mask_rd : In(ReadPort.Signature)   MASK_IN, synchronous read
     bias_rd : In(ReadPort.Signature)   the wide BIAS buffer (one word = P biases)
-    pm_rd : In(ReadPort.Signature)     the speculator's mask store (P bits a word)
+    pm_rd : In(ReadPort.Signature)     the speculator's mask store (P bits a word; 2P
+                                       with sampling: live bits, then sampled bits)
     mask_wr : In(WritePort.Signature)  predicted bit to MASK_IN (EORS)
     row_done : Out(1)                  last output of a row issued (frees a mask slot)
     jobs : Out(stream.Signature(job_layout))
@@ -90,6 +95,8 @@ class Scanner(CheckedComponent):
         geom = self.geom = config.geom
         self.eors_lanes = config.eors_lanes
         self.words_per_row = geom.depth("mask") // config.eors_lanes
+        self.sampling = bool(config.eors_sample_log2)
+        pm_bits = config.eors_lanes * (2 if self.sampling else 1)
         super().__init__({
             "start": In(1),
             "desc": In(descriptor_layout(geom)),
@@ -97,7 +104,7 @@ class Scanner(CheckedComponent):
             "mask_rd": In(read_signature(config, Buf.MASK_IN)),
             "bias_rd": In(read_signature(config, Buf.BIAS)),
             "pm_rd": In(ReadPort.Signature(addr_width=ceil_log2(ROW_SLOTS * self.words_per_row),
-                                           shape=config.eors_lanes)),
+                                           shape=pm_bits)),
             "mask_wr": In(write_signature(config, Buf.MASK_IN)),
             "row_done": Out(1),
             "jobs": Out(stream.Signature(job_layout(geom))),
@@ -106,10 +113,11 @@ class Scanner(CheckedComponent):
         })
 
     @staticmethod
-    def model(desc, rows, mask_in, bias, predicted=None):
+    def model(desc, rows, mask_in, bias, predicted=None, sampled=None):
         """``(jobs, skips)``: lists of dicts (``job_layout`` / ``result_layout`` fields)
         for row records ``rows`` (``(start, end)`` pairs), MASK_IN image ``mask_in``,
-        BIAS image ``bias`` and, for an EORS task, the predicted (M, N) mask."""
+        BIAS image ``bias`` and, for an EORS task, the predicted (M, N) mask and the
+        sampled (M, N) mask (predicted-zero outputs computed anyway; None: none)."""
         N = desc["n"]
         fp, bp = desc["op"] == Op.FP.value, desc["op"] == Op.BP.value
         eors = bool(desc["eors"]) and fp and desc["act"] == Act.RELU.value
@@ -121,6 +129,8 @@ class Scanner(CheckedComponent):
                 o_addr = desc["o_base"] + mi * desc["o_sm"] + ni * desc["o_sn"]
                 skip = ((fp and (desc["use_mask"] or eors)) or
                         (bp and desc["act"] == Act.RELU.value)) and not bit
+                if eors and sampled is not None and sampled[mi, ni]:
+                    skip = False
                 if skip:
                     skips.append(dict(acc=0, o_addr=o_addr, mask_idx=idx, mask_in=bit, computed=0))
                     continue
@@ -184,6 +194,7 @@ class Scanner(CheckedComponent):
         with m.If(self.rows.valid & self.rows.ready):
             m.d.sync += [have_row.eq(1), row.eq(self.rows.payload)]
 
+        pm_bits = self.eors_lanes * (2 if self.sampling else 1)
         lp = exact_log2(self.eors_lanes)
         m.d.comb += [self.mask_rd.addr.eq(mask_idx), self.bias_rd.addr.eq(bias_addr >> lp),
                      self.pm_rd.addr.eq(rslot * self.words_per_row + pg)]
@@ -217,7 +228,7 @@ class Scanner(CheckedComponent):
         bias2 = Signal(16 * self.eors_lanes)
         # the predicted word is registered whole and its bit picked a stage later, for
         # the same clock-to-out reason as the bias
-        pm2 = Signal(self.eors_lanes)
+        pm2 = Signal(pm_bits)
         m.d.sync += [v2.eq(v1), j2.eq(j1), j2.mask_in.eq(self.mask_rd.data),
                      bias2.eq(self.bias_rd.data), pm2.eq(self.pm_rd.data)]
         # stage 3: bias widened (Fp16ToFp32 is registered); the mask decides
@@ -225,6 +236,10 @@ class Scanner(CheckedComponent):
         v3 = Signal()
         m.d.sync += [v3.eq(v2), j3.eq(j2),
                      j3.mask_in.eq(Mux(eors, pm2.bit_select(pp2, 1), j2.mask_in))]
+        # a sampled output (predicted zero) is computed all the same
+        s3, s4 = Signal(), Signal()
+        if self.sampling:
+            m.d.sync += [s3.eq(eors & pm2.bit_select(pp2 + self.eors_lanes, 1)), s4.eq(s3)]
         # The prediction is also written to MASK_IN (unused in an EORS task), so the
         # host can read back exactly what the speculator decided.
         m.d.comb += [self.mask_wr.en.eq(v3 & eors), self.mask_wr.addr.eq(j3.mask_idx),
@@ -244,7 +259,7 @@ class Scanner(CheckedComponent):
         with m.If(~bias_on):
             m.d.comb += init.eq(numerics.FP32_NEG_ZERO)
 
-        skip = skip_en & ~j4.mask_in
+        skip = skip_en & ~j4.mask_in & ~s4
         job = Signal(jl)
         m.d.comb += [job.eq(j4), job.init.eq(init)]
         res = Signal(result_layout(g))

@@ -3,7 +3,7 @@ will zero (``docs/eors.md``, "In the core")."""
 
 from dataclasses import replace
 
-from amaranth.hdl import Module, Signal, Mux
+from amaranth.hdl import Module, Signal, Mux, Cat
 from amaranth.lib import data, wiring, stream
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import ReadPort, WritePort
@@ -14,10 +14,11 @@ import numpy as np
 
 from ..delay import delay_line
 from ..eors.predictor import EorsPredictor
-from ..model.eors import eors_mask
+from ..eors.sampler import EorsSampleLfsr
+from ..model.eors import eors_mask, EorsSampler, LFSR_SEED
 from .config import CoreConfig, DEFAULT_CORE, Geometry
 from .indexer import entry_layout, row_layout
-from .model import eors_active
+from .model import eors_active, task_eors_params
 
 __all__ = ["Speculator", "ROW_SLOTS"]
 
@@ -62,6 +63,15 @@ class Speculator(wiring.Component):
       bias pipe: there the term count ``n`` must not count the bias.
     * A group's mask word is written exactly :attr:`latency` cycles after the cycle
       that issued the group's last term (its bubble, for a row without non-zeros).
+    * **Level** (scale-aware mode): the task's ``rel`` (the descriptor's ``eors_rel``,
+      registered at ``start``) when nonzero, else the configured ``params.rel``.
+    * **Sampling** (``config.eors_sample_log2`` = r > 0, ``docs/eors.md``,
+      "Self-calibration"): an :class:`~ganpu.eors.sampler.EorsSampleLfsr` steps once
+      per mask word, one cycle before the word is written (so in the speculator's
+      order: row, then group; never reset between tasks), and the word becomes 2P
+      bits: the live bits in bits 0..P-1 and, in bits P..2P-1, the LFSR's one-hot
+      sample where that output is predicted zero (the scanner computes it anyway and
+      discards the result).
     * The row record enters a :data:`ROW_SLOTS`-deep output queue on the cycle its last
       word is written and is offered on ``rows_out`` 2 cycles later (later only while
       earlier rows wait ahead of it); records leave in the order they came.
@@ -85,12 +95,13 @@ class Speculator(wiring.Component):
     enable : In(1)                 this task uses EORS (FP, ReLU, ``eors`` bit)
     n, k : In(dim_bits)            the task's N and K
     bias : In(1)                   the task has a bias; bias_word : In(...) its first word
+    rel : In(5)                    the task's level (``eors_rel``; 0 = ``params.rel``)
     rows_in : In(stream row_layout), rows_out : Out(stream row_layout)
     row_done : In(1)               the scanner finished a row (frees its mask slot)
     acomp_rd : In(ReadPort.Signature)   compressed A (entry_layout), synchronous read
     bw_rd : In(ReadPort.Signature)      wide weights (16*P bits a word)
     bias_rd : In(ReadPort.Signature)    wide biases (16*P bits a word)
-    pm_wr : In(WritePort.Signature)     mask store (P bits a word)
+    pm_wr : In(WritePort.Signature)     mask store (P bits a word; 2P with sampling)
     busy : Out(1), cycles : Out(32)     cycles spent issuing predictions this task
     """
 
@@ -129,9 +140,12 @@ class Speculator(wiring.Component):
         self.bw_words = max(1, geom.depth("b") // P)
         self.bias_words = max(1, geom.depth("bias") // P)
         self.pm_words = ROW_SLOTS * self.words_per_row
+        self.sample_log2 = cfg.eors_sample_log2
+        # a mask-store word: the live bits, then (sampling) the sampled bits
+        self.pm_bits = 2 * P if self.sample_log2 else P
         d = geom.dim_bits
         super().__init__({
-            "start": In(1), "enable": In(1), "n": In(d), "k": In(d), "bias": In(1),
+            "start": In(1), "enable": In(1), "n": In(d), "k": In(d), "bias": In(1), "rel": In(5),
             "bias_word": In(geom.bias_bits),
             "rows_in": In(stream.Signature(row_layout(geom))),
             "rows_out": Out(stream.Signature(row_layout(geom))),
@@ -139,12 +153,12 @@ class Speculator(wiring.Component):
             "acomp_rd": In(ReadPort.Signature(addr_width=geom.a_bits, shape=entry_layout(geom))),
             "bw_rd": In(ReadPort.Signature(addr_width=ceil_log2(self.bw_words), shape=16 * P)),
             "bias_rd": In(ReadPort.Signature(addr_width=ceil_log2(self.bias_words), shape=16 * P)),
-            "pm_wr": In(WritePort.Signature(addr_width=ceil_log2(self.pm_words), shape=P)),
+            "pm_wr": In(WritePort.Signature(addr_width=ceil_log2(self.pm_words), shape=self.pm_bits)),
             "busy": Out(1), "cycles": Out(32),
         })
 
     @staticmethod
-    def model(desc, bufs, config=DEFAULT_CORE):
+    def model(desc, bufs, config=DEFAULT_CORE, lfsr=LFSR_SEED):
         """What the speculator does for one task, from the descriptor ``desc`` (dict of
         fields) and buffer images ``bufs`` (``a``, ``bw``, ``bias``, as for
         :func:`ganpu.core.model.run_task`).
@@ -157,7 +171,12 @@ class Speculator(wiring.Component):
         * ``mask``: bool (M, N), the predicted live outputs (:func:`ganpu.core.model.
           active_outputs`), or ``None`` when EORS is off for the task;
         * ``words``: int (M, ceil(N/P)), the mask-store words, P bits each (lanes past
-          N predicted from whatever BW and BIAS hold there); ``None`` when off;
+          N predicted from whatever BW and BIAS hold there), with sampling 2P bits
+          (sampled and predicted zero in bits P..2P-1); ``None`` when off;
+        * ``sampled``: bool (M, N), the predicted-zero outputs sampled (all False
+          without sampling), or ``None`` when off;
+        * ``lfsr``: the sampling LFSR's state after the task (``lfsr`` is the state
+          before it; unchanged when off or without sampling);
         * ``cycles``: the issue cycles (0 when off).
         """
         P = config.eors_lanes
@@ -171,7 +190,8 @@ class Speculator(wiring.Component):
         rows = list(zip((ends - nz.sum(axis=1)).tolist(), ends.tolist()))
         mr, kr = np.nonzero(nz)
         entries = (A[mr, kr], kr * desc["b_sk"])
-        out = {"rows": rows, "entries": entries, "mask": None, "words": None, "cycles": 0}
+        out = {"rows": rows, "entries": entries, "mask": None, "words": None, "cycles": 0,
+               "sampled": None, "lfsr": lfsr}
         if not eors_active(desc):
             return out
         # The whole of every group, lanes past N included: word g*K + k*b_sk of BW and
@@ -183,12 +203,18 @@ class Speculator(wiring.Component):
         bias = None
         if desc.get("bias", 0):
             bias = np.asarray(bufs["bias"], dtype=np.uint16)[desc["bias_base"] + n]
-        live = eors_mask(A, W, bias, config.eors)
+        live = eors_mask(A, W, bias, task_eors_params(desc, config.eors))
+        sampled = np.zeros((M, G * P), dtype=bool)
+        if config.eors_sample_log2:
+            sampler = EorsSampler(P, config.eors_sample_log2, lfsr)
+            sampled = sampler.sample(M, G * P) & ~live
+            out["lfsr"] = sampler.state
         # Python ints: a 64-lane word does not fit a signed numpy integer
-        weights = np.array([1 << p for p in range(P)], dtype=object)
-        words = (live.reshape(M, G, P).astype(object) * weights).sum(axis=2)
+        weights = np.array([1 << p for p in range(2 * P)], dtype=object)
+        bits = np.concatenate([live.reshape(M, G, P), sampled.reshape(M, G, P)], axis=2)
+        words = (bits.astype(object) * weights).sum(axis=2)
         b = int(bool(desc.get("bias", 0)) and bias_first)
-        out.update(mask=live[:, :N], words=words,
+        out.update(mask=live[:, :N], words=words, sampled=sampled[:, :N],
                    cycles=int(G * np.maximum(nz.sum(axis=1) + b, 1).sum()))
         return out
 
@@ -216,9 +242,12 @@ class Speculator(wiring.Component):
         groups_last = Signal(d)
         # the task has a bias (registered for the same reason); bon: it is a term
         bias_on, bon = Signal(), Signal()
+        # the task's level, constant during the task
+        rel = Signal(5)
         with m.If(self.start):
             m.d.sync += [groups_last.eq((self.n - 1) >> exact_log2(P)), bias_on.eq(self.bias),
-                         bon.eq(self.bias & self.bias_first)]
+                         bon.eq(self.bias & self.bias_first),
+                         rel.eq(Mux(self.rel != 0, self.rel, self.params.rel or 0))]
         # this cycle issues the group's bias term (x = 1.0, w = the lanes' biases)
         bcyc = Signal()
 
@@ -285,15 +314,21 @@ class Speculator(wiring.Component):
         else:
             m.d.comb += [pred.x.eq(a4), pred.w.eq(bw4), pred.bias.eq(Mux(bias_on, bias4, 0))]
         if self.params.rel is not None:
-            # scale-aware mode: the configured level for every task (a per-layer level
-            # would come from the descriptor; docs/eors.md, "Self-calibration")
-            m.d.comb += pred.rel.eq(self.params.rel)
+            # scale-aware mode: the task's level (docs/eors.md, "Self-calibration")
+            m.d.comb += pred.rel.eq(rel)
 
         # --- results: one mask word per group, the row record after its last group
         r = c[-1]
         m.d.comb += [self.pm_wr.en.eq(pred.o_valid),
                      self.pm_wr.addr.eq(r.slot * self.words_per_row + r.grp),
                      self.pm_wr.data.eq(pred.live)]
+        if self.sample_log2:
+            # the LFSR steps for a group one cycle before its word is written, so its
+            # one-hot sample is there with the live bits (EorsSampleLfsr.latency = 1)
+            m.submodules.sampler = lfsr = EorsSampleLfsr(P, self.sample_log2)
+            pre = c[-2]
+            m.d.comb += [lfsr.step.eq(pre.valid & pre.last),
+                         self.pm_wr.data.eq(Cat(pred.live, lfsr.sample & ~pred.live))]
         m.d.comb += [outq.w_en.eq(pred.o_valid & r.row_last), outq.w_data.eq(r.row)]
 
         busy = have | outq.r_rdy | (inflight != 0)
