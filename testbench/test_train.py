@@ -48,6 +48,34 @@ def test_messages():
         DeviceTrainer(GAN(TrainConfig(batch=2)), "")
     with pytest.raises(ValueError, match=r"beyond the GBUF of 262144 words \(gbuf_bits=18\)"):
         DeviceTrainer(GAN(TrainConfig(batch=32)), "model", "sim")
+    with pytest.raises(ValueError, match="binary is for device 'sim', got device 'model'"):
+        DeviceTrainer(GAN(TrainConfig(batch=2)), "model", binary="ganpu-sim")
+    for name in ("timeout", "wait_timeout"):
+        with pytest.raises(ValueError, match=f"{name} must be a positive number of seconds, got 0"):
+            DeviceTrainer(GAN(TrainConfig(batch=2)), "model", **{name: 0})
+
+
+def test_link_wait_is_bounded_in_seconds():
+    """Over a link the driver's waits for DONE or a PAUSE last as long as the program
+    runs, up to ``wait_timeout`` seconds, then fail naming the state the device is in."""
+    import asyncio
+    from ganpu.gan.train import _link_driver
+    from ganpu.host.processor_driver import BusTransport
+    from ganpu.processor.program import State
+
+    class Running(BusTransport):
+        polls = 0
+
+        async def request(self, addr, write, data=0):
+            self.polls += 1
+            return State.RUNNING.value, 0
+
+    t = Running()
+    drv = _link_driver(t, CFG, 0.2)
+    with pytest.raises(TimeoutError, match=r"processor still RUNNING after 0.2 s \(waiting for "
+                                           r"DONE, PAUSED\)"):
+        asyncio.run(drv.wait())
+    assert t.polls > 1
 
 
 def test_cli_device_model(tmp_path):

@@ -13,7 +13,9 @@ step's cycles, when the D update ends (its last UPDATE record) and the G update'
 share after it, and at ``--mhz`` the step time and the effective GFLOPS (dense-equivalent
 FLOPs, ``2 x`` the step's dense MACs, per second) beside the dense peak of the same
 config (``cores x lanes x 2 x f``). With a device other than ``model`` the processor's
-own cycle counters of each step are reported too.
+own cycle counters of each step are reported too, and ``--check-model`` trains a
+second copy on the program model (``--device model``) and compares the device's
+weights with it as well as with the golden model's.
 """
 
 import json
@@ -28,9 +30,30 @@ __all__ = ["register", "bench_train"]
 POLICIES = ("temporal", "spatial", "adaptive")
 
 
+def _mismatches(ref, hw):
+    """Names of the tensors (``G.fc1.w``...) whose master, momentum or binary16 copy
+    differ between GANs ``ref`` and ``hw`` (bit patterns)."""
+    import numpy as np
+    bad = []
+    for net in ("G", "D"):
+        opt_r, opt_h = (ref.opt_g, hw.opt_g) if net == "G" else (ref.opt_d, hw.opt_d)
+        for a, b in zip(getattr(ref, net).layers, getattr(hw, net).layers):
+            for t in ("w", "b"):
+                same = (np.array_equal(getattr(a, f"{t}32").view(np.uint32), getattr(b, f"{t}32").view(np.uint32))
+                        and np.array_equal(np.asarray(opt_r.v[(a.name, f"{t}32")]).view(np.uint32),
+                                           np.asarray(opt_h.v[(b.name, f"{t}32")]).view(np.uint32))
+                        and np.array_equal(getattr(a, f"{t}16"), getattr(b, f"{t}16")))
+                if not same:
+                    bad.append(f"{net}.{a.name}.{t}")
+    return bad
+
+
 def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3, seed=0,
-                eors=False, mhz=30.0, policy="adaptive"):
-    """The figures as a dict (see the module docstring)."""
+                eors=False, mhz=30.0, policy="adaptive", check_model=False, binary=None, log=None):
+    """The figures as a dict (see the module docstring). ``check_model``: train a
+    second copy on the program model (``--device model``) in lockstep and compare its
+    weights too; ``binary``: a ``ganpu sim`` binary already built for the config
+    (device ``sim``); ``log``: progress lines (the build, each step)."""
     import numpy as np
     from .gan import GAN, TrainConfig
     from .gan.train import DeviceTrainer
@@ -41,28 +64,38 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
 
     tc = TrainConfig(batch=batch, seed=seed, eors=DEFAULT_EORS if eors else None)
     ref, hw = GAN(tc), GAN(tc)
-    with DeviceTrainer(hw, device, config, gbuf_bits=gbuf_bits, policy=policy) as tr:
+    refs = {"golden": ref}
+    twin = None
+    if check_model and device != "model":
+        refs["model"] = GAN(tc)
+        twin = DeviceTrainer(refs["model"], "model", config, gbuf_bits=gbuf_bits)
+    step_seconds = []
+    with DeviceTrainer(hw, device, config, gbuf_bits=gbuf_bits, policy=policy, binary=binary,
+                       log=log) as tr:
         cfg, program = tr.cfg, tr.program
         t0 = time.time()
         for i in range(steps):
+            t1 = time.time()
             got = tr.step(sync=i == steps - 1)
+            step_seconds.append(time.time() - t1)
             want = ref.step()
             if got != want:
                 raise RuntimeError(f"step {i}: losses {got} differ from the golden model's {want}")
+            if twin is not None:
+                other = twin.step(sync=i == steps - 1)
+                if got != other:
+                    raise RuntimeError(f"step {i}: losses {got} differ from the program model's {other}")
+            if log:
+                log(f"step {i + 1}/{steps}: {step_seconds[-1]:.1f} s, D {got['d_loss']:.4f} "
+                    f"G {got['g_loss']:.4f}, losses equal the golden model's")
         seconds = time.time() - t0
         counters = tr.counters
         gbuf = tr.gbuf
-    mismatches = []
-    for net in ("G", "D"):
-        opt_r, opt_h = (ref.opt_g, hw.opt_g) if net == "G" else (ref.opt_d, hw.opt_d)
-        for a, b in zip(getattr(ref, net).layers, getattr(hw, net).layers):
-            for t in ("w", "b"):
-                same = (np.array_equal(getattr(a, f"{t}32").view(np.uint32), getattr(b, f"{t}32").view(np.uint32))
-                        and np.array_equal(np.asarray(opt_r.v[(a.name, f"{t}32")]).view(np.uint32),
-                                           np.asarray(opt_h.v[(b.name, f"{t}32")]).view(np.uint32))
-                        and np.array_equal(getattr(a, f"{t}16"), getattr(b, f"{t}16")))
-                if not same:
-                    mismatches.append(f"{net}.{a.name}.{t}")
+    if twin is not None:
+        twin.close()
+    steady = sum(step_seconds[1:]) / (steps - 1) if steps > 1 else step_seconds[0]
+    mismatches = [f"{name}: {t}" if name != "golden" else t
+                  for name, r in refs.items() for t in _mismatches(r, hw)]
     if gbuf is None:
         # a device behind a link: the data of one more step on the program model
         from .host.compiler import run_step
@@ -93,7 +126,11 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
            "lanes": cfg.core.lanes, "batch": batch, "eors": eors, "steps": steps,
            "records": len(program.tasks), "updates": sum(t.kind == TaskKind.UPDATE for t in program.tasks),
            "parameters": params, "dense_macs": dense_macs, "seconds": round(seconds, 3),
-           "steps_per_s": round(steps / seconds, 4), "bit_identical": not mismatches,
+           "steps_per_s": round(steps / seconds, 4),
+           "step_seconds": [round(x, 3) for x in step_seconds],
+           # the first step also writes the weights, masters and momenta
+           "projected_500_steps_min": round((step_seconds[0] + 499 * steady) / 60, 1),
+           "bit_identical": not mismatches, "compared_with": list(refs),
            "mismatches": mismatches, "mhz": mhz, "dense_peak_gflops": round(peak / 1e9, 4),
            "policies": pol}
     if counters:
@@ -105,7 +142,8 @@ def print_table(res, file=None):
     file = sys.stdout if file is None else file
     print(f"{res['steps']} steps on {res['device']} ({res['config']}, {res['cores']} cores x "
           f"{res['lanes']} lanes, batch {res['batch']}, EORS {'on' if res['eors'] else 'off'}): "
-          f"{res['steps_per_s']:.2f} steps/s, bit-identical to the golden model: "
+          f"{res['steps_per_s']:.2f} steps/s ({res['projected_500_steps_min']:g} min for 500 steps), "
+          f"bit-identical to {' and '.join(res['compared_with'])}: "
           f"{'yes' if res['bit_identical'] else 'NO ' + ', '.join(res['mismatches'])}", file=file)
     print(f"{res['records']} records per step ({res['updates']} UPDATE, {res['parameters']:,} "
           f"parameters), {res['dense_macs']:,} dense MACs; at {res['mhz']:g} MHz, dense peak "
@@ -126,7 +164,9 @@ def _cmd(args):
     try:
         res = bench_train(device=args.device, config=args.config, gbuf_bits=args.gbuf_bits,
                           batch=args.batch, steps=args.steps, seed=args.seed,
-                          eors=args.eors == "on", mhz=args.mhz, policy=args.policy)
+                          eors=args.eors == "on", mhz=args.mhz, policy=args.policy,
+                          check_model=args.check_model, binary=args.sim_binary,
+                          log=lambda line: print(line, file=sys.stderr, flush=True))
     except ValueError as exc:
         print(f"ganpu bench train: {exc}", file=sys.stderr)
         return 2
@@ -155,5 +195,11 @@ def register(bench_sub):
                    help="clock for the step time and GFLOPS (default 30: the ULX3S build's clock)")
     c.add_argument("--policy", choices=POLICIES, default="adaptive",
                    help="the device's policy while training")
+    c.add_argument("--check-model", action="store_true",
+                   help="with a device other than model: train a copy on the program model "
+                        "(--device model) too and compare its weights as well")
+    c.add_argument("--sim-binary", default=None, metavar="PATH",
+                   help="with --device sim: this ganpu sim binary, built for the config "
+                        "(default: built or taken from the cache)")
     c.add_argument("--json", help="write the figures here")
     c.set_defaults(func=_cmd)

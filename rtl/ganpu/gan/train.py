@@ -151,24 +151,62 @@ def device_config(cfg, gan, gbuf_bits=None):
     return cfg, compile_gan(cfg, gan, update=True)
 
 
+def _link_driver(transport, cfg, wait_seconds):
+    """A :class:`~ganpu.host.processor_driver.ProcessorDriver` whose waits for DONE or a
+    PAUSE are bounded by wall time, not by a poll count: over a link a poll is one round
+    trip (a fraction of a millisecond on ``ganpu sim``'s socket), and the simulated step
+    runs for tens of seconds, longer than the default polls last."""
+    import time
+    from ..host.processor_driver import ProcessorDriver, ProgramFailed
+    from ..processor.program import State
+
+    class LinkDriver(ProcessorDriver):
+        async def wait(self, until=(State.DONE, State.PAUSED), polls=None, interval=16):
+            end = time.monotonic() + wait_seconds
+            while True:
+                s = await self.state()
+                if s in until:
+                    return s
+                if s == State.ERROR:
+                    raise ProgramFailed(*await self.error())
+                if time.monotonic() > end:
+                    raise TimeoutError(
+                        f"processor still {s.name} after {wait_seconds:g} s (waiting for "
+                        f"{', '.join(u.name for u in until)}); a longer wait_timeout "
+                        f"lets a slower device finish")
+                await self.t.idle(interval)
+
+    return LinkDriver(transport, cfg)
+
+
 class DeviceTrainer:
     """Trains ``gan`` with every gemm and every weight update on a processor
     (``docs/update.md``); the host keeps the losses, the final tanh/sigmoid and the data.
 
     ``device``: ``"model"`` (the processor's bit-exact program model, in process),
-    ``"sim"`` (``ganpu sim``: the Verilator-native simulator of ``cfg``, built or taken
-    from the cache, over ``socket://``) or a pyserial URL (a board, or a ``ganpu sim``
-    already running). The weights, masters and momenta stay on the device from step to
-    step; :meth:`close` (or the last :meth:`step` with ``sync``) reads them back into
-    ``gan``, bit for bit what ``GAN.step`` computes.
+    ``"sim"`` (``ganpu sim``: the Verilator-native simulator of ``cfg``, ``binary`` or
+    built or taken from the cache, over ``socket://``) or a pyserial URL (a board, or a
+    ``ganpu sim`` already running). The weights, masters and momenta stay on the device
+    from step to step; :meth:`close` (or the last :meth:`step` with ``sync``) reads them
+    back into ``gan``, bit for bit what ``GAN.step`` computes.
+
+    ``timeout`` (seconds) bounds each answer of the link, ``wait_timeout`` (seconds)
+    each wait for the program's DONE or next PAUSE (:class:`TimeoutError` naming the
+    state the device is in). ``log`` (a callable) gets the simulator build's progress.
     """
 
-    def __init__(self, gan, device="model", cfg="sim", gbuf_bits=None, policy=None, timeout=5.0):
+    def __init__(self, gan, device="model", cfg="sim", gbuf_bits=None, policy=None, timeout=30.0,
+                 wait_timeout=600.0, binary=None, log=None):
         from ..processor.program import Policy
         if not isinstance(gan, GAN):
             raise TypeError(f"gan must be a GAN, got {gan!r}")
         if not isinstance(device, str) or not device:
             raise ValueError(f"device must be 'model', 'sim' or a serial URL, got {device!r}")
+        if binary is not None and device != "sim":
+            raise ValueError(f"binary is for device 'sim', got device {device!r}")
+        for name, value in (("timeout", timeout), ("wait_timeout", wait_timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         self.gan, self.device = gan, device
         self.cfg, self.program = device_config(cfg, gan, gbuf_bits)
         self.policy = Policy.ADAPTIVE if policy is None else \
@@ -179,14 +217,21 @@ class DeviceTrainer:
         self.fresh = True
         if device == "sim":
             from ..sim.native import build, Server
-            self.server = Server(build(self.cfg))
+            if binary is None:
+                binary, _ = build(self.cfg, log=log)
+            self.server = Server(binary)
             self.server.start()
             url = self.server.url
         else:
             url = device
         if device != "model":
             from ..host.link import connect
-            self.drv = connect(url, self.cfg, timeout=timeout)
+            try:
+                self.drv = connect(url, self.cfg, timeout=timeout)
+            except BaseException:
+                self.close()
+                raise
+            self.drv.driver = _link_driver(self.drv.driver.t, self.cfg, wait_timeout)
 
     def step(self, sync=False):
         """One training step on the device; ``sync`` reads the weights back into the

@@ -41,9 +41,18 @@ def _config(name):
 
 
 def _cmd_sim(args):
+    import dataclasses
     from . import native
+    from ..processor.config import config
+    cfg = args.config
+    if args.gbuf_bits is not None:
+        try:
+            cfg = dataclasses.replace(config(cfg), gbuf_bits=args.gbuf_bits)
+        except ValueError as exc:
+            print(f"ganpu sim: {exc}", file=sys.stderr)
+            return 2
     try:
-        binary, seconds = native.build(args.config, build_dir=args.build_dir,
+        binary, seconds = native.build(cfg, build_dir=args.build_dir,
                                        log=lambda s: print(f"ganpu sim: {s}", flush=True))
     except native.SimBuildError as exc:
         print(f"ganpu sim: {exc}", file=sys.stderr)
@@ -77,6 +86,10 @@ def register(sub):
                                    "(Verilator; the driver connects with socket://)")
     s.add_argument("--config", type=_config, default="small",
                    help="named processor config (default small)")
+    s.add_argument("--gbuf-bits", type=positive_int, default=None,
+                   help="GBUF address bits instead of the config's (the MLP GAN's step with "
+                        "its masters and momenta needs 19 at batch 32: --config sim "
+                        "--gbuf-bits 19, then ganpu train --device socket://... --gbuf-bits 19)")
     s.add_argument("--port", type=_port, default=5555,
                    help="TCP port (default 5555; 0 picks a free one)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
