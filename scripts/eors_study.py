@@ -110,9 +110,9 @@ def checkpoints(steps):
 class CalibHook:
     """Runs the sampler, counters and policy on every FP ReLU task of training."""
 
-    def __init__(self, base=SCALE):
-        self.cal = EorsCalibrator(base, rate_log2=RATE_LOG2)
-        self.sampler = EorsSampler(LANES, RATE_LOG2)
+    def __init__(self, base=SCALE, rate_log2=RATE_LOG2, recall=None):
+        self.cal = EorsCalibrator(base, rate_log2=rate_log2, recall=recall)
+        self.sampler = EorsSampler(LANES, rate_log2)
         self.tag = "G"
         self.sampled = 0       # outputs computed only to measure (sum of nnz(A row))
         self.work = 0          # MACs of the FP ReLU tasks as run (predicted live)
@@ -135,11 +135,11 @@ class CalibHook:
         c += [(~true & ~pred).sum(), (~true).sum(), (true & ~pred).sum(), true.sum()]
 
 
-def run_gan(name, spec, steps, seed, log):
+def run_gan(name, spec, steps, seed, log, rate_log2=RATE_LOG2, recall=None):
     cfg = TrainConfig(net=spec["net"], seed=seed)
     gan = GAN(cfg)
     gan.G, gan.D = build(spec, seed)
-    hook = CalibHook()
+    hook = CalibHook(rate_log2=rate_log2, recall=recall)
     hG = lambda l, p, t: (setattr(hook, "tag", "G"), hook(l, p, t))
     hD = lambda l, p, t: (setattr(hook, "tag", "D"), hook(l, p, t))
     gan.G.add_hook(hG)
@@ -293,6 +293,10 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=None, help="override the steps of every GAN")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sweep", default="", help="also score these rel levels, e.g. 4,5,6,7,8")
+    ap.add_argument("--rate-log2", type=int, default=RATE_LOG2,
+                    help="self-calibration samples one output in 2**r (default %(default)s)")
+    ap.add_argument("--recall", type=float, default=None,
+                    help="the calibrator's recall target (EorsCalibrator recall; default none)")
     ap.add_argument("--merge", nargs="+", default=None,
                     help="no training: tabulate the GANs of these earlier --json files")
     args = ap.parse_args(argv)
@@ -314,10 +318,12 @@ def main(argv=None):
         spec = GANS[n]
         st = args.steps or steps[spec["net"]]
         print(f"[{n}: {st} steps]", flush=True)
-        results[n] = run_gan(n, spec, st, args.seed, lambda s: print(s, flush=True))
+        results[n] = run_gan(n, spec, st, args.seed, lambda s: print(s, flush=True),
+                             rate_log2=args.rate_log2, recall=args.recall)
         _save(args.json, results, {"partial": True}, sweep)
     meta = {"command": "python scripts/eors_study.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "runtime_s": time.time() - t0, "modes": MODE_NAMES, "rate_log2": RATE_LOG2,
+            "runtime_s": time.time() - t0, "modes": MODE_NAMES, "rate_log2": args.rate_log2,
+            "recall": args.recall,
             "lanes": LANES, "scale": vars(SCALE), "default": vars(DEFAULT_EORS)}
     lines = tables(results, meta, sweep)
     print("\n".join(lines))

@@ -147,6 +147,29 @@ def test_counts_and_policy():
     assert cal.params_for("new") == EorsParams(threshold=0, rel=10)
 
 
+def test_recall_rule():
+    """With a recall target the level rises on a low measured recall, unless even one
+    more false zero sample could put the rate above ``hi``; without one it does not."""
+    R = 1 << 7
+    low = {"sampled": 10, "false_zero": 0, "live": 30000, "false_live": 200}   # recall 1280/1480
+    for recall, want in ((None, 9), (0.96, 10)):
+        cal = EorsCalibrator(EorsParams(threshold=0, rel=9), rate_log2=7, recall=recall)
+        cal.add("L", low)
+        assert cal.end_step() == {"L": want}
+    cal = EorsCalibrator(EorsParams(threshold=0, rel=9), rate_log2=7, recall=0.96)
+    # a recall above the target: no change
+    cal.add("L", {"sampled": 10, "false_zero": 0, "live": 30000, "false_live": 20})
+    assert cal.end_step() == {"L": 9}
+    # too few live outputs to rule out a false-zero rate above hi: wait
+    cal = EorsCalibrator(EorsParams(threshold=0, rel=9), rate_log2=7, recall=0.96)
+    cal.add("L", {"sampled": 10, "false_zero": 0, "live": R * 100, "false_live": 200})
+    assert cal.end_step() == {"L": 9}
+    # too few zeros for a recall estimate: wait
+    cal.add("L", {"sampled": 1, "false_zero": 0, "live": 0, "false_live": 100})
+    assert cal.end_step() == {"L": 9}
+    assert cal.win["L"]["false_live"] == 300
+
+
 def test_validation_messages():
     cases = [
         (lambda: EorsParams(rel=32), ValueError, "EORS rel must be in [0, 31], got 32"),
@@ -160,6 +183,8 @@ def test_validation_messages():
          f"EorsCalibrator needs scale-aware EorsParams (rel set), got {DEFAULT_EORS!r}"),
         (lambda: EorsCalibrator(replace(DEFAULT_EORS, rel=3), lo=0.01, hi=0.001), ValueError,
          "EorsCalibrator needs 0 < lo < hi < 1, got lo=0.01, hi=0.001"),
+        (lambda: EorsCalibrator(replace(DEFAULT_EORS, rel=3), recall=1.0), ValueError,
+         "EorsCalibrator needs 0 < recall < 1, got recall=1.0"),
     ]
     for make, exc, msg in cases:
         with pytest.raises(exc) as info:

@@ -380,16 +380,25 @@ class EorsCalibrator:
       layer's patience doubles (at most ``8``);
     * else if ``lo * n / R >= evidence * patience`` (enough outputs that a rate of ``lo``
       would have shown that many samples) and ``fz <= lo * n``: ``q += 1``, window cleared;
+    * with ``recall`` set (a recall target), also: else if the estimated recall of true
+      zeros ``z / (z + false_live)`` with ``z = R * (sampled - false_zero)`` (estimated
+      true zeros among the predicted zeros) is below ``recall``, over at least
+      ``100 * evidence`` estimated true zeros, and ``R * (false_zero + 1) * patience
+      <= hi * n`` (even one more false zero sample would leave the rate below ``hi``):
+      ``q += 1``, window cleared. ``false_live`` is counted on every computed output,
+      so this rule sees a low recall within a step or two, where the ``lo`` rule waits
+      for ``lo * n / R`` outputs; ``recall`` = None (the default) leaves it out.
     * ``q`` stays in ``[q_min, q_max]``.
 
     Parameters
     ----------
     params : EorsParams
         Scale-aware parameters (``rel`` set); the start level is ``params.rel``.
-    rate_log2, lo, hi, evidence, q_min, q_max : see above.
+    rate_log2, lo, hi, evidence, q_min, q_max, recall : see above.
     """
 
-    def __init__(self, params, rate_log2=6, lo=0.002, hi=0.006, evidence=3, q_min=0, q_max=REL_MAX):
+    def __init__(self, params, rate_log2=6, lo=0.002, hi=0.006, evidence=3, q_min=0, q_max=REL_MAX,
+                 recall=None):
         if not isinstance(params, EorsParams) or params.rel is None:
             raise ValueError(f"EorsCalibrator needs scale-aware EorsParams (rel set), got {params!r}")
         _check_int("calibrator rate_log2", rate_log2, 0, 16)
@@ -398,7 +407,9 @@ class EorsCalibrator:
         if not 0 < lo < hi < 1:
             raise ValueError(f"EorsCalibrator needs 0 < lo < hi < 1, got lo={lo!r}, hi={hi!r}")
         self.params, self.rate_log2, self.lo, self.hi = params, rate_log2, lo, hi
-        self.evidence, self.q_min, self.q_max = evidence, q_min, q_max
+        if recall is not None and not 0 < recall < 1:
+            raise ValueError(f"EorsCalibrator needs 0 < recall < 1, got recall={recall!r}")
+        self.evidence, self.q_min, self.q_max, self.recall = evidence, q_min, q_max, recall
         self.q, self.win, self.patience, self.history = {}, {}, {}, []
 
     def params_for(self, layer):
@@ -428,5 +439,13 @@ class EorsCalibrator:
                 if q < self.q_max:
                     self.q[layer] = q + 1
                 self.win[layer] = dict.fromkeys(w, 0)
+            elif self.recall is not None:
+                z = R * (w["sampled"] - w["false_zero"])
+                zeros = z + w["false_live"]
+                if zeros >= 100 * self.evidence and z < self.recall * zeros and \
+                        R * (w["false_zero"] + 1) * pat <= self.hi * n:
+                    if q < self.q_max:
+                        self.q[layer] = q + 1
+                    self.win[layer] = dict.fromkeys(w, 0)
         self.history.append(dict(self.q))
         return dict(self.q)
