@@ -173,7 +173,7 @@ class Schedule:
 
 
 def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
-             dma_width=None, overhead=None, min_work=None, rule=None):
+             dma_width=None, overhead=None, min_work=None, rule=None, prefetch=False):
     """Schedule ``records`` on ``cfg`` under ``policy``; returns a :class:`Schedule`.
 
     Surviving work comes from ``row_macs`` (a list, per record, of per-row MAC arrays,
@@ -183,6 +183,12 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
     of the window in program order, ``rec`` the first of them; it returns the cores
     (0: wait). ``dma_width`` replaces the host port's ``cfg.core.host_words`` (the
     elements a wide DMA pass moves per cycle).
+
+    ``prefetch`` models hardware the processor does not have (``docs/astm.md``, the
+    prefetch sketch): two buffer sets per core, so a core may be given its next task
+    while it computes (its load goes to the idle set) and start it as soon as both its
+    compute is done and the load is in; a set is free again when its task's rows are
+    stored. A core counts as free for the policies while it has a free set.
     """
     from .model import normalize, split_rows, cores_for, eors_active, reads_mask_in, MIN_WORK
     if not isinstance(cfg, ProcessorConfig):
@@ -204,6 +210,10 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
     done = [False] * n
     pending = list(range(n))          # undispatched, program order
     free = set(range(C))
+    full = 2 if prefetch else 1
+    sets = [full] * C                 # free buffer sets per core
+    computing = [False] * C
+    waiting = {}                      # core: a start postponed until its compute ends
     segments, dma = [], []
     busy, occupied = [0] * C, [0] * C
     events = []                       # (time, seq, kind, payload)
@@ -244,7 +254,7 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
     def dispatch(t, rec, k):
         M, N, K = rec["m"], rec["n"], rec["k"]
         parts = split_rows(M, k)
-        cores = sorted(free)[:len(parts)]
+        cores = sorted(free, key=lambda c: (-sets[c], c))[:len(parts)]
         cores_of[t] = cores
         left[t] = len(parts)
         rows = dict(zip(cores, parts))
@@ -265,7 +275,9 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
                 cycles += SKIP
         cycles += SKIP              # the job's end
         for core in cores:
-            free.discard(core)
+            sets[core] -= 1
+            if sets[core] == 0:
+                free.discard(core)
         loads.append((t, cycles, "load", (t, now, ready_at)))
 
     def started(t, core, t_disp):
@@ -274,6 +286,7 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
         m0, m1 = dict(zip(cores_of[t], split_rows(rec["m"], len(cores_of[t]))))[core]
         macs = int(row_macs[t][m0:m1].sum())
         end = now + int(np.ceil(core_cycles(lanes, m1 - m0, N, K, macs, overhead)))
+        computing[core] = True
         segments.append((t, core, now, end))
         busy[core] += end - now
         push(end, "computed", (t, core, t_disp, m1 - m0))
@@ -287,7 +300,7 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
                 break
             t = ready[0]
             if recs[t]["kind"] == TaskKind.PAUSE.value:
-                if len(free) == C and not dma_busy and not loads and not stores:
+                if all(x == full for x in sets) and not dma_busy and not loads and not stores:
                     pauses.append((t, now))
                     done[t] = True
                     finished[t] = now
@@ -330,9 +343,15 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
             done[payload] = True
             finished[payload] = now
         elif kind == "start":
-            started(*payload)
+            if computing[payload[1]]:
+                waiting[payload[1]] = payload
+            else:
+                started(*payload)
         elif kind == "computed":
             t, core, t_disp, rows = payload
+            computing[core] = False
+            if core in waiting:
+                push(now + START, "start", waiting.pop(core))
             rec = recs[t]
             n = rec["n"]
             cycles = JOB_SETUP + pass_cycles(rows * n, n, rec["out"]["s1"], STORE_SETUP,
@@ -343,6 +362,7 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
             dma_busy = False
             t, core, t_disp = payload
             occupied[core] += now - t_disp
+            sets[core] += 1
             free.add(core)
             left[t] -= 1
             if left[t] == 0:
