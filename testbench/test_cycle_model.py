@@ -108,6 +108,26 @@ def test_step_schedule(step, policy):
         assert not any(a < at < b for _, a, b, _ in s.dma)
 
 
+@pytest.mark.parametrize("policy", list(Policy))
+def test_prefetch_schedule(step, policy):
+    """The prefetch sketch (two buffer sets per core): the schedule invariants hold, a
+    core holds at most two tasks (dispatched, not yet stored) and computes one at a
+    time, and the temporal step is shorter than without it."""
+    cfg, prog, macs = step
+    s = simulate(cfg, prog.records, policy, row_macs=macs, prefetch=True)
+    _check(cfg, prog.records, s, macs)
+    store_end = {}
+    for t, a, b, kind in s.dma:
+        if kind == "store":
+            store_end.setdefault(t, []).append(b)
+    for core in range(cfg.cores):
+        held = [(a, max(store_end[t])) for t, c, a, _ in s.segments if c == core]
+        for a, _ in held:
+            assert sum(1 for x, y in held if x <= a < y) <= 2
+    if policy == Policy.TEMPORAL:
+        assert s.cycles < simulate(cfg, prog.records, policy, row_macs=macs).cycles
+
+
 def test_one_core_policies_agree(step):
     _, prog, macs = step
     cfg = ProcessorConfig(cores=1)
