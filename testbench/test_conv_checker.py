@@ -2,7 +2,9 @@
 (``ganpu.core.model.check``), both simulators: tiles of random conv and tconv phases as
 the host lowers them, each also with one field mutated (every conv field, the ranges,
 M and K), so that every convolution rule and its neighbours are met; accepted tiles
-with stride or dilation 3 (refused: only 1 and 2 are allowed)."""
+with stride or dilation 3 (refused: only 1 and 2 are allowed); descriptors whose valid
+taps are at the compressed copy's depth, one above or one image or channel off it
+(``WORK_RANGE`` counts them exactly, borders included)."""
 
 import pickle
 
@@ -12,10 +14,12 @@ import pytest
 import harness
 import units
 from unitcases import CHECKER
-from ganpu.core.descriptor import DescriptorChecker, Error, descriptor_layout
-from ganpu.host.lower import ConvShape, conv_tasks
+from ganpu.core import im2col
+from ganpu.core.descriptor import ConvMode, DescriptorChecker, Error, descriptor_layout
+from ganpu.host.lower import ConvShape, conv_tasks, fc_desc
 
 COUNT = {"verilator": 600, "icarus": 150}
+WORK = {"verilator": 200, "icarus": 60}
 FIELDS = ("conv", "kern", "cstride", "dil", "pad", "flip", "ky0", "kh", "img", "chan", "in_h",
           "in_w", "oy0", "out_h", "out_w", "b_sy", "b_sx", "a_base", "b_base", "a_sm", "a_sk",
           "b_sk", "m", "k", "eors")
@@ -55,6 +59,45 @@ def conv_descs(rng, cfg, count):
     return out
 
 
+def work_descs(rng, cfg, count):
+    """Conv descriptors (ROWS and TAPS, random geometry with its borders, bands) whose
+    valid taps (:func:`ganpu.core.im2col.task_taps`) are near the compressed copy's
+    depth: one image read again and again (``a_sm`` = ``a_sk`` = 0) and one output
+    channel, so that only ``WORK_RANGE`` can refuse them; ``img`` chosen to land on
+    the depth, or a little below or above it."""
+    depth = cfg.geom.depth("a")
+    out = []
+    while len(out) < count:
+        mode = [ConvMode.ROWS, ConvMode.TAPS][len(out) % 2]
+        k, s = int(rng.integers(1, 8)), int(rng.integers(1, 3))
+        dil = int(rng.integers(1, 3)) if mode == ConvMode.ROWS else 1
+        p = int(rng.integers(0, k))
+        h, w = (int(rng.integers(1, 12)) for _ in range(2))
+        # output sizes up to the last window CONV_SHAPE allows
+        last = [((n - 1) * dil + 1 + k + dil - 2 + p - k) // s for n in (h, w)]
+        if min(last) < 0:
+            continue
+        oh, ow = (int(rng.integers(1, x + 2)) for x in last)
+        d = fc_desc(op=2 if mode == ConvMode.TAPS else 0, conv=mode.value, kern=k, cstride=s, dil=dil,
+                    pad=p, in_h=h, in_w=w, out_h=oh, out_w=ow, chan=int(rng.integers(1, 4)), img=1,
+                    n=1, o_sm=1, o_sn=1, b_sy=k if mode == ConvMode.ROWS else 0, b_sx=1)
+        if mode == ConvMode.ROWS:
+            d["oy0"] = int(rng.integers(0, 3)) if oh > 3 else 0
+            d["out_h"] = oh - d["oy0"]
+            d["b_sk"] = k * k
+        else:
+            d["ky0"] = int(rng.integers(0, k))
+            d["kh"] = int(rng.integers(1, k - d["ky0"] + 1))
+        per = im2col.task_taps(d)
+        if per == 0:
+            continue
+        d["img"] = max(1, depth // per + int(rng.choice([0, 0, 1, -1])))
+        d["m"], d["k"] = (int(np.prod(x)) for x in im2col.dims(d))
+        if DescriptorChecker.model(d, cfg) in (Error.OK, Error.WORK_RANGE):
+            out.append((f"work {d['img']}x{per} of {depth}", d))
+    return out
+
+
 @pytest.mark.parametrize("sim", harness.SIMULATORS)
 def test_conv_checker(sim, tmp_path):
     rng = np.random.default_rng(13)
@@ -66,8 +109,13 @@ def test_conv_checker(sim, tmp_path):
             bad = {**d, f: 3}
             assert DescriptorChecker.model(bad, CHECKER) == Error.BAD_CONV, (w, f)
             descs.append((f"{w} {f}=3", bad))
+    work = work_descs(rng, CHECKER, int(WORK[sim] * harness.scale()))
+    # the count is exact: some tasks fill the compressed copy to its last entry
+    assert any(im2col.task_taps(d) == CHECKER.geom.depth("a") for _, d in work)
+    descs += work
     verdicts = {DescriptorChecker.model(d, CHECKER) for _, d in descs}
-    assert {Error.OK, Error.BAD_CONV, Error.CONV_SHAPE, Error.A_RANGE, Error.B_RANGE} <= verdicts, verdicts
+    assert {Error.OK, Error.BAD_CONV, Error.CONV_SHAPE, Error.A_RANGE, Error.B_RANGE,
+            Error.WORK_RANGE} <= verdicts, verdicts
     case = tmp_path / "case.pkl"
     case.write_bytes(pickle.dumps({"config": CHECKER, "descs": descs}))
     units.run(sim, "checker", case)

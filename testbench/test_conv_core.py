@@ -15,7 +15,7 @@ import harness
 from test_core import CONFIGS, _core, _env
 from test_conv_model import random_layer, random_f16
 from ganpu import numerics
-from ganpu.core import model
+from ganpu.core import im2col, model
 from ganpu.core.descriptor import Error
 from ganpu.host.lower import ConvShape, conv_tasks
 from ganpu.host.tasks import conv_record_phases
@@ -75,6 +75,7 @@ def malformed_tasks(config, all_checks=True):
     (desc, loads, _, _), = conv_tasks(shape, "fp", config.geom, x=random_f16(rng, (1, 2, 5, 5)),
                                       w=random_f16(rng, (3, 2, 3, 3)), b=random_f16(rng, 3))[0]
     g = config.geom
+    taps = im2col.task_taps(desc)
     cases = {
         "undefined conv mode": dict(conv=3),
         "zero stride": dict(cstride=0),
@@ -86,9 +87,10 @@ def malformed_tasks(config, all_checks=True):
         "image beyond A": dict(a_base=g.depth("a") - 10),
         "kernel beyond B": dict(b_base=g.depth("b") - 10),
         "output beyond OUT": dict(o_base=g.depth("out") - 2),
-        # one image read again and again (a_sm = 0): only the compressed copy overflows
-        "compressed A overflow": dict(img=g.depth("a") // (9 * 18) + 1, a_sm=0,
-                                      m=(g.depth("a") // (9 * 18) + 1) * 9),
+        # one image read again and again (a_sm = 0): only the compressed copy
+        # overflows, by one image's valid taps (the checker counts them exactly)
+        "compressed A overflow": dict(img=g.depth("a") // taps + 1, a_sm=0,
+                                      m=(g.depth("a") // taps + 1) * desc["m"]),
     }
     out = [("accepted conv", desc, loads, True)]
     if not all_checks:

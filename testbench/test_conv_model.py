@@ -153,6 +153,42 @@ def test_address_function_is_the_golden_im2col():
         np.testing.assert_array_equal(np.where(valid, a_addr + 1, 0), cols)
 
 
+def test_task_taps_is_the_count_of_valid_taps():
+    """``im2col.task_taps`` (the checker's WORK_RANGE count) is exactly the number of
+    valid taps of ``tap_table``, borders, dilation, bands of output rows (ROWS) and of
+    kernel rows (TAPS) included; the lowering's tiles fill the compressed copy no
+    further than the buffer, and a whole-image tile one image larger would not fit."""
+    rng = np.random.default_rng(21)
+    for i in range(300):
+        mode = [ConvMode.ROWS, ConvMode.TAPS][i % 2]
+        k, s = int(rng.integers(1, 8)), int(rng.integers(1, 3))
+        dil = int(rng.integers(1, 3)) if mode == ConvMode.ROWS else 1
+        h, w = (int(rng.integers(1, 9)) for _ in range(2))
+        d = fc_desc(conv=mode.value, kern=k, cstride=s, dil=dil, pad=int(rng.integers(0, k)),
+                    in_h=h, in_w=w, out_h=int(rng.integers(1, 9)), out_w=int(rng.integers(1, 9)),
+                    img=int(rng.integers(1, 3)), chan=int(rng.integers(1, 3)), a_sm=h * w, a_sk=h * w)
+        if mode == ConvMode.ROWS:
+            d["oy0"] = int(rng.integers(0, 3))
+        else:
+            d["ky0"] = int(rng.integers(0, k))
+            d["kh"] = int(rng.integers(1, k - d["ky0"] + 1))
+        d["m"], d["k"] = (int(np.prod(x)) for x in im2col.dims(d))
+        assert im2col.task_taps(d) == im2col.tap_table(d)[0].sum(), d
+    geom = CoreConfig().geom
+    shape = ConvShape("conv", 64, 16, 32, 4, 2, 1, (4, 4))
+    for phase in ("fp", "bp", "wg"):
+        tasks, _ = conv_tasks(shape, phase, geom, x=np.zeros(64 * 16 * 16, np.uint16),
+                              dz=np.zeros(64 * 32 * 4, np.uint16), w=np.zeros(32 * 16 * 16, np.uint16))
+        for d, *_ in tasks:
+            assert 0 < im2col.task_taps(d) <= geom.depth("a")
+            assert model.check(d, geom) == Error.OK
+        d = max((t[0] for t in tasks), key=lambda d: d["img"])
+        if phase != "wg":
+            big = {**d, "img": d["img"] + 1}
+            big["m"] = int(np.prod(im2col.dims(big)[0]))
+            assert im2col.task_taps(big) > geom.depth("a"), phase
+
+
 @pytest.fixture(scope="module")
 def conv_step():
     from ganpu.gan.export import export_layers

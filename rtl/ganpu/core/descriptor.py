@@ -1,6 +1,6 @@
 """The task descriptor of the compute core, its enums, error codes and the checker."""
 
-from amaranth.hdl import Module, Signal, Mux, signed
+from amaranth.hdl import Module, Signal, Mux, Value, signed
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
@@ -109,8 +109,9 @@ class DescriptorChecker(CheckedComponent):
 
     Checks: opcode and activation known; M, N, K non-zero; a convolution's fields
     (``docs/conv.md``; stride and dilation 1 or 2, so that no block divides by them);
-    the last element of A, B, OUT, BIAS and of the masks inside its buffer; the compressed copy of A (at most
-    M*K entries) fits; the outputs do not share OUT elements (rows or columns of OUT
+    the last element of A, B, OUT, BIAS and of the masks inside its buffer; the compressed copy of A fits
+    (``WORK_RANGE``: M*K entries in FC, the task's valid taps in a convolution, counted
+    exactly, :func:`ganpu.core.im2col.task_taps`); the outputs do not share OUT elements (rows or columns of OUT
     are disjoint blocks, see :func:`ganpu.core.model.out_disjoint`: without it the
     core's write order, not the model, would decide which result survives); the
     combination is meaningful (WG only with identity; a
@@ -182,19 +183,13 @@ class DescriptorChecker(CheckedComponent):
         r0m1, q0m1, q1m1, q2m1 = (Signal(g.dim_bits, name=x) for x in ("r0m1", "q0m1", "q1m1", "q2m1"))
         last_y, last_x = Signal(g.dim_bits + 1, name="last_y"), Signal(g.dim_bits, name="last_x")
         h1 = Signal(g.dim_bits, name="h1")
-        # a row's valid taps: chan*ceil(kern/dil)^2 (ROWS), img*min(out_h, in_h)*min(out_w, in_w)
-        ceil_kd = Signal(3)
         S2, D2 = d.cstride == 2, d.dil == 2  # other values are refused: shifts, not products
-        my, mx = Signal(g.dim_bits, name="my"), Signal(g.dim_bits, name="mx")
         m.d.sync += [
             r01.eq(R[0] * R[1]), q01.eq(Q[0] * Q[1]),
             hv.eq(Mux(D2, (d.in_h - 1) << 1, d.in_h - 1) + 1),
             wv.eq(Mux(D2, (d.in_w - 1) << 1, d.in_w - 1) + 1),
             r0m1.eq(R[0] - 1), q0m1.eq(Q[0] - 1), q1m1.eq(Q[1] - 1), q2m1.eq(Q[2] - 1),
             last_y.eq(d.oy0 + d.out_h - 1), last_x.eq(d.out_w - 1), h1.eq(d.in_h - 1),
-            ceil_kd.eq(Mux(D2, (d.kern + 1) >> 1, d.kern)),
-            my.eq(Mux(d.out_h < d.in_h, d.out_h, d.in_h)),
-            mx.eq(Mux(d.out_w < d.in_w, d.out_w, d.in_w)),
         ]
 
         # stage 2: stride products (registered so each DSP output has its own stage)
@@ -217,13 +212,29 @@ class DescriptorChecker(CheckedComponent):
                            ("bq", q0m1, d.b_sk), ("by", q1m1, d.b_sy), ("bx", q2m1, d.b_sx)]:
             p = cp[name] = Signal(w, name=f"cp_{name}")
             m.d.sync += p.eq(x * s)
-        wa, wb = Signal(w, name="work_a"), Signal(w, name="work_b")
+        # the task's valid taps (the compressed copy's entries): img*chan*Py*Px, each
+        # factor saturated past the buffer so that two products decide exactly
+        A1 = g.depth("a") + 1
+
+        def sat(x):
+            x = Value.cast(x)
+            over = Mux(x >= A1, A1, x)
+            # a negative count (only in a descriptor refused earlier) counts as none
+            return Mux(x < 0, 0, over) if x.shape().signed else over
+
+        ic = Signal(2 * g.dim_bits, name="img_chan")
+        m.d.sync += ic.eq(d.img * d.chan)
+        band_t0 = Mux(taps, d.ky0, 0)
+        band_n = Mux(taps, d.kh, d.kern)
+        py = self._axis_pairs(m, "y", d.oy0, d.out_h, band_t0, band_n, d.in_h, S2, D2)
+        px = self._axis_pairs(m, "x", 0, d.out_w, 0, d.kern, d.in_w, S2, D2)
+        work_yc, work_x = Signal(2 * g.a_bits + 2, name="work_yc"), Signal(g.a_bits + 1, name="work_x")
         bad2 = Signal()
         m.d.sync += [
             rprod.eq(r01 * R[2]), qprod.eq(q01 * Q[2]),
             hi_y.eq(Mux(S2, last_y << 1, last_y) + d.kern - d.pad - hv),
             hi_x.eq(Mux(S2, last_x << 1, last_x) + d.kern - d.pad - wv),
-            wa.eq(d.m * Mux(rows, d.chan, d.img)), wb.eq(Mux(rows, ceil_kd * ceil_kd, my * mx)),
+            work_yc.eq(sat(py) * sat(ic)), work_x.eq(sat(px)),
             bad2.eq(bad1),
         ]
         # stage 3: last addresses
@@ -246,7 +257,7 @@ class DescriptorChecker(CheckedComponent):
                           (hi_x >= d.kern + d.dil - 1)),
             ca_last.eq(d.a_base + cp["ar"] + cp["aq"] + cp["ay"] + d.in_w - 1),
             cb_last.eq(d.b_base + prods["bn"] + cp["bq"] + cp["by"] + cp["bx"]),
-            work3.eq(Mux(conv != 0, wa * wb, mk)),
+            work3.eq(Mux(conv != 0, sat(work_yc) * work_x, mk)),
         ]
         # OUT rows are disjoint blocks (o_sm past a whole row) or columns are: reuses
         # the stride products, so no comparison wider than the last-address sums
@@ -305,6 +316,63 @@ class DescriptorChecker(CheckedComponent):
         m.d.comb += self.done.eq(delay(m, self.start, self.latency, name="done"))
         m.d.sync += self.error.eq(err)
         return m
+
+    def _axis_pairs(self, m, name, o0, n_o, t0, n_t, n_in, S2, D2):
+        """The valid (output, tap) pairs of one axis (:func:`ganpu.core.im2col.axis_pairs`)
+        for outputs ``o0 .. o0+n_o-1`` and taps ``t0 .. t0+n_t-1`` of a descriptor that
+        passes the conv checks, as a signed value two stages after the descriptor.
+
+        With ``a_o = o*cstride + t0 - pad`` the first tap position of output o, the pairs
+        are, over the outputs, the multiples of ``dil`` in ``[a_o, a_o + n_t)``, less
+        those below 0 (``L``: only outputs ``o < pad <= 6`` have any) and those past
+        the input's last position (``H``: only the last 7 outputs, since CONV_SHAPE
+        bounds the last window's excess ``hb`` by ``kern + dil - 2 <= 7``). The
+        unclipped count is ``n_o * n_t`` (``dil`` = 1) or ``n_o * (n_t >> 1)`` plus, for an
+        odd ``n_t``, the outputs whose ``a_o`` is even (``dil`` = 2). Every product has a
+        3-bit factor and every border term is a few bits wide: no divider, no wide
+        multiplier."""
+        g = self.geom
+        d = self.desc
+        pad = d.pad
+        # stage 1: the unclipped count, the low border's loss, the last window's excess
+        half, odd = n_t >> 1, n_t[0]
+        o0_odd = 0 if isinstance(o0, int) else o0[0]
+        t0_odd = 0 if isinstance(t0, int) else t0[0]
+        even = ~((~S2 & o0_odd) ^ t0_odd ^ pad[0])
+        n_even = Mux(S2, Mux(even, n_o, 0), Mux(even, (n_o + 1) >> 1, n_o >> 1))
+        cint = Signal(g.dim_bits + 4, name=f"cint_{name}")
+        m.d.sync += cint.eq(Mux(D2, n_o * half + Mux(odd, n_even, 0), n_o * n_t))
+
+        def clip(x):
+            # multiples of dil in a run of x > 0 positions that starts just past a
+            # multiple (below 0) or just past the last pixel (in_v is odd when dil = 2)
+            return Mux(x > 0, Mux(D2, x >> 1, x), 0)
+
+        low = Signal(6, name=f"low_{name}")
+        terms = []
+        for o in range(6):
+            x = Signal(signed(6), name=f"lx_{name}{o}")
+            m.d.comb += x.eq(pad - t0 - Mux(S2, 2 * o, o))
+            inside = (o0 <= o) & (o0 + n_o > o)
+            terms.append(Mux(inside, clip(x) - clip(x - n_t), 0))
+        m.d.sync += low.eq(sum(terms))
+        in_v = Mux(D2, (n_in - 1) << 1, n_in - 1) + 1
+        o1 = o0 + n_o - 1
+        hb_full = Signal(signed(g.dim_bits + 6), name=f"hb_full_{name}")
+        m.d.comb += hb_full.eq(Mux(S2, o1 << 1, o1) + t0 + n_t - pad - in_v)
+        hb = Signal(signed(6), name=f"hb_{name}")
+        # an excess past 7 is refused by CONV_SHAPE first; one below -16 clips nothing
+        m.d.sync += hb.eq(Mux(hb_full > 15, 15, Mux(hb_full < -16, -16, hb_full)))
+
+        # stage 2: the high border's loss over the last 7 outputs, and the count
+        terms = []
+        for j in range(7):
+            e = Signal(signed(7), name=f"he_{name}{j}")
+            m.d.comb += e.eq(hb - Mux(S2, 2 * j, j))
+            terms.append(Mux(n_o > j, clip(e) - clip(e - n_t), 0))
+        pairs = Signal(signed(g.dim_bits + 5), name=f"pairs_{name}")
+        m.d.comb += pairs.eq(cint - low - sum(terms))
+        return pairs
 
     @staticmethod
     def model(desc, config):

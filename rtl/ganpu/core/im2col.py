@@ -30,7 +30,7 @@ import numpy as np
 
 from .descriptor import ConvMode
 
-__all__ = ["dims", "tap_table", "row_taps", "max_taps"]
+__all__ = ["dims", "tap_table", "row_taps", "axis_pairs", "task_taps"]
 
 
 def dims(desc):
@@ -46,17 +46,32 @@ def dims(desc):
     return (desc["m"], 1, 1), (desc["k"], 1, 1)
 
 
-def max_taps(desc):
-    """An upper bound of the valid taps of one row (the checker's compressed-copy
-    bound): K in FC, ``chan * ceil(kern/dil)**2`` in ROWS, ``img * min(out_h, in_h) *
-    min(out_w, in_w)`` in TAPS."""
+def axis_pairs(o0, n_o, t0, n_t, cstride, dil, pad, n_in):
+    """The valid (output, tap) pairs along one axis: outputs ``o0 .. o0+n_o-1``, taps
+    ``t0 .. t0+n_t-1``, valid as in :func:`tap_table` (``v = o*cstride + t - pad`` a
+    multiple of ``dil`` in ``0 .. (n_in-1)*dil``)."""
+    o = np.arange(o0, o0 + n_o, dtype=np.int64)[:, None]
+    t = np.arange(t0, t0 + n_t, dtype=np.int64)[None, :]
+    v = o * cstride + t - pad
+    return int(((v >= 0) & (v <= (n_in - 1) * dil) & (v % dil == 0)).sum())
+
+
+def task_taps(desc):
+    """The valid taps of a whole task, the entries its compressed copy of A may need
+    (the checker's ``WORK_RANGE`` bound): ``M*K`` in FC; in a convolution exactly the
+    valid taps of :func:`tap_table` of a well-formed descriptor, ``img * chan * Py *
+    Px`` with Py, Px the valid pairs of each axis (:func:`axis_pairs`), since a tap is
+    valid when it is valid along y and along x."""
     mode = desc.get("conv", 0)
+    if mode not in (ConvMode.ROWS.value, ConvMode.TAPS.value):
+        return desc["m"] * desc["k"]
+    common = dict(cstride=desc["cstride"], dil=desc["dil"], pad=desc["pad"])
     if mode == ConvMode.ROWS.value:
-        t = -(-desc["kern"] // max(desc["dil"], 1))
-        return desc["chan"] * t * t
-    if mode == ConvMode.TAPS.value:
-        return desc["img"] * min(desc["out_h"], desc["in_h"]) * min(desc["out_w"], desc["in_w"])
-    return desc["k"]
+        py = axis_pairs(desc["oy0"], desc["out_h"], 0, desc["kern"], n_in=desc["in_h"], **common)
+    else:
+        py = axis_pairs(0, desc["out_h"], desc["ky0"], desc["kh"], n_in=desc["in_h"], **common)
+    px = axis_pairs(0, desc["out_w"], 0, desc["kern"], n_in=desc["in_w"], **common)
+    return desc["img"] * desc["chan"] * py * px
 
 
 def _axis(o, t, desc, n_in):

@@ -111,7 +111,7 @@ def check(desc, geom, eors_lanes=DEFAULT_CORE.eors_lanes):
         return Error.BIAS_RANGE
     if M * N > geom.depth("mask"):
         return Error.MASK_RANGE
-    if M * im2col.max_taps(desc) > geom.depth("a"):
+    if im2col.task_taps(desc) > geom.depth("a"):
         return Error.WORK_RANGE
     if eors_active(desc) and -(-N // eors_lanes) * K > geom.depth("b") // eors_lanes:
         return Error.EORS_RANGE

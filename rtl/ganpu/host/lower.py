@@ -282,46 +282,76 @@ def conv_tasks(shape, phase, geom, *, x=None, dz=None, w=None, b=None, mask=None
             d["m"], d["k"] = (int(np.prod(x)) for x in im2col.dims(d))
             tasks.append((d, loads, (m0, m1), (n0, n1)))
 
+    # a tile's rows are bounded by OUT and the masks (N outputs each) and its valid
+    # taps (the compressed copy, counted exactly as the checker does) by A's depth
+    nt = n_groups[0][1] - n_groups[0][0]
+    max_rows = min(geom.depth("out"), geom.depth("mask")) // nt
+    depth_a = geom.depth("a")
+    ax = dict(cstride=geo["cstride"], dil=geo["dil"], pad=geo["pad"])
+    px = im2col.axis_pairs(0, geo["out_w"], 0, k, n_in=W, **ax)
     if mode == ConvMode.ROWS:
-        probe = fc_desc(**{**base, "chan": C, "img": 1})
-        cap = min(geom.depth("a") // im2col.max_taps(probe), geom.depth("out") // N,
-                  geom.depth("mask") // N)
-        if per_img > geom.depth("a") or cap < wo:
-            raise ValueError(f"{shape!r} {phase} does not fit {geom!r} even one output row at a time")
+        # valid taps of each output row oy of one image: C * (pairs of oy) * Px
+        row_taps = [C * px * im2col.axis_pairs(oy, 1, 0, k, n_in=H, **ax) for oy in range(ho)]
         rows = ho * wo
-        if cap >= rows:
-            n_img = min(cap // rows, geom.depth("a") // per_img)
-            for i0 in range(0, bt, n_img):
-                i1 = min(bt, i0 + n_img)
+        n_img = min(_fit(sum(row_taps), depth_a), max_rows // rows, depth_a // per_img)
+        if n_img >= 1:
+            for i0, i1 in _even(bt, n_img):
                 task(dict(img=i1 - i0, chan=C, a_sm=per_img, a_sk=H * W, o_sm=N, o_sn=1),
                      img[i0:i1], i0 * rows, i1 * rows)
-        else:
-            band = cap // wo
-            for i in range(bt):
-                for oy0 in range(0, ho, band):
-                    oy1 = min(ho, oy0 + band)
-                    task(dict(img=1, chan=C, oy0=oy0, out_h=oy1 - oy0, a_sm=per_img, a_sk=H * W,
-                              o_sm=N, o_sn=1), img[i], i * rows + oy0 * wo, i * rows + oy1 * wo)
+            return tasks, False
+        bands = _bands(row_taps, depth_a, max_rows // wo)
+        if per_img > depth_a or bands is None:
+            raise ValueError(f"{shape!r} {phase} does not fit {geom!r} even one output row at a time")
+        for i in range(bt):
+            for oy0, oy1 in bands:
+                task(dict(img=1, chan=C, oy0=oy0, out_h=oy1 - oy0, a_sm=per_img, a_sk=H * W,
+                          o_sm=N, o_sn=1), img[i], i * rows + oy0 * wo, i * rows + oy1 * wo)
         return tasks, False
-    # TAPS: rows are taps (c, ky, kx); every image is in each task (k sums over them)
-    probe = fc_desc(**{**base, "img": bt})
-    cap = min(geom.depth("a") // im2col.max_taps(probe), geom.depth("out") // N,
-              geom.depth("mask") // N)
-    if bt * H * W > geom.depth("a") or cap < k:
-        raise ValueError(f"{shape!r} {phase} does not fit {geom!r} even one kernel row at a time")
-    if cap >= kk:
-        n_ch = min(cap // kk, geom.depth("a") // (bt * H * W))
-        for c0 in range(0, C, n_ch):
-            c1 = min(C, c0 + n_ch)
+    # TAPS: rows are taps (c, ky, kx); every image is in each task (k sums over them);
+    # valid taps of kernel row ky of one channel: bt * (pairs of ky) * Px
+    ky_taps = [bt * px * im2col.axis_pairs(0, ho, ky, 1, n_in=H, **ax) for ky in range(k)]
+    n_ch = min(_fit(sum(ky_taps), depth_a), max_rows // kk, depth_a // (bt * H * W))
+    if n_ch >= 1:
+        for c0, c1 in _even(C, n_ch):
             mt = (c1 - c0) * kk
             task(dict(img=bt, chan=c1 - c0, ky0=0, kh=k, a_sm=H * W, a_sk=(c1 - c0) * H * W,
                       o_sm=1, o_sn=mt), img[:, c0:c1], c0 * kk, c1 * kk)
-    else:
-        band = cap // k
-        for c in range(C):
-            for ky0 in range(0, k, band):
-                ky1 = min(k, ky0 + band)
-                mt = (ky1 - ky0) * k
-                task(dict(img=bt, chan=1, ky0=ky0, kh=ky1 - ky0, a_sm=H * W, a_sk=H * W,
-                          o_sm=1, o_sn=mt), img[:, c:c + 1], c * kk + ky0 * k, c * kk + ky1 * k)
+        return tasks, True
+    bands = _bands(ky_taps, depth_a, max_rows // k)
+    if bt * H * W > depth_a or bands is None:
+        raise ValueError(f"{shape!r} {phase} does not fit {geom!r} even one kernel row at a time")
+    for c in range(C):
+        for ky0, ky1 in bands:
+            mt = (ky1 - ky0) * k
+            task(dict(img=bt, chan=1, ky0=ky0, kh=ky1 - ky0, a_sm=H * W, a_sk=H * W,
+                      o_sm=1, o_sn=mt), img[:, c:c + 1], c * kk + ky0 * k, c * kk + ky1 * k)
     return tasks, True
+
+
+def _even(count, most):
+    """``count`` items in as few runs ``(i0, i1)`` of at most ``most`` as possible, of
+    nearly equal length (a short last tile would leave lanes idle for a whole tile)."""
+    n = -(-count // most)
+    return [(t * count // n, (t + 1) * count // n) for t in range(n)]
+
+
+def _fit(taps, depth):
+    """How many copies of a block of ``taps`` valid taps fit ``depth`` entries."""
+    return depth // taps if taps else depth
+
+
+def _bands(taps, depth, max_len):
+    """Consecutive bands ``(i0, i1)`` of the items whose ``taps`` sum to at most
+    ``depth`` and that are at most ``max_len`` long, each as long as it can be; None
+    when one item alone does not fit."""
+    bands, i0 = [], 0
+    while i0 < len(taps):
+        i1, total = i0, 0
+        while i1 < len(taps) and i1 - i0 < max_len and total + taps[i1] <= depth:
+            total += taps[i1]
+            i1 += 1
+        if i1 == i0:
+            return None
+        bands.append((i0, i1))
+        i0 = i1
+    return bands
