@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 from ..core.config import check_type
 from ..core.descriptor import Error
 from .config import ProcessorConfig, ProcessorComponent
+from .gbuf import Owner
 from .program import (State, Policy, ProgramError, Region, Csr, bus_request_layout,
                       bus_response_layout, record_words, REGION_SHIFT)
 from .task_table import table_read_signature
@@ -65,6 +66,8 @@ class BusFrontEnd(ProcessorComponent):
     status : In(status_layout(cfg))
     control : Out(control_layout(cfg))
     bus_error : Out(1)    the sticky BUS_ERROR flag
+    gbuf_owner : Out(Owner)   who the GBUF's port pair serves: DMA while CHECKING or
+                              RUNNING (when this front end refuses GBUF accesses), else BUS
     """
 
     latency = 2
@@ -82,6 +85,7 @@ class BusFrontEnd(ProcessorComponent):
             "status": In(status_layout(cfg)),
             "control": Out(control_layout(cfg)),
             "bus_error": Out(1),
+            "gbuf_owner": Out(Owner),
         })
 
     @staticmethod
@@ -115,6 +119,7 @@ class BusFrontEnd(ProcessorComponent):
         m.d.comb += [region.eq(req.addr[REGION_SHIFT:]), offset.eq(req.addr[:REGION_SHIFT])]
         st = self.status
         busy = (st.state == State.CHECKING) | (st.state == State.RUNNING)
+        m.d.comb += self.gbuf_owner.eq(Mux(busy, Owner.DMA, Owner.BUS))
 
         # CSR read values, by offset
         policy = Signal(Policy)

@@ -1,38 +1,54 @@
 """The global buffer (GBUF): every tensor of a training step, in 16-bit words
 (``docs/processor.md``)."""
 
-from amaranth.hdl import Module, Signal, Array
-from amaranth.lib import wiring
+from amaranth.hdl import Module, Signal, Array, Mux
+from amaranth.lib import enum, wiring
 from amaranth.lib.memory import Memory, ReadPort, WritePort
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from ..core.config import check_type
 from .config import ProcessorConfig, ProcessorComponent
 
-__all__ = ["Gbuf", "dma_read_signature", "dma_write_signature"]
+__all__ = ["Gbuf", "Owner", "dma_read_signature", "dma_write_signature"]
+
+
+class Owner(enum.Enum, shape=1):
+    """Who drives the GBUF's one port pair: the DMA (and the update engine, which
+    borrows the DMA's ports) while a program is checked or runs, the host bus otherwise."""
+    DMA = 0
+    BUS = 1
 
 
 class Gbuf(ProcessorComponent):
-    """``cfg.gbuf_depth`` words of 16 bits with two read and two write ports: one pair
-    for the host bus (one word), one for the DMA (``W = cfg.core.host_words`` words).
-    The two never write together: the bus front end refuses GBUF accesses while a
-    program is checked or runs, and the DMA moves words only then.
+    """``cfg.gbuf_depth`` words of 16 bits behind one read and one write port, each
+    multiplexed between the host bus (one word) and the DMA (``W =
+    cfg.core.host_words`` words) by ``owner``. The two never need the GBUF in the same
+    cycle: the bus front end refuses GBUF accesses while a program is checked or runs,
+    and the DMA (or the update engine) moves words only then. One read and one write
+    port make each bank a simple dual-port memory, which the FPGA flow maps to block
+    RAM (an ECP5 DP16KD has two ports; two read and two write ports would not map and
+    become flip-flops, ``docs/boards.md``).
 
     With W > 1 the GBUF is W banks (word ``a`` in bank ``a mod W``, row ``a >> log2 W``)
     so the DMA reads or writes any W consecutive words, aligned or not, in one access:
     each bank reads its own row (the row of ``addr``, or the next one for the banks
     before ``addr mod W``) and the words are rotated into order. ``dma_rd.data`` lane
     ``i`` (bits ``16i ..``) is word ``addr + i`` (modulo the depth); ``dma_wr.en`` bit
-    ``i`` writes lane ``i`` at ``addr + i``. With W = 1 this is one block RAM.
+    ``i`` writes lane ``i`` at ``addr + i``. A bus access is such a window with lane 0
+    alone. With W = 1 this is one memory.
 
-    Latency: a read returns the word(s) addressed the cycle before (synchronous read);
-    a write lands at the clock edge. Throughput one read and one write per port pair per
-    cycle.
+    Latency: a read returns the word(s) addressed the cycle before (synchronous read),
+    on both read ports' ``data`` (the data of whichever side owned the port then); a
+    write lands at the clock edge. A side that does not own the GBUF reads nothing
+    (its read's ``data`` is the owner's) and writes nothing. A read port whose
+    ``en`` is low keeps its data only while that side owns the GBUF. Throughput one
+    read and one write per cycle, for the owner.
 
     Ports (memory side of :class:`~amaranth.lib.memory.ReadPort.Signature` /
     ``WritePort.Signature``, ``addr_width = cfg.gbuf_bits``)
     -----
+    owner : In(Owner)    the side the port pair serves this cycle
     bus_rd, bus_wr : the host bus, shape 16
     dma_rd, dma_wr : the DMA, shape ``16 * W`` (the write port with one enable per word)
     """
@@ -43,7 +59,8 @@ class Gbuf(ProcessorComponent):
         self.cfg = check_type("cfg", cfg, ProcessorConfig)
         rd = ReadPort.Signature(addr_width=cfg.gbuf_bits, shape=16)
         wr = WritePort.Signature(addr_width=cfg.gbuf_bits, shape=16)
-        super().__init__({"bus_rd": Out(rd), "bus_wr": Out(wr), "dma_rd": Out(dma_read_signature(cfg)),
+        super().__init__({"owner": In(Owner), "bus_rd": Out(rd), "bus_wr": Out(wr),
+                          "dma_rd": Out(dma_read_signature(cfg)),
                           "dma_wr": Out(dma_write_signature(cfg))})
 
     @staticmethod
@@ -58,11 +75,22 @@ class Gbuf(ProcessorComponent):
         m = Module()
         cfg = self.cfg
         W = cfg.core.host_words
+        bus = self.owner == Owner.BUS
+        # the one port pair, as the DMA's (a bus access is lane 0 of a window)
+        rd_addr, rd_en = Signal(cfg.gbuf_bits), Signal()
+        rd_data = Signal(16 * W)
+        wr_addr, wr_data, wr_en = Signal(cfg.gbuf_bits), Signal(16 * W), Signal(W)
+        m.d.comb += [rd_addr.eq(Mux(bus, self.bus_rd.addr, self.dma_rd.addr)),
+                     rd_en.eq(Mux(bus, self.bus_rd.en, self.dma_rd.en)),
+                     wr_addr.eq(Mux(bus, self.bus_wr.addr, self.dma_wr.addr)),
+                     wr_data.eq(Mux(bus, self.bus_wr.data, self.dma_wr.data)),
+                     wr_en.eq(Mux(bus, self.bus_wr.en, self.dma_wr.en)),
+                     self.bus_rd.data.eq(rd_data[:16]), self.dma_rd.data.eq(rd_data)]
         if W == 1:
             m.submodules.mem = mem = Memory(shape=16, depth=cfg.gbuf_depth, init=[])
-            for name in ("bus", "dma"):
-                wiring.connect(m, wiring.flipped(getattr(self, f"{name}_rd")), mem.read_port())
-                wiring.connect(m, wiring.flipped(getattr(self, f"{name}_wr")), mem.write_port())
+            rp, wp = mem.read_port(), mem.write_port()
+            m.d.comb += [rp.addr.eq(rd_addr), rp.en.eq(rd_en), rd_data.eq(rp.data),
+                         wp.addr.eq(wr_addr), wp.data.eq(wr_data), wp.en.eq(wr_en)]
             return m
         lw = exact_log2(W)
 
@@ -71,38 +99,26 @@ class Gbuf(ProcessorComponent):
             comparison for the linters)."""
             return (addr[:lw] > j) if j < W - 1 else 0
 
-        banks = [Memory(shape=16, depth=cfg.gbuf_depth // W, init=[]) for _ in range(W)]
-        bus, dma = self.bus_rd, self.dma_rd
-        bus_sel, dma_rot = Signal(lw), Signal(lw)
-        with m.If(bus.en):
-            m.d.sync += bus_sel.eq(bus.addr[:lw])
-        with m.If(dma.en):
-            m.d.sync += dma_rot.eq(dma.addr[:lw])
-        bus_data, dma_data = [], []
-        for j, bank in enumerate(banks):
-            m.submodules[f"bank{j}"] = bank
-            # the bus: one word, in its own bank
-            br, bw = bank.read_port(), bank.write_port()
-            m.d.comb += [br.addr.eq(bus.addr >> lw), br.en.eq(bus.en),
-                         bw.addr.eq(self.bus_wr.addr >> lw), bw.data.eq(self.bus_wr.data),
-                         bw.en.eq(self.bus_wr.en & (self.bus_wr.addr[:lw] == j))]
-            bus_data.append(br.data)
-            # the DMA: W consecutive words; bank j holds word addr + ((j - addr) mod W),
-            # a row further on for the banks before addr mod W
-            dr, dw = bank.read_port(), bank.write_port()
-            m.d.comb += [dr.addr.eq((dma.addr >> lw) + before(j, dma.addr)), dr.en.eq(dma.en)]
-            dma_data.append(dr.data)
-            wa = self.dma_wr.addr
+        rot = Signal(lw)
+        with m.If(rd_en):
+            m.d.sync += rot.eq(rd_addr[:lw])
+        data = []
+        for j in range(W):
+            m.submodules[f"bank{j}"] = bank = Memory(shape=16, depth=cfg.gbuf_depth // W, init=[])
+            # bank j holds word addr + ((j - addr) mod W), a row further on for the
+            # banks before addr mod W
+            rp, wp = bank.read_port(), bank.write_port()
+            m.d.comb += [rp.addr.eq((rd_addr >> lw) + before(j, rd_addr)), rp.en.eq(rd_en)]
+            data.append(rp.data)
             lane = Signal(lw, name=f"wr_lane{j}")
-            m.d.comb += [lane.eq(j - wa[:lw]),
-                         dw.addr.eq((wa >> lw) + before(j, wa)),
-                         dw.data.eq(self.dma_wr.data.word_select(lane, 16)),
-                         dw.en.eq(self.dma_wr.en.bit_select(lane, 1))]
-        m.d.comb += bus.data.eq(Array(bus_data)[bus_sel])
-        # lane i of the DMA's read is bank (addr + i) mod W
+            m.d.comb += [lane.eq(j - wr_addr[:lw]),
+                         wp.addr.eq((wr_addr >> lw) + before(j, wr_addr)),
+                         wp.data.eq(wr_data.word_select(lane, 16)),
+                         wp.en.eq(wr_en.bit_select(lane, 1))]
+        # lane i of a read is bank (addr + i) mod W
         for i in range(W):
             bank_i = Signal(lw, name=f"rd_bank{i}")
-            m.d.comb += [bank_i.eq(dma_rot + i), dma.data.word_select(i, 16).eq(Array(dma_data)[bank_i])]
+            m.d.comb += [bank_i.eq(rot + i), rd_data.word_select(i, 16).eq(Array(data)[bank_i])]
         return m
 
 

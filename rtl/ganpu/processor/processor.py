@@ -85,6 +85,9 @@ class Processor(ProcessorComponent):
         wiring.connect(m, wiring.flipped(self.resp), bus.resp)
         wiring.connect(m, bus.gbuf_rd, gbuf.bus_rd)
         wiring.connect(m, bus.gbuf_wr, gbuf.bus_wr)
+        # one GBUF port pair: the bus's unless a program owns the GBUF (CHECKING,
+        # RUNNING), when only the DMA and the update engine touch it
+        m.d.comb += gbuf.owner.eq(bus.gbuf_owner)
         wiring.connect(m, bus.prog_rd, table.bus_rd)
         wiring.connect(m, bus.prog_wr, table.bus_wr)
         wiring.connect(m, checker.table, table.check_rd)
