@@ -155,24 +155,54 @@ def test_docs_state_the_timing():
     assert f"`full_rate_depth` = {UpdateUnit.full_rate_depth}" in text
     from ganpu.arith.mul32 import Fp32Mul
     assert f"Latency {Fp32Mul.latency}, one product per cycle" in text
+    from ganpu.processor.update_engine import UpdateEngine as E
+    # the engine's table: `done` after start for G whole groups of P parameters
+    rows = [("| 1 word (`ulx3s-85f`) | 1 | 5 | 5 | `5 count + {}` |", 1, lambda count, g: 5 * count),
+            ("| 2 words | 1 | 3 | 3 | `3 count + {}` |", 2, lambda count, g: 3 * count),
+            ("| 4 words (`small`) | 2 | 3 | 1.5 | `3 G + {}` |", 4, lambda count, g: 3 * g),
+            ("| 8 words (`sim`) | 4 | 3 | 1 | `count + {}` |", 8, lambda count, g: count)]
+    for row, words, term in rows:
+        p = E.group(words)
+        b = E.cycles(p, words) - term(p, 1)
+        assert all(E.cycles(p * g, words) == term(p * g, g) + b for g in range(1, 20))
+        assert row.format(b) in text
+
+
+def _engine_cfg(words):
+    """``small`` with a 512-word GBUF and a ``words``-word DMA port."""
+    import dataclasses
+    from ganpu.processor import config
+    small = config("small")
+    core = dataclasses.replace(small.core, eors_lanes=max(small.core.eors_lanes, words),
+                               host_words=words)
+    return dataclasses.replace(small, core=core, gbuf_bits=9)
 
 
 def _engine_run(cfg, gbuf, rec):
-    """Run UPDATE record ``rec`` on an UpdateEngine over a memory holding ``gbuf`` in the
-    Amaranth simulator; returns (memory after, cycles from start to done)."""
+    """Run UPDATE record ``rec`` on an UpdateEngine on the DMA ports of a :class:`Gbuf`
+    holding ``gbuf`` (written and read back through its bus ports) in the Amaranth
+    simulator; returns (GBUF after, cycles from start to done)."""
     from amaranth.hdl import Module
     from amaranth.lib import wiring
-    from amaranth.lib.memory import Memory
     from amaranth.sim import Simulator
+    from ganpu.processor.gbuf import Gbuf, Owner
     from ganpu.processor.update_engine import UpdateEngine
     m = Module()
     m.submodules.engine = e = UpdateEngine(cfg)
-    m.submodules.mem = mem = Memory(shape=16, depth=cfg.gbuf_depth, init=[int(x) for x in gbuf])
-    wiring.connect(m, e.gbuf_rd, mem.read_port())
-    wiring.connect(m, e.gbuf_wr, mem.write_port())
+    m.submodules.gbuf = mem = Gbuf(cfg)
+    wiring.connect(m, e.gbuf_rd, mem.dma_rd)
+    wiring.connect(m, e.gbuf_wr, mem.dma_wr)
     out = {}
 
     async def bench(ctx):
+        ctx.set(mem.owner, Owner.BUS)
+        for a, word in enumerate(gbuf):
+            ctx.set(mem.bus_wr.addr, a)
+            ctx.set(mem.bus_wr.data, int(word))
+            ctx.set(mem.bus_wr.en, 1)
+            await ctx.tick()
+        ctx.set(mem.bus_wr.en, 0)
+        ctx.set(mem.owner, Owner.DMA)
         ctx.set(e.job.rec, {"kind": 2, "deps": [{"valid": 0, "index": 0}] * cfg.deps, **rec})
         ctx.set(e.job.start, 1)
         await ctx.tick()
@@ -184,7 +214,14 @@ def _engine_run(cfg, gbuf, rec):
             cycles += 1
         assert not ctx.get(e.job.busy)
         out["cycles"] = cycles
-        out["mem"] = np.array([ctx.get(mem.data[i]) for i in range(cfg.gbuf_depth)], np.uint16)
+        ctx.set(mem.owner, Owner.BUS)
+        words = []
+        ctx.set(mem.bus_rd.en, 1)
+        for a in range(cfg.gbuf_depth):
+            ctx.set(mem.bus_rd.addr, a)
+            await ctx.tick()
+            words.append(ctx.get(mem.bus_rd.data))
+        out["mem"] = np.array(words, np.uint16)
     sim = Simulator(m)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
@@ -192,16 +229,17 @@ def _engine_run(cfg, gbuf, rec):
     return out["mem"], out["cycles"]
 
 
-@pytest.mark.parametrize("count", [1, 2, 45])
-def test_update_engine(count):
-    """UpdateEngine in the Amaranth simulator: the GBUF after an UPDATE record equals
-    the program model's (random words, every binary32 class among them), the regions
-    at any alignment, and ``done`` exactly :meth:`UpdateEngine.cycles` after start."""
-    import dataclasses
-    from ganpu.processor import config
+@pytest.mark.parametrize("words,count", [(1, 1), (1, 7), (2, 5), (4, 3), (4, 45),
+                                         (8, 4), (8, 5), (8, 45)])
+def test_update_engine(words, count):
+    """UpdateEngine on a ``words``-word GBUF port in the Amaranth simulator: the GBUF
+    after an UPDATE record equals the program model's (random words, every binary32
+    class among them; nothing outside the record's regions written), the regions at
+    any alignment, a last group full or partial, and ``done`` exactly
+    :meth:`UpdateEngine.cycles` after start."""
     from ganpu.processor.update_engine import UpdateEngine
-    cfg = dataclasses.replace(config("small"), gbuf_bits=9)
-    rng = np.random.default_rng(count)
+    cfg = _engine_cfg(words)
+    rng = np.random.default_rng(count + 100 * words)
     gbuf = rng.integers(0, 1 << 16, cfg.gbuf_depth).astype(np.uint16)
     w = f32_mixed(rng, count)
     gbuf[3:3 + 2 * count] = np.stack([w & 0xFFFF, w >> 16], axis=1).ravel()
@@ -210,7 +248,17 @@ def test_update_engine(count):
     got, cycles = _engine_run(cfg, gbuf, rec)
     want = UpdateEngine.model(cfg, rec, gbuf.copy())
     np.testing.assert_array_equal(got, want)
-    assert cycles == UpdateEngine.cycles(count) == 5 * count + UpdateUnit.latency + 6
+    assert cycles == UpdateEngine.cycles(count, words)
+
+
+def test_update_engine_rate():
+    """Cycles per parameter of a long record: 5 on a one-word port (five words each
+    way), 3 on two words, 1.5 on four, 1 on eight (the unit's own rate)."""
+    from ganpu.processor.update_engine import UpdateEngine
+    n = 4096
+    rate = {w: (UpdateEngine.cycles(2 * n, w) - UpdateEngine.cycles(n, w)) / n for w in (1, 2, 4, 8, 16)}
+    assert rate == {1: 5, 2: 3, 4: 1.5, 8: 1, 16: 1}
+    assert UpdateEngine.cycles(1) == 5 + UpdateUnit.latency + 9
 
 
 def test_update_engine_cfg_is_validated():

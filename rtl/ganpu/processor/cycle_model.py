@@ -295,7 +295,10 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
         # dispatch everything possible at `now`
         while pending:
             window = pending[:cfg.window]
-            ready = [t for t in window if all(done[d] for d in deps[t])]
+            # an UPDATE that cannot take the DMA's ports yet is passed over (Scheduler)
+            upd_free = not dma_busy and not loads and not stores
+            ready = [t for t in window if all(done[d] for d in deps[t])
+                     and (recs[t]["kind"] != TaskKind.UPDATE.value or upd_free)]
             if not ready:
                 break
             t = ready[0]
@@ -311,7 +314,7 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
                 # the update engine takes the DMA's GBUF ports between DMA jobs
                 if not dma_busy and not loads and not stores:
                     pending.remove(t)
-                    cycles = UpdateEngine.cycles(recs[t]["count"])
+                    cycles = UpdateEngine.cycles(recs[t]["count"], cfg.core.host_words)
                     dma.append((t, now, now + cycles, "update"))
                     dma_busy = True
                     push(now + cycles, "update", t)
