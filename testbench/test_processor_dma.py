@@ -198,13 +198,8 @@ def test_dma_against_model(CFG):
 
     async def bench(ctx):
         gb = dut.gbuf
-        # the GBUF's port pair serves the bus while the image goes in and comes back
-        # out, the DMA in between (a GBUF without `owner` has a pair for each)
-        owned = hasattr(gb, "owner")
-        if owned:
-            from ganpu.processor.gbuf import Owner
-            ctx.set(gb.owner, Owner.BUS)
-        # GBUF image through the bus write port (the bus owns the GBUF's port pair)
+        # GBUF image through the bus write port (the bus owns the GBUF's port pair;
+        # the DMA owns it while it moves jobs)
         ctx.set(gb.owner, Owner.BUS)
         for w in np.flatnonzero(image):
             ctx.set(gb.bus_wr.addr, int(w))
@@ -212,8 +207,7 @@ def test_dma_against_model(CFG):
             ctx.set(gb.bus_wr.en, 1)
             await ctx.tick()
         ctx.set(gb.bus_wr.en, 0)
-        if owned:
-            ctx.set(gb.owner, Owner.DMA)
+        ctx.set(gb.owner, Owner.DMA)
         for kind, job in jobs:
             stream = dma.load if kind == "load" else dma.store
             done = dma.load_done if kind == "load" else dma.store_done
@@ -237,8 +231,7 @@ def test_dma_against_model(CFG):
             loaded.append(pulses)
             await ctx.tick()
         # GBUF back through the bus read port
-        if owned:
-            ctx.set(gb.owner, Owner.BUS)
+        ctx.set(gb.owner, Owner.BUS)
         got = []
         for w in range(CFG.gbuf_depth):
             ctx.set(gb.bus_rd.addr, w)
