@@ -65,7 +65,8 @@ def main(argv=None):
     if args.json:
         Path(args.json).write_text(json.dumps(got, indent=1) + "\n")
     print(f"MACs checked {got['macs']:,} in {got['tasks']} tasks ({got['real_tasks']} real, "
-          f"{got['refused']} refused) at {got['macs_per_second']:,} MAC/s; mismatches "
+          f"{got['refused']} refused; {got['conv_tasks']} convolution tiles, {got['conv_accepted']} "
+          f"accepted, {got['conv_macs']:,} MACs) at {got['macs_per_second']:,} MAC/s; mismatches "
           f"{got['mismatches']}, writes after error {got['writes_after_error']}, wrong verdicts "
           f"{got['wrong_verdicts']}, hangs {got['hangs']}")
     bad = got["mismatches"] + got["writes_after_error"] + got["wrong_verdicts"] + got["hangs"]

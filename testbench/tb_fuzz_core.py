@@ -199,7 +199,8 @@ class Fuzzer:
         self.dut, self.drv, self.port, self.cfg, self.rng = dut, drv, drv.transport, cfg, rng
         self.bufs = cfg.zero_buffers()
         self.counts = dict(tasks=0, accepted=0, refused=0, mismatches=0, writes_after_error=0,
-                           wrong_verdicts=0, hangs=0, macs=0, cycles=0, real_tasks=0)
+                           wrong_verdicts=0, hangs=0, macs=0, cycles=0, real_tasks=0,
+                           conv_tasks=0, conv_accepted=0, conv_macs=0)
         self.verdicts = {}
         self.failures = []
 
@@ -253,6 +254,8 @@ class Fuzzer:
         cfg = self.cfg
         exp_err, exp = model.run_task(desc, self.bufs, cfg.geom, cfg.eors, cfg.eors_lanes)
         self.counts["tasks"] += 1
+        conv = bool(desc.get("conv"))
+        self.counts["conv_tasks"] += conv
         self.verdicts[exp_err.name] = self.verdicts.get(exp_err.name, 0) + 1
         try:
             await self.port.start(pack_desc(desc, cfg.geom))
@@ -270,6 +273,7 @@ class Fuzzer:
             self.fail(f"{name}: verdict {err!r}, model {exp_err!r}; desc {desc}")
         if exp_err == Error.OK:
             self.counts["accepted"] += 1
+            self.counts["conv_accepted"] += conv
             macs = surviving_macs(desc, self.bufs, cfg)
         else:
             self.counts["refused"] += 1
@@ -285,6 +289,7 @@ class Fuzzer:
                       f"verdict {exp_err.name}; desc {desc}")
         else:
             self.counts["macs"] += macs
+            self.counts["conv_macs"] += macs if conv else 0
         # carry on from what the hardware holds, so one fault is counted once
         self.bufs = got
 
