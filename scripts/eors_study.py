@@ -36,6 +36,9 @@ RATE_LOG2 = 6       # one output in 64
 PURE = EorsParams(m=0, threshold=0)
 SCALE = EorsParams(threshold=0, rel=9)          # the scale-aware setting (docs/eors.md)
 MODES = ("pure", "default", "scale", "calib")
+# The one calibration setting for every GAN (docs/eors.md, "The one setting"):
+# ``--one-setting`` runs the calibrated mode with it.
+CALIB_POLICY = {"rate_log2": 7, "recall": 0.965, "recall_hi": 0.99}
 MODE_NAMES = {"pure": "pure exponent-only (m=0, thr 0)",
               "default": f"absolute default (m={DEFAULT_EORS.m}, thr {DEFAULT_EORS.threshold})",
               "scale": f"scale-aware (m={SCALE.m}, rel={SCALE.rel}, thr {SCALE.threshold})",
@@ -110,8 +113,8 @@ def checkpoints(steps):
 class CalibHook:
     """Runs the sampler, counters and policy on every FP ReLU task of training."""
 
-    def __init__(self, base=SCALE, rate_log2=RATE_LOG2, recall=None):
-        self.cal = EorsCalibrator(base, rate_log2=rate_log2, recall=recall)
+    def __init__(self, base=SCALE, rate_log2=RATE_LOG2, **policy):
+        self.cal = EorsCalibrator(base, rate_log2=rate_log2, **policy)
         self.sampler = EorsSampler(LANES, rate_log2)
         self.tag = "G"
         self.sampled = 0       # outputs computed only to measure (sum of nnz(A row))
@@ -135,11 +138,11 @@ class CalibHook:
         c += [(~true & ~pred).sum(), (~true).sum(), (true & ~pred).sum(), true.sum()]
 
 
-def run_gan(name, spec, steps, seed, log, rate_log2=RATE_LOG2, recall=None):
+def run_gan(name, spec, steps, seed, log, rate_log2=RATE_LOG2, **policy):
     cfg = TrainConfig(net=spec["net"], seed=seed)
     gan = GAN(cfg)
     gan.G, gan.D = build(spec, seed)
-    hook = CalibHook(rate_log2=rate_log2, recall=recall)
+    hook = CalibHook(rate_log2=rate_log2, **policy)
     hG = lambda l, p, t: (setattr(hook, "tag", "G"), hook(l, p, t))
     hD = lambda l, p, t: (setattr(hook, "tag", "D"), hook(l, p, t))
     gan.G.add_hook(hG)
@@ -161,6 +164,7 @@ def run_gan(name, spec, steps, seed, log, rate_log2=RATE_LOG2, recall=None):
             log(f"  [{name} step {step}: d_loss {h['d_loss']:.3f} g_loss {h['g_loss']:.3f}, "
                 f"{time.time() - t0:.0f}s]")
     out["calib_levels"] = dict(hook.cal.q)
+    out["calib_history"] = hook.cal.history        # each layer's level after every step
     out["calib_cost"] = hook.sampled / max(hook.work, 1)
     out["calib_true"] = {k: {"recall": float(v[0] / max(v[1], 1)),
                              "false_zero": float(v[2] / max(v[3], 1))}
@@ -186,6 +190,12 @@ def evaluate(recs, cal, sweep=None):
 
 
 # ----------------------------------------------------------------------- the table
+
+def _calib_name(args):
+    policy = "" if args.recall is None else \
+        f", recall {args.recall:g}" + ("" if args.recall_hi is None else f"..{args.recall_hi:g}")
+    return f"self-calibrated (start rel={SCALE.rel}, 1 in {1 << args.rate_log2} sampled{policy})"
+
 
 def _pct(x):
     return f"{100 * x:.1f}"
@@ -216,7 +226,8 @@ def tables(results, meta, sweep=()):
     emit("Worst ReLU layer over all checkpoints (recall min / false zeros max, %; "
          "skipped: mean over layers and checkpoints):")
     emit("")
-    emit("| GAN | steps | " + " | ".join(MODE_NAMES[m] for m in MODES) + " | calib. cost |")
+    names = meta.get("modes", MODE_NAMES)
+    emit("| GAN | steps | " + " | ".join(names[m] for m in MODES) + " | calib. cost |")
     emit("|---|---|" + "---|" * (len(MODES) + 1))
     summ = summarize(results)
     for g, r in results.items():
@@ -253,16 +264,17 @@ def tables(results, meta, sweep=()):
 
 def merge(args):
     """Tables from several earlier runs (e.g. one process per GAN run side by side)."""
-    results, runtime, cmds = {}, 0.0, []
+    results, runtime, cmds, modes = {}, 0.0, [], MODE_NAMES
     for path in args.merge:
         with open(path) as f:
             d = json.load(f)
+        modes = d["meta"].get("modes", modes)
         runtime += d["meta"].get("runtime_s", 0.0)
         cmds.append(d["meta"].get("command", path))
         for g, r in d["gans"].items():
             results[g] = {**r, "checkpoints": {int(k): v for k, v in r["checkpoints"].items()}}
     meta = {"command": " ; ".join(cmds) + " ; python scripts/eors_study.py " +
-            " ".join(a for a in (sys.argv[1:])), "runtime_s": runtime, "modes": MODE_NAMES,
+            " ".join(a for a in (sys.argv[1:])), "runtime_s": runtime, "modes": modes,
             "rate_log2": RATE_LOG2, "lanes": LANES, "scale": vars(SCALE),
             "default": vars(DEFAULT_EORS), "merged": args.merge}
     first = next(iter(next(iter(results.values()))["checkpoints"].values()))
@@ -297,9 +309,17 @@ def main(argv=None):
                     help="self-calibration samples one output in 2**r (default %(default)s)")
     ap.add_argument("--recall", type=float, default=None,
                     help="the calibrator's recall target (EorsCalibrator recall; default none)")
+    ap.add_argument("--recall-hi", type=float, default=None,
+                    help="the calibrator's recall ceiling (EorsCalibrator recall_hi; default none)")
+    ap.add_argument("--hi", type=float, default=0.006, help="the calibrator's false-zero ceiling")
+    ap.add_argument("--one-setting", action="store_true",
+                    help="calibrate with CALIB_POLICY (overrides --rate-log2, --recall, --recall-hi)")
     ap.add_argument("--merge", nargs="+", default=None,
                     help="no training: tabulate the GANs of these earlier --json files")
     args = ap.parse_args(argv)
+    if args.one_setting:
+        args.rate_log2, args.recall, args.recall_hi = (CALIB_POLICY[k] for k in
+                                                       ("rate_log2", "recall", "recall_hi"))
     if args.merge:
         return merge(args)
     names = args.gans.split(",") if args.gans else list(GANS if args.full else SHORT_GANS)
@@ -319,11 +339,13 @@ def main(argv=None):
         st = args.steps or steps[spec["net"]]
         print(f"[{n}: {st} steps]", flush=True)
         results[n] = run_gan(n, spec, st, args.seed, lambda s: print(s, flush=True),
-                             rate_log2=args.rate_log2, recall=args.recall)
+                             rate_log2=args.rate_log2, recall=args.recall,
+                             recall_hi=args.recall_hi, hi=args.hi)
         _save(args.json, results, {"partial": True}, sweep)
     meta = {"command": "python scripts/eors_study.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "runtime_s": time.time() - t0, "modes": MODE_NAMES, "rate_log2": args.rate_log2,
-            "recall": args.recall,
+            "runtime_s": time.time() - t0, "rate_log2": args.rate_log2,
+            "modes": {**MODE_NAMES, "calib": _calib_name(args)},
+            "recall": args.recall, "recall_hi": args.recall_hi, "hi": args.hi,
             "lanes": LANES, "scale": vars(SCALE), "default": vars(DEFAULT_EORS)}
     lines = tables(results, meta, sweep)
     print("\n".join(lines))

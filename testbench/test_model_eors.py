@@ -149,25 +149,28 @@ def test_counts_and_policy():
 
 def test_recall_rule():
     """With a recall target the level rises on a low measured recall, unless even one
-    more false zero sample could put the rate above ``hi``; without one it does not."""
+    more false-zero sample could put the rate above ``hi``; with a ceiling it falls on
+    a recall above it; neither acts on fewer than 16 * evidence samples."""
     R = 1 << 7
-    low = {"sampled": 10, "false_zero": 0, "live": 30000, "false_live": 200}   # recall 1280/1480
-    for recall, want in ((None, 9), (0.96, 10)):
-        cal = EorsCalibrator(EorsParams(threshold=0, rel=9), rate_log2=7, recall=recall)
-        cal.add("L", low)
-        assert cal.end_step() == {"L": want}
-    cal = EorsCalibrator(EorsParams(threshold=0, rel=9), rate_log2=7, recall=0.96)
-    # a recall above the target: no change
-    cal.add("L", {"sampled": 10, "false_zero": 0, "live": 30000, "false_live": 20})
-    assert cal.end_step() == {"L": 9}
+    base = EorsParams(threshold=0, rel=9)
+    low = {"sampled": 50, "false_zero": 0, "live": 30000, "false_live": 400}    # 6400/6800
+    high = {"sampled": 50, "false_zero": 0, "live": 30000, "false_live": 20}    # 6400/6420
+    for kw, counts, want in (({}, low, 9), ({"recall": 0.96}, low, 10),
+                             ({"recall": 0.96}, high, 9),
+                             ({"recall": 0.96, "recall_hi": 0.99}, high, 8)):
+        cal = EorsCalibrator(base, rate_log2=7, **kw)
+        cal.add("L", counts)
+        assert cal.end_step() == {"L": want}, (kw, counts)
     # too few live outputs to rule out a false-zero rate above hi: wait
-    cal = EorsCalibrator(EorsParams(threshold=0, rel=9), rate_log2=7, recall=0.96)
-    cal.add("L", {"sampled": 10, "false_zero": 0, "live": R * 100, "false_live": 200})
+    cal = EorsCalibrator(base, rate_log2=7, recall=0.96, recall_hi=0.99)
+    cal.add("L", dict(low, live=R * 100))
     assert cal.end_step() == {"L": 9}
-    # too few zeros for a recall estimate: wait
-    cal.add("L", {"sampled": 1, "false_zero": 0, "live": 0, "false_live": 100})
-    assert cal.end_step() == {"L": 9}
-    assert cal.win["L"]["false_live"] == 300
+    # too few samples for a recall estimate: wait, the window kept
+    cal = EorsCalibrator(base, rate_log2=7, recall=0.96, recall_hi=0.99)
+    cal.add("L", dict(high, sampled=47))
+    assert cal.end_step() == {"L": 9} and cal.win["L"]["sampled"] == 47
+    cal.add("L", dict(high, sampled=1))
+    assert cal.end_step() == {"L": 8} and cal.win["L"]["sampled"] == 0
 
 
 def test_validation_messages():
@@ -185,6 +188,8 @@ def test_validation_messages():
          "EorsCalibrator needs 0 < lo < hi < 1, got lo=0.01, hi=0.001"),
         (lambda: EorsCalibrator(replace(DEFAULT_EORS, rel=3), recall=1.0), ValueError,
          "EorsCalibrator needs 0 < recall < 1, got recall=1.0"),
+        (lambda: EorsCalibrator(replace(DEFAULT_EORS, rel=3), recall=0.9, recall_hi=0.8), ValueError,
+         "EorsCalibrator needs recall < recall_hi < 1, got recall=0.9, recall_hi=0.8"),
     ]
     for make, exc, msg in cases:
         with pytest.raises(exc) as info:

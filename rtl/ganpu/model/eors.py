@@ -380,25 +380,28 @@ class EorsCalibrator:
       layer's patience doubles (at most ``8``);
     * else if ``lo * n / R >= evidence * patience`` (enough outputs that a rate of ``lo``
       would have shown that many samples) and ``fz <= lo * n``: ``q += 1``, window cleared;
-    * with ``recall`` set (a recall target), also: else if the estimated recall of true
-      zeros ``z / (z + false_live)`` with ``z = R * (sampled - false_zero)`` (estimated
-      true zeros among the predicted zeros) is below ``recall``, over at least
-      ``100 * evidence`` estimated true zeros, and ``R * (false_zero + 1) * patience
-      <= hi * n`` (even one more false zero sample would leave the rate below ``hi``):
-      ``q += 1``, window cleared. ``false_live`` is counted on every computed output,
-      so this rule sees a low recall within a step or two, where the ``lo`` rule waits
-      for ``lo * n / R`` outputs; ``recall`` = None (the default) leaves it out.
+    * with ``recall`` set (a recall target), also, once the recall window (the counters
+      since these rules last looked, or since the level changed) holds at least
+      ``16 * evidence`` samples, and then with that window cleared: with ``z = R * (sampled - false_zero)`` (estimated true
+      zeros among the predicted zeros) and the estimated recall of true zeros
+      ``z / (z + false_live)``: below ``recall`` and ``R * (false_zero + 1) * patience
+      <= hi * n`` (even one more false-zero sample would leave the rate below ``hi``):
+      ``q += 1``; else above ``recall_hi`` (when set): ``q -= 1`` (a recall to spare is
+      a margin that only adds false zeros); a change clears the window. ``false_live`` is
+      counted on every computed output, so these rules act within a few steps, where
+      the false-zero rules wait for enough samples; ``recall`` = None (the default)
+      leaves them out.
     * ``q`` stays in ``[q_min, q_max]``.
 
     Parameters
     ----------
     params : EorsParams
         Scale-aware parameters (``rel`` set); the start level is ``params.rel``.
-    rate_log2, lo, hi, evidence, q_min, q_max, recall : see above.
+    rate_log2, lo, hi, evidence, q_min, q_max, recall, recall_hi : see above.
     """
 
     def __init__(self, params, rate_log2=6, lo=0.002, hi=0.006, evidence=3, q_min=0, q_max=REL_MAX,
-                 recall=None):
+                 recall=None, recall_hi=None):
         if not isinstance(params, EorsParams) or params.rel is None:
             raise ValueError(f"EorsCalibrator needs scale-aware EorsParams (rel set), got {params!r}")
         _check_int("calibrator rate_log2", rate_log2, 0, 16)
@@ -409,8 +412,13 @@ class EorsCalibrator:
         self.params, self.rate_log2, self.lo, self.hi = params, rate_log2, lo, hi
         if recall is not None and not 0 < recall < 1:
             raise ValueError(f"EorsCalibrator needs 0 < recall < 1, got recall={recall!r}")
+        if recall_hi is not None and (recall is None or not recall < recall_hi < 1):
+            raise ValueError(f"EorsCalibrator needs recall < recall_hi < 1, got recall={recall!r}, "
+                             f"recall_hi={recall_hi!r}")
         self.evidence, self.q_min, self.q_max, self.recall = evidence, q_min, q_max, recall
+        self.recall_hi = recall_hi
         self.q, self.win, self.patience, self.history = {}, {}, {}, []
+        self.rwin = {}     # the recall rules' window: since their last evaluation
 
     def params_for(self, layer):
         """The EorsParams layer ``layer`` uses now."""
@@ -419,8 +427,10 @@ class EorsCalibrator:
 
     def add(self, layer, counts):
         w = self.win.setdefault(layer, {"sampled": 0, "false_zero": 0, "live": 0, "false_live": 0})
+        rw = self.rwin.setdefault(layer, dict.fromkeys(w, 0))
         for k in w:
             w[k] += counts[k]
+            rw[k] += counts[k]
 
     def end_step(self):
         """Apply the rule to every layer; returns {layer: new q}."""
@@ -439,13 +449,20 @@ class EorsCalibrator:
                 if q < self.q_max:
                     self.q[layer] = q + 1
                 self.win[layer] = dict.fromkeys(w, 0)
-            elif self.recall is not None:
-                z = R * (w["sampled"] - w["false_zero"])
-                zeros = z + w["false_live"]
-                if zeros >= 100 * self.evidence and z < self.recall * zeros and \
-                        R * (w["false_zero"] + 1) * pat <= self.hi * n:
+            elif self.recall is not None and self.rwin[layer]["sampled"] >= 16 * self.evidence:
+                rw = self.rwin[layer]
+                z = R * (rw["sampled"] - rw["false_zero"])
+                zeros = z + rw["false_live"]
+                if z < self.recall * zeros and R * (w["false_zero"] + 1) * pat <= self.hi * n:
                     if q < self.q_max:
                         self.q[layer] = q + 1
                     self.win[layer] = dict.fromkeys(w, 0)
+                elif self.recall_hi is not None and z > self.recall_hi * zeros:
+                    if q > self.q_min:
+                        self.q[layer] = q - 1
+                    self.win[layer] = dict.fromkeys(w, 0)
+                self.rwin[layer] = dict.fromkeys(w, 0)
+            if self.q[layer] != q:
+                self.rwin[layer] = dict.fromkeys(w, 0)
         self.history.append(dict(self.q))
         return dict(self.q)
