@@ -126,3 +126,20 @@ def test_dse_composition_and_row_costs():
     assert got[0] is None and got[1].tolist() == [5, 6]
     # ceil(40 / 16) = 3 groups of (nnz + 1 bias term) issue cycles, in MACs of 4 lanes
     assert got[2].tolist() == [max(30, 4 * 3 * 11), 4 * 3 * 1]
+
+
+def test_gbuf_maps_to_block_ram():
+    """The GBUF's one read and one write port pair (``Gbuf.owner``) make each bank a
+    simple dual-port memory that Yosys maps to DP16KD; two pairs would become
+    flip-flops (16 per word, ``docs/boards.md``)."""
+    _need_tools(("yosys",))
+    import dataclasses
+    from ganpu.processor import config
+    from ganpu.processor.gbuf import Gbuf
+    small = config("small")
+    cfg = dataclasses.replace(small, gbuf_bits=11, core=dataclasses.replace(small.core, host_words=2))
+    got = fpga.estimate(Gbuf(cfg))
+    # two banks of 1,024 words, one DP16KD each; the flip-flops are the read rotation's
+    # and the ports', not the words'
+    assert got["bram"] == 2, got["cells"]
+    assert got["ff"] < cfg.gbuf_depth // 8, got["cells"]
