@@ -252,13 +252,27 @@ def test_cores_start_as_their_rows_arrive():
     rec = {"kind": TaskKind.GEMM, "m": m, "n": n, "k": k, "bias": 1, "work": 10_000,
            "words": m * k + n * k + n + m * n}
     s = simulate(cfg, [rec], Policy.TEMPORAL, row_macs=[np.full(m, n * k)])
+    t0 = cm.CHECK + 1                                                          # the check
     t = cm.JOB_SETUP + (n * k + cm.DMA_SETUP) + cm.SKIP + (n + cm.DMA_SETUP)   # B, no BW, BIAS
     want = []
     for m0, m1 in split_rows(m, 4):
         t += (m1 - m0) * k + cm.DMA_SETUP + cm.SKIP                            # A, no MASK_IN
-        want.append(t + cm.START)
+        want.append(t0 + t + cm.START)
     assert sorted(a for _, _, a, _ in s.segments) == want
     assert s.dma[0][2] - s.dma[0][1] == t + cm.SKIP                             # the job's end
+
+
+def test_check_cycles():
+    """The program check's cycles per record are the ProgramChecker's (its docstring:
+    ``DescriptorChecker.latency + 3``), before the first dispatch."""
+    import ganpu.processor.cycle_model as cm
+    from ganpu.core.descriptor import DescriptorChecker
+    assert cm.CHECK == DescriptorChecker.latency + 3
+    cfg = ProcessorConfig(cores=1)
+    rec = {"kind": TaskKind.GEMM, "m": 2, "n": 4, "k": 4, "work": 300, "words": 0}
+    s = simulate(cfg, [rec, rec, rec], Policy.TEMPORAL, row_macs=[np.full(2, 16)] * 3)
+    assert s.dma[0][1] == 3 * cm.CHECK + 1
+    assert simulate(cfg, [], Policy.TEMPORAL).cycles == 0
 
 
 def test_window_skips_dispatched_records():

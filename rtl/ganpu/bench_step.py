@@ -63,7 +63,7 @@ def step_config(config="sim", cores=4, gbuf_bits=None, program_bits=None, bias_b
 
 def bench_step(*, policies=POLICIES, cores=4, batch=32, seed=0, model=True, dma_width=None,
                config="sim", min_work=None, hidden=None, gbuf_bits=None, program_bits=None,
-               bias_bits=None, prefetch=False):
+               bias_bits=None, prefetch=False, overhead=None):
     """``(schedules {policy: Schedule}, program)`` of one MLP GAN step."""
     from .gan import TrainConfig
     from .host.compiler import compile_gan, run_step
@@ -77,7 +77,8 @@ def bench_step(*, policies=POLICIES, cores=4, batch=32, seed=0, model=True, dma_
     row_macs = [task_row_macs(cfg, r, gbuf) if t.kind == TaskKind.GEMM else None
                 for t, r in zip(program.tasks, program.records)]
     out = {p: simulate(cfg, program.records, Policy[p.upper()], row_macs=row_macs,
-                       dma_width=dma_width, min_work=min_work, prefetch=prefetch) for p in policies}
+                       dma_width=dma_width, min_work=min_work, prefetch=prefetch,
+                       overhead=overhead) for p in policies}
     if not model:
         if (dma_width is not None and dma_width != cfg.core.host_words) or min_work is not None \
                 or prefetch:
@@ -153,7 +154,8 @@ def _cmd(args):
                                         dma_width=args.dma_width, config=args.config,
                                         min_work=args.min_work, hidden=args.hidden,
                                         gbuf_bits=args.gbuf_bits, program_bits=args.program_bits,
-                                        bias_bits=args.bias_bits, prefetch=args.prefetch)
+                                        bias_bits=args.bias_bits, prefetch=args.prefetch,
+                                        overhead=args.overhead)
     except ValueError as exc:
         print(f"ganpu bench step: {exc}", file=sys.stderr)
         return 2
@@ -168,7 +170,7 @@ def _cmd(args):
         Path(args.json).write_text(json.dumps(
             {"config": args.config, "hidden": list(args.hidden or REFERENCE_HIDDEN),
              "cores": args.cores, "batch": args.batch, "dma_width": width,
-             "min_work": args.min_work, "prefetch": args.prefetch, "source": "rtl (verilator)" if rtl else "cycle model",
+             "min_work": args.min_work, "prefetch": args.prefetch, "overhead": args.overhead, "source": "rtl (verilator)" if rtl else "cycle model",
              "tasks": names, "policies": pol}, indent=1))
         print(f"wrote {args.json}")
     if args.gantt:
@@ -205,6 +207,9 @@ def register(bench_sub):
                    help="task-table address bits (default the config's)")
     c.add_argument("--bias-bits", type=positive_int, default=None,
                    help="a core's BIAS buffer address bits (default the config's)")
+    c.add_argument("--overhead", type=int, default=None,
+                   help="the cycle model's per-task core overhead (default CORE_OVERHEAD, "
+                        "calibrated on the sim config's core)")
     c.add_argument("--prefetch", action="store_true",
                    help="cycle model of two buffer sets per core (a core's next task loads "
                         "while it computes; not built, docs/astm.md)")

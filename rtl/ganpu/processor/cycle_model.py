@@ -20,6 +20,8 @@ What is modelled
   again when it is stored. A waiting store is taken before a waiting load; the
   scheduler holds one load job until the DMA takes it, and dispatches nothing else
   meanwhile.
+* **Check**: the program checker reads every record before the first dispatch,
+  ``CHECK`` cycles each (the step's cycles include them, as the CYCLES counter does).
 * **Scheduler**: the ``window`` oldest undispatched records are scanned in program
   order (the scan skips records already dispatched); the first whose dependencies
   are done is dispatched with as many cores as
@@ -43,7 +45,7 @@ from .program import TaskKind, Policy
 from .update_engine import UpdateEngine
 
 __all__ = ["core_cycles", "calibrate", "CORE_OVERHEAD", "JOB_SETUP", "DMA_SETUP", "STORE_SETUP",
-           "SKIP", "START", "task_row_macs",
+           "SKIP", "START", "CHECK", "task_row_macs",
            "Schedule", "simulate", "compare_policies", "gantt"]
 
 # Calibrated with ``ganpu bench core --json F`` (lanes 4, the MLP GAN's step 0):
@@ -59,6 +61,9 @@ DMA_SETUP = 3
 STORE_SETUP = 6
 SKIP = 1
 START = 1
+# The program checker reads and checks every record before the first dispatch
+# (ProgramChecker: DescriptorChecker.latency + 3 cycles per record, one for the verdict)
+CHECK = 7
 
 
 def core_cycles(lanes, m, n, k, macs, overhead=None, slots=None):
@@ -221,7 +226,7 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
     left, cores_of, finished, pauses = {}, {}, {}, []
     loads, stores = [], []            # DMA jobs waiting: (task, passes, payload)
     dma_busy = False
-    now = 0
+    now = CHECK * n + 1 if n else 0    # the check, then the first dispatch
 
     def push(time, kind, payload):
         nonlocal seq
