@@ -64,7 +64,10 @@ class Scheduler(ProcessorComponent):
     done when the last of its cores is stored. An UPDATE record, once ready, goes to the
     update engine (``update``) when the engine and the DMA are idle and no DMA job
     waits; the engine then owns the DMA's GBUF ports, so no load or store job is
-    offered until its ``done`` (cores keep computing meanwhile). A PAUSE record, once
+    offered until its ``done`` (cores keep computing meanwhile). A ready UPDATE that
+    cannot start yet is passed over: the first ready record after it in the window
+    (a GEMM whose dependencies are done) is dispatched instead, so free cores do not
+    wait behind it; the UPDATE starts once the DMA drains. A PAUSE record, once
     ready, every core free and no update running, sets State PAUSED and PAUSED_AT and is
     done at ``control.resume``. State DONE when every record is done.
 
@@ -229,6 +232,10 @@ class Scheduler(ProcessorComponent):
             deps_done = deps_done & (~rec.deps[j].valid | done_bits.bit_select(rec.deps[j].index, 1))
         undispatched = in_prog & ~disp_bits.bit_select(idx, 1)
         ready = undispatched & deps_done
+        # an UPDATE that cannot start now (the engine or the DMA busy, a DMA job
+        # waiting) is passed over: a later ready GEMM may go to free cores meanwhile
+        upd_free = ~upd.busy & ~self.dma_busy & ~ld_valid & ~st_valid
+        eligible = ready & ((rec.kind != TaskKind.UPDATE) | upd_free)
         n_ready = Signal(range(W + 1))
         found = Signal()
         cand = Signal(layout)
@@ -296,7 +303,7 @@ class Scheduler(ProcessorComponent):
                 # cores are shared among the ready GEMM records (a PAUSE takes none)
                 with m.If(ready & (rec.kind == TaskKind.GEMM)):
                     m.d.sync += n_ready.eq(n_ready + 1)
-                with m.If(ready & ~found):
+                with m.If(eligible & ~found):
                     m.d.sync += [found.eq(1), cand.eq(rec), cand_idx.eq(idx)]
                 with m.If(undispatched):
                     m.d.sync += seen.eq(seen + 1)
@@ -311,7 +318,7 @@ class Scheduler(ProcessorComponent):
                     m.next = "Head"
                 with m.Elif(cand.kind == TaskKind.UPDATE):
                     # the engine takes the DMA's GBUF ports: start it between DMA jobs
-                    with m.If(~upd.busy & ~self.dma_busy & ~ld_valid & ~st_valid):
+                    with m.If(upd_free):
                         m.d.comb += upd.start.eq(1)
                         m.d.sync += [upd_task.eq(cand_idx), disp_bits.bit_select(cand_idx, 1).eq(1)]
                     m.next = "Head"
