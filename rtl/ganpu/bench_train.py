@@ -69,15 +69,24 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
     if check_model and device != "model":
         refs["model"] = GAN(tc)
         twin = DeviceTrainer(refs["model"], "model", config, gbuf_bits=gbuf_bits)
+    import resource
+
+    def cpu():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
     step_seconds = []
+    host_cpu = 0.0
     with DeviceTrainer(hw, device, config, gbuf_bits=gbuf_bits, policy=policy, binary=binary,
                        log=log) as tr:
         cfg, program = tr.cfg, tr.program
+        server = tr.server
         t0 = time.time()
         for i in range(steps):
-            t1 = time.time()
+            t1, c1 = time.time(), cpu()
             got = tr.step(sync=i == steps - 1)
             step_seconds.append(time.time() - t1)
+            host_cpu += cpu() - c1
             want = ref.step()
             if got != want:
                 raise RuntimeError(f"step {i}: losses {got} differ from the golden model's {want}")
@@ -135,6 +144,14 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
            "policies": pol}
     if counters:
         out["device_cycles"] = [c["cycles"] for c in counters]
+        # this process's CPU over the device's steps: driver, link codec, host step
+        out["host_cpu_seconds"] = round(host_cpu, 3)
+    if server is not None and server.sessions:
+        # the simulator's own count over the session: cycles, seconds in its cycle
+        # loop and CPU seconds (the load-independent figure on a shared machine)
+        (cycles, running), = server.sessions[-1:]
+        out.update(sim_cycles=cycles, sim_seconds=round(running, 3),
+                   sim_cpu_seconds=server.cpu[len(server.sessions) - 1])
     return out
 
 
@@ -157,7 +174,13 @@ def print_table(res, file=None):
               f"| {r['speedup']:.2f}x | {m['step_ms']:.2f} | {m['effective_gflops']:.3f} "
               f"| {r['effective_vs_peak']:.2f}x |", file=file)
     if "device_cycles" in res:
-        print(f"\ndevice cycle counters per step: {res['device_cycles']}", file=file)
+        print(f"\ndevice cycle counters per step: {res['device_cycles']}; host CPU over the "
+              f"device's steps {res['host_cpu_seconds']:.1f} s", file=file)
+    if "sim_cycles" in res:
+        cpu = res["sim_cpu_seconds"]
+        print(f"simulator: {res['sim_cycles']:,} cycles in {res['sim_seconds']:.1f} s of its "
+              f"cycle loop ({res['sim_cycles'] / max(res['sim_seconds'], 1e-9):,.0f} cycles/s)"
+              + (f", {cpu:.1f} s CPU" if cpu is not None else ""), file=file)
 
 
 def _cmd(args):
