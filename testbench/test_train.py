@@ -78,6 +78,14 @@ def test_link_wait_is_bounded_in_seconds():
     assert t.polls > 1
 
 
+def test_sim_gbuf_bits_is_checked(capsys):
+    """``ganpu sim --gbuf-bits`` (the digits step needs 19 on ``sim``) refuses a bad
+    value before building anything."""
+    from ganpu.cli import main
+    assert main(["sim", "--config", "sim", "--gbuf-bits", "40"]) == 2
+    assert "ganpu sim: gbuf_bits must be in 8..22, not 40" in capsys.readouterr().err
+
+
 def test_cli_device_model(tmp_path):
     from ganpu.cli import main
     assert main(["train", "--device", "model", "--steps", "2", "--batch", "8",
