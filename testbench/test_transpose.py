@@ -21,7 +21,7 @@ def _real(W, rng):
     """Column vectors of a weight matrix as the DMA reads them: W consecutive rows of
     one column per step, column after column, band after band."""
     w = GAN(TrainConfig()).G.layers[1].w16          # (128, 64)
-    r0 = int(rng.integers(0, w.shape[0] // W)) * W
+    r0 = int(rng.integers(0, w.shape[0] // W - 1)) * W      # two whole bands
     band = w[r0:r0 + 2 * W]
     return np.concatenate([band[:W].T, band[W:].T])  # two bands of 64 columns
 
