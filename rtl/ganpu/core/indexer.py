@@ -37,9 +37,10 @@ class Indexer(CheckedComponent):
     :func:`ganpu.core.im2col.tap_table`: for each row only the valid taps, in
     increasing k, each with the A address of its input pixel and its B offset; padding
     and inserted zeros are never read. A row costs two set-up cycles (per axis the first
-    valid tap, its pixel and the count of valid taps, where dividing and multiplying by
-    the stride or dilation, 1 or 2 as the checker enforces, is a shift by 0 or 1 bit;
-    then the first address and offset), then one cycle per valid tap
+    valid tap, its pixel and the two bounds whose minimum is the count of valid taps,
+    where dividing and multiplying by the stride or dilation, 1 or 2 as the checker
+    enforces, is a shift by 0 or 1 bit; then the counts, the first address and offset,
+    one product each), then one cycle per valid tap
     (addresses by additions); a row without a valid tap issues its (empty) record in
     its second set-up cycle. :meth:`issue_cycles` is the count.
 
@@ -111,46 +112,59 @@ class Indexer(CheckedComponent):
         valid, _, _ = im2col.tap_table(desc)
         return 2 * desc["m"] + int(valid.sum())
 
-    def _axis(self, m, name, mode_rows, t, n_in, out_n):
-        """Set-up of one axis for the row whose coordinate register is ``t`` (ROWS:
-        ``o*stride - pad``; TAPS: the kernel index): ``(bfirst, ifirst, count)`` of the
-        valid taps, combinational (registered by the caller). The checker admits stride
-        and dilation 1 or 2 only, so each ``// D``, ``* S`` is a shift by 0 or 1 bit:
-        a divider by a descriptor field here was the core's critical path
+    def _axis(self, m, name, mode_rows, t, t1, n_in, n_in_m1, n_in_p1, out_n, out_n_m1, kern_m1):
+        """First half of the set-up of one axis, for the row whose coordinate register
+        is ``t`` (ROWS: ``o*stride - pad``; TAPS: the kernel index): ``(bfirst, ifirst,
+        ok, a, b)``, combinational (registered by the caller): the first valid tap's B
+        index and input pixel, and the count of valid taps as ``min(a, b)`` when ``ok``,
+        else 0; ``a, b >= 1`` when ``ok``, so the axis has no valid tap exactly when
+        ``ok`` is low. The minimum is taken in the second set-up cycle: both halves in
+        one cycle were the Indexer's critical path (``docs/synthesis.md``). ``t1`` is
+        ``t + 1``, a register beside ``t``; ``*_m1``, ``*_p1``: the task's ``n - 1``,
+        ``n + 1``, registered at ``start``: no carry chain of their own here. ``t`` is
+        never below ``-pad >= -7`` (``o*stride - pad``, or a kernel index). The checker
+        admits stride and dilation 1 or 2 only, so each ``// D``, ``* S`` is a shift by 0
+        or 1 bit: a divider by a descriptor field here was the core's critical path
         (``docs/conv.md``)."""
         desc = self.desc
         d = self.geom.dim_bits
         kern, S, D, P = desc.kern, desc.cstride, desc.dil, desc.pad
         S2, D2 = S == 2, D == 2
         # ROWS: first k with t + k >= 0 and a multiple of dil (a pixel, not an inserted zero)
-        neg = t < 0
+        neg = t[-1]
         tp = Signal(d + 3, name=f"{name}_tp")
         m.d.comb += tp.eq(Mux(neg, 0, t))
         q = Signal(d + 3, name=f"{name}_q")
-        m.d.comb += q.eq(Mux(D2, (tp + 1) >> 1, tp))  # ceil(tp / D)
+        m.d.comb += q.eq(Mux(D2, Mux(neg, 0, t1 >> 1), tp))  # ceil(tp / D)
         kf = Signal(d + 4, name=f"{name}_kf")
-        # q*D - tp: the odd bit of tp with dil 2, else 0 (no subtractor)
-        m.d.comb += kf.eq(Mux(neg, -t, D2 & tp[0]))
+        # q*D - tp: the odd bit of tp with dil 2, else 0 (no subtractor); -t <= 7 when
+        # t < 0: a 3-bit negation
+        m.d.comb += kf.eq(Mux(neg, (0 - t[:3])[:3], D2 & tp[0]))
         r_if = Mux(neg, 0, q)
-        r_ok = (kf <= kern - 1) & (r_if <= n_in - 1)
-        r_span = kern - 1 - kf[:3]
+        r_ok = (kf <= kern_m1) & (r_if <= n_in_m1)
+        r_span = kern_m1 - kf[:3]
         r_a, r_b = Mux(D2, r_span >> 1, r_span) + 1, n_in - r_if
-        r_n = Mux(r_ok, Mux(r_a < r_b, r_a, r_b), 0)
-        r_bf = Mux(desc.flip, kern - 1 - kf[:3], kf[:3])
-        # TAPS: first position o with o*stride + t - pad >= 0
+        r_bf = Mux(desc.flip, kern_m1 - kf[:3], kf[:3])
+        # TAPS: first position o with o*stride + t - pad >= 0. The kernel index u and
+        # pad are 3 bits, so o <= 7 and the first pixel o*stride + u - pad is 0 (or, with
+        # stride 2, the parity of pad - u) when pad > u, else u - pad: 3 bits, no adder
+        # chain through o
         u = t.as_unsigned()[:3]
+        late = P > u
         of = Signal(d + 1, name=f"{name}_of")
-        m.d.comb += of.eq(Mux(P > u, Mux(S2, (P - u + 1) >> 1, P - u), 0))
+        m.d.comb += of.eq(Mux(late, Mux(S2, (P - u + 1) >> 1, P - u), 0))
         t_if = Signal(d + 4, name=f"{name}_tif")
-        m.d.comb += t_if.eq(Mux(S2, of << 1, of) + u - P)
-        t_ok = (of <= out_n - 1) & (t_if <= n_in - 1)
-        t_span = n_in - 1 - t_if
-        t_a, t_b = out_n - of, Mux(S2, t_span >> 1, t_span) + 1
-        t_n = Mux(t_ok, Mux(t_a < t_b, t_a, t_b), 0)
-        bf, i_f, n = (Signal(d + 1, name=f"{name}_{x}") for x in ("bf", "if", "n"))
+        m.d.comb += t_if.eq(Mux(late, S2 & (P[0] ^ u[0]), (u - P)[:3]))
+        t_ok = (of <= out_n_m1) & (t_if <= n_in_m1)
+        # (n_in - 1 - t_if) // stride + 1, one subtraction (its value matters only
+        # when t_ok: the span is not negative then)
+        t_a, t_b = out_n - of, Mux(S2, (n_in_p1 - t_if) >> 1, n_in - t_if)
+        bf, i_f, a, b = (Signal(d + 1, name=f"{name}_{x}") for x in ("bf", "if", "a", "b"))
+        ok = Signal(name=f"{name}_ok")
         m.d.comb += [bf.eq(Mux(mode_rows, r_bf, of)), i_f.eq(Mux(mode_rows, r_if, t_if)),
-                     n.eq(Mux(mode_rows, r_n, t_n))]
-        return bf, i_f, n
+                     ok.eq(Mux(mode_rows, r_ok, t_ok)), a.eq(Mux(mode_rows, r_a, t_a)),
+                     b.eq(Mux(mode_rows, r_b, t_b))]
+        return bf, i_f, ok, a, b
 
     def elaborate(self, platform):
         m = Module()
@@ -195,13 +209,26 @@ class Indexer(CheckedComponent):
         Q0 = Mux(rows_mode, desc.chan, desc.img)
         inc = Mux(rows_mode, S, 1)
         ty, tx = Signal(signed(d + 4)), Signal(signed(d + 4))
+        ty1, tx1 = Signal(signed(d + 4)), Signal(signed(d + 4))  # ty + 1, tx + 1
         ty_reset, tx_reset = Signal(signed(d + 4)), Signal(signed(d + 4))
         m.d.comb += [ty_reset.eq(Mux(rows_mode, Mux(S2, desc.oy0 << 1, desc.oy0) - P, desc.ky0)),
                      tx_reset.eq(Mux(rows_mode, -P, 0))]
         r1, r2 = Signal(d), Signal(d)
         a_row0 = Signal(w)
-        by, iy, ny = self._axis(m, "y", rows_mode, ty, desc.in_h, desc.out_h)
-        bx, ix, nx = self._axis(m, "x", rows_mode, tx, desc.in_w, desc.out_w)
+        # the task's n - 1 values the set-up compares against, registered at start
+        # (each the shape of its expression: a zero field gives -1, as in the comparison)
+        h_m1, w_m1, oh_m1, ow_m1, k_m1 = m1 = [
+            Signal((getattr(desc, x) - 1).shape(), name=f"{x}_m1")
+            for x in ("in_h", "in_w", "out_h", "out_w", "kern")]
+        h_p1, w_p1 = Signal(d + 1), Signal(d + 1)
+        with m.If(self.start):
+            m.d.sync += [r.eq(getattr(desc, x) - 1)
+                         for r, x in zip(m1, ("in_h", "in_w", "out_h", "out_w", "kern"))]
+            m.d.sync += [h_p1.eq(desc.in_h + 1), w_p1.eq(desc.in_w + 1)]
+        by, iy, oky, ay, by_ = self._axis(m, "y", rows_mode, ty, ty1, desc.in_h, h_m1, h_p1,
+                                          desc.out_h, oh_m1, k_m1)
+        bx, ix, okx, ax, bx_ = self._axis(m, "x", rows_mode, tx, tx1, desc.in_w, w_m1, w_p1,
+                                          desc.out_w, ow_m1, k_m1)
         # per-task steps: a tap along x moves the pixel by di_x and B by db_x, a
         # tap along y by a row step and db_y (signed: a flipped kernel walks back)
         di_x = Mux(rows_mode, 1, S)
@@ -213,7 +240,9 @@ class Indexer(CheckedComponent):
             db_x.eq(Mux(rows_mode, Mux(desc.flip, -dbx, dbx), desc.b_sx)),
             db_y.eq(Mux(rows_mode, Mux(desc.flip, -dby, dby), desc.b_sy)),
         ]
-        # set-up 1 registers
+        # set-up 1 registers (the counts' operands), then the counts (set-up 2)
+        oky1, okx1 = Signal(), Signal()
+        ay1, by1_, ax1, bx1_ = (Signal(d + 1, name=f"{x}1") for x in ("ay", "by_", "ax", "bx_"))
         ny1, nx1 = Signal(d + 1), Signal(d + 1)
         a_off, b_off = Signal(w), Signal(d + 1)
         iy1, ix1, by1, bx1 = (Signal(d + 1, name=f"{x}1") for x in ("iy", "ix", "by", "bx"))
@@ -229,15 +258,24 @@ class Indexer(CheckedComponent):
                 with m.If(self.start & (desc.conv != ConvMode.FC)):
                     m.next = "Setup-Axes"
             with m.State("Setup-Axes"):
-                m.d.sync += [ny1.eq(ny), nx1.eq(nx), iy1.eq(iy), ix1.eq(ix), by1.eq(by), bx1.eq(bx)]
+                m.d.sync += [oky1.eq(oky), okx1.eq(okx), ay1.eq(ay), by1_.eq(by_), ax1.eq(ax),
+                             bx1_.eq(bx_), iy1.eq(iy), ix1.eq(ix), by1.eq(by), bx1.eq(bx)]
                 m.next = "Setup-Start"
             with m.State("Setup-Start"):
-                a0 = iy1 * desc.in_w + ix1
-                b0 = by1 * desc.b_sy + bx1 * desc.b_sx
+                # one adder after each product: the row's base and first pixel add in
+                # parallel with the multiply
+                py = iy1 * desc.in_w
+                a0 = Signal(w)
+                a_first = Signal(w)
+                b0 = Signal(d + 1)
+                m.d.comb += [a0.eq(py + ix1), a_first.eq((a_row0 + ix1) + py),
+                             b0.eq(by1 * desc.b_sy + bx1 * desc.b_sx)]
                 m.d.sync += [a_off.eq(a0), b_off.eq(b0), cy.eq(0), cx.eq(0), cc.eq(0),
-                             c_addr.eq(a_row0), y_addr.eq(a_row0 + a0), caddr.eq(a_row0 + a0),
-                             c_boff.eq(0), y_boff.eq(b0), cboff.eq(b0)]
-                with m.If((ny1 == 0) | (nx1 == 0)):
+                             c_addr.eq(a_row0), y_addr.eq(a_first), caddr.eq(a_first),
+                             c_boff.eq(0), y_boff.eq(b0), cboff.eq(b0),
+                             ny1.eq(Mux(oky1, Mux(ay1 < by1_, ay1, by1_), 0)),
+                             nx1.eq(Mux(okx1, Mux(ax1 < bx1_, ax1, bx1_), 0))]
+                with m.If(~oky1 | ~okx1):
                     # no valid tap: the row's empty record goes down the pipeline
                     m.d.comb += [conv_null.eq(room), conv_last.eq(1)]
                     with m.If(row_end):
@@ -268,11 +306,13 @@ class Indexer(CheckedComponent):
                             m.next = "Idle"
         # the row ends with its last tap (or its empty record): next row's coordinates
         with m.If(row_end):
-            m.d.sync += [r2.eq(r2 + 1), tx.eq(tx + inc), mi.eq(mi + 1)]
+            m.d.sync += [r2.eq(r2 + 1), tx.eq(tx + inc), tx1.eq(tx1 + inc), mi.eq(mi + 1)]
             with m.If(r2 == R2 - 1):
-                m.d.sync += [r2.eq(0), tx.eq(tx_reset), r1.eq(r1 + 1), ty.eq(ty + inc)]
+                m.d.sync += [r2.eq(0), tx.eq(tx_reset), tx1.eq(tx_reset + 1), r1.eq(r1 + 1),
+                             ty.eq(ty + inc), ty1.eq(ty1 + inc)]
                 with m.If(r1 == R1 - 1):
-                    m.d.sync += [r1.eq(0), ty.eq(ty_reset), a_row0.eq(a_row0 + desc.a_sm)]
+                    m.d.sync += [r1.eq(0), ty.eq(ty_reset), ty1.eq(ty_reset + 1),
+                                 a_row0.eq(a_row0 + desc.a_sm)]
         walking = ~fsm.ongoing("Idle")
 
         m.d.comb += [
@@ -311,6 +351,7 @@ class Indexer(CheckedComponent):
             m.d.sync += [mi.eq(0), ki.eq(0), row_addr.eq(desc.a_base),
                          addr.eq(desc.a_base), boff.eq(0), wptr.eq(0), row_start.eq(0),
                          r1.eq(0), r2.eq(0), ty.eq(ty_reset), tx.eq(tx_reset),
+                         ty1.eq(ty_reset + 1), tx1.eq(tx_reset + 1),
                          a_row0.eq(desc.a_base)]
             m.d.sync += run.eq(desc.conv == ConvMode.FC)
         return m
