@@ -62,9 +62,10 @@ CONFIGS = {
     "small": ProcessorConfig(cores=2, core=CoreConfig(lanes=2, geom=Geometry(
         a_bits=8, b_bits=9, out_bits=9, bias_bits=5, mask_bits=9), eors_lanes=4, host_words=4),
         gbuf_bits=12, program_bits=4, deps=2, window=2),
-    # one default core (116 DP16KD) and a 64k-word GBUF (64 DP16KD) of the 85F's 208
-    # block RAMs (docs/boards.md)
-    "ulx3s-85f": ProcessorConfig(cores=1, gbuf_bits=16, program_bits=6),
+    # one default core (116 DP16KD), the task table (35) and a 32k-word GBUF (32 DP16KD)
+    # of the 85F's 208 block RAMs: with a 64k-word GBUF the placed top needed 218
+    # (docs/boards.md)
+    "ulx3s-85f": ProcessorConfig(cores=1, gbuf_bits=15, program_bits=6),
     # the smallest compute config; it does not fit the UP5K's 5,280 LUT4s, so the
     # iCEBreaker top carries the link and a GBUF only (docs/boards.md)
     "icebreaker": ProcessorConfig(cores=1, core=CoreConfig(lanes=1, geom=Geometry(
