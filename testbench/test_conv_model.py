@@ -249,10 +249,16 @@ def test_bench_conv_table():
             dict(gemm="D.conv1/wg", **{"pass": "d_update"}, kind="conv", M=16, N=16, K=1024,
                  structural_macs=0, dense_macs=2 ** 18, surviving_macs=2 ** 17,
                  dense_cycles=2 ** 16, oracle_cycles=2 ** 15, measured=2 ** 16,
-                 measured_dense_layout=2 ** 15, big=False)]
+                 measured_dense_layout=2 ** 15, big=False),
+            # one output channel: outside the ">= 4x the array" rule, and out of the
+            # structural-zero figure
+            dict(gemm="G.tconv3/fp", **{"pass": "d_update"}, kind="tconv", M=2048, N=1, K=256,
+                 structural_macs=2 ** 19, dense_macs=2 ** 19, surviving_macs=2 ** 16,
+                 dense_cycles=2 ** 17, oracle_cycles=2 ** 14, measured=2 ** 17,
+                 measured_dense_layout=2 ** 16, big=False)]
     s = summarize_conv(rows, 4)
     assert s["big_gemms"] == 1 and s["big_oracle_over_measured"] == 2 ** 18 / (2 ** 18 + 2 ** 14)
-    assert s["tconv_fp_measured_over_dense_layout"] < 1
+    assert s["tconv_fp_measured_over_dense_layout"] == (2 ** 18 + 2 ** 14) / (2 ** 18 + 2 ** 15)
     f = io.StringIO()
     print_conv_table(rows, s, file=f)
     assert "| G.tconv2/fp | d_update | 512x16x512 | 75% |" in f.getvalue()

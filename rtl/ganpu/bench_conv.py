@@ -108,7 +108,9 @@ def bench_conv(*, step=0, batch=32, lanes=4, seed=0):
 def summarize_conv(rows, lanes):
     tot = lambda f, rs=rows: sum(r[f] for r in rs)
     big = [r for r in rows if r["big"]]
-    tconv2 = [r for r in rows if r["kind"] == "tconv" and r["gemm"].endswith("/fp")]
+    # the structural-zero goal on the transposed convs the ">= 4x the array" rule keeps
+    # (one output channel binds the indexer, not the zeros)
+    tconv2 = [r for r in big if r["kind"] == "tconv" and r["gemm"].endswith("/fp")]
     return {
         "lanes": lanes, "gemms": len(rows),
         "step_measured_cycles": tot("measured"), "step_oracle_cycles": tot("oracle_cycles"),
@@ -137,11 +139,13 @@ def print_conv_table(rows, summary, file=None):
     big = ("" if s["big_gemms"] == 0 else
            f" Gemms at least 4x the array ({s['big_gemms']}): oracle/measured {s['big_oracle_over_measured']:.3f} "
            f"(lowest {s['big_min_oracle_over_measured']:.3f}).")
+    tconv = ("" if s["tconv_fp_measured_over_dense_layout"] is None else
+             f" Transposed-conv FP at least 4x the array: measured / dense layout "
+             f"{s['tconv_fp_measured_over_dense_layout']:.3f}.")
     print(f"\nWhole step ({s['gemms']} conv gemms, {s['lanes']} lanes): {s['step_measured_cycles']:,} cycles "
           f"measured, oracle {s['step_oracle_cycles']:,.0f} (oracle/measured {s['step_oracle_over_measured']:.3f}), "
           f"dense {s['step_dense_cycles']:,.0f}, dense layout of the surviving work "
-          f"{s['step_dense_layout_cycles']:,}.{big} Transposed-conv FP: measured / dense layout "
-          f"{s['tconv_fp_measured_over_dense_layout']:.3f}.", file=file)
+          f"{s['step_dense_layout_cycles']:,}.{big}{tconv}", file=file)
 
 
 def _cmd(args):
