@@ -184,6 +184,12 @@ class Indexer(CheckedComponent):
         issue, null, last = Signal(), Signal(), Signal()
         cur_addr, cur_boff = Signal(w), Signal(d + 1)
 
+        # the last row's index, registered at start (no subtractor in the walkers' row
+        # ends; the shape of the expression, so M = 0 compares as -1 did)
+        m_m1 = Signal((desc.m - 1).shape())
+        with m.If(self.start):
+            m.d.sync += m_m1.eq(desc.m - 1)
+
         # --- FC walker: a_base + m*a_sm + k*a_sk
         run = Signal()
         mi, ki = Signal(d), Signal(d)
@@ -195,7 +201,7 @@ class Indexer(CheckedComponent):
             with m.If(last_k):
                 m.d.sync += [ki.eq(0), mi.eq(mi + 1), boff.eq(0),
                              row_addr.eq(row_addr + desc.a_sm), addr.eq(row_addr + desc.a_sm)]
-                with m.If(mi == desc.m - 1):
+                with m.If(mi == m_m1):
                     m.d.sync += run.eq(0)
             with m.Else():
                 m.d.sync += [ki.eq(ki + 1), boff.eq(boff + desc.b_sk), addr.eq(addr + desc.a_sk)]
@@ -208,6 +214,11 @@ class Indexer(CheckedComponent):
         R2 = Mux(rows_mode, desc.out_w, desc.kern)
         Q0 = Mux(rows_mode, desc.chan, desc.img)
         inc = Mux(rows_mode, S, 1)
+        # the walk's last indices, registered at start like the axes' bounds
+        R1m1, R2m1, Q0m1 = (Signal((x - 1).shape(), name=f"{n}m1")
+                            for x, n in ((R1, "R1"), (R2, "R2"), (Q0, "Q0")))
+        with m.If(self.start):
+            m.d.sync += [R1m1.eq(R1 - 1), R2m1.eq(R2 - 1), Q0m1.eq(Q0 - 1)]
         ty, tx = Signal(signed(d + 4)), Signal(signed(d + 4))
         ty1, tx1 = Signal(signed(d + 4)), Signal(signed(d + 4))  # ty + 1, tx + 1
         ty_reset, tx_reset = Signal(signed(d + 4)), Signal(signed(d + 4))
@@ -280,13 +291,13 @@ class Indexer(CheckedComponent):
                     m.d.comb += [conv_null.eq(room), conv_last.eq(1)]
                     with m.If(row_end):
                         m.next = "Setup-Axes"
-                        with m.If(mi == desc.m - 1):
+                        with m.If(mi == m_m1):
                             m.next = "Idle"
                 with m.Else():
                     m.next = "Run"
             with m.State("Run"):
                 m.d.comb += conv_issue.eq(room)
-                lx, ly, lc = cx == nx1 - 1, cy == ny1 - 1, cc == Q0 - 1
+                lx, ly, lc = cx == nx1 - 1, cy == ny1 - 1, cc == Q0m1
                 m.d.comb += conv_last.eq(lx & ly & lc)
                 with m.If(room):
                     with m.If(~lx):
@@ -302,15 +313,15 @@ class Indexer(CheckedComponent):
                                      c_boff.eq(nb), y_boff.eq(nb + b_off), cboff.eq(nb + b_off)]
                     with m.Else():
                         m.next = "Setup-Axes"
-                        with m.If(mi == desc.m - 1):
+                        with m.If(mi == m_m1):
                             m.next = "Idle"
         # the row ends with its last tap (or its empty record): next row's coordinates
         with m.If(row_end):
             m.d.sync += [r2.eq(r2 + 1), tx.eq(tx + inc), tx1.eq(tx1 + inc), mi.eq(mi + 1)]
-            with m.If(r2 == R2 - 1):
+            with m.If(r2 == R2m1):
                 m.d.sync += [r2.eq(0), tx.eq(tx_reset), tx1.eq(tx_reset + 1), r1.eq(r1 + 1),
                              ty.eq(ty + inc), ty1.eq(ty1 + inc)]
-                with m.If(r1 == R1 - 1):
+                with m.If(r1 == R1m1):
                     m.d.sync += [r1.eq(0), ty.eq(ty_reset), ty1.eq(ty_reset + 1),
                                  a_row0.eq(a_row0 + desc.a_sm)]
         walking = ~fsm.ongoing("Idle")
