@@ -18,6 +18,8 @@ def test_port_parameters():
 def test_port_members():
     cfg = CoreConfig()
     assert set(HostPort(cfg).members) == {"buf", "addr", "we", "wdata", "rdata", "err"}
-    assert set(TaskPort(cfg).members) == {"desc", "start", "busy", "error", "cycles", "eors_cycles"}
+    assert set(TaskPort(cfg).members) == {"desc", "start", "busy", "error", "cycles", "eors_cycles",
+                                          "eors_live", "eors_false_live", "eors_sampled",
+                                          "eors_false_zero"}
     assert HostPort(cfg) == HostPort(CoreConfig()) and TaskPort(cfg) != HostPort(cfg)
     assert Core.read_latency == HostPort.read_latency == 4
