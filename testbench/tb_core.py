@@ -186,7 +186,7 @@ async def host_port_errors(dut):
     assert port.host_error == 0
     await port.write_raw(7, 0, 0xBEEF)                        # code 7 names no buffer
     assert port.host_error == 1, "write to the undefined code 7 not flagged"
-    await port.run(drv.pack(lower._desc(m=0, n=1, k=1)), 100)  # a refused task clears err
+    await port.run(drv.pack(lower.fc_desc(m=0, n=1, k=1)), 100)  # a refused task clears err
     assert port.host_error == 0, "start must clear h_err"
     await port.write_raw(Buf.BIAS.value, depth + 3, 0xDEAD)   # beyond its depth
     assert port.host_error == 1, "out-of-range write not flagged"

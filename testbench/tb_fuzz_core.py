@@ -41,7 +41,7 @@ from cocotb.triggers import SimTimeoutError
 from ganpu import numerics
 from ganpu.core import Buf, Error, Geometry, model
 from ganpu.core.descriptor import descriptor_layout
-from ganpu.host.lower import ConvShape, _desc, conv_tasks, pack_desc
+from ganpu.host.lower import ConvShape, fc_desc, conv_tasks, pack_desc
 from ganpu.sim.cocotb_transport import attach
 from vectors import f16_mixed
 
@@ -164,7 +164,7 @@ def random_desc(rng, cfg, max_dim=8):
                                p=[.3, .2, .1, .4]))
     if eors and rng.random() < 0.9:
         bias_base -= bias_base % P
-    return _desc(op=op, act=act, slope=int(numerics.f16_bits(rng.choice([0.01, 0.2, -0.5, 3.0]))[()]),
+    return fc_desc(op=op, act=act, slope=int(numerics.f16_bits(rng.choice([0.01, 0.2, -0.5, 3.0]))[()]),
                  use_mask=use_mask, bias=bias, eors=eors, m=M, n=N, k=K,
                  a_base=a[0], a_sm=a[1], a_sk=a[2], b_base=b[0], b_sn=b[1], b_sk=b[2],
                  o_base=o[0], o_sm=o[1], o_sn=o[2], bias_base=max(0, min(bias_base, top)))
@@ -374,7 +374,7 @@ async def host_port(dut):
     lat = port.read_latency
 
     async def clear():
-        await port.start(pack_desc(_desc(m=0, n=1, k=1), cfg.geom))   # refused: ZERO_DIM
+        await port.start(pack_desc(fc_desc(m=0, n=1, k=1), cfg.geom))   # refused: ZERO_DIM
         await port.wait_idle(100)
         assert port.host_error == 0, "an accepted start must clear err"
 
@@ -415,7 +415,7 @@ async def host_port(dut):
     x = random_values(rng, 8 * 8, 0.0)
     await fz.write("a", 0, x)
     await fz.write("b", 0, random_values(rng, 8 * 8, 0.0))
-    desc = _desc(m=8, n=8, k=8, a_sm=8, a_sk=1, b_sn=8, b_sk=1, o_sm=8, o_sn=1)
+    desc = fc_desc(m=8, n=8, k=8, a_sm=8, a_sk=1, b_sn=8, b_sk=1, o_sm=8, o_sn=1)
     _, exp = model.run_task(desc, fz.bufs, cfg.geom, cfg.eors, cfg.eors_lanes)
     await port.start(pack_desc(desc, cfg.geom))
     await port.write_raw(Buf.A.value, 3, 0x1234)

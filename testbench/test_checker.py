@@ -11,7 +11,7 @@ import harness
 import units
 from unitcases import CHECKER
 from ganpu.core.descriptor import DescriptorChecker, Error
-from ganpu.host.lower import _desc
+from ganpu.host.lower import fc_desc
 
 CONFIG = CHECKER
 COUNT = {"verilator": 3000, "icarus": 400}
@@ -39,7 +39,7 @@ def random_descs(rng, cfg, count):
 
     out = []
     for i in range(count):
-        d = _desc(op=int(rng.choice([0, 0, 1, 2, 3])), act=int(rng.choice([0, 1, 1, 2, 3])),
+        d = fc_desc(op=int(rng.choice([0, 0, 1, 2, 3])), act=int(rng.choice([0, 1, 1, 2, 3])),
                   slope=int(rng.integers(0, 1 << 16)), use_mask=int(rng.random() < 0.2),
                   bias=int(rng.random() < 0.5), eors=int(rng.random() < 0.3),
                   m=dim(), n=dim(), k=dim(), a_base=base(), a_sm=stride(), a_sk=stride(),
@@ -53,7 +53,7 @@ def random_descs(rng, cfg, count):
 def directed_descs(cfg):
     """One descriptor per verdict, each a valid task with one thing wrong."""
     g = cfg.geom
-    good = _desc(m=4, n=6, k=8, a_sm=8, a_sk=1, b_sn=8, b_sk=1, o_sm=6, o_sn=1, bias=1, act=1)
+    good = fc_desc(m=4, n=6, k=8, a_sm=8, a_sk=1, b_sn=8, b_sk=1, o_sm=6, o_sn=1, bias=1, act=1)
     # convolutions (docs/conv.md): a 2x2 kernel over 2 channels of a 2x2 image, padding 1
     conv = dict(conv=1, kern=2, cstride=1, dil=1, pad=1, img=1, chan=2, in_h=2, in_w=2,
                 out_h=2, out_w=2, b_sy=2, b_sx=1)

@@ -9,9 +9,9 @@ import pytest
 
 from ganpu.core import CoreConfig, Geometry, model
 from ganpu.core.descriptor import Error
-from ganpu.host.lower import _desc, fc_fp
+from ganpu.host.lower import fc_desc, fc_fp
 
-GOOD = _desc(m=3, n=4, k=2, a_sm=2, a_sk=1, b_sn=2, b_sk=1, o_sm=4, o_sn=1)
+GOOD = fc_desc(m=3, n=4, k=2, a_sm=2, a_sk=1, b_sn=2, b_sk=1, o_sm=4, o_sn=1)
 
 
 @pytest.mark.parametrize("what,fields", [

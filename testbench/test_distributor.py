@@ -14,7 +14,7 @@ from unitcases import SMALL, real_records
 from ganpu.core.distributor import Distributor
 from ganpu.core.indexer import Indexer
 from ganpu.core.scanner import Scanner, job_layout
-from ganpu.host.lower import _desc
+from ganpu.host.lower import fc_desc
 
 ROUNDS = {"verilator": 40, "icarus": 10}
 
@@ -23,7 +23,7 @@ def real_jobs(cfg):
     rec = real_records()[sorted(real_records())[0]]
     A = np.asarray(rec["A"], np.uint16)
     K = 16
-    desc = _desc(op=0, m=4, n=16, k=K, a_sm=K, a_sk=1, b_sn=K, b_sk=1, o_sm=16, o_sn=1)
+    desc = fc_desc(op=0, m=4, n=16, k=K, a_sm=K, a_sk=1, b_sn=K, b_sk=1, o_sm=16, o_sn=1)
     _, rows = Indexer.model(A[:4, :K].ravel(), desc)
     jobs, _ = Scanner.model(desc, rows, np.zeros(64, np.uint8), None)
     jf = fields(job_layout(cfg.geom))

@@ -14,7 +14,7 @@ from unitcases import SMALL, real_records
 from vectors import f32_mixed
 from ganpu import numerics
 from ganpu.core.epilogue import Epilogue
-from ganpu.host.lower import _desc
+from ganpu.host.lower import fc_desc
 from ganpu.host.tasks import phase_act
 
 ROUNDS = {"verilator": 60, "icarus": 14}
@@ -34,7 +34,7 @@ def random_rounds(rng, g, count):
         slope = int(numerics.f16_bits(rng.choice([0.01, 0.2, -0.5, 3.0]))[()])
         n = int(rng.integers(1, 120))
         accs = f32_mixed(rng, n)
-        out.append(dict(name=f"random {i} op={op} act={act}", desc=_desc(op=op, act=act, slope=slope),
+        out.append(dict(name=f"random {i} op={op} act={act}", desc=fc_desc(op=op, act=act, slope=slope),
                         results=results(g, accs, rng.integers(0, 2, n), rng.random(n) < 0.85),
                         p=1.0 if i % 2 else 0.5))
     return out
@@ -54,7 +54,7 @@ def real_rounds(rng, g, count):
         # BP through ReLU: the scanner skips what the stored mask zeroed
         computed = mask if (op.name, act.name) == ("BP", "RELU") else np.ones(len(acc), bool)
         slope = int(rec["slope16"]) if rec["slope16"] is not None else 0
-        out.append(dict(name=key, desc=_desc(op=op.value, act=act.value, slope=slope),
+        out.append(dict(name=key, desc=fc_desc(op=op.value, act=act.value, slope=slope),
                         results=results(g, acc[m0:m0 + n], mask[m0:m0 + n], computed[m0:m0 + n]),
                         p=1.0 if len(out) % 2 else 0.7))
     return out

@@ -15,7 +15,7 @@ from unitcases import SMALL, real_records, values
 from ganpu.core import model as core_model
 from ganpu.core.descriptor import Error
 from ganpu.core.indexer import Indexer
-from ganpu.host.lower import _desc, ConvShape, conv_tasks
+from ganpu.host.lower import fc_desc, ConvShape, conv_tasks
 
 TASKS = {"verilator": 60, "icarus": 14}
 CONV_TASKS = {"verilator": 60, "icarus": 10}
@@ -69,7 +69,7 @@ def random_task(rng, cfg, i):
     if last >= depth:
         sm, sk, last = K, 1, M * K - 1
     base = int(rng.integers(0, depth - last))
-    desc = _desc(m=M, k=K, a_base=base, a_sm=sm, a_sk=sk, b_sk=int(rng.choice([1, 3, 17])))
+    desc = fc_desc(m=M, k=K, a_base=base, a_sm=sm, a_sk=sk, b_sk=int(rng.choice([1, 3, 17])))
     image = values(rng, depth, zeros=float(rng.choice([0.0, 0.5, 0.9, 1.0])), special=True)
     p = 1.0 if i % 2 == 0 else float(rng.choice([0.2, 0.5]))
     return (f"random {i}", desc, image, p)
@@ -87,7 +87,7 @@ def real_tasks(rng, cfg, count):
         m0 = int(rng.integers(0, A.shape[0] - M + 1))
         image = np.zeros(depth, np.uint16)
         image[:M * K] = A[m0:m0 + M, :K].ravel()
-        desc = _desc(m=M, k=K, a_base=0, a_sm=K, a_sk=1, b_sk=1)
+        desc = fc_desc(m=M, k=K, a_base=0, a_sm=K, a_sk=1, b_sk=1)
         out.append((f"{key}[{m0}:{m0 + M}, :{K}]", desc, image, 1.0 if len(out) % 2 else 0.5))
     return out
 
@@ -105,7 +105,7 @@ def test_indexer(sim, tmp_path):
 
 def test_indexer_model():
     a = np.array([0x3C00, 0x8000, 0, 0x4000, 0x0001, 0], np.uint16)
-    desc = _desc(m=2, k=3, a_base=0, a_sm=3, a_sk=1, b_sk=5)
+    desc = fc_desc(m=2, k=3, a_base=0, a_sm=3, a_sk=1, b_sk=5)
     assert Indexer.model(a, desc) == ([(0x3C00, 0), (0x4000, 0), (0x0001, 5)], [(0, 1), (1, 3)])
 
 
@@ -113,7 +113,7 @@ def test_indexer_conv_model():
     """The model's entries are the address function's valid taps (a 1x1 image, kernel 3,
     padding 1: one valid tap, the centre, at B offset 4)."""
     a = np.array([0x3C00], np.uint16)
-    desc = _desc(conv=1, kern=3, cstride=1, dil=1, pad=1, img=1, chan=1, in_h=1, in_w=1,
+    desc = fc_desc(conv=1, kern=3, cstride=1, dil=1, pad=1, img=1, chan=1, in_h=1, in_w=1,
                  out_h=1, out_w=1, m=1, n=1, k=9, b_sk=9, b_sy=3, b_sx=1)
     assert core_model.check(desc, SMALL.geom) == Error.OK
     assert Indexer.model(a, desc) == ([(0x3C00, 4)], [(0, 1)])

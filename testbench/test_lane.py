@@ -15,7 +15,7 @@ from ganpu import numerics
 from ganpu.core.indexer import Indexer
 from ganpu.core.lane import Lane
 from ganpu.core.scanner import Scanner
-from ganpu.host.lower import _desc
+from ganpu.host.lower import fc_desc
 
 BATCHES = {"verilator": 40, "icarus": 10}
 
@@ -46,7 +46,7 @@ def real_batches(cfg, count):
         A, B = np.asarray(rec["A"], np.uint16), np.asarray(rec["B"], np.uint16)
         K = min(A.shape[1], 16)
         M, N = min(A.shape[0], g.depth("a") // K, 4), min(B.shape[0], g.depth("b") // K, 8)
-        desc = _desc(op=0, m=M, n=N, k=K, a_sm=K, a_sk=1, b_sn=K, b_sk=1, o_sm=N, o_sn=1)
+        desc = fc_desc(op=0, m=M, n=N, k=K, a_sm=K, a_sk=1, b_sn=K, b_sk=1, o_sm=N, o_sn=1)
         entries, rows = Indexer.model(A[:M, :K].ravel(), desc)
         jobs, _ = Scanner.model(desc, rows, np.zeros(M * N, np.uint8), None)
         acomp = entries + [(0, 0)] * (g.depth("a") - len(entries))

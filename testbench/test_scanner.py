@@ -13,7 +13,7 @@ from unitcases import SMALL, real_records, values
 from ganpu import numerics
 from ganpu.core.scanner import Scanner
 from ganpu.core.speculator import ROW_SLOTS
-from ganpu.host.lower import _desc
+from ganpu.host.lower import fc_desc
 
 TASKS = {"verilator": 60, "icarus": 14}
 # (op, act, use_mask, eors) combinations the checker accepts
@@ -41,7 +41,7 @@ def task(rng, cfg, name, kind, M, N, p, mask=None, bias=None, predicted=None):
         bias_base = int(rng.integers(0, room + 1)) // (P if eors else 1) * (P if eors else 1)
         if bias is not None:
             bias_img[bias_base:bias_base + N] = bias
-    desc = _desc(op=op, act=act, use_mask=use_mask, eors=eors, bias=has_bias, m=M, n=N,
+    desc = fc_desc(op=op, act=act, use_mask=use_mask, eors=eors, bias=has_bias, m=M, n=N,
                  k=int(rng.integers(1, 9)), b_base=int(rng.integers(0, 8)),
                  b_sn=int(rng.integers(0, 9)), b_sk=1, o_base=o_base, o_sm=o_sm, o_sn=o_sn,
                  bias_base=bias_base)

@@ -43,7 +43,6 @@ def fc_desc(**kw):
     return d
 
 
-_desc = fc_desc  # the name the benches and the task lowering import
 
 
 def _bits16(x):
@@ -61,7 +60,7 @@ def fc_fp(x, w, b, act=Act.RELU, slope=0, mask=None, eors=False, eors_lanes=DEFA
         loads["mask_in"] = (0, np.asarray(mask, dtype=np.uint16).ravel())
     if eors:
         loads["bw"] = (0, bw_image(np.asarray(w, dtype=np.uint16), eors_lanes))
-    desc = _desc(op=Op.FP.value, act=Act(act).value, slope=int(slope), bias=1, eors=int(eors),
+    desc = fc_desc(op=Op.FP.value, act=Act(act).value, slope=int(slope), bias=1, eors=int(eors),
                  use_mask=int(mask is not None), m=batch, n=fout, k=fin,
                  a_sm=fin, a_sk=1, b_sn=fin, b_sk=1, o_sm=fout, o_sn=1)
     return desc, loads
@@ -74,7 +73,7 @@ def fc_bp(dy, w, mask, act=Act.RELU, slope=0):
     fin = w.shape[1]
     loads = {"a": (0, _bits16(dy)), "b": (0, _bits16(w)),
              "mask_in": (0, np.asarray(mask, dtype=np.uint16).ravel())}
-    desc = _desc(op=Op.BP.value, act=Act(act).value, slope=int(slope), m=batch, n=fin, k=fout,
+    desc = fc_desc(op=Op.BP.value, act=Act(act).value, slope=int(slope), m=batch, n=fin, k=fout,
                  a_sm=fout, a_sk=1, b_sn=1, b_sk=fin, o_sm=fin, o_sn=1)
     return desc, loads
 
@@ -84,7 +83,7 @@ def fc_wg(dy, x):
     batch, fout = dy.shape
     fin = x.shape[1]
     loads = {"a": (0, _bits16(dy)), "b": (0, _bits16(x))}
-    desc = _desc(op=Op.WG.value, act=Act.IDENTITY.value, m=fout, n=fin, k=batch,
+    desc = fc_desc(op=Op.WG.value, act=Act.IDENTITY.value, m=fout, n=fin, k=batch,
                  a_sm=1, a_sk=fout, b_sn=1, b_sk=fin, o_sm=fin, o_sn=1)
     return desc, loads
 
@@ -94,7 +93,7 @@ def fc_db(dy):
     batch, fout = dy.shape
     ones = np.full(batch, numerics.f16_bits(1.0)[()], dtype=np.uint16)
     loads = {"a": (0, _bits16(dy)), "b": (0, ones)}
-    desc = _desc(op=Op.WG.value, act=Act.IDENTITY.value, m=fout, n=1, k=batch,
+    desc = fc_desc(op=Op.WG.value, act=Act.IDENTITY.value, m=fout, n=1, k=batch,
                  a_sm=1, a_sk=fout, b_sn=0, b_sk=1, o_sm=1, o_sn=1)
     return desc, loads
 

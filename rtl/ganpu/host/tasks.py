@@ -14,7 +14,7 @@ from .. import numerics
 from ..core.config import DEFAULT_CORE
 from ..core.descriptor import Op, Act
 from ..model import work
-from .lower import _desc, bw_image
+from .lower import fc_desc, bw_image
 
 __all__ = ["record_tasks", "record_work", "phase_act", "conv_record_phases"]
 
@@ -72,7 +72,7 @@ def record_tasks(rec, geom, eors=False, eors_lanes=DEFAULT_CORE.eors_lanes):
             loads["mask_in"] = (0, np.asarray(mask[m0:m1], dtype=np.uint16).ravel())
         if eors:
             loads["bw"] = (0, bw_image(B, eors_lanes))
-        desc = _desc(op=op.value, act=act.value, slope=slope, use_mask=int(use_mask), eors=int(eors),
+        desc = fc_desc(op=op.value, act=act.value, slope=slope, use_mask=int(use_mask), eors=int(eors),
                      bias=int(bias is not None), m=m1 - m0, n=N, k=K,
                      a_sm=K, a_sk=1, b_sn=K, b_sk=1, o_sm=N, o_sn=1)
         tasks.append((desc, loads, (m0, m1)))
