@@ -42,7 +42,7 @@ from .. import numerics
 from ..core.config import check_type
 from ..core.descriptor import Op, Act
 from ..processor.config import ProcessorConfig
-from ..processor.program import TaskKind
+from ..processor.program import TaskKind, EORS_SLOTS
 
 __all__ = ["compile_step", "compile_gan", "mlp_layers", "Program", "Task", "Pause",
            "HostStep", "run_step", "run_step_driver", "verify_step", "task_words", "task_macs"]
@@ -256,12 +256,13 @@ class _Builder:
                "use_mask": 0, "bias": 0, "eors": 0, "store_mask": 0, "m": 0, "n": 0, "k": 0,
                "a": {"base": 0, "s0": 0, "s1": 0}, "b": {"base": 0, "s0": 0, "s1": 0},
                "out": {"base": 0, "s0": 0, "s1": 0},
-               "bias_base": 0, "mask_in_base": 0, "mask_out_base": 0, "work": 0, "words": 0}
+               "bias_base": 0, "mask_in_base": 0, "mask_out_base": 0, "work": 0, "words": 0,
+               "eors_rel": 0, "eors_slot": 0}
         rec.update(kw)
         return rec
 
     def gemm(self, name, gemm_key, op, act, slope, M, N, K, a, b, out, bias=None,
-             mask_in=None, mask_out=None, eors=False, row0=0):
+             mask_in=None, mask_out=None, eors=False, row0=0, eors_slot=0, eors_rel=0):
         """Rows-chunked GEMM records. ``a``/``out``: (tensor, row offset, s_m, s_k /
         s_n) with the row offset in words per row m; ``b``: (tensor, offset, s_n, s_k);
         ``mask_in``/``mask_out``: (tensor, row offset) with rows of N words."""
@@ -302,7 +303,8 @@ class _Builder:
                 out={"base": self.base(to) + oo + m0 * om, "s0": om, "s1": on},
                 bias_base=self.base(bias) if bias is not None else 0,
                 mask_in_base=self.base(mask_in[0]) + mask_in[1] + m0 * N if mask_in else 0,
-                mask_out_base=self.base(mask_out[0]) + mask_out[1] + m0 * N if mask_out else 0)
+                mask_out_base=self.base(mask_out[0]) + mask_out[1] + m0 * N if mask_out else 0,
+                eors_slot=eors_slot if eors else 0, eors_rel=eors_rel if eors else 0)
             rec["words"] = task_words(rec, self.cfg.core.eors_lanes)
             reads = [self._span(ta, rec["a"], m1 - m0, K), self._span(tb, rec["b"], N, K)]
             writes = [self._span(to, rec["out"], m1 - m0, N)]
@@ -384,7 +386,7 @@ def _reduce(deps):
     return out
 
 
-def compile_step(cfg, G, D, batch, eors=None, update=False, hyper=None):
+def compile_step(cfg, G, D, batch, eors=None, update=False, hyper=None, eors_rel=None):
     """The program of one training step of the MLP GAN ``G``, ``D`` (lists from
     :func:`mlp_layers`) with ``batch`` real and ``batch`` fake samples.
 
@@ -392,7 +394,10 @@ def compile_step(cfg, G, D, batch, eors=None, update=False, hyper=None):
     ``hyper = {"D": bits, "G": bits}`` (each :attr:`ganpu.model.SGD.hyper_bits`).
 
     ``eors`` (an :class:`~ganpu.model.EorsParams` or None, as in ``TrainConfig``) sets the
-    EORS bit of every FP task with ReLU; it must equal the cores' own parameters.
+    EORS bit of every FP task with ReLU; it must equal the cores' own parameters. Each
+    ReLU layer gets its own EORS calibration slot (``eors_slot``, in G's then D's layer
+    order, ``docs/eors.md``) and the level ``eors_rel[layer]`` (``{"G.fc1": q, ...}``;
+    missing layers 0, the cores' configured level).
     Raises ``ValueError`` naming the tensor (or task) and the sizes when the step does
     not fit ``cfg``.
     """
@@ -408,6 +413,13 @@ def compile_step(cfg, G, D, batch, eors=None, update=False, hyper=None):
     if update and (not isinstance(hyper, dict) or set(hyper) != {"D", "G"}):
         raise ValueError(f"update needs hyper = {{'D': bits, 'G': bits}}, not {hyper!r}")
     Bn = batch
+    relu = [f"{net}.{name}" for net, layers in (("G", G), ("D", D))
+            for name, fin, fout, act, slope in layers if act == "relu"] if eors is not None else []
+    if len(relu) > EORS_SLOTS:
+        raise ValueError(f"{len(relu)} EORS ReLU layers {relu!r} exceed the {EORS_SLOTS} "
+                         f"calibration slots")
+    eors_slots = {layer: i for i, layer in enumerate(relu)}
+    eors_rel = dict(eors_rel or {})
     bld = _Builder(cfg)
     zdim, xdim = G[0][1], D[0][1]
     bld.alloc("ones", (2 * Bn,), input=True)
@@ -457,7 +469,8 @@ def compile_step(cfg, G, D, batch, eors=None, update=False, hyper=None):
                      a=(x, r0 * fin, fin, 1), b=(f"{net}.{name}.w", 0, fin, 1),
                      out=(y, r0 * fout, fout, 1), bias=f"{net}.{name}.b",
                      mask_out=(mask, r0 * fout) if mask else None, eors=eors is not None,
-                     row0=r0)
+                     row0=r0, eors_slot=eors_slots.get(f"{net}.{name}", 0),
+                     eors_rel=eors_rel.get(f"{net}.{name}", 0))
             x = y
 
     def wg(p, net, name, fin, fout, dz, x, rows):

@@ -42,7 +42,7 @@ def derived_descriptor(m, rec, geom, rows=None):
                  desc.use_mask.eq(rec.use_mask), desc.bias.eq(rec.bias), desc.eors.eq(rec.eors),
                  desc.m.eq(rec.m if rows is None else rows), desc.n.eq(rec.n), desc.k.eq(rec.k),
                  desc.a_sm.eq(rec.k), desc.a_sk.eq(1), desc.b_sn.eq(rec.k), desc.b_sk.eq(1),
-                 desc.o_sm.eq(rec.n), desc.o_sn.eq(1)]
+                 desc.o_sm.eq(rec.n), desc.o_sn.eq(1), desc.eors_rel.eq(rec.eors_rel)]
     return desc
 
 

@@ -174,7 +174,7 @@ def core_descriptor(rec, m=None):
     return dict(op=rec["op"], act=rec["act"], slope=rec["slope"], use_mask=rec["use_mask"],
                 bias=rec["bias"], eors=rec["eors"], m=rec["m"] if m is None else m, n=N, k=K,
                 a_base=0, a_sm=K, a_sk=1, b_base=0, b_sn=K, b_sk=1,
-                o_base=0, o_sm=N, o_sn=1, bias_base=0)
+                o_base=0, o_sm=N, o_sn=1, bias_base=0, eors_rel=rec.get("eors_rel", 0))
 
 
 def operand_ranges(rec):

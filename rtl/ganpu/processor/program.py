@@ -38,6 +38,7 @@ from amaranth.lib import data, enum
 from .config import ProcessorConfig
 
 __all__ = ["TaskKind", "ProgramError", "Policy", "State", "Region", "Csr",
+           "EORS_SLOTS", "EORS_SLOT_BITS", "EORS_BANK_WORDS", "eors_csr",
            "task_layout", "update_layout", "record_layout", "operand2_layout", "record_words", "bus_request_layout",
            "bus_response_layout", "BUS_ADDR_BITS", "REGION_SHIFT"]
 
@@ -101,7 +102,20 @@ def task_layout(cfg):
         # the compiler's estimates, read by the adaptive policy
         "work": 24,                     # core cycles of the whole task on one core
         "words": 24,                    # GBUF words the task moves (loads + stores)
+        # EORS self-calibration (docs/eors.md): the task's scale-aware level (0 = the
+        # cores' configured one) and the counter bank slot its counters add up in
+        "eors_rel": 5,
+        "eors_slot": EORS_SLOT_BITS,
     })
+
+
+#: Slots of the EORS calibration counter bank (one per ReLU layer of a step,
+#: ``docs/memory-map.md``); a record's ``eors_slot`` field names one.
+EORS_SLOT_BITS = 3
+EORS_SLOTS = 1 << EORS_SLOT_BITS
+#: CSR words per slot: four 32-bit counters (``ganpu.core.model.EORS_COUNTERS`` order),
+#: each a LO/HI pair.
+EORS_BANK_WORDS = 8
 
 
 def _head(cfg):
@@ -173,6 +187,18 @@ class Csr(enum.Enum, shape=8):
     DMA_HI = 12
     DONE_TASKS = 13  # tasks completed
     CORE_BUSY = 16   # CORE_BUSY + 2c (+1): busy cycles of core c, lo and hi halves
+    EORS = 64        # EORS + 8s + 2j (+1): counter j of calibration slot s, lo and hi
+                     # halves (only when the cores sample, CoreConfig.eors_sample_log2 > 0)
+
+
+def eors_csr(slot, counter, hi=False):
+    """CSR offset of calibration counter ``counter`` (index into
+    ``ganpu.core.model.EORS_COUNTERS`` or its name) of bank slot ``slot``, low or high half."""
+    from ..core.model import EORS_COUNTERS
+    j = EORS_COUNTERS.index(counter) if isinstance(counter, str) else counter
+    if not 0 <= slot < EORS_SLOTS or not 0 <= j < len(EORS_COUNTERS):
+        raise ValueError(f"no EORS counter {counter!r} in slot {slot!r} (slots 0..{EORS_SLOTS - 1})")
+    return Csr.EORS.value + EORS_BANK_WORDS * slot + 2 * j + int(bool(hi))
 
 
 def bus_request_layout():
