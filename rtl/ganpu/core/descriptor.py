@@ -120,7 +120,13 @@ class DescriptorChecker(CheckedComponent):
 
     The products are formed in registered stages (they map to DSP multipliers), so
     the verdict comes ``latency`` = 4 cycles after ``start``; throughput one descriptor
-    per task. :meth:`model` is the verdict for a descriptor (a dict of field values).
+    per task. Stage 1 reads the live descriptor and registers it (with the minus-one
+    dimensions, the first products and the border terms of the exact tap count);
+    stages 2 to 4 start from those flip-flops: stage 2 the stride products and the
+    tap count's sums, stage 3 the last addresses and ``Py * img * chan`` (one
+    multiplier, its factors saturated past A's depth by bit tests), stage 4 the last
+    product ``* Px`` and the verdict (``docs/synthesis.md``, "Timing").
+    :meth:`model` is the verdict for a descriptor (a dict of field values).
 
     Parameters
     ----------
@@ -157,6 +163,17 @@ class DescriptorChecker(CheckedComponent):
         g = self.geom
         d = self.desc
         w = 2 * g.dim_bits + 2
+        # stage 1 registers the descriptor: the later stages start from flip-flops, not
+        # from the caller's multiplexer between its live and latched copies (the core's)
+        dr = Signal(descriptor_layout(g), name="desc_r")
+        m.d.sync += dr.eq(d)
+
+        def conv_fields(x):
+            conv = x.conv.as_value()
+            rows = conv == ConvMode.ROWS.value
+            R = [Mux(rows, x.img, x.chan), Mux(rows, x.out_h, x.kh), Mux(rows, x.out_w, x.kern)]
+            Q = [Mux(rows, x.chan, x.img), Mux(rows, x.kern, x.out_h), Mux(rows, x.kern, x.out_w)]
+            return conv, rows, conv == ConvMode.TAPS.value, R, Q
 
         # stage 1: minus-one dimensions and products
         m1, n1, k1 = (Signal(g.dim_bits, name=f"{x}1") for x in "mnk")
@@ -164,11 +181,7 @@ class DescriptorChecker(CheckedComponent):
         m.d.sync += [m1.eq(d.m - 1), n1.eq(d.n - 1), k1.eq(d.k - 1),
                      zero.eq((d.m == 0) | (d.n == 0) | (d.k == 0))]
         # convolution (docs/conv.md): the row space R and the reduction space Q
-        conv = d.conv.as_value()
-        rows = conv == ConvMode.ROWS.value
-        taps = conv == ConvMode.TAPS.value
-        R = [Mux(rows, d.img, d.chan), Mux(rows, d.out_h, d.kh), Mux(rows, d.out_w, d.kern)]
-        Q = [Mux(rows, d.chan, d.img), Mux(rows, d.kern, d.out_h), Mux(rows, d.kern, d.out_w)]
+        conv, rows, taps, R, Q = conv_fields(d)
         bad1 = Signal()
         m.d.sync += bad1.eq(
             (conv == 3) |
@@ -191,8 +204,19 @@ class DescriptorChecker(CheckedComponent):
             r0m1.eq(R[0] - 1), q0m1.eq(Q[0] - 1), q1m1.eq(Q[1] - 1), q2m1.eq(Q[2] - 1),
             last_y.eq(d.oy0 + d.out_h - 1), last_x.eq(d.out_w - 1), h1.eq(d.in_h - 1),
         ]
+        # the task's valid taps (the compressed copy's entries), img*chan*Py*Px: each
+        # axis' pairs as the unclipped count less the border terms (stages 1 and 2),
+        # then one product per stage (3 and 4)
+        ic = Signal(2 * g.dim_bits, name="img_chan")
+        m.d.sync += ic.eq(d.img * d.chan)
+        py = self._axis_pairs(m, "y", d.oy0, d.out_h, Mux(taps, d.ky0, 0), Mux(taps, d.kh, d.kern),
+                              d.in_h, d.pad, S2, D2, dr.dil == 2)
+        px = self._axis_pairs(m, "x", 0, d.out_w, 0, d.kern, d.in_w, d.pad, S2, D2, dr.dil == 2)
 
         # stage 2: stride products (registered so each DSP output has its own stage)
+        d = dr
+        conv, rows, taps, R, Q = conv_fields(d)
+        S2 = d.cstride == 2
         prods = {}
         for name, x, s in [("am", m1, d.a_sm), ("ak", k1, d.a_sk), ("bn", n1, d.b_sn),
                            ("bk", k1, d.b_sk), ("om", m1, d.o_sm), ("on", n1, d.o_sn)]:
@@ -212,29 +236,25 @@ class DescriptorChecker(CheckedComponent):
                            ("bq", q0m1, d.b_sk), ("by", q1m1, d.b_sy), ("bx", q2m1, d.b_sx)]:
             p = cp[name] = Signal(w, name=f"cp_{name}")
             m.d.sync += p.eq(x * s)
-        # the task's valid taps (the compressed copy's entries): img*chan*Py*Px, each
-        # factor saturated past the buffer so that two products decide exactly
-        A1 = g.depth("a") + 1
+        # saturation past A's depth D = 2**a_bits by bit tests, not comparators: a
+        # factor above D becomes 2**(a_bits+1) - 1 (> D), one below stays, so that a
+        # product of saturated factors exceeds D exactly when the true product does
+        sb = g.a_bits + 1
+        top = (1 << sb) - 1
 
-        def sat(x):
-            x = Value.cast(x)
-            over = Mux(x >= A1, A1, x)
-            # a negative count (only in a descriptor refused earlier) counts as none
-            return Mux(x < 0, 0, over) if x.shape().signed else over
+        def over(x):  # x > top, x non-negative
+            return x[sb:].any()
 
-        ic = Signal(2 * g.dim_bits, name="img_chan")
-        m.d.sync += ic.eq(d.img * d.chan)
-        band_t0 = Mux(taps, d.ky0, 0)
-        band_n = Mux(taps, d.kh, d.kern)
-        py = self._axis_pairs(m, "y", d.oy0, d.out_h, band_t0, band_n, d.in_h, S2, D2)
-        px = self._axis_pairs(m, "x", 0, d.out_w, 0, d.kern, d.in_w, S2, D2)
-        work_yc, work_x = Signal(2 * g.a_bits + 2, name="work_yc"), Signal(g.a_bits + 1, name="work_x")
+        def above_depth(x):  # x > D, x non-negative
+            return x[sb:].any() | (x[g.a_bits] & x[:g.a_bits].any())
+
+        ic_s = Signal(sb, name="img_chan_s")
         bad2 = Signal()
         m.d.sync += [
             rprod.eq(r01 * R[2]), qprod.eq(q01 * Q[2]),
             hi_y.eq(Mux(S2, last_y << 1, last_y) + d.kern - d.pad - hv),
             hi_x.eq(Mux(S2, last_x << 1, last_x) + d.kern - d.pad - wv),
-            work_yc.eq(sat(py) * sat(ic)), work_x.eq(sat(px)),
+            ic_s.eq(Mux(over(ic), top, ic)),
             bad2.eq(bad1),
         ]
         # stage 3: last addresses
@@ -246,18 +266,27 @@ class DescriptorChecker(CheckedComponent):
             o_last.eq(d.o_base + prods["om"] + prods["on"]),
             bias_last.eq(d.bias_base + n1),
         ]
-        mn3, mk3, gk3, zero3 = Signal(w), Signal(w), Signal(w), Signal()
-        m.d.sync += [mn3.eq(mn), mk3.eq(mk), gk3.eq(gk), zero3.eq(zero2)]
+        mn3, gk3, zero3 = Signal(w), Signal(w), Signal()
+        m.d.sync += [mn3.eq(mn), gk3.eq(gk), zero3.eq(zero2)]
         conv_bad, conv_shape = Signal(), Signal()
         ca_last, cb_last = Signal(w + 2, name="ca_last"), Signal(w + 2, name="cb_last")
-        work3 = Signal(2 * w, name="work3")
         m.d.sync += [
             conv_bad.eq(bad2 | ((conv != 0) & ((rprod != d.m) | (qprod != d.k)))),
             conv_shape.eq((d.pad >= d.kern) | (hi_y >= d.kern + d.dil - 1) |
                           (hi_x >= d.kern + d.dil - 1)),
             ca_last.eq(d.a_base + cp["ar"] + cp["aq"] + cp["ay"] + d.in_w - 1),
             cb_last.eq(d.b_base + prods["bn"] + cp["bq"] + cp["by"] + cp["bx"]),
-            work3.eq(Mux(conv != 0, sat(work_yc) * work_x, mk)),
+        ]
+        # work: Py times img*chan straight into the multiplier (Py's low bits; its sign
+        # and overflow travel beside the product), Px saturated, M*K past D
+        yc = Signal(2 * sb, name="work_yc")
+        py_neg, py_over, ic_nz = Signal(name="py_neg"), Signal(name="py_over"), Signal(name="ic_nz")
+        px_s, mk_big = Signal(sb, name="px_s"), Signal(name="mk_big")
+        m.d.sync += [
+            yc.eq(ic_s * py[:sb]),
+            py_neg.eq(py[-1]), py_over.eq(over(py[:-1])), ic_nz.eq(ic_s != 0),
+            px_s.eq(Mux(px[-1], 0, Mux(over(px[:-1]), top, px[:sb]))),
+            mk_big.eq(above_depth(mk)),
         ]
         # OUT rows are disjoint blocks (o_sm past a whole row) or columns are: reuses
         # the stride products, so no comparison wider than the last-address sums
@@ -272,7 +301,15 @@ class DescriptorChecker(CheckedComponent):
         linear_b = Mux(rows, ~d.flip & (d.b_sk == kk) & (d.b_sy == d.kern) & (d.b_sx == 1),
                        (conv == 0) & (d.b_sk == 1))
 
-        # stage 4: verdict, first failing check in this order
+        # stage 4: the last product, then the verdict, first failing check in this order.
+        # Saturated Py*img*chan times saturated Px exceeds D exactly when the count does:
+        # a factor of zero gives none; a factor past D (Py over, or the product over)
+        # gives more than D unless the other one is zero
+        wprod = Signal(2 * sb, name="work_xyc")
+        m.d.comb += wprod.eq(yc[:sb] * px_s)
+        work_big = Mux(conv != 0,
+                       ~py_neg & (px_s != 0) & ((py_over & ic_nz) | over(yc) | above_depth(wprod)),
+                       mk_big)
         err = Signal(Error)
         with m.If(d.op.as_value() == 3):  # the one code Op does not define
             m.d.comb += err.eq(Error.BAD_OP)
@@ -302,7 +339,7 @@ class DescriptorChecker(CheckedComponent):
             m.d.comb += err.eq(Error.BIAS_RANGE)
         with m.Elif(mn3 > g.depth("mask")):
             m.d.comb += err.eq(Error.MASK_RANGE)
-        with m.Elif(work3 > g.depth("a")):
+        with m.Elif(work_big):
             m.d.comb += err.eq(Error.WORK_RANGE)
         with m.Elif(eors & (gk3 > g.depth("b") // self.eors_lanes)):
             m.d.comb += err.eq(Error.EORS_RANGE)
@@ -317,10 +354,12 @@ class DescriptorChecker(CheckedComponent):
         m.d.sync += self.error.eq(err)
         return m
 
-    def _axis_pairs(self, m, name, o0, n_o, t0, n_t, n_in, S2, D2):
+    def _axis_pairs(self, m, name, o0, n_o, t0, n_t, n_in, pad, S2, D2, D2_r):
         """The valid (output, tap) pairs of one axis (:func:`ganpu.core.im2col.axis_pairs`)
         for outputs ``o0 .. o0+n_o-1`` and taps ``t0 .. t0+n_t-1`` of a descriptor that
-        passes the conv checks, as a signed value two stages after the descriptor.
+        passes the conv checks: a signed value formed in stage 3 from two stages of
+        registers (the arguments are stage-1 values of the live descriptor; ``D2_r`` is
+        ``dil == 2`` of the registered one).
 
         With ``a_o = o*cstride + t0 - pad`` the first tap position of output o, the pairs
         are, over the outputs, the multiples of ``dil`` in ``[a_o, a_o + n_t)``, less
@@ -330,48 +369,65 @@ class DescriptorChecker(CheckedComponent):
         unclipped count is ``n_o * n_t`` (``dil`` = 1) or ``n_o * (n_t >> 1)`` plus, for an
         odd ``n_t``, the outputs whose ``a_o`` is even (``dil`` = 2). Every product has a
         3-bit factor and every border term is a few bits wide: no divider, no wide
-        multiplier."""
+        multiplier.
+
+        Stage 1 forms the product, the low border's terms and, for the high border,
+        ``W`` (the wide part of ``hb``, saturated to 6 bits by bit tests: its exact value
+        matters only up to 16, and from -32 down every term is 0) and each term's
+        narrow offsets; stage 2 the high border's terms from ``W`` and both sums."""
         g = self.geom
-        d = self.desc
-        pad = d.pad
-        # stage 1: the unclipped count, the low border's loss, the last window's excess
+
+        def clip(x, dil2):
+            # multiples of dil in a run of x > 0 positions that starts just past a
+            # multiple (below 0) or just past the last pixel (in_v is odd when dil = 2)
+            return Mux(x > 0, Mux(dil2, x >> 1, x), 0)
+
+        # stage 1: the unclipped count's product and its dil = 2 remainder
         half, odd = n_t >> 1, n_t[0]
         o0_odd = 0 if isinstance(o0, int) else o0[0]
         t0_odd = 0 if isinstance(t0, int) else t0[0]
         even = ~((~S2 & o0_odd) ^ t0_odd ^ pad[0])
         n_even = Mux(S2, Mux(even, n_o, 0), Mux(even, (n_o + 1) >> 1, n_o >> 1))
-        cint = Signal(g.dim_bits + 4, name=f"cint_{name}")
-        m.d.sync += cint.eq(Mux(D2, n_o * half + Mux(odd, n_even, 0), n_o * n_t))
-
-        def clip(x):
-            # multiples of dil in a run of x > 0 positions that starts just past a
-            # multiple (below 0) or just past the last pixel (in_v is odd when dil = 2)
-            return Mux(x > 0, Mux(D2, x >> 1, x), 0)
-
-        low = Signal(6, name=f"low_{name}")
-        terms = []
+        cmul = Signal(g.dim_bits + 3, name=f"cmul_{name}")
+        cadd = Signal(g.dim_bits, name=f"cadd_{name}")
+        m.d.sync += [cmul.eq(n_o * Mux(D2, half, n_t)), cadd.eq(Mux(D2 & odd, n_even, 0))]
+        # the low border's loss, one registered term per output o < 6
+        low = []
         for o in range(6):
             x = Signal(signed(6), name=f"lx_{name}{o}")
             m.d.comb += x.eq(pad - t0 - Mux(S2, 2 * o, o))
             inside = (o0 <= o) & (o0 + n_o > o)
-            terms.append(Mux(inside, clip(x) - clip(x - n_t), 0))
-        m.d.sync += low.eq(sum(terms))
-        in_v = Mux(D2, (n_in - 1) << 1, n_in - 1) + 1
-        o1 = o0 + n_o - 1
-        hb_full = Signal(signed(g.dim_bits + 6), name=f"hb_full_{name}")
-        m.d.comb += hb_full.eq(Mux(S2, o1 << 1, o1) + t0 + n_t - pad - in_v)
-        hb = Signal(signed(6), name=f"hb_{name}")
-        # an excess past 7 is refused by CONV_SHAPE first; one below -16 clips nothing
-        m.d.sync += hb.eq(Mux(hb_full > 15, 15, Mux(hb_full < -16, -16, hb_full)))
-
-        # stage 2: the high border's loss over the last 7 outputs, and the count
-        terms = []
+            t = Signal(3, name=f"lt_{name}{o}")
+            m.d.sync += t.eq(Mux(inside, clip(x, D2) - clip(x - n_t, D2), 0))
+            low.append(t)
+        # hb = W + c: W = 2**S2*(o0 + n_o) - 2**D2*n_in, c = t0 + n_t - pad - cstride + dil - 1
+        s_o = n_o if isinstance(o0, int) else o0 + n_o
+        wide = Signal(signed(g.dim_bits + 4), name=f"hw_{name}")
+        m.d.comb += wide.eq(Mux(S2, s_o << 1, s_o) - Mux(D2, n_in << 1, n_in))
+        ws = Signal(signed(6), name=f"hws_{name}")
+        hi_bits = wide[5:]
+        m.d.sync += ws.eq(Mux(~wide[-1] & hi_bits.any(), 31,
+                              Mux(wide[-1] & ~hi_bits.all(), -32, wide[:6])))
+        # term j: clip(hb - j*cstride) - clip(hb - j*cstride - n_t), for j < n_o
+        ce, cf, live = [], [], Signal(7, name=f"hlive_{name}")
         for j in range(7):
-            e = Signal(signed(7), name=f"he_{name}{j}")
-            m.d.comb += e.eq(hb - Mux(S2, 2 * j, j))
-            terms.append(Mux(n_o > j, clip(e) - clip(e - n_t), 0))
+            e, f = Signal(signed(7), name=f"hce_{name}{j}"), Signal(signed(7), name=f"hcf_{name}{j}")
+            m.d.sync += [
+                f.eq(t0 - pad + D2 - Mux(S2, 2 * (j + 1), j + 1)),
+                e.eq(t0 + n_t - pad + D2 - Mux(S2, 2 * (j + 1), j + 1)),
+                live[j].eq(n_o > j),
+            ]
+            ce.append(e)
+            cf.append(f)
+
+        # stage 2: the high border's terms and the sums
+        high = [Mux(live[j], clip(ws + ce[j], D2_r) - clip(ws + cf[j], D2_r), 0) for j in range(7)]
+        base = Signal(signed(g.dim_bits + 5), name=f"pbase_{name}")
+        hsum = Signal(6, name=f"hsum_{name}")
+        m.d.sync += [base.eq(cmul + cadd - sum(low)), hsum.eq(sum(high))]
+        # (stage 3 subtracts, straight into its multiplier)
         pairs = Signal(signed(g.dim_bits + 5), name=f"pairs_{name}")
-        m.d.comb += pairs.eq(cint - low - sum(terms))
+        m.d.comb += pairs.eq(base - hsum)
         return pairs
 
     @staticmethod
