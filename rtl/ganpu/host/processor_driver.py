@@ -21,7 +21,7 @@ from ..core.descriptor import Error
 from ..processor.config import ProcessorConfig
 from ..processor.model import record_bus_words
 from ..processor.program import (Region, Csr, State, Policy, ProgramError, REGION_SHIFT,
-                                 record_words)
+                                 record_words, EORS_SLOTS, EORS_BANK_WORDS)
 
 __all__ = ["BusTransport", "ProcessorDriver", "BusError", "ProgramFailed", "DEFAULT_POLLS"]
 
@@ -145,6 +145,27 @@ class ProcessorDriver:
 
     async def clear(self):
         await self.write_csr(Csr.CTRL, 4)
+
+    async def clear_eors(self):
+        """Empty the EORS calibration counter bank (CTRL bit 3)."""
+        await self.write_csr(Csr.CTRL, 8)
+
+    async def read_eors_bank(self, clear=True):
+        """The EORS calibration counter bank (``docs/memory-map.md``): a list of
+        ``EORS_SLOTS`` dicts over :data:`ganpu.core.model.EORS_COUNTERS` (``live``,
+        ``false_live``, ``sampled``, ``false_zero``), read in one burst of CSR reads;
+        then, with ``clear``, the bank is emptied (CTRL bit 3). Read it while no
+        program runs (DONE, PAUSED, IDLE): a running program adds counts between the
+        reads of a LO/HI pair, and between the reads and the clear. :class:`BusError`
+        when the config has no bank (its cores do not sample)."""
+        from ..core.model import EORS_COUNTERS
+        first = Csr.EORS.value
+        words = await self._burst([(address(Region.CSR, first + i), 0, 0)
+                                   for i in range(EORS_SLOTS * EORS_BANK_WORDS)])
+        if clear:
+            await self.clear_eors()
+        return [{name: words[s * EORS_BANK_WORDS + 2 * j] | words[s * EORS_BANK_WORDS + 2 * j + 1] << 16
+                 for j, name in enumerate(EORS_COUNTERS)} for s in range(EORS_SLOTS)]
 
     async def state(self):
         return State(await self.read_csr(Csr.STATE))

@@ -38,7 +38,7 @@ import numpy as np
 
 __all__ = ["EorsParams", "DEFAULT_EORS", "eors_acc", "eors_state", "eors_mask", "rel_margin",
            "predicted_live", "term_log", "decode16", "prediction_stats", "REL_MAX", "EorsSampler",
-           "EorsCalibrator", "calibration_counts", "lfsr_step", "LFSR_POLY", "LFSR_SEED"]
+           "EorsCalibrator", "calibration_counts", "lfsr_step", "LFSR_POLY", "LFSR_SEED", "ONE_SETTING"]
 
 # Largest scale-aware level q (a 5-bit field).
 REL_MAX = 31
@@ -365,6 +365,11 @@ def calibration_counts(pred_live, sampled, true_live):
     s = np.asarray(sampled, dtype=bool) & ~pred
     return {"sampled": int(s.sum()), "false_zero": int((s & true).sum()),
             "live": int((pred & true).sum()), "false_live": int((pred & ~true).sum())}
+
+
+#: The calibrator's recall rules of the study's one setting (``docs/eors.md``, "The one
+#: setting"; with start level 9 and one output in 128 sampled, ``rate_log2`` = 7).
+ONE_SETTING = {"recall": 0.965, "recall_hi": 0.99}
 
 
 class EorsCalibrator:

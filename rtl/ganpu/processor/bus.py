@@ -9,12 +9,13 @@ from amaranth.lib.wiring import In, Out
 from ..core.config import check_type
 from ..core.descriptor import Error
 from .config import ProcessorConfig, ProcessorComponent
+from .eors_bank import bank_layout
 from .gbuf import Owner
 from .program import (State, Policy, ProgramError, Region, Csr, bus_request_layout,
-                      bus_response_layout, record_words, REGION_SHIFT)
+                      bus_response_layout, record_words, REGION_SHIFT, EORS_SLOTS, eors_csr)
 from .task_table import table_read_signature
 
-__all__ = ["BusFrontEnd", "status_layout", "control_layout", "csr_names"]
+__all__ = ["BusFrontEnd", "status_layout", "control_layout", "csr_names", "samples"]
 
 
 def status_layout(cfg):
@@ -29,16 +30,29 @@ def status_layout(cfg):
 def control_layout(cfg):
     """What CSR writes drive: CTRL pulses (one cycle) and the run's parameters."""
     return data.StructLayout({"start": 1, "resume": 1, "clear": 1, "policy": Policy,
-                              "ntasks": 16})
+                              "ntasks": 16, "clear_eors": 1})
 
 
 def csr_names(cfg):
-    """``{offset: name}`` of every readable CSR (CORE_BUSY<c>_LO/HI per core)."""
-    names = {c.value: c.name for c in Csr if c != Csr.CORE_BUSY}
+    """``{offset: name}`` of every readable CSR (CORE_BUSY<c>_LO/HI per core; with
+    sampling cores, :func:`samples`, EORS<s>_<COUNTER>_LO/HI per calibration slot)."""
+    from ..core.model import EORS_COUNTERS
+    names = {c.value: c.name for c in Csr if c not in (Csr.CORE_BUSY, Csr.EORS)}
     for c in range(cfg.cores):
         names[Csr.CORE_BUSY.value + 2 * c] = f"CORE_BUSY{c}_LO"
         names[Csr.CORE_BUSY.value + 2 * c + 1] = f"CORE_BUSY{c}_HI"
+    if samples(cfg):
+        for s in range(EORS_SLOTS):
+            for j, counter in enumerate(EORS_COUNTERS):
+                for hi in (0, 1):
+                    names[eors_csr(s, j, hi)] = f"EORS{s}_{counter.upper()}_{'HI' if hi else 'LO'}"
     return names
+
+
+def samples(cfg):
+    """The cores sample predicted zeros (``cfg.core.eors_sample_log2`` > 0): the
+    processor then has the EORS calibration counter bank and its CSRs."""
+    return cfg.core.eors_sample_log2 > 0
 
 
 class BusFrontEnd(ProcessorComponent):
@@ -52,7 +66,7 @@ class BusFrontEnd(ProcessorComponent):
     writes POLICY or NTASKS, while the state is CHECKING or RUNNING (the program owns
     them then; PAUSED hands them to the host). CTRL writes are always taken: bit 0
     starts (taken by the scheduler in IDLE, DONE or ERROR), bit 1 resumes (in PAUSED),
-    bit 2 clears BUS_ERROR.
+    bit 2 clears BUS_ERROR, bit 3 clears the EORS counter bank.
 
     Latency: a request accepted at cycle t has its response valid at t + 2.
     Throughput one request per cycle while the host takes responses as they come.
@@ -65,6 +79,8 @@ class BusFrontEnd(ProcessorComponent):
     prog_rd, prog_wr : the task table's bus ports (driver side)
     status : In(status_layout(cfg))
     control : Out(control_layout(cfg))
+    eors : In(bank_layout())   the EORS calibration counter bank (only when
+                               :func:`samples`; CSRs EORS + 8s + 2j, LO/HI)
     bus_error : Out(1)    the sticky BUS_ERROR flag
     gbuf_owner : Out(Owner)   who the GBUF's port pair serves: DMA while CHECKING or
                               RUNNING (when this front end refuses GBUF accesses), else BUS
@@ -86,6 +102,7 @@ class BusFrontEnd(ProcessorComponent):
             "control": Out(control_layout(cfg)),
             "bus_error": Out(1),
             "gbuf_owner": Out(Owner),
+            **({"eors": In(bank_layout())} if samples(cfg) else {}),
         })
 
     @staticmethod
@@ -135,6 +152,11 @@ class BusFrontEnd(ProcessorComponent):
         for c in range(cfg.cores):
             csr[Csr.CORE_BUSY.value + 2 * c] = st.core_busy[c][:16]
             csr[Csr.CORE_BUSY.value + 2 * c + 1] = st.core_busy[c][16:]
+        if samples(cfg):
+            for s in range(EORS_SLOTS):
+                for j in range(len(self.eors[s])):
+                    csr[eors_csr(s, j)] = self.eors[s][j][:16]
+                    csr[eors_csr(s, j, True)] = self.eors[s][j][16:]
         csr_value = Signal(16)
         csr_known = Signal()
         with m.Switch(offset):
@@ -189,7 +211,7 @@ class BusFrontEnd(ProcessorComponent):
         csr_w = ok & req.write & (region == Region.CSR)
         with m.If(csr_w & (offset == Csr.CTRL.value)):
             m.d.comb += [self.control.start.eq(req.data[0]), self.control.resume.eq(req.data[1]),
-                         self.control.clear.eq(req.data[2])]
+                         self.control.clear.eq(req.data[2]), self.control.clear_eors.eq(req.data[3])]
             with m.If(req.data[2]):
                 m.d.sync += self.bus_error.eq(0)
         with m.If(csr_w & (offset == Csr.POLICY.value)):

@@ -30,7 +30,7 @@ from .program import TaskKind, ProgramError, Policy, task_layout, record_layout,
 __all__ = ["normalize", "pack_record", "unpack_record", "record_bus_words", "core_descriptor",
            "reads_mask_in", "eors_active", "operand_ranges", "check_program", "run_program",
            "split_rows", "cores_for", "adaptive_cores", "MIN_WORK", "update_ranges", "run_update",
-           "UPDATE_WORDS"]
+           "UPDATE_WORDS", "eors_bank"]
 
 # GBUF words an UPDATE moves per parameter each way: master and momentum (2 words each)
 # and the gradient read; master, momentum and working copy written.
@@ -299,12 +299,13 @@ def scatter(cfg, rec, gbuf, bufs, m0=0, m1=None):
         gbuf[rec["mask_out_base"] + m0 * N + np.arange(rows)] = bufs["mask_out"][:rows] & 1
 
 
-def run_program(cfg, gbuf, records, on_pause=None):
+def run_program(cfg, gbuf, records, on_pause=None, on_task=None):
     """``(ProgramError, error task, core Error, new gbuf)`` of running ``records``.
 
     A program that fails :func:`check_program` leaves the GBUF unchanged. PAUSE record
     ``t`` calls ``on_pause(t, gbuf)`` (the host's work), which may change ``gbuf`` in
-    place or return a new array.
+    place or return a new array. ``on_task(t, rec, gbuf)`` (if given) sees the GBUF
+    before each GEMM record ``t`` runs (it must not change it).
     """
     _check_cfg(cfg)
     gbuf = np.array(gbuf, dtype=np.uint16, copy=True)
@@ -325,11 +326,60 @@ def run_program(cfg, gbuf, records, on_pause=None):
         if rec["kind"] == TaskKind.UPDATE.value:
             run_update(rec, gbuf)
             continue
+        if on_task is not None:
+            on_task(t, rec, gbuf)
         bufs = gather(cfg, rec, gbuf)
         e, bufs = core_model.run_task(core_descriptor(rec), bufs, geom, cfg.core.eors, P)
         assert e == Error.OK, (t, e)  # the program check ran the same check
         scatter(cfg, rec, gbuf, bufs)
     return ProgramError.OK, 0, Error.OK, gbuf
+
+
+def eors_bank(cfg, gbuf, records, runs=None, lfsr=None, on_pause=None, bank=None):
+    """The EORS calibration counter bank after running ``records`` (``docs/eors.md``,
+    ``docs/memory-map.md``): ``(bank, lfsr)``.
+
+    ``runs[c]`` lists the ``(task, m0, m1)`` parts core ``c`` ran, in order (the
+    scheduler's dispatches: its ``sched_trace``); None runs every GEMM record whole on
+    core 0 in program order. Each core's sampling LFSR carries over from part to part
+    (``lfsr[c]`` before the program, default the reset value); the counts depend on
+    the schedule only through which outputs each core's LFSR samples. Each EORS part
+    adds :func:`ganpu.core.model.eors_counts` of its rows, on the GBUF as program
+    order leaves it before that record (the result of any schedule the dependencies
+    allow), into slot ``eors_slot`` of ``bank`` (default empty), modulo 2**32.
+
+    ``bank``: ``EORS_SLOTS`` dicts over :data:`ganpu.core.model.EORS_COUNTERS`;
+    ``lfsr``: each core's LFSR state after the program. A refused program adds nothing.
+    """
+    from ..model.eors import LFSR_SEED
+    from .program import EORS_SLOTS
+    _check_cfg(cfg)
+    bank = [dict.fromkeys(core_model.EORS_COUNTERS, 0) for _ in range(EORS_SLOTS)] \
+        if bank is None else [dict(s) for s in bank]
+    lfsr = [LFSR_SEED] * cfg.cores if lfsr is None else list(lfsr)
+    seen = {}
+
+    def keep(t, rec, g):
+        if eors_active(rec):
+            seen[t] = (rec, np.array(g, copy=True))
+    err, *_ = run_program(cfg, gbuf, records, on_pause, on_task=keep)
+    if err != ProgramError.OK:
+        return bank, lfsr
+    if runs is None:
+        runs = [[(t, 0, normalize(cfg, r)["m"]) for t, r in enumerate(records)
+                 if _kind(r) == TaskKind.GEMM.value]] + [[] for _ in range(cfg.cores - 1)]
+    for c, parts in enumerate(runs):
+        for t, m0, m1 in parts:
+            if t not in seen:
+                continue
+            rec, g = seen[t]
+            bufs = gather(cfg, rec, g, m0, m1)
+            counts, lfsr[c] = core_model.eors_counts(core_descriptor(rec, m1 - m0), bufs,
+                                                     cfg.core, lfsr[c])
+            slot = bank[rec["eors_slot"]]
+            for k, v in counts.items():
+                slot[k] = (slot[k] + v) & 0xFFFFFFFF
+    return bank, lfsr
 
 
 # --- the scheduler's dispatch rules (the hardware builds the same functions)

@@ -7,7 +7,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..core import Core
 from ..core.config import check_type
-from .bus import BusFrontEnd
+from .bus import BusFrontEnd, samples
+from .eors_bank import EorsBank
 from .checker import ProgramChecker
 from .config import ProcessorConfig, config as named_config, ProcessorComponent
 from .dma import Dma
@@ -28,7 +29,9 @@ class Processor(ProcessorComponent):
     :class:`Scheduler` (ASTM dispatch); :class:`Dma` (GBUF <-> core buffers through
     each core's host port); ``cfg.cores`` x :class:`ganpu.core.Core`;
     :class:`UpdateEngine` (UPDATE records: SGD through the update unit), which shares
-    the DMA's GBUF ports (the scheduler runs one or the other). A program's
+    the DMA's GBUF ports (the scheduler runs one or the other); with sampling cores
+    (``cfg.core.eors_sample_log2`` > 0) :class:`EorsBank`, the EORS calibration
+    counters per slot read as CSRs (``docs/memory-map.md``). A program's
     result is :func:`ganpu.processor.model.run_program`'s, bit for bit.
 
     Ports
@@ -116,4 +119,14 @@ class Processor(ProcessorComponent):
                      sched.dma_cycles.eq(dma.busy_cycles), sched.dma_busy.eq(dma.busy),
                      self.state.eq(sched.status.state), self.sched_trace.eq(sched.trace),
                      self.update_trace.eq(sched.update_trace)]
+        if samples(cfg):
+            # each finished task's EORS counters into its record's calibration slot
+            m.submodules.eors_bank = bank = EorsBank(cfg)
+            for i, core in enumerate(cores):
+                m.d.comb += [bank.busy[i].eq(core.task.busy), bank.slot[i].eq(sched.eors_slot[i])]
+                tp = core.task   # in EORS_COUNTERS order
+                for j, x in enumerate([tp.eors_live, tp.eors_false_live, tp.eors_sampled,
+                                       tp.eors_false_zero]):
+                    m.d.comb += bank.counts[i][j].eq(x)
+            m.d.comb += [bank.clear.eq(bus.control.clear_eors), bus.eors.eq(bank.bank)]
         return m

@@ -172,7 +172,8 @@ class Region(enum.Enum, shape=2):
 
 class Csr(enum.Enum, shape=8):
     """16-bit control/status registers (offsets in the CSR region)."""
-    CTRL = 0         # write: bit 0 start, bit 1 resume (from PAUSED), bit 2 clear errors
+    CTRL = 0         # write: bit 0 start, bit 1 resume (from PAUSED), bit 2 clear errors,
+                     # bit 3 clear the EORS counter bank
     POLICY = 1       # a Policy, read at start
     NTASKS = 2       # tasks in the program
     STATE = 3        # a State (read only)
@@ -195,8 +196,8 @@ def eors_csr(slot, counter, hi=False):
     """CSR offset of calibration counter ``counter`` (index into
     ``ganpu.core.model.EORS_COUNTERS`` or its name) of bank slot ``slot``, low or high half."""
     from ..core.model import EORS_COUNTERS
-    j = EORS_COUNTERS.index(counter) if isinstance(counter, str) else counter
-    if not 0 <= slot < EORS_SLOTS or not 0 <= j < len(EORS_COUNTERS):
+    j = EORS_COUNTERS.index(counter) if counter in EORS_COUNTERS else counter
+    if not isinstance(j, int) or not 0 <= slot < EORS_SLOTS or not 0 <= j < len(EORS_COUNTERS):
         raise ValueError(f"no EORS counter {counter!r} in slot {slot!r} (slots 0..{EORS_SLOTS - 1})")
     return Csr.EORS.value + EORS_BANK_WORDS * slot + 2 * j + int(bool(hi))
 

@@ -13,7 +13,7 @@ from .checker import CheckPort, derived_descriptor, reads_mask_in
 from .config import ProcessorConfig, ProcessorComponent
 from .dma import load_layout, store_layout
 from .model import MIN_WORK, cores_for
-from .program import TaskKind, ProgramError, Policy, State, task_layout, update_layout
+from .program import TaskKind, ProgramError, Policy, State, task_layout, update_layout, EORS_SLOT_BITS
 from .task_table import table_read_signature
 from .update_engine import UpdatePort
 
@@ -91,6 +91,8 @@ class Scheduler(ProcessorComponent):
     status : Out(status_layout(cfg))
     trace : Out(trace_layout(cfg))
     update_trace : Out(update_trace_layout(cfg))
+    eors_slot : Out(ArrayLayout(EORS_SLOT_BITS, cfg.cores))   the ``eors_slot`` of each
+                                 core's current task (for the EORS counter bank)
     """
 
     def __init__(self, cfg):
@@ -107,6 +109,7 @@ class Scheduler(ProcessorComponent):
             "status": Out(status_layout(cfg)),
             "trace": Out(trace_layout(cfg)),
             "update_trace": Out(update_trace_layout(cfg)),
+            "eors_slot": Out(data.ArrayLayout(EORS_SLOT_BITS, cfg.cores)),
         })
 
     @staticmethod
@@ -157,7 +160,8 @@ class Scheduler(ProcessorComponent):
         # the group may still be loading), completion when busy falls
         for i in range(C):
             tp = self.cores[i]
-            m.d.comb += tp.desc.eq(derived_descriptor(m, crec[i], cfg.core.geom, rows=cmc[i]))
+            m.d.comb += [tp.desc.eq(derived_descriptor(m, crec[i], cfg.core.geom, rows=cmc[i])),
+                         self.eors_slot[i].eq(crec[i].eors_slot)]
             with m.If(self.loaded[i]):
                 m.d.sync += cstate[i].eq(CoreState.STARTING)
             with m.If(cstate[i] == CoreState.STARTING):
