@@ -371,16 +371,16 @@ class DescriptorChecker(CheckedComponent):
         3-bit factor and every border term is a few bits wide: no divider, no wide
         multiplier.
 
+        Timing: a border term ``clip(e) - clip(e - n_t)`` is a multiplexer on the signs
+        and low bits of ``e`` and ``f = e - n_t`` (:meth:`_border`), not a subtraction.
         Stage 1 forms the product, the low border's terms and, for the high border,
-        ``W`` (the wide part of ``hb``, saturated to 6 bits by bit tests: its exact value
-        matters only up to 16, and from -32 down every term is 0) and each term's
-        narrow offsets; stage 2 the high border's terms from ``W`` and both sums."""
+        ``e`` and ``f`` of each of the last 7 outputs in 7 bits: ``hb = W + c`` with
+        ``W = 2**S2*(o0 + n_o) - 2**D2*n_in`` wide and ``c`` narrow; ``e`` and ``f``
+        take ``W``'s low 7 bits (exact while ``W`` is in [-32, 31]: it matters up to 16,
+        and below -32 every term is 0, which a flag from the full ``W`` forces). Stage 2
+        takes the high border's terms and both sums."""
         g = self.geom
-
-        def clip(x, dil2):
-            # multiples of dil in a run of x > 0 positions that starts just past a
-            # multiple (below 0) or just past the last pixel (in_v is odd when dil = 2)
-            return Mux(x > 0, Mux(dil2, x >> 1, x), 0)
+        border = self._border
 
         # stage 1: the unclipped count's product and its dil = 2 remainder
         half, odd = n_t >> 1, n_t[0]
@@ -394,34 +394,38 @@ class DescriptorChecker(CheckedComponent):
         # the low border's loss, one registered term per output o < 6
         low = []
         for o in range(6):
-            x = Signal(signed(6), name=f"lx_{name}{o}")
-            m.d.comb += x.eq(pad - t0 - Mux(S2, 2 * o, o))
+            x, xf = Signal(signed(6), name=f"lx_{name}{o}"), Signal(signed(6), name=f"lf_{name}{o}")
+            m.d.comb += [x.eq(pad - t0 - Mux(S2, 2 * o, o)), xf.eq(pad - t0 - n_t - Mux(S2, 2 * o, o))]
             inside = (o0 <= o) & (o0 + n_o > o)
             t = Signal(3, name=f"lt_{name}{o}")
-            m.d.sync += t.eq(Mux(inside, clip(x, D2) - clip(x - n_t, D2), 0))
+            m.d.sync += t.eq(Mux(inside, border(x, xf, n_t, (n_t + 1) >> 1, n_t >> 1, D2), 0))
             low.append(t)
         # hb = W + c: W = 2**S2*(o0 + n_o) - 2**D2*n_in, c = t0 + n_t - pad - cstride + dil - 1
         s_o = n_o if isinstance(o0, int) else o0 + n_o
         wide = Signal(signed(g.dim_bits + 4), name=f"hw_{name}")
         m.d.comb += wide.eq(Mux(S2, s_o << 1, s_o) - Mux(D2, n_in << 1, n_in))
-        ws = Signal(signed(6), name=f"hws_{name}")
-        hi_bits = wide[5:]
-        m.d.sync += ws.eq(Mux(~wide[-1] & hi_bits.any(), 31,
-                              Mux(wide[-1] & ~hi_bits.all(), -32, wide[:6])))
-        # term j: clip(hb - j*cstride) - clip(hb - j*cstride - n_t), for j < n_o
-        ce, cf, live = [], [], Signal(7, name=f"hlive_{name}")
+        w7 = Signal(7, name=f"hw7_{name}")
+        s7 = s_o[:7] if isinstance(o0, int) else o0[:7] + n_o[:7]
+        m.d.comb += w7.eq(Mux(S2, s7 << 1, s7) - Mux(D2, n_in[:7] << 1, n_in[:7]))
+        w_low = Signal(name=f"hlow_{name}")
+        m.d.sync += w_low.eq(wide[-1] & ~wide[5:].all())
+        # term j (output o1 - j, j < n_o): e = hb - j*cstride, f = e - n_t
+        es, fs, live = [], [], Signal(7, name=f"hlive_{name}")
+        n_t_r, up_r, dn_r = (Signal(3, name=f"{x}_{name}") for x in ("nt", "nt_up", "nt_dn"))
+        m.d.sync += [n_t_r.eq(n_t), up_r.eq((n_t + 1) >> 1), dn_r.eq(n_t >> 1)]
         for j in range(7):
-            e, f = Signal(signed(7), name=f"hce_{name}{j}"), Signal(signed(7), name=f"hcf_{name}{j}")
+            e, f = Signal(signed(7), name=f"he_{name}{j}"), Signal(signed(7), name=f"hf_{name}{j}")
+            js = Mux(S2, 2 * (j + 1), j + 1)
             m.d.sync += [
-                f.eq(t0 - pad + D2 - Mux(S2, 2 * (j + 1), j + 1)),
-                e.eq(t0 + n_t - pad + D2 - Mux(S2, 2 * (j + 1), j + 1)),
+                e.eq(w7 + (t0 + n_t - pad + D2 - js)),
+                f.eq(w7 + (t0 - pad + D2 - js)),
                 live[j].eq(n_o > j),
             ]
-            ce.append(e)
-            cf.append(f)
+            es.append(e)
+            fs.append(f)
 
         # stage 2: the high border's terms and the sums
-        high = [Mux(live[j], clip(ws + ce[j], D2_r) - clip(ws + cf[j], D2_r), 0) for j in range(7)]
+        high = [Mux(live[j] & ~w_low, border(es[j], fs[j], n_t_r, up_r, dn_r, D2_r), 0) for j in range(7)]
         base = Signal(signed(g.dim_bits + 5), name=f"pbase_{name}")
         hsum = Signal(6, name=f"hsum_{name}")
         m.d.sync += [base.eq(cmul + cadd - sum(low)), hsum.eq(sum(high))]
@@ -429,6 +433,21 @@ class DescriptorChecker(CheckedComponent):
         pairs = Signal(signed(g.dim_bits + 5), name=f"pairs_{name}")
         m.d.comb += pairs.eq(base - hsum)
         return pairs
+
+    @staticmethod
+    def _border(e, f, n, n_up, n_dn, dil2):
+        """``clip(e) - clip(f)`` for ``f = e - n`` (``0 <= n <= 7``), where ``clip(x)``
+        counts the multiples of ``dil`` in a run of ``x > 0`` positions that starts just
+        past one (below 0, or past the last pixel: ``in_v`` is odd when ``dil`` = 2):
+        ``x`` (``dil`` = 1) or ``x >> 1`` (2), and 0 when ``x <= 0``. A multiplexer on
+        the signs and low bits, no subtraction: 0 when ``e <= 0``; when ``f`` is past 0
+        too, ``n`` (``dil`` = 1; ``f = 0`` gives ``e = n``) or, for ``dil`` = 2,
+        ``n_up = (n + 1) >> 1`` for an even ``e`` and ``n_dn = n >> 1`` for an odd one
+        (both given, computed a stage earlier); else ``clip(e)`` (``e < n``: 3 bits)."""
+        e_pos = ~e[-1] & (e != 0)
+        f_pos = ~f[-1] & (f != 0)
+        full = Mux(dil2, Mux(e[0], n_dn, n_up), n)
+        return Mux(~e_pos, 0, Mux(Mux(dil2, f_pos, ~f[-1]), full, Mux(dil2, e[1:4], e[:3])))
 
     @staticmethod
     def model(desc, config):
