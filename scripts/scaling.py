@@ -24,7 +24,7 @@ from ganpu.gan import GAN, TrainConfig
 from ganpu.host.compiler import compile_gan, run_step
 from ganpu.model import FC, Net
 from ganpu.processor import ProcessorConfig, config
-from ganpu.processor.cycle_model import simulate, task_row_macs
+from ganpu.processor.cycle_model import simulate, task_row_macs, task_row_terms
 from ganpu.processor.program import Policy, TaskKind
 
 BIG = ProcessorConfig(core=CoreConfig(geom=Geometry(a_bits=16, b_bits=16, out_bits=16,
@@ -60,11 +60,13 @@ def measure(widths, cores, batches, dma_width, big_core):
         _, gbuf = run_step(prog, gan)
         macs = [task_row_macs(base, r, gbuf) if t.kind == TaskKind.GEMM else None
                 for t, r in zip(prog.tasks, prog.records)]
+        terms = [task_row_terms(base, r, gbuf) if t.kind == TaskKind.GEMM else None
+                 for t, r in zip(prog.tasks, prog.records)]
         for c in cores:
             cfg = replace(base, cores=c)
             recs = compile_gan(cfg, gan).records   # work estimates do not depend on cores
             for p in Policy:
-                s = simulate(cfg, recs, p, row_macs=macs, dma_width=dma_width)
+                s = simulate(cfg, recs, p, row_macs=macs, row_terms=terms, dma_width=dma_width)
                 rows.append({"width": w, "batch": batch, "cores": c, "config": core,
                              "policy": p.name.lower(),
                              "step_cycles": s.cycles, "dma_cycles": s.dma_cycles,

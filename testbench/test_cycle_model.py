@@ -29,16 +29,40 @@ def step():
 
 
 def test_core_cycles():
+    # every figure is followed by the first row's A read (K) and the overhead
     assert core_cycles(4, 0, 5, 5, 0) == 0
     full = 8 * 16 * 32
-    assert core_cycles(4, 8, 16, 32, full, slots=1) == full / 4 + CORE_OVERHEAD
-    assert core_cycles(4, 8, 1, 32, 8 * 32, slots=1) == 8 * 32 + CORE_OVERHEAD  # A read binds
-    assert core_cycles(4, 8, 32, 1, 8 * 32, slots=1) == 8 * 32 + CORE_OVERHEAD  # output write
-    assert core_cycles(4, 8, 16, 32, 0, overhead=0, slots=1) == 8 * 32
+    assert core_cycles(4, 8, 16, 32, full, slots=1) == full / 4 + 32 + CORE_OVERHEAD
+    assert core_cycles(4, 8, 1, 32, 8 * 32, slots=1) == 8 * 32 + 32 + CORE_OVERHEAD  # A read
+    assert core_cycles(4, 8, 32, 1, 8 * 32, slots=1) == 8 * 32 + 1 + CORE_OVERHEAD  # output write
+    assert core_cycles(4, 8, 16, 32, 0, overhead=0, slots=1) == 8 * 32 + 32
     # slot rule: one output takes `slots` cycles per term; 16 outputs per lane take
     # ceil(16 / 6) rounds of 6 * K cycles
-    assert core_cycles(4, 1, 1, 64, 64, overhead=0, slots=6) == 6 * 64
-    assert core_cycles(4, 1, 64, 64, 64 * 64, overhead=0, slots=6) == 3 * 6 * 64
+    assert core_cycles(4, 1, 1, 64, 64, overhead=0, slots=6) == 6 * 64 + 64
+    assert core_cycles(4, 1, 64, 64, 64 * 64, overhead=0, slots=6) == 3 * 6 * 64 + 64
+
+
+def test_lane_cycles():
+    """The distributor fills the lowest-numbered lane first (its slots, then its
+    4-deep queue): a few long jobs share lane 0's slots and queue, many spread."""
+    from ganpu.processor.cycle_model import lane_cycles, part_jobs
+    # 6 jobs fit lane 0's 6 slots, issued a cycle apart: the last ends at 5 + 6 * T
+    assert lane_cycles(2, 6, [10] * 6) == 5 + 60
+    # a 7th job waits in lane 0's queue for the first slot (free at 60)
+    assert lane_cycles(2, 6, [10] * 7) == 60 + 60
+    # 10 jobs fill lane 0 (6 slots, 4 queued: the last starts at 63), the 11th goes
+    # to lane 1 at once (issued at 10)
+    assert lane_cycles(2, 6, [10] * 10) == 63 + 60
+    assert lane_cycles(2, 6, [10] * 10 + [200]) == 10 + 6 * 200
+    # an empty row of A still takes one term's time
+    assert lane_cycles(1, 6, [0]) == 6
+    # in the model: two rows of 64 terms and 4 + 3 live outputs on a 2-lane core take
+    # two rounds of 64 terms in lane 0, where the slot rule counts two rounds of the
+    # mean terms over all 16 outputs (7 * 64 / 16)
+    jobs = part_jobs([64, 64], [4, 3])
+    assert jobs.tolist() == [64] * 7
+    assert core_cycles(2, 2, 8, 64, 7 * 64, overhead=0, slots=6, jobs=jobs) == 2 * 6 * 64 + 64
+    assert core_cycles(2, 2, 8, 64, 7 * 64, overhead=0, slots=6) == 2 * 6 * 7 * 64 / 16 + 64
 
 
 def test_calibrate_recovers_overhead():
@@ -80,6 +104,8 @@ def _check(cfg, recs, s, macs):
                 assert k == min(cfg.cores, r["m"])
             elif s.policy == Policy.SPATIAL:
                 assert k == 1
+            elif s.bound:       # a compute-bound program: every task on min(cores, M)
+                assert k == min(cfg.cores, r["m"])
             else:
                 assert 1 <= k <= cores_for(Policy.ADAPTIVE, cfg.cores, cfg.cores, 1, r["m"],
                                            r["work"])
@@ -231,6 +257,24 @@ def test_rule_hook(step):
     assert full.cycles == simulate(cfg, prog.records, Policy.TEMPORAL, row_macs=macs).cycles
 
 
+def test_adaptive_never_behind_temporal(step):
+    """The adaptive policy's regime follows the program's balance at the DMA width
+    (``compute_bound``): compute-bound, every task on ``min(cores, M)`` cores (never
+    slower than temporal); DMA-bound (one word per cycle here), the cores shared among
+    ready tasks, faster than temporal (``docs/astm.md``)."""
+    from ganpu.processor.model import compute_bound
+    cfg, prog, macs = step
+    for w in (1, 4, 8, 16):
+        t = simulate(cfg, prog.records, Policy.TEMPORAL, row_macs=macs, dma_width=w)
+        a = simulate(cfg, prog.records, Policy.ADAPTIVE, row_macs=macs, dma_width=w)
+        assert a.bound == compute_bound(prog.records, cfg.cores, w)
+        assert a.cycles <= t.cycles, (w, a.cycles, t.cycles)
+        if not a.bound:
+            assert a.cycles < 0.95 * t.cycles, (w, a.cycles, t.cycles)
+    assert not simulate(cfg, prog.records, Policy.ADAPTIVE, row_macs=macs, dma_width=1).bound
+    assert simulate(cfg, prog.records, Policy.ADAPTIVE, row_macs=macs, dma_width=8).bound
+
+
 @pytest.mark.parametrize("policy", list(Policy))
 def test_dma_words_match_records(step, policy, monkeypatch):
     """Without per-job and per-pass costs the DMA's cycles are the records' ``words``
@@ -252,7 +296,7 @@ def test_cores_start_as_their_rows_arrive():
     rec = {"kind": TaskKind.GEMM, "m": m, "n": n, "k": k, "bias": 1, "work": 10_000,
            "words": m * k + n * k + n + m * n}
     s = simulate(cfg, [rec], Policy.TEMPORAL, row_macs=[np.full(m, n * k)])
-    t0 = cm.CHECK + 1                                                          # the check
+    t0 = cm.CHECK + cm.REGIME + 1                                              # the check
     t = cm.JOB_SETUP + (n * k + cm.DMA_SETUP) + cm.SKIP + (n + cm.DMA_SETUP)   # B, no BW, BIAS
     want = []
     for m0, m1 in split_rows(m, 4):
@@ -271,7 +315,7 @@ def test_check_cycles():
     cfg = ProcessorConfig(cores=1)
     rec = {"kind": TaskKind.GEMM, "m": 2, "n": 4, "k": 4, "work": 300, "words": 0}
     s = simulate(cfg, [rec, rec, rec], Policy.TEMPORAL, row_macs=[np.full(2, 16)] * 3)
-    assert s.dma[0][1] == 3 * cm.CHECK + 1
+    assert s.dma[0][1] == 3 * cm.CHECK + cm.REGIME + 1
     assert simulate(cfg, [], Policy.TEMPORAL).cycles == 0
 
 

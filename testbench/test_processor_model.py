@@ -10,7 +10,8 @@ from ganpu.processor import config
 from ganpu.processor.config import ProcessorConfig
 from ganpu.processor.model import (pack_record, unpack_record, record_bus_words, normalize,
                                    check_program, run_program, split_rows, adaptive_cores,
-                                   cores_for, gather, scatter, core_descriptor)
+                                   cores_for, compute_bound, MIN_SPLIT, gather, scatter,
+                                   core_descriptor)
 from ganpu.model.sgd import update
 from ganpu.processor.program import ProgramError, Policy, TaskKind, record_words, update_layout
 from ganpu.processor.update_engine import UpdateEngine
@@ -184,3 +185,27 @@ def test_dispatch_rules():
     assert adaptive_cores(4, 1, 2, 4096) == 2
     assert adaptive_cores(4, 3, 10, 4096) == 1
     assert adaptive_cores(0, 1, 10, 4096) == 0
+    # a compute-bound program: wait for min(cores, M) free cores, whatever is ready
+    assert adaptive_cores(3, 1, 10, 4096, cores=4, bound=True) == 0
+    assert adaptive_cores(4, 3, 10, 4096, cores=4, bound=True) == 4
+    assert adaptive_cores(2, 2, 2, 300, cores=4, bound=True) == 2
+    assert adaptive_cores(1, 1, 2, 300, cores=4, bound=True) == 0
+    assert cores_for(Policy.ADAPTIVE, 4, 4, 3, 10, 4096, bound=True) == 4
+    assert cores_for(Policy.ADAPTIVE, 4, 4, 3, 10, 4096) == 1
+    # the regime: sum(work) * dma_width > sum(words) * cores and sum(work) > n * cores
+    # * MIN_SPLIT, over the n GEMM records only
+    gemm = {"kind": TaskKind.GEMM, "work": 4 * MIN_SPLIT, "words": 2 * MIN_SPLIT}
+    pause = {"kind": TaskKind.PAUSE, "work": 10 ** 6, "words": 0}
+    assert compute_bound([gemm, gemm], 2, 1) is False         # work * 1 == words * 2
+    assert compute_bound([gemm, gemm], 2, 2) is True
+    assert compute_bound([gemm, gemm], 4, 4) is False         # 4 cores: share == MIN_SPLIT
+    assert compute_bound([gemm, pause], 2, 4) is True         # the PAUSE counts nothing
+    few = {**gemm, "work": 2 * MIN_SPLIT, "words": 1}        # cheap to move, too short to split
+    assert compute_bound([few, few], 2, 1) is False
+    assert compute_bound([few, {**few, "work": 2 * MIN_SPLIT + 1}], 2, 1) is True
+    assert compute_bound([], 4, 4) is False
+
+
+def test_dispatch_rule_messages():
+    with pytest.raises(ValueError, match=r"needs the core count, not cores=None"):
+        adaptive_cores(4, 1, 10, 4096, bound=True)

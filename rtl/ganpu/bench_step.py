@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .cli import positive_int
 
-__all__ = ["register", "bench_step", "print_table"]
+__all__ = ["register", "bench_step", "print_table", "core_overhead"]
 
 POLICIES = ("temporal", "spatial", "adaptive")
 
@@ -67,18 +67,19 @@ def bench_step(*, policies=POLICIES, cores=4, batch=32, seed=0, model=True, dma_
     """``(schedules {policy: Schedule}, program)`` of one MLP GAN step."""
     from .gan import TrainConfig
     from .host.compiler import compile_gan, run_step
-    from .processor.cycle_model import simulate, task_row_macs
+    from .processor.cycle_model import simulate, task_row_macs, task_row_terms
     from .processor.program import Policy, TaskKind
 
     cfg = step_config(config, cores, gbuf_bits, program_bits, bias_bits)
     gan = mlp_gan(TrainConfig(batch=batch, seed=seed), hidden)
     program = compile_gan(cfg, gan)
     _, gbuf = run_step(program, gan)
-    row_macs = [task_row_macs(cfg, r, gbuf) if t.kind == TaskKind.GEMM else None
-                for t, r in zip(program.tasks, program.records)]
+    gemm = [t.kind == TaskKind.GEMM for t in program.tasks]
+    row_macs = [task_row_macs(cfg, r, gbuf) if g else None for g, r in zip(gemm, program.records)]
+    row_terms = [task_row_terms(cfg, r, gbuf) if g else None for g, r in zip(gemm, program.records)]
     out = {p: simulate(cfg, program.records, Policy[p.upper()], row_macs=row_macs,
-                       dma_width=dma_width, min_work=min_work, prefetch=prefetch,
-                       overhead=overhead) for p in policies}
+                       row_terms=row_terms, dma_width=dma_width, min_work=min_work,
+                       prefetch=prefetch, overhead=overhead) for p in policies}
     if not model:
         if (dma_width is not None and dma_width != cfg.core.host_words) or min_work is not None \
                 or prefetch:
@@ -88,6 +89,76 @@ def bench_step(*, policies=POLICIES, cores=4, batch=32, seed=0, model=True, dma_
         rtl = _run_rtl(cfg, TrainConfig(batch=batch, seed=seed), policies, hidden)
         out = {p: (_rtl_schedule(cfg, p, rtl[p], out[p]), out[p]) for p in policies}
     return out, program
+
+
+def core_parts(cfg, program, gbuf, row_macs):
+    """``[(name, desc, loads, row), ...]``: every part of every GEMM record of ``program``
+    that a split over 1 to ``cfg.cores`` cores gives one core (:func:`~ganpu.processor.
+    model.split_rows`), as a core task with the operands the DMA would load (from
+    ``gbuf``, the GBUF after the step) and its ``row`` for
+    :func:`~ganpu.processor.cycle_model.calibrate` (``M``, ``N``, ``K``, surviving MACs,
+    each row's surviving terms and live outputs)."""
+    from .processor.model import (core_descriptor, gather, normalize, reads_mask_in,
+                                  eors_active, split_rows)
+    from .processor.cycle_model import task_row_terms
+    from .processor.program import TaskKind
+    out, seen = [], set()
+    for t, (task, rec) in enumerate(zip(program.tasks, program.records)):
+        if task.kind != TaskKind.GEMM:
+            continue
+        r = normalize(cfg, rec)
+        M, N, K = r["m"], r["n"], r["k"]
+        nnz, live = task_row_terms(cfg, r, gbuf)
+        for k in range(1, cfg.cores + 1):
+            for m0, m1 in split_rows(M, k):
+                if (t, m0, m1) in seen:
+                    continue
+                seen.add((t, m0, m1))
+                bufs = gather(cfg, r, gbuf, m0, m1)
+                loads = {"a": (0, bufs["a"][:(m1 - m0) * K]), "b": (0, bufs["b"][:N * K])}
+                if r["bias"]:
+                    loads["bias"] = (0, bufs["bias"][:N])
+                if reads_mask_in(r):
+                    loads["mask_in"] = (0, bufs["mask_in"][:(m1 - m0) * N])
+                if eors_active(r):
+                    loads["bw"] = (0, bufs["bw"])
+                out.append((f"{task.name}[{m0}:{m1}]", core_descriptor(r, m1 - m0), loads,
+                            {"M": m1 - m0, "N": N, "K": K,
+                             "surviving_macs": int(row_macs[t][m0:m1].sum()),
+                             "row_nnz": nnz[m0:m1].tolist(), "row_live": live[m0:m1].tolist()}))
+    return out
+
+
+def core_overhead(cfg, program, gbuf, row_macs):
+    """``(overhead, errors, rows)``: the cycle model's per-task core overhead for
+    ``cfg.core``, fitted (:func:`~ganpu.processor.cycle_model.calibrate`) to the cycles
+    of the core alone (its generated Verilog on Verilator, bench module
+    ``bench_tasks``, every result checked against the core's model) running every
+    per-core part of the step's GEMM records (:func:`core_parts`): the core's own
+    figure, not fitted to the step it predicts."""
+    import pickle
+    import tempfile
+    from .core import Core
+    from .processor.cycle_model import calibrate
+    from .sim import runner
+    from .sim.cocotb_transport import config_env
+    from dataclasses import replace as _replace
+    parts = core_parts(cfg, program, gbuf, row_macs)
+    # the core bench's transport moves one element per host access; a task's cycles do
+    # not depend on the host port's width (the compute blocks read single elements,
+    # selected after the RAM at the same latency: docs/core.md), so the core is built
+    # with a one-element port
+    core = _replace(cfg.core, host_words=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        taskfile, results = Path(tmp) / "tasks.pkl", Path(tmp) / "results.json"
+        taskfile.write_bytes(pickle.dumps([(n, d, l) for n, d, l, _ in parts]))
+        runner.run("verilator", Core(core), "ganpu_core", "bench_tasks",
+                   env={"GANPU_TASKFILE": taskfile, "GANPU_RESULTS": results,
+                        **config_env(core)})
+        got = {r["name"]: r["cycles"] for r in json.loads(results.read_text())}
+    rows = [{**row, "name": n, "measured": got[n]} for n, _, _, row in parts]
+    over, err = calibrate(rows, lanes=cfg.core.lanes, geom=cfg.core.geom)
+    return over, err, rows
 
 
 def _run_rtl(cfg, train, policies, hidden=None):
@@ -208,8 +279,8 @@ def register(bench_sub):
     c.add_argument("--bias-bits", type=positive_int, default=None,
                    help="a core's BIAS buffer address bits (default the config's)")
     c.add_argument("--overhead", type=int, default=None,
-                   help="the cycle model's per-task core overhead (default CORE_OVERHEAD, "
-                        "calibrated on the sim config's core)")
+                   help="the cycle model's per-task core overhead (default the core's "
+                        "calibrated one, cycle_model.core_overhead)")
     c.add_argument("--prefetch", action="store_true",
                    help="cycle model of two buffer sets per core (a core's next task loads "
                         "while it computes; not built, docs/astm.md)")

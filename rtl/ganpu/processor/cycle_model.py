@@ -21,7 +21,9 @@ What is modelled
   scheduler holds one load job until the DMA takes it, and dispatches nothing else
   meanwhile.
 * **Check**: the program checker reads every record before the first dispatch,
-  ``CHECK`` cycles each (the step's cycles include them, as the CYCLES counter does).
+  ``CHECK`` cycles each (the step's cycles include them, as the CYCLES counter does),
+  then one cycle decides the adaptive policy's regime
+  (:func:`~ganpu.processor.model.compute_bound` of the program at ``dma_width``).
 * **Scheduler**: the ``window`` oldest undispatched records are scanned in program
   order (the scan skips records already dispatched); the first whose dependencies
   are done is dispatched with as many cores as
@@ -44,13 +46,22 @@ from .config import ProcessorConfig
 from .program import TaskKind, Policy
 from .update_engine import UpdateEngine
 
-__all__ = ["core_cycles", "calibrate", "CORE_OVERHEAD", "JOB_SETUP", "DMA_SETUP", "STORE_SETUP",
-           "SKIP", "START", "CHECK", "task_row_macs",
+__all__ = ["core_cycles", "lane_cycles", "part_jobs", "task_row_terms", "calibrate", "CORE_OVERHEAD",
+           "OVERHEAD_BY_LANES", "core_overhead",
+           "LANE_QUEUE", "LANE_JOBS", "JOB_SETUP", "DMA_SETUP", "STORE_SETUP",
+           "SKIP", "START", "CHECK", "REGIME", "task_row_macs",
            "Schedule", "simulate", "compare_policies", "gantt"]
 
 # Calibrated with ``ganpu bench core --json F`` (lanes 4, the MLP GAN's step 0):
 # see calibrate() and docs/astm.md for the fit and its error.
-CORE_OVERHEAD = 166
+CORE_OVERHEAD = 106
+# The same fit per core by its MAC lanes: the 2-lane ``small`` core on every per-core
+# part of the narrow step's GEMMs, run on the core alone (ganpu.bench_step.core_overhead)
+OVERHEAD_BY_LANES = {4: CORE_OVERHEAD, 2: 40.5}
+# The distributor's queue per lane (docs/core.md); parts of at most LANE_JOBS jobs
+# (live outputs) are scheduled job by job (lane_cycles), larger ones by the slot rule
+LANE_QUEUE = 4
+LANE_JOBS = 512
 # DMA timing of the processor (docs/processor.md): taking a job costs JOB_SETUP; a load
 # pass of w words w + DMA_SETUP (set-up, the last core write, the drain check); a store
 # pass w + STORE_SETUP (set-up and the core host port's read latency); a step a load
@@ -64,17 +75,67 @@ START = 1
 # The program checker reads and checks every record before the first dispatch
 # (ProgramChecker: DescriptorChecker.latency + 3 cycles per record, one for the verdict)
 CHECK = 7
+# The scheduler's cycle after the verdict that latches the adaptive regime (its sums
+# are done by then: they read one record per cycle beside the checker)
+REGIME = 1
 
 
-def core_cycles(lanes, m, n, k, macs, overhead=None, slots=None):
+def core_overhead(core):
+    """The calibrated per-task overhead of a core config (its ``lanes``'
+    ``OVERHEAD_BY_LANES`` entry, else ``CORE_OVERHEAD``)."""
+    return OVERHEAD_BY_LANES.get(core.lanes, CORE_OVERHEAD)
+
+
+def lane_cycles(lanes, slots, jobs, queue=None):
+    """Cycles from the first job's issue until the lanes have taken every job into a
+    slot and finished it: ``jobs`` are the surviving terms of each job (one live
+    output), in issue order (row by row), one issued per cycle; the distributor gives
+    each to the lowest-numbered lane whose ``queue``-deep queue has room (else the issue
+    waits); a lane moves a queued job into a free slot at once; a slot holds a job
+    ``slots * max(terms, 1)`` cycles (one term every ``slots`` cycles,
+    ``docs/core.md``). So a few long jobs crowd into lane 0 instead of spreading."""
+    from collections import deque
+    queue = LANE_QUEUE if queue is None else queue
+    free = [[0] * slots for _ in range(lanes)]
+    waiting = [deque() for _ in range(lanes)]      # start times of jobs not yet in a slot
+    t = end = 0
+    for terms in jobs:
+        while True:
+            lane = None
+            for c in range(lanes):
+                while waiting[c] and waiting[c][0] <= t:
+                    waiting[c].popleft()
+                if len(waiting[c]) < queue:
+                    lane = c
+                    break
+            if lane is not None:
+                break
+            t = min(w[0] for w in waiting if w)    # the issue waits for a queue place
+        f = free[lane]
+        i = f.index(min(f))
+        start = max(t, f[i])
+        f[i] = start + slots * max(int(terms), 1)
+        if start > t:
+            waiting[lane].append(start)
+        end = max(end, f[i])
+        t += 1
+    return end
+
+
+def core_cycles(lanes, m, n, k, macs, overhead=None, slots=None, jobs=None):
     """Core cycles of ``m`` rows of an ``m x n x k`` gemm with ``macs`` surviving MACs.
 
-    ``max(macs / lanes, m*k, m*n, rounds * slots * k_eff) + overhead``: the lanes' issue
-    rate, the indexer's one A element per cycle, the epilogue's one output per cycle,
-    and the MAC's slot rule (a lane keeps ``slots`` sums in flight, each term of a sum
-    ``slots`` cycles after the previous one, so ``ceil(m*n / lanes)`` outputs per lane
-    take ``rounds = ceil(outputs / slots)`` rounds of ``slots * k_eff`` cycles, with
-    ``k_eff = macs / (m*n)`` the surviving terms per output).
+    ``max(macs / lanes, m*k, m*n, lanes') + k + overhead``: the lanes' issue rate, the
+    indexer's one A element per cycle, the epilogue's one output per cycle, and the
+    MAC lanes' schedule, whichever binds; then the first row's A read before its
+    first job (``k``) and a fixed start/drain cost. The lanes' schedule is
+    :func:`lane_cycles` of ``jobs`` (each live output's surviving terms, in issue
+    order) when given and at most ``LANE_JOBS`` of them, else the slot rule (a lane
+    keeps ``slots`` sums in flight, each term of a sum ``slots`` cycles after the
+    previous one, so ``ceil(m*n / lanes)`` outputs per lane take ``rounds =
+    ceil(outputs / slots)`` rounds of ``slots * k_eff`` cycles, with ``k_eff = macs /
+    (m*n)`` the surviving terms per output), which the job-by-job schedule approaches
+    when every lane's slots stay full.
     """
     if m == 0:
         return 0
@@ -83,8 +144,18 @@ def core_cycles(lanes, m, n, k, macs, overhead=None, slots=None):
         slots = Fp16Mac.slots
     over = CORE_OVERHEAD if overhead is None else overhead
     outs = m * n
-    rounds = -(-(-(-outs // lanes)) // slots)
-    return max(macs / lanes, m * k, outs, rounds * slots * macs / outs) + over
+    if jobs is not None and len(jobs) <= LANE_JOBS:
+        ring = lane_cycles(lanes, slots, jobs)
+    else:
+        rounds = -(-(-(-outs // lanes)) // slots)
+        ring = rounds * slots * macs / outs
+    return max(macs / lanes, m * k, outs, ring) + k + over
+
+
+def part_jobs(nnz, live):
+    """The jobs of some rows (:func:`lane_cycles`): row ``i``'s ``live[i]`` outputs each
+    with its ``nnz[i]`` surviving terms, row by row."""
+    return np.repeat(np.asarray(nnz, dtype=np.int64), np.asarray(live, dtype=np.int64))
 
 
 def _chunks(m, n, k, geom):
@@ -96,7 +167,9 @@ def calibrate(rows, lanes=4, geom=None):
     """Fit ``CORE_OVERHEAD`` to the per-gemm rows of ``ganpu bench core --json`` (``M``,
     ``N``, ``K``, ``surviving_macs``, ``measured``; a gemm the host split into row
     chunks for ``geom``'s buffers is predicted chunk by chunk, its MACs shared in
-    proportion to the rows). Returns ``(overhead, errors)``: the median per-task
+    proportion to the rows; with ``row_nnz`` and ``row_live``, each row's surviving
+    terms per output and live outputs, the lanes are scheduled job by job, see
+    :func:`core_cycles`). Returns ``(overhead, errors)``: the median per-task
     overhead, and the relative error of every row, the largest, and of the total."""
     from ..core.config import Geometry
     geom = Geometry() if geom is None else geom
@@ -104,8 +177,16 @@ def calibrate(rows, lanes=4, geom=None):
     for r in rows:
         ch = _chunks(r["M"], r["N"], r["K"], geom)
         nchunks.append(len(ch))
-        base.append(sum(core_cycles(lanes, c, r["N"], r["K"], r["surviving_macs"] * c / r["M"], 0)
-                        for c in ch))
+        b, m0 = 0, 0
+        for c in ch:
+            if "row_nnz" in r:
+                nnz, live = np.asarray(r["row_nnz"][m0:m0 + c]), np.asarray(r["row_live"][m0:m0 + c])
+                b += core_cycles(lanes, c, r["N"], r["K"], int((nnz * live).sum()), 0,
+                                 jobs=part_jobs(nnz, live))
+            else:
+                b += core_cycles(lanes, c, r["N"], r["K"], r["surviving_macs"] * c / r["M"], 0)
+            m0 += c
+        base.append(b)
     base, chunks = np.array(base), np.array(nchunks, dtype=float)
     meas = np.array([r["measured"] for r in rows], dtype=float)
     over = float(np.median((meas - base) / chunks))
@@ -136,12 +217,34 @@ def task_row_macs(cfg, rec, gbuf=None):
     return (nnz * live).astype(np.int64)
 
 
+def task_row_terms(cfg, rec, gbuf=None):
+    """``(nnz, live)`` of each row of GEMM record ``rec``: the surviving terms of each
+    of its outputs (the nonzero entries of the row of A) and the outputs the core
+    computes (all, or the MASK_IN bits where the core reads them); their product is
+    :func:`task_row_macs`. Without ``gbuf`` every MAC survives."""
+    from .model import normalize, reads_mask_in
+    r = normalize(cfg, rec)
+    M, N, K = r["m"], r["n"], r["k"]
+    if gbuf is None:
+        return np.full(M, K, dtype=np.int64), np.full(M, N, dtype=np.int64)
+    a = r["a"]
+    mi, ki = np.arange(M)[:, None], np.arange(K)[None, :]
+    A = np.asarray(gbuf)[a["base"] + mi * a["s0"] + ki * a["s1"]]
+    nnz = ((A & 0x7FFF) != 0).sum(axis=1).astype(np.int64)
+    if reads_mask_in(r):
+        live = (np.asarray(gbuf)[r["mask_in_base"] + np.arange(M * N)] & 1).reshape(M, N).sum(axis=1)
+    else:
+        live = np.full(M, N)
+    return nnz, live.astype(np.int64)
+
+
 @dataclass
 class Schedule:
     """The result of :func:`simulate`. ``segments`` are ``(task, core, start, end)``
     with ``start..end`` the core's compute; ``dma`` ``(task, start, end, kind)``
     transfers; ``cores_of`` the cores each GEMM record got; ``finished`` the cycle each
-    record completed (its last store done, or the host resumed)."""
+    record completed (its last store done, or the host resumed); ``bound`` the
+    adaptive policy's regime (the program is compute-bound)."""
     policy: Policy
     cores: int
     cycles: int
@@ -155,6 +258,7 @@ class Schedule:
     pause_points: list
     cores_of: dict = field(default_factory=dict)
     finished: dict = field(default_factory=dict)
+    bound: bool = False
 
     @property
     def busy_fraction(self):
@@ -177,17 +281,20 @@ class Schedule:
                 "cores_of": {str(k): v for k, v in self.cores_of.items()}}
 
 
-def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
+def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None, row_terms=None,
              dma_width=None, overhead=None, min_work=None, rule=None, prefetch=False):
     """Schedule ``records`` on ``cfg`` under ``policy``; returns a :class:`Schedule`.
 
     Surviving work comes from ``row_macs`` (a list, per record, of per-row MAC arrays,
     e.g. from :func:`task_row_macs`), else from ``gbuf`` (the GBUF after the step: every
-    operand A is still there), else every MAC survives. ``rule(free, ready, rec)``
+    operand A is still there), else every MAC survives; ``row_terms`` (per record,
+    :func:`task_row_terms`; from ``gbuf`` when it is given and ``row_macs`` is not)
+    lets :func:`core_cycles` schedule a small part's lanes job by job. ``rule(free, ready, rec)``
     replaces the adaptive rule (for exploring others): ``ready`` the ready GEMM records
     of the window in program order, ``rec`` the first of them; it returns the cores
     (0: wait). ``dma_width`` replaces the host port's ``cfg.core.host_words`` (the
-    elements a wide DMA pass moves per cycle).
+    elements a wide DMA pass moves per cycle, and the width the adaptive policy's
+    regime is decided for).
 
     ``prefetch`` models hardware the processor does not have (``docs/astm.md``, the
     prefetch sketch): two buffer sets per core, so a core may be given its next task
@@ -195,7 +302,8 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
     compute is done and the load is in; a set is free again when its task's rows are
     stored. A core counts as free for the policies while it has a free set.
     """
-    from .model import normalize, split_rows, cores_for, eors_active, reads_mask_in, MIN_WORK
+    from .model import (normalize, split_rows, cores_for, eors_active, reads_mask_in, MIN_WORK,
+                        compute_bound)
     if not isinstance(cfg, ProcessorConfig):
         raise TypeError(f"cfg must be a ProcessorConfig, not {cfg!r}")
     policy = Policy(policy)
@@ -205,10 +313,14 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
         raise ValueError(f"dma_width must be a positive int, not {dma_width!r}")
     from .dma import Dma
     min_work = MIN_WORK if min_work is None else min_work
+    overhead = core_overhead(cfg.core) if overhead is None else overhead
     recs = [normalize(cfg, r) for r in records]
     if row_macs is None:
         row_macs = [task_row_macs(cfg, r, gbuf) if r["kind"] == TaskKind.GEMM.value else None
                     for r in recs]
+        if row_terms is None and gbuf is not None:
+            row_terms = [task_row_terms(cfg, r, gbuf) if r["kind"] == TaskKind.GEMM.value else None
+                         for r in recs]
     C, lanes, P = cfg.cores, cfg.core.lanes, cfg.core.eors_lanes
     n = len(recs)
     deps = [[d["index"] for d in r["deps"] if d["valid"]] for r in recs]
@@ -226,7 +338,10 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
     left, cores_of, finished, pauses = {}, {}, {}, []
     loads, stores = [], []            # DMA jobs waiting: (task, passes, payload)
     dma_busy = False
-    now = CHECK * n + 1 if n else 0    # the check, then the first dispatch
+    # the regime the scheduler sums while the program is checked: as if the host port
+    # moved dma_width words per cycle
+    bound = compute_bound(recs, C, dma_width)
+    now = CHECK * n + REGIME + 1 if n else 0    # the check, the regime, the first dispatch
 
     def push(time, kind, payload):
         nonlocal seq
@@ -290,7 +405,11 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
         N, K = rec["n"], rec["k"]
         m0, m1 = dict(zip(cores_of[t], split_rows(rec["m"], len(cores_of[t]))))[core]
         macs = int(row_macs[t][m0:m1].sum())
-        end = now + int(np.ceil(core_cycles(lanes, m1 - m0, N, K, macs, overhead)))
+        jobs = None
+        if row_terms is not None and row_terms[t] is not None:
+            nnz, live = row_terms[t]
+            jobs = part_jobs(nnz[m0:m1], live[m0:m1])
+        end = now + int(np.ceil(core_cycles(lanes, m1 - m0, N, K, macs, overhead, jobs=jobs)))
         computing[core] = True
         segments.append((t, core, now, end))
         busy[core] += end - now
@@ -330,7 +449,8 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
             if rule is not None and policy == Policy.ADAPTIVE:
                 k = min(len(free), rec["m"], rule(len(free), [recs[u] for u in gemms], rec))
             else:
-                k = cores_for(policy, C, len(free), len(gemms), rec["m"], rec["work"], min_work)
+                k = cores_for(policy, C, len(free), len(gemms), rec["m"], rec["work"], min_work,
+                              bound=bound)
             # the scheduler holds one load job until the DMA takes it
             if k == 0 or loads:
                 break
@@ -379,12 +499,16 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None,
     oracle_macs = int(sum(int(m.sum()) for m in row_macs if m is not None))
     return Schedule(policy, C, now, segments, dma, busy, occupied,
                     sum(e - s for _, s, e, _ in dma), oracle_macs / (C * lanes),
-                    oracle_macs, pauses, cores_of, finished)
+                    oracle_macs, pauses, cores_of, finished, bound)
 
 
 def compare_policies(cfg, records, gbuf=None, **kw):
     """``{policy name: Schedule}`` for the three policies on the same program and data."""
     row_macs = kw.pop("row_macs", None)
+    if row_macs is None and gbuf is not None and "row_terms" not in kw:
+        from .model import normalize
+        kw["row_terms"] = [task_row_terms(cfg, r, gbuf) if normalize(cfg, r)["kind"] == TaskKind.GEMM.value
+                           else None for r in records]
     if row_macs is None:
         from .model import normalize
         row_macs = [task_row_macs(cfg, r, gbuf) if normalize(cfg, r)["kind"] == TaskKind.GEMM.value

@@ -29,7 +29,7 @@ from .program import TaskKind, ProgramError, Policy, task_layout, record_layout,
 
 __all__ = ["normalize", "pack_record", "unpack_record", "record_bus_words", "core_descriptor",
            "reads_mask_in", "eors_active", "operand_ranges", "check_program", "run_program",
-           "split_rows", "cores_for", "adaptive_cores", "MIN_WORK", "update_ranges", "run_update",
+           "split_rows", "cores_for", "adaptive_cores", "compute_bound", "MIN_WORK", "MIN_SPLIT", "update_ranges", "run_update",
            "UPDATE_WORDS", "eors_bank"]
 
 # GBUF words an UPDATE moves per parameter each way: master and momentum (2 words each)
@@ -39,6 +39,12 @@ UPDATE_WORDS = 5
 # The adaptive policy gives a task one core per MIN_WORK core cycles of work (at least
 # one): below that a core's start-up and the DMA's per-core A transfers outweigh the gain.
 MIN_WORK = 256
+
+# Time multiplexing (every task over every core) pays only when a core's share of the
+# program's average task is at least MIN_SPLIT core cycles: below that a task's fixed
+# costs (the core's start and drain, its DMA passes and store job) dominate and running
+# tasks side by side hides them better than splitting each (docs/astm.md).
+MIN_SPLIT = 1024
 
 
 def _check_cfg(cfg):
@@ -398,25 +404,54 @@ def split_rows(m, k):
     return out
 
 
-def adaptive_cores(free, ready, m, work, min_work=MIN_WORK):
+def compute_bound(records, cores, dma_width):
+    """The adaptive policy's regime for a program on a config: True (time
+    multiplexing) when the program is *compute-bound* with tasks worth splitting, over
+    its ``n`` GEMM records: their ``work`` (core cycles on one core) spread over all
+    ``cores`` outlasts the DMA moving their ``words`` at ``dma_width`` words per cycle,
+    ``sum(work) * dma_width > sum(words) * cores``, and a core's share of the average
+    task is more than ``MIN_SPLIT`` cycles, ``sum(work) > n * cores * MIN_SPLIT``. The
+    scheduler sums the three while the program is checked (``dma_width`` is the
+    config's ``host_words``, a power of two, and ``MIN_SPLIT`` one: shifts) and compares
+    once (``docs/astm.md`` has the measurements that chose the rule)."""
+    work = words = n = 0
+    for r in records:
+        if _kind(r) == TaskKind.GEMM.value:
+            work += int(r.get("work", 0))
+            words += int(r.get("words", 0))
+            n += 1
+    return work * dma_width > words * cores and work > n * cores * MIN_SPLIT
+
+
+def adaptive_cores(free, ready, m, work, min_work=MIN_WORK, *, cores=None, bound=False):
     """Cores the adaptive policy gives a task (0: wait).
 
-    ``k = min(free, max(1, free // ready), m, max(1, ceil(work / min_work)))``: ``ready``
-    counts the ready GEMM records in the window, this one included, so free cores are shared
-    among them (``docs/astm.md`` has the measurements that chose the rule).
+    In a compute-bound program (``bound``, :func:`compute_bound`) time multiplexing:
+    the task waits until ``min(cores, m)`` cores are free and takes them (TEMPORAL,
+    except that a task of fewer rows than cores need not wait for every core).
+    Otherwise the DMA bounds the step and the free cores are shared among the ready
+    tasks, so one task's transfers overlap another's compute: ``k = min(free,
+    max(1, free // ready), m, max(1, ceil(work / min_work)))``, ``ready`` counting the
+    ready GEMM records in the window, this one included.
     """
+    if bound:
+        if cores is None:
+            raise ValueError("a compute-bound program needs the core count, not cores=None")
+        k = min(cores, m)
+        return k if free >= k else 0
     if free == 0:
         return 0
     return max(1, min(free, max(1, free // max(1, ready)), m, max(1, -(-work // min_work))))
 
 
-def cores_for(policy, cores, free, ready, m, work, min_work=MIN_WORK):
+def cores_for(policy, cores, free, ready, m, work, min_work=MIN_WORK, bound=False):
     """Cores a ready GEMM record gets under ``policy`` given ``free`` free cores of
     ``cores`` (0: it waits). TEMPORAL waits for every core and uses ``min(cores, m)``;
-    SPATIAL uses one; ADAPTIVE :func:`adaptive_cores`."""
+    SPATIAL uses one; ADAPTIVE :func:`adaptive_cores` (``bound``: the program is
+    compute-bound, :func:`compute_bound`)."""
     policy = Policy(policy)
     if policy == Policy.TEMPORAL:
         return min(cores, m) if free == cores else 0
     if policy == Policy.SPATIAL:
         return 1 if free else 0
-    return adaptive_cores(free, ready, m, work, min_work)
+    return adaptive_cores(free, ready, m, work, min_work, cores=cores, bound=bound)

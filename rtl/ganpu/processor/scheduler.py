@@ -1,7 +1,7 @@
 """The ASTM scheduler: ready tasks to free cores, in time or in space
 (``docs/processor.md``)."""
 
-from amaranth.hdl import Module, Signal, Mux, Const
+from amaranth.hdl import Module, Signal, Mux, Const, Shape
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -12,7 +12,7 @@ from .bus import control_layout, status_layout
 from .checker import CheckPort, derived_descriptor, reads_mask_in
 from .config import ProcessorConfig, ProcessorComponent
 from .dma import load_layout, store_layout
-from .model import MIN_WORK, cores_for
+from .model import MIN_WORK, MIN_SPLIT, cores_for, compute_bound
 from .program import TaskKind, ProgramError, Policy, State, task_layout, update_layout, EORS_SLOT_BITS
 from .task_table import table_read_signature
 from .update_engine import UpdatePort
@@ -54,9 +54,15 @@ class Scheduler(ProcessorComponent):
 
     Cores per dispatch (:func:`ganpu.processor.model.cores_for`, same rule): TEMPORAL
     waits until every core is free and splits the rows over ``min(cores, M)`` of them;
-    SPATIAL gives one core; ADAPTIVE gives
+    SPATIAL gives one core; ADAPTIVE first tells a compute-bound program from a DMA-bound
+    one (:func:`ganpu.processor.model.compute_bound`: ``sum(work) * host_words >
+    sum(words) * cores`` and ``sum(work) > n * cores * MIN_SPLIT`` over the ``n`` GEMM
+    records, summed while the program is checked): in a compute-bound program of tasks
+    worth splitting, a record waits until ``min(cores, M)`` cores are free and takes
+    them (time multiplexing); otherwise it gets
     ``k = min(free, max(1, free // ready), M, max(1, ceil(work / MIN_WORK)))`` cores
-    (``ready`` = ready GEMM records in the window). The ``k`` lowest-numbered free cores get
+    (``ready`` = ready GEMM records in the window: space sharing, so one record's
+    transfers overlap another's compute). The ``k`` lowest-numbered free cores get
     rows split by :func:`ganpu.processor.model.split_rows` (``M // k`` each, one more
     for the first ``M % k``). The DMA loads the group's operands (one load job), the
     scheduler starts each core as soon as its own operands are in (``loaded``), and
@@ -75,7 +81,10 @@ class Scheduler(ProcessorComponent):
     then RUNNING, or ERROR with the checker's verdict.
 
     Throughput: a window scan takes two cycles per record it reads (the window's
-    records and the dispatched ones between them) plus two; one dispatch per scan.
+    records and the dispatched ones between them) plus two; one dispatch per scan. The
+    balance sum reads one record per cycle beside the checker (which takes several per
+    record), so it is done by the checker's verdict; one cycle after it decides the
+    regime before the first scan.
 
     Ports
     -----
@@ -113,9 +122,10 @@ class Scheduler(ProcessorComponent):
         })
 
     @staticmethod
-    def model(cfg, policy, free, ready, m, work):
-        """Cores given to a ready GEMM record (0: it waits)."""
-        return cores_for(policy, cfg.cores, free, ready, m, work)
+    def model(cfg, policy, free, ready, m, work, records=()):
+        """Cores given to a ready GEMM record of the program ``records`` (0: it waits)."""
+        return cores_for(policy, cfg.cores, free, ready, m, work,
+                         bound=compute_bound(records, cfg.cores, cfg.core.host_words))
 
     def elaborate(self, platform):
         m = Module()
@@ -228,7 +238,11 @@ class Scheduler(ProcessorComponent):
         i_slot = Signal(range(cfg.program_depth + 1))
         seen = Signal(range(W + 1))
         idx = Signal(pb + 2)
-        m.d.comb += [idx.eq(head + i_slot), self.table.addr.eq(idx)]
+        # the balance sum reads the table while the checker runs (its own port): one
+        # record per cycle from 0 to ntasks - 1
+        in_check = Signal()
+        scan_i = Signal(16)
+        m.d.comb += [idx.eq(head + i_slot), self.table.addr.eq(Mux(in_check, scan_i, idx))]
         rec = layout(self.table.data[:layout.size])
         in_prog = idx < ntasks
         deps_done = 1
@@ -249,6 +263,24 @@ class Scheduler(ProcessorComponent):
                      self.update_trace.done.eq(upd.done), self.update_trace.start.eq(upd.start),
                      self.update_trace.task.eq(Mux(upd.start, cand_idx, upd_task))]
 
+        # the regime: sums of the GEMM records' work and words over the whole program
+        sum_bits = Shape.cast(layout["work"].shape).width + cfg.program_bits
+        sum_work, sum_words = Signal(sum_bits), Signal(sum_bits)
+        n_gemm = Signal(cfg.program_bits + 1)
+        scan_pend = Signal()            # the table's data is record scan_i - 1
+        bound = Signal()                # compute-bound: time multiplexing
+        with m.If(scan_pend & (rec.kind == TaskKind.GEMM)):
+            m.d.sync += [sum_work.eq(sum_work + rec.work), sum_words.eq(sum_words + rec.words),
+                         n_gemm.eq(n_gemm + 1)]
+        m.d.sync += scan_pend.eq(0)
+        with m.If(in_check & (scan_i < ntasks)):
+            m.d.sync += [scan_i.eq(scan_i + 1), scan_pend.eq(1)]
+        scan_busy = (in_check & (scan_i < ntasks)) | scan_pend
+        # host_words and MIN_SPLIT are powers of two: shifts; C a constant factor
+        lw = cfg.core.host_words.bit_length() - 1
+        is_bound = ((sum_work << lw) > sum_words * C) & \
+            (sum_work > ((n_gemm * C) << (MIN_SPLIT.bit_length() - 1)))
+
         free_n = Signal(range(C + 1))
         m.d.comb += free_n.eq(sum(free[i] for i in range(C)))
         k = Signal(range(C + 1))
@@ -260,6 +292,10 @@ class Scheduler(ProcessorComponent):
                                      _min(cand.m, Mux(need == 0, 1, need))))
         with m.If(free_n == 0):
             m.d.comb += adaptive.eq(0)
+        # compute-bound: wait for min(C, M) free cores, then take them
+        tk = _min(C, cand.m)
+        with m.If(bound):
+            m.d.comb += adaptive.eq(Mux(free_n >= tk, tk, 0))
         with m.Switch(policy):
             with m.Case(Policy.TEMPORAL):
                 m.d.comb += k.eq(Mux(all_free, _min(C, cand.m), 0))
@@ -279,19 +315,26 @@ class Scheduler(ProcessorComponent):
                     m.d.comb += [chk.start.eq(1)]
                     m.d.sync += [state.eq(State.CHECKING), policy.eq(ctl.policy), ntasks.eq(ctl.ntasks),
                                  st.cycles.eq(0), st.error.eq(ProgramError.OK), st.error_task.eq(0),
-                                 st.error_core.eq(0), done_count.eq(0), dma_base.eq(self.dma_cycles)]
+                                 st.error_core.eq(0), done_count.eq(0), dma_base.eq(self.dma_cycles),
+                                 scan_i.eq(0), sum_work.eq(0), sum_words.eq(0), n_gemm.eq(0)]
                     for i in range(C):
                         m.d.sync += st.core_busy[i].eq(0)
                     m.next = "Check"
             with m.State("Check"):
+                m.d.comb += in_check.eq(1)
                 with m.If(chk.done):
                     with m.If(chk.error != ProgramError.OK):
                         m.d.sync += [state.eq(State.ERROR), st.error.eq(chk.error),
                                      st.error_task.eq(chk.task), st.error_core.eq(chk.core_error)]
                         m.next = "Idle"
                     with m.Else():
-                        m.d.sync += [state.eq(State.RUNNING), done_bits.eq(0), disp_bits.eq(0), head.eq(0)]
-                        m.next = "Head"
+                        m.next = "Balance"
+            with m.State("Balance"):
+                m.d.comb += in_check.eq(1)
+                with m.If(~scan_busy):
+                    m.d.sync += [bound.eq(is_bound), state.eq(State.RUNNING), done_bits.eq(0),
+                                 disp_bits.eq(0), head.eq(0)]
+                    m.next = "Head"
             with m.State("Head"):
                 m.d.sync += [i_slot.eq(0), seen.eq(0), n_ready.eq(0), found.eq(0)]
                 with m.If(done_count == ntasks):
