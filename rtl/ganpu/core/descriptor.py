@@ -310,13 +310,15 @@ class DescriptorChecker(CheckedComponent):
         work_big = Mux(conv != 0,
                        ~py_neg & (px_s != 0) & ((py_over & ic_nz) | over(yc) | above_depth(wprod)),
                        mk_big)
-        err = Signal(Error)
+        # the checks ranked before WORK_RANGE and after it decided without the last
+        # product, which then only picks between them (one multiplexer after it)
+        first, rest = Signal(Error, name="first"), Signal(Error, name="rest")
         with m.If(d.op.as_value() == 3):  # the one code Op does not define
-            m.d.comb += err.eq(Error.BAD_OP)
+            m.d.comb += first.eq(Error.BAD_OP)
         with m.Elif(d.act.as_value() == 3):
-            m.d.comb += err.eq(Error.BAD_ACT)
+            m.d.comb += first.eq(Error.BAD_ACT)
         with m.Elif(zero3):
-            m.d.comb += err.eq(Error.ZERO_DIM)
+            m.d.comb += first.eq(Error.ZERO_DIM)
         with m.Elif(((d.op == Op.WG) & (d.act != Act.IDENTITY)) |
                     ((d.op == Op.FP) & d.use_mask & (d.act != Act.RELU)) |
                     ((d.op != Op.FP) & d.use_mask) |
@@ -324,31 +326,32 @@ class DescriptorChecker(CheckedComponent):
                     # whole words, and one mask source is enough
                     (eors & (d.use_mask | ~linear_b |
                              (d.bias & (d.bias_base[:lp] != 0 if lp else 0))))):
-            m.d.comb += err.eq(Error.BAD_COMBO)
+            m.d.comb += first.eq(Error.BAD_COMBO)
         with m.Elif(conv_bad):
-            m.d.comb += err.eq(Error.BAD_CONV)
+            m.d.comb += first.eq(Error.BAD_CONV)
         with m.Elif((conv != 0) & conv_shape):
-            m.d.comb += err.eq(Error.CONV_SHAPE)
+            m.d.comb += first.eq(Error.CONV_SHAPE)
         with m.Elif(Mux(conv != 0, ca_last, a_last) >= g.depth("a")):
-            m.d.comb += err.eq(Error.A_RANGE)
+            m.d.comb += first.eq(Error.A_RANGE)
         with m.Elif(Mux(conv != 0, cb_last, b_last) >= g.depth("b")):
-            m.d.comb += err.eq(Error.B_RANGE)
+            m.d.comb += first.eq(Error.B_RANGE)
         with m.Elif(o_last >= g.depth("out")):
-            m.d.comb += err.eq(Error.OUT_RANGE)
+            m.d.comb += first.eq(Error.OUT_RANGE)
         with m.Elif(d.bias & (bias_last >= g.depth("bias"))):
-            m.d.comb += err.eq(Error.BIAS_RANGE)
+            m.d.comb += first.eq(Error.BIAS_RANGE)
         with m.Elif(mn3 > g.depth("mask")):
-            m.d.comb += err.eq(Error.MASK_RANGE)
-        with m.Elif(work_big):
-            m.d.comb += err.eq(Error.WORK_RANGE)
-        with m.Elif(eors & (gk3 > g.depth("b") // self.eors_lanes)):
-            m.d.comb += err.eq(Error.EORS_RANGE)
+            m.d.comb += first.eq(Error.MASK_RANGE)
+        with m.Else():
+            m.d.comb += first.eq(Error.OK)
+        with m.If(eors & (gk3 > g.depth("b") // self.eors_lanes)):
+            m.d.comb += rest.eq(Error.EORS_RANGE)
         # last, so that every earlier verdict stays reachable (an M*N past the masks
         # fits OUT only with shared elements)
         with m.Elif(~rows_ok & ~cols_ok):
-            m.d.comb += err.eq(Error.OUT_OVERLAP)
+            m.d.comb += rest.eq(Error.OUT_OVERLAP)
         with m.Else():
-            m.d.comb += err.eq(Error.OK)
+            m.d.comb += rest.eq(Error.OK)
+        err = Mux(first != Error.OK, first, Mux(work_big, Error.WORK_RANGE, rest))
 
         m.d.comb += self.done.eq(delay(m, self.start, self.latency, name="done"))
         m.d.sync += self.error.eq(err)
