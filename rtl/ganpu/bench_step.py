@@ -217,9 +217,29 @@ def print_table(schedules, file=None):
           file=file)
 
 
+def _calibrate_core(args):
+    """The core's per-task overhead on its own (:func:`core_overhead`), printed."""
+    from .gan import TrainConfig
+    from .host.compiler import compile_gan, run_step
+    from .processor.cycle_model import task_row_macs
+    from .processor.program import TaskKind
+    cfg = step_config(args.config, args.cores, args.gbuf_bits, args.program_bits, args.bias_bits)
+    gan = mlp_gan(TrainConfig(batch=args.batch, seed=args.seed), args.hidden)
+    program = compile_gan(cfg, gan)
+    _, gbuf = run_step(program, gan)
+    row_macs = [task_row_macs(cfg, r, gbuf) if t.kind == TaskKind.GEMM else None
+                for t, r in zip(program.tasks, program.records)]
+    over, err, rows = core_overhead(cfg, program, gbuf, row_macs)
+    print(f"core alone ({len(rows)} per-core parts, Verilator): overhead {over:g} cycles per task; "
+          f"sum of the parts {err['total']:+.2%}, largest part error {err['max_abs']:.1%}")
+    return over
+
+
 def _cmd(args):
     policies = POLICIES if args.policy == "all" else (args.policy,)
     try:
+        if args.calibrate_core and args.overhead is None:
+            args.overhead = _calibrate_core(args)
         schedules, program = bench_step(policies=policies, cores=args.cores, batch=args.batch,
                                         seed=args.seed, model=args.model,
                                         dma_width=args.dma_width, config=args.config,
@@ -281,6 +301,9 @@ def register(bench_sub):
     c.add_argument("--overhead", type=int, default=None,
                    help="the cycle model's per-task core overhead (default the core's "
                         "calibrated one, cycle_model.core_overhead)")
+    c.add_argument("--calibrate-core", action="store_true",
+                   help="first fit the per-task overhead on the config's core alone (Verilator: "
+                        "every per-core part of the step's GEMMs) and use it (docs/astm.md)")
     c.add_argument("--prefetch", action="store_true",
                    help="cycle model of two buffer sets per core (a core's next task loads "
                         "while it computes; not built, docs/astm.md)")
