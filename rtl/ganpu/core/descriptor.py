@@ -295,11 +295,24 @@ class DescriptorChecker(CheckedComponent):
             rows_ok.eq(((n1 == 0) | (d.o_sn != 0)) & ((m1 == 0) | (d.o_sm > prods["on"]))),
             cols_ok.eq(((m1 == 0) | (d.o_sm != 0)) & ((n1 == 0) | (d.o_sn > prods["om"]))),
         ]
-        eors = d.eors & (d.op == Op.FP) & (d.act == Act.RELU)
+        eors_d = d.eors & (d.op == Op.FP) & (d.act == Act.RELU)
         # the speculator reads BW word g*K + boff: B offsets must be k itself
         kk = d.kern * d.kern
         linear_b = Mux(rows, ~d.flip & (d.b_sk == kk) & (d.b_sy == d.kern) & (d.b_sx == 1),
                        (conv == 0) & (d.b_sk == 1))
+        # the combination rules from the registered descriptor, a stage ahead of the
+        # verdict (kern*kern is a multiplier)
+        eors, combo_bad = Signal(name="eors"), Signal(name="combo_bad")
+        m.d.sync += [
+            eors.eq(eors_d),
+            combo_bad.eq(((d.op == Op.WG) & (d.act != Act.IDENTITY)) |
+                         ((d.op == Op.FP) & d.use_mask & (d.act != Act.RELU)) |
+                         ((d.op != Op.FP) & d.use_mask) |
+                         # the speculator reads weights row-major from BW and biases by
+                         # whole words, and one mask source is enough
+                         (eors_d & (d.use_mask | ~linear_b |
+                                    (d.bias & (d.bias_base[:lp] != 0 if lp else 0))))),
+        ]
 
         # stage 4: the last product, then the verdict, first failing check in this order.
         # Saturated Py*img*chan times saturated Px exceeds D exactly when the count does:
@@ -319,13 +332,7 @@ class DescriptorChecker(CheckedComponent):
             m.d.comb += first.eq(Error.BAD_ACT)
         with m.Elif(zero3):
             m.d.comb += first.eq(Error.ZERO_DIM)
-        with m.Elif(((d.op == Op.WG) & (d.act != Act.IDENTITY)) |
-                    ((d.op == Op.FP) & d.use_mask & (d.act != Act.RELU)) |
-                    ((d.op != Op.FP) & d.use_mask) |
-                    # the speculator reads weights row-major from BW and biases by
-                    # whole words, and one mask source is enough
-                    (eors & (d.use_mask | ~linear_b |
-                             (d.bias & (d.bias_base[:lp] != 0 if lp else 0))))):
+        with m.Elif(combo_bad):
             m.d.comb += first.eq(Error.BAD_COMBO)
         with m.Elif(conv_bad):
             m.d.comb += first.eq(Error.BAD_CONV)
