@@ -296,7 +296,7 @@ def test_cores_start_as_their_rows_arrive():
     rec = {"kind": TaskKind.GEMM, "m": m, "n": n, "k": k, "bias": 1, "work": 10_000,
            "words": m * k + n * k + n + m * n}
     s = simulate(cfg, [rec], Policy.TEMPORAL, row_macs=[np.full(m, n * k)])
-    t0 = cm.CHECK + cm.REGIME + 1                                              # the check
+    t0 = cm.CHECK + cm.REGIME + 1 + cfg.window + 2 + cm.SCAN_ASSIGN             # check, scan
     t = cm.JOB_SETUP + (n * k + cm.DMA_SETUP) + cm.SKIP + (n + cm.DMA_SETUP)   # B, no BW, BIAS
     want = []
     for m0, m1 in split_rows(m, 4):
@@ -315,7 +315,9 @@ def test_check_cycles():
     cfg = ProcessorConfig(cores=1)
     rec = {"kind": TaskKind.GEMM, "m": 2, "n": 4, "k": 4, "work": 300, "words": 0}
     s = simulate(cfg, [rec, rec, rec], Policy.TEMPORAL, row_macs=[np.full(2, 16)] * 3)
-    assert s.dma[0][1] == 3 * cm.CHECK + cm.REGIME + 1
+    # the check, the regime, then the first scan's decision (half a scan of two cycles
+    # per window record and two, on average) and its assignment
+    assert s.dma[0][1] == 3 * cm.CHECK + cm.REGIME + 1 + cfg.window + 2 + cm.SCAN_ASSIGN
     assert simulate(cfg, [], Policy.TEMPORAL).cycles == 0
 
 

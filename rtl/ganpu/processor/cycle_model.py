@@ -32,9 +32,15 @@ What is modelled
   PAUSE stops dispatching; once every core and the DMA are idle the host acts (its time
   is not counted: ``pause_cycles``) and the program resumes.
 
+* **Scan**: the scheduler reads its window two cycles per record; a dispatch leaves it
+  ``window + 2 + SCAN_ASSIGN`` cycles after the event that allowed it (half a scan on
+  average, then the assignment); and a completion that frees the last core while a
+  PAUSE is already ready serves the PAUSE before the records that completion readies
+  (the scan in flight read them before it).
+
 What is not modelled: bus contention between the DMA and the host, GBUF bank
-conflicts, the scheduler's scan of its window (two cycles per record), host time at
-pauses (the processor's CYCLES counter includes it).
+conflicts, the scan's exact phase, host time at pauses (the processor's CYCLES
+counter includes it).
 """
 
 import heapq
@@ -49,7 +55,7 @@ from .update_engine import UpdateEngine
 __all__ = ["core_cycles", "lane_cycles", "part_jobs", "task_row_terms", "calibrate", "CORE_OVERHEAD",
            "OVERHEAD_BY_LANES", "core_overhead",
            "LANE_QUEUE", "LANE_JOBS", "JOB_SETUP", "DMA_SETUP", "STORE_SETUP",
-           "SKIP", "START", "CHECK", "REGIME", "task_row_macs",
+           "SKIP", "START", "CHECK", "REGIME", "SCAN_ASSIGN", "task_row_macs",
            "Schedule", "simulate", "compare_policies", "gantt"]
 
 # Calibrated with ``ganpu bench core --json F`` (lanes 4, the MLP GAN's step 0):
@@ -78,6 +84,8 @@ CHECK = 7
 # The scheduler's cycle after the verdict that latches the adaptive regime (its sums
 # are done by then: they read one record per cycle beside the checker)
 REGIME = 1
+# The scheduler's Assign state after its scan's decision
+SCAN_ASSIGN = 1
 
 
 def core_overhead(core):
@@ -341,6 +349,9 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None, 
     # the regime the scheduler sums while the program is checked: as if the host port
     # moved dma_width words per cycle
     bound = compute_bound(recs, C, dma_width)
+    # a dispatch leaves the scheduler this long after the event that allowed it: half
+    # a window scan on average (two cycles per record and two) and the assignment
+    SCAN = cfg.window + 2 + SCAN_ASSIGN
     now = CHECK * n + REGIME + 1 if n else 0    # the check, the regime, the first dispatch
 
     def push(time, kind, payload):
@@ -360,9 +371,13 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None, 
         nonlocal dma_busy
         if dma_busy or not (stores or loads):
             return
+        if not stores and loads[0][4] > now:
+            # the scheduler assigns the group at the end of its scan
+            push(loads[0][4], "scan", None)
+            return
         # a store is taken before a waiting load: it frees a core
         job = stores.pop(0) if stores else loads.pop(0)
-        t, cycles, kind, payload = job
+        t, cycles, kind, payload = job[:4]
         dma.append((t, now, now + cycles, kind))
         dma_busy = True
         push(now + cycles, kind, payload)
@@ -398,7 +413,7 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None, 
             sets[core] -= 1
             if sets[core] == 0:
                 free.discard(core)
-        loads.append((t, cycles, "load", (t, now, ready_at)))
+        loads.append((t, cycles, "load", (t, now, ready_at), now + SCAN))
 
     def started(t, core, t_disp):
         rec = recs[t]
@@ -425,6 +440,14 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None, 
                      and (recs[t]["kind"] != TaskKind.UPDATE.value or upd_free)]
             if not ready:
                 break
+            # the scan's race: the completion that frees the last core also readies the
+            # records after it, but the scan in flight read them before it and serves an
+            # already ready PAUSE first (it tests the free cores at its end)
+            idle = all(x == full for x in sets) and not dma_busy and not loads and not stores
+            late = [t for t in ready if any(finished.get(d) == now for d in deps[t])]
+            if idle and late and any(recs[t]["kind"] == TaskKind.PAUSE.value and t not in late
+                                     for t in ready):
+                ready = [t for t in ready if t not in late]
             t = ready[0]
             if recs[t]["kind"] == TaskKind.PAUSE.value:
                 if all(x == full for x in sets) and not dma_busy and not loads and not stores:
@@ -464,7 +487,9 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None, 
             break
         time, _, kind, payload = heapq.heappop(events)
         now = max(now, time)
-        if kind == "load":
+        if kind == "scan":
+            pass
+        elif kind == "load":
             dma_busy = False
         elif kind == "update":
             dma_busy = False
