@@ -123,9 +123,10 @@ class DescriptorChecker(CheckedComponent):
     per task. Stage 1 reads the live descriptor and registers it (with the minus-one
     dimensions, the first products and the border terms of the exact tap count);
     stages 2 to 4 start from those flip-flops: stage 2 the stride products and the
-    tap count's sums, stage 3 the last addresses and ``Py * img * chan`` (one
-    multiplier, its factors saturated past A's depth by bit tests), stage 4 the last
-    product ``* Px`` and the verdict (``docs/synthesis.md``, "Timing").
+    tap count's sums, stage 3 the last addresses, the combination rules and
+    ``Py * img * chan`` (one multiplier, its factors saturated past A's depth by bit
+    tests), stage 4 the last product ``* Px`` and the verdict, which that product only
+    picks between the codes ranked before and after WORK_RANGE (``docs/synthesis.md``).
     :meth:`model` is the verdict for a descriptor (a dict of field values).
 
     Parameters
