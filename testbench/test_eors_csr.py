@@ -76,9 +76,10 @@ from ganpu.core.model import EORS_COUNTERS
 from ganpu.processor.model import eors_bank, run_program
 from ganpu.processor.program import Policy, Csr, eors_csr, EORS_BANK_WORDS
 
-# Icarus: two cores on a 2K-word GBUF, 1 in 4 sampled (the smallest rate 4 EORS lanes
-# allow, so every counter is reached); Verilator the same config with more programs.
-RUNS = {"icarus": dict(cores=2, gbuf_bits=11, programs=2, tasks=7),
+# Icarus: two cores on a 1K-word GBUF (every word is read back after each program), 1 in
+# 4 sampled (the smallest rate 4 EORS lanes allow, so every counter is reached);
+# Verilator a 2K-word GBUF and more programs.
+RUNS = {"icarus": dict(cores=2, gbuf_bits=10, programs=2, tasks=7),
         "verilator": dict(cores=2, gbuf_bits=11, programs=4, tasks=10)}
 SAMPLE_LOG2 = 2
 
@@ -116,7 +117,7 @@ def random_bank_program(cfg, rng, tasks):
     return gbuf, records
 
 
-def real_bank_program(cfg, rng, rows=6):
+def real_bank_program(cfg, rng, rows=6, k=24):
     """Records of the MLP GAN's real FP ReLU gemms (step 0, rows of the batch picked at
     random, weights cut to a leading block that fits the small core), one slot per
     layer, each layer at its own level (0 = configured, 7, 12)."""
@@ -136,7 +137,7 @@ def real_bank_program(cfg, rng, rows=6):
         if rec["epi_phase"] != "fp" or rec["act"] != "relu" or len(records) == 3:
             continue
         A, B = np.asarray(rec["A"]), np.asarray(rec["B"])
-        K, N = min(A.shape[1], 24), min(B.shape[0], 8)
+        K, N = min(A.shape[1], k), min(B.shape[0], 8)
         assert rows * K <= g.depth("a") and -(-N // P) * P * K <= g.depth("b")
         a = put(A[np.sort(rng.choice(A.shape[0], rows, replace=False)), :K])
         b = put(B[:N, :K])
@@ -161,7 +162,8 @@ def bank_programs(sim):
     policies = list(Policy)
     out = [(f"random{i}", *random_bank_program(cfg, rng, run["tasks"]), policies[i % 3].value)
            for i in range(max(1, int(run["programs"] * harness.scale())))]
-    out.append(("real", *real_bank_program(cfg, rng), Policy.ADAPTIVE.value))
+    out.append(("real", *real_bank_program(cfg, rng, k=24 if cfg.gbuf_bits > 10 else 16),
+                Policy.ADAPTIVE.value))
     return cfg, out
 
 
