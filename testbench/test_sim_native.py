@@ -55,6 +55,13 @@ def test_driver_over_socket(binary):
             np.testing.assert_array_equal(npu.read_gbuf(3000, len(words)), words)
         sessions = server.wait_sessions(2)
         assert len(sessions) == 2 and all(c > 0 for c, _ in sessions)
+        # each session's cycles by processor state add up to its cycles; the first
+        # checked and ran the program, moved link bytes, and ended in DONE
+        first, second = server.breakdown
+        for (cycles, _), b in zip(sessions, server.breakdown):
+            assert sum(b[k] for k in native.BREAKDOWN[:6]) == cycles and 0 < b["link"] <= cycles
+        assert first["checking"] > 0 and first["running"] > 0 and first["done"] > 0
+        assert second["checking"] == second["running"] == 0 and second["error"] == 0
         assert server.stop() == 0
     assert server.total is not None and server.total[0] >= sum(c for c, _ in sessions)
 

@@ -151,7 +151,9 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
         # loop and CPU seconds (the load-independent figure on a shared machine)
         (cycles, running), = server.sessions[-1:]
         out.update(sim_cycles=cycles, sim_seconds=round(running, 3),
-                   sim_cpu_seconds=server.cpu[len(server.sessions) - 1])
+                   sim_cpu_seconds=server.cpu[len(server.sessions) - 1],
+                   # core cycles by processor state, cycles moving link bytes, time stops
+                   sim_breakdown=server.breakdown[-1] if server.breakdown else {})
     return out
 
 
@@ -181,6 +183,9 @@ def print_table(res, file=None):
         print(f"simulator: {res['sim_cycles']:,} cycles in {res['sim_seconds']:.1f} s of its "
               f"cycle loop ({res['sim_cycles'] / max(res['sim_seconds'], 1e-9):,.0f} cycles/s)"
               + (f", {cpu:.1f} s CPU" if cpu is not None else ""), file=file)
+        if res.get("sim_breakdown"):
+            print("simulator cycles by processor state: " + ", ".join(
+                f"{k} {v:,}" for k, v in res["sim_breakdown"].items()), file=file)
 
 
 def _cmd(args):

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from . import runner
 
-__all__ = ["VERILATOR_FLAGS", "SimBuildError", "ServerError", "build", "Server", "NATIVE_DIR"]
+__all__ = ["VERILATOR_FLAGS", "BREAKDOWN", "SimBuildError", "ServerError", "build", "Server",
+           "NATIVE_DIR"]
 
 NATIVE_DIR = Path(__file__).resolve().parent / "native"
 MAIN = NATIVE_DIR / "main.cpp"
@@ -174,7 +175,20 @@ def _compile(folder, name, text, jobs, log):
 
 
 _STATS = re.compile(r"ganpu sim: (.*): (\d+) cycles, ([\d.]+) s running, (\d+) cycles/s"
-                    r"(?:, ([\d.]+) s CPU)?")
+                    r"(?:, ([\d.]+) s CPU)?(?:; (.*))?$")
+# the session line's breakdown: core cycles by processor state, cycles with link bytes
+# moving, and how often simulated time stopped (main.cpp's Stats)
+BREAKDOWN = ("idle", "checking", "running", "paused", "done", "error", "link", "stops")
+
+
+def _breakdown(text):
+    """``{name: count}`` of a session line's ``idle N, checking N, ...`` tail."""
+    out = {}
+    for part in (text or "").split(","):
+        name, _, value = part.strip().partition(" ")
+        if name in BREAKDOWN and value.isdigit():
+            out[name] = int(value)
+    return out
 
 
 class Server:
@@ -183,7 +197,10 @@ class Server:
 
     ``url`` is the ``socket://`` URL for :func:`ganpu.host.link.channel`;
     ``sessions`` collects each closed client's ``(cycles, seconds)`` (seconds in the
-    cycle loop), ``cpu`` the process's CPU seconds over each (then over the whole run).
+    cycle loop), ``cpu`` the process's CPU seconds over each (then over the whole run),
+    ``breakdown`` each session's core cycles by processor state (the names of
+    :data:`BREAKDOWN`: ``idle`` ... ``error``), ``link`` (cycles in which a link byte
+    moved) and ``stops`` (how often simulated time stopped on a quiet link).
     """
 
     def __init__(self, binary, *, host="127.0.0.1", port=0, poll=None, idle=None, ratio=None):
@@ -199,6 +216,7 @@ class Server:
         self.lines = []
         self.sessions = []
         self.cpu = []          # CPU seconds of each session, then of the whole run
+        self.breakdown = []    # per session: {name in BREAKDOWN: count}
         self.total = None
         self._cond = threading.Condition()
 
@@ -219,6 +237,7 @@ class Server:
                         self.total = stats
                     else:
                         self.sessions.append(stats)
+                        self.breakdown.append(_breakdown(m.group(6)))
                 self._cond.notify_all()
         with self._cond:
             self._cond.notify_all()

@@ -110,10 +110,21 @@ struct Stats {
     unsigned long long cycles = 0;
     double seconds = 0;
     double cpu0 = cpu_seconds();
+    // core cycles by the processor's state (IDLE CHECKING RUNNING PAUSED DONE ERROR),
+    // core cycles in which a link byte moved, and how often simulated time stopped
+    unsigned long long state[8] = {};
+    unsigned long long link = 0, stops = 0;
+    void add(const Stats& o) {
+        cycles += o.cycles; seconds += o.seconds; link += o.link; stops += o.stops;
+        for (int i = 0; i < 8; ++i) state[i] += o.state[i];
+    }
     void print(const char* what) const {
-        std::printf("ganpu sim: %s: %llu cycles, %.3f s running, %.0f cycles/s, %.3f s CPU\n",
+        std::printf("ganpu sim: %s: %llu cycles, %.3f s running, %.0f cycles/s, %.3f s CPU; "
+                    "idle %llu, checking %llu, running %llu, paused %llu, done %llu, error %llu, "
+                    "link %llu, stops %llu\n",
                     what, cycles, seconds, seconds > 0 ? cycles / seconds : 0.0,
-                    cpu_seconds() - cpu0);
+                    cpu_seconds() - cpu0, state[0], state[1], state[2], state[3], state[4],
+                    state[5], link, stops);
         std::fflush(stdout);
     }
 };
@@ -180,6 +191,7 @@ int main(int argc, char** argv) {
     int cfd = -1, clients = 0;
     unsigned char chunk[4096];
     long quiet = 0;
+    bool stopped = false;
 
     while (!stop_requested) {
         if (cfd < 0) {
@@ -216,6 +228,8 @@ int main(int argc, char** argv) {
             cfd = -1;
             std::string what = "client " + std::to_string(clients) + " closed";
             session.print(what.c_str());
+            total.add(session);
+            session = Stats{};
             continue;
         }
         if (moved || rx.size || tx.size) quiet = 0;
@@ -223,10 +237,13 @@ int main(int argc, char** argv) {
             // nothing to do until the client speaks: stop time, wait for it
             pollfd p{cfd, POLLIN, 0};
             poll(&p, 1, 100);
+            if (!stopped) ++session.stops;
+            stopped = true;
             quiet = 0;
             if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) quiet = opt.idle;
             continue;
         }
+        stopped = false;
         auto t0 = std::chrono::steady_clock::now();
         long busy = 0;
         for (long c = 0; c < opt.poll; ++c) {
@@ -250,16 +267,23 @@ int main(int argc, char** argv) {
                 if (tx_fire) tx.push(out);
                 moving = moving || rx_fire || tx_fire;
             }
-            if (moving || top.state == STATE_CHECKING || top.state == STATE_RUNNING) busy = c + 1;
+            const unsigned st = top.state;
+            ++session.state[st & 7];
+            if (moving) ++session.link;
+            if (moving || st == STATE_CHECKING || st == STATE_RUNNING) busy = c + 1;
         }
         double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         session.cycles += opt.poll;
         session.seconds += dt;
-        total.cycles += opt.poll;
-        total.seconds += dt;
         quiet = busy ? opt.poll - busy : quiet + opt.poll;
     }
-    if (cfd >= 0) close(cfd);
+    if (cfd >= 0) {
+        // a client still connected at the stop: its line too, so its figures are not lost
+        close(cfd);
+        std::string what = "client " + std::to_string(clients) + " closed";
+        session.print(what.c_str());
+        total.add(session);
+    }
     close(lfd);
     top.final();
     total.print("stopped");
