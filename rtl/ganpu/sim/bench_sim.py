@@ -9,12 +9,12 @@ training step on ``ganpu sim`` (``docs/sim.md``).
 * cycles/s of the cocotb path: the same program on the same config through cocotb
   (Verilator with cocotb's flags, the driver on :mod:`ganpu.sim.cocotb_bus`; bench
   module ``bench_sim_cocotb``), timed from start to DONE.
-* one MLP GAN training step (:func:`ganpu.host.compiler.run_step_driver`) on ``ganpu
-  sim`` for a config whose GBUF holds the step: wall seconds, from the first GBUF write
-  to the last read, every tensor compared with the program model's step.
+* MLP GAN training steps on ``ganpu sim`` as ``ganpu train --device sim`` runs them
+  (:func:`mlp_step`: the program with its weight updates, GBUF of 2^19 words): per
+  step wall seconds, the simulator's and the driver's CPU seconds and the processor's
+  cycles, then the device's weights compared bit for bit with the golden model's.
 """
 
-import asyncio
 import json
 import pickle
 import tempfile
@@ -105,66 +105,71 @@ def cocotb_path_cycles(config="small", cycles=20000):
     return out
 
 
-def _patient_driver():
-    from ..host.processor_driver import ProcessorDriver
-    from ..processor.program import State
-
-    class PatientDriver(ProcessorDriver):
-        """Polls STATE for as long as the step takes: over a socket a poll is a round
-        trip of a fraction of a millisecond, so the default poll count is seconds."""
-
-        async def wait(self, until=(State.DONE, State.PAUSED), polls=10**7, interval=16):
-            return await super().wait(until, polls, interval)
-
-    return PatientDriver
+def _proc_cpu(pid):
+    """CPU seconds (user + system) of process ``pid`` so far (Linux ``/proc``), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    import os
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def mlp_step(config="sim", batch=32, seed=0, log=print, binary=None):
-    """One MLP GAN training step on ``ganpu sim`` for ``config``: wall seconds (GBUF
-    writes, the run with its pauses, reads) and the simulator's cycles; every tensor
-    compared with :func:`ganpu.host.compiler.run_step`'s. ``binary``: a simulator
-    already built for ``config`` (default: :func:`ganpu.sim.native.build`'s)."""
-    from ..gan import GAN, TrainConfig
-    from ..host.compiler import compile_gan, run_step, run_step_driver
-    from ..host.link import LinkBusTransport, channel
-    from ..processor import config as named
-    from ..processor.program import Policy
-    from .native import Server, build
-
-    _PatientDriver = _patient_driver()
-    cfg = named(config)
-    build_s = 0.0
-    if binary is None:
-        binary, build_s = build(config, log=log)
-    train = TrainConfig(batch=batch, seed=seed)
-    program = compile_gan(cfg, GAN(train))
-    _, want = run_step(program, GAN(train))
+def mlp_step(config="sim", batch=32, seed=0, log=print, binary=None, gbuf_bits=19, steps=2):
+    """MLP GAN training steps on ``ganpu sim`` as ``ganpu train --device sim`` runs them
+    (:class:`ganpu.gan.train.DeviceTrainer`: the step's program with its UPDATE records,
+    weights, masters and momenta kept on the device, ``gbuf_bits`` GBUF address bits):
+    ``steps`` steps, the first of which also writes the weights. Per step: wall seconds,
+    the simulator's CPU seconds and the driver's (this process), the processor's CYCLES
+    counter. Then the device's weights are read back (not timed) and compared bit for
+    bit with the golden model's after as many ``GAN.step``. ``binary``: a simulator
+    already built for the config (default: :func:`ganpu.sim.native.build`'s)."""
     import resource
-    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with Server(binary) as server:
-        ch = channel(server.url, timeout=30.0)
-        drv = _PatientDriver(LinkBusTransport(ch, timeout=30.0), cfg)
-        t0 = time.monotonic()
-        h0 = resource.getrusage(resource.RUSAGE_SELF)
-        try:
-            losses, gbuf, counters = asyncio.run(
-                run_step_driver(drv, program, GAN(train), Policy.ADAPTIVE))
-        finally:
-            ch.close()
-        wall = time.monotonic() - t0
-        h1 = resource.getrusage(resource.RUSAGE_SELF)
-        (cycles, seconds), = server.wait_sessions(1)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    # the simulator's whole CPU time (the only child process), load-independent
-    cpu = (children.ru_utime + children.ru_stime) - (children0.ru_utime + children0.ru_stime)
-    bad = [n for n in program.tensors
-           if not np.array_equal(program.tensor(gbuf, n), program.tensor(want, n))]
-    return {"config": config, "batch": batch, "wall_seconds": wall, "sim_cycles": cycles,
-            "sim_seconds": seconds, "sim_cpu_seconds": cpu,
-            # the driver's own CPU over the step (host codec, driver, step logic)
-            "host_cpu_seconds": (h1.ru_utime + h1.ru_stime) - (h0.ru_utime + h0.ru_stime),
-            "step_cycles": counters["cycles"], "losses": losses,
-            "build_seconds": round(build_s, 1), "tensors_differing": bad}
+    from ..gan import GAN, TrainConfig
+    from ..gan.train import DeviceTrainer
+    from ..host.compiler import HostStep
+    from ..bench_train import _mismatches
+
+    def host_cpu():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    tc = TrainConfig(batch=batch, seed=seed)
+    hw, ref = GAN(tc), GAN(tc)
+    t_build = time.monotonic()
+    with DeviceTrainer(hw, "sim", config, gbuf_bits=gbuf_bits, binary=binary, log=log) as tr:
+        build_s = time.monotonic() - t_build
+        server, pid = tr.server, tr.server.proc.pid
+        per_step = []
+        for i in range(steps):
+            w0, h0, s0 = time.monotonic(), host_cpu(), _proc_cpu(pid)
+            losses = tr.step(sync=False)
+            w1, h1, s1 = time.monotonic(), host_cpu(), _proc_cpu(pid)
+            per_step.append({"wall_seconds": round(w1 - w0, 3),
+                             "sim_cpu_seconds": None if s0 is None else round(s1 - s0, 3),
+                             "host_cpu_seconds": round(h1 - h0, 3),
+                             "device_cycles": tr.counters[-1]["cycles"], "losses": losses})
+            if log:
+                log(f"step {i + 1}/{steps}: {per_step[-1]}")
+            if ref.step() != losses:
+                raise AssertionError(f"step {i + 1}: losses {losses} differ from the golden model's")
+        # the device's weights, masters and momenta back into the GAN (not timed)
+        gbuf = np.zeros(tr.cfg.gbuf_depth, np.uint16)
+        for name in (n for p in tr.program.params for n in (p, p + "32", p + "v")):
+            base, shape = tr.program.tensors[name]
+            gbuf[base:base + int(np.prod(shape))] = tr.drv.read_gbuf(base, int(np.prod(shape)))
+        HostStep(tr.program, hw).sync(gbuf)
+    (cycles, seconds), = server.sessions[-1:]
+    last = per_step[-1]
+    return {"config": config, "gbuf_bits": gbuf_bits, "batch": batch, "steps": per_step,
+            # the steady step (the last: the first also writes the weights)
+            "wall_seconds": last["wall_seconds"], "sim_cpu_seconds": last["sim_cpu_seconds"],
+            "host_cpu_seconds": last["host_cpu_seconds"], "step_cycles": last["device_cycles"],
+            # the simulator's whole session (all steps, the weights' writes and reads)
+            "sim_cycles": cycles, "sim_seconds": seconds,
+            "sim_breakdown": server.breakdown[-1] if server.breakdown else {},
+            "build_seconds": round(build_s, 1) if binary is None else 0.0,
+            "mismatches": _mismatches(ref, hw)}
 
 
 def bench_sim(config="small", step_config="sim", batch=32, cocotb_cycles=20000, log=print):
@@ -197,8 +202,9 @@ def print_report(r, file=None):
     print(f"\nganpu sim / cocotb: {r['speedup']:.1f}x in wall time{extra}", file=file)
     if "step" in r:
         s = r["step"]
-        print(f"MLP GAN step (batch {s['batch']}, config {s['config']}): {s['wall_seconds']:.2f} s wall, "
-              f"{s['step_cycles']:,} step cycles, simulator {s['sim_cycles']:,} cycles in "
-              f"{s['sim_seconds']:.2f} s ({s['sim_cpu_seconds']:.2f} s CPU), driver "
-              f"{s['host_cpu_seconds']:.2f} s CPU; tensors differing from the model: "
-              f"{len(s['tensors_differing'])}", file=file)
+        sim_cpu = f"{s['sim_cpu_seconds']:.2f}" if s["sim_cpu_seconds"] is not None else "?"
+        print(f"MLP GAN training step (batch {s['batch']}, config {s['config']}, GBUF "
+              f"{s['gbuf_bits']} bits, step {len(s['steps'])} of {len(s['steps'])}): "
+              f"{s['wall_seconds']:.2f} s wall, {s['step_cycles']:,} processor cycles, "
+              f"simulator {sim_cpu} s CPU, driver {s['host_cpu_seconds']:.2f} s CPU; weights "
+              f"differing from the golden model's: {len(s['mismatches'])}", file=file)
