@@ -15,6 +15,7 @@ every cocotb run dump ``<top>.fst`` into its build folder
 (``build/sim/<top>-<sim>-<digest>-waves/``), on Verilator and on Icarus alike.
 """
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -31,6 +32,18 @@ TESTBENCH = ROOT / "testbench"
 def scale():
     """Test-length multiplier (``GANPU_TEST_SCALE``, default 1)."""
     return float(os.environ.get("GANPU_TEST_SCALE", "1"))
+
+
+def processor_variant(cfg, run, env, name="ganpu_processor"):
+    """``cfg`` with the ``cores`` / ``gbuf_bits`` of ``run`` applied, each also passed to
+    the bench in ``env`` (GANPU_CORES, GANPU_GBUF_BITS) and appended to the build
+    ``name``, so every test of one variant shares one build. Returns ``(cfg, name)``."""
+    for key, env_name in (("cores", "GANPU_CORES"), ("gbuf_bits", "GANPU_GBUF_BITS")):
+        if key in run:
+            cfg = dataclasses.replace(cfg, **{key: run[key]})
+            env[env_name] = run[key]
+            name += f"_{key}{run[key]}"
+    return cfg, name
 
 
 def build_root():

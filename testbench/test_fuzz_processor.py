@@ -5,7 +5,6 @@ fields, every GBUF word read back after each. The designs of ``test_processor.py
 cores, Icarus ``small`` with a 1K-word GBUF and a few programs; ``GANPU_TEST_SCALE``
 lengthens both (counts in ``docs/verification.md``)."""
 
-import dataclasses
 import json
 import random
 
@@ -43,13 +42,8 @@ def test_fuzz_processor(sim, tmp_path):
     run = RUNS[sim]
     programs = max(1, int(run["programs"] * harness.scale()))
     results = tmp_path / "fuzz.json"
-    cfg, name = CFG, "ganpu_processor"
     env = {"GANPU_SEED": 29, "GANPU_PROGRAMS": programs, "GANPU_FUZZ_RESULTS": results}
-    for key, env_name in (("cores", "GANPU_CORES"), ("gbuf_bits", "GANPU_GBUF_BITS")):
-        if key in run:
-            cfg = dataclasses.replace(cfg, **{key: run[key]})
-            env[env_name] = run[key]
-            name += f"_{key}{run[key]}"
+    cfg, name = harness.processor_variant(CFG, run, env)
     harness.run(sim, Processor(cfg), name, "tb_fuzz_processor", env=env)
     got = json.loads(results.read_text())
     print(f"processor fuzz on {sim}: " + json.dumps({k: v for k, v in got.items() if k != "failures"}))

@@ -1,6 +1,5 @@
 """The processor on generated Verilog against its program model, both simulators."""
 
-import dataclasses
 
 import pytest
 
@@ -23,10 +22,5 @@ def test_processor(sim):
         cfg = config("small")
         env = {"GANPU_SEED": 3, "GANPU_PROGRAMS": max(3, int(run["programs"] * harness.scale())),
                "GANPU_TASKS": run["tasks"]}
-        name = "ganpu_processor"
-        for key, env_name in (("cores", "GANPU_CORES"), ("gbuf_bits", "GANPU_GBUF_BITS")):
-            if key in run:
-                cfg = dataclasses.replace(cfg, **{key: run[key]})
-                env[env_name] = run[key]
-                name += f"_{key}{run[key]}"
+        cfg, name = harness.processor_variant(cfg, run, env)
         harness.run(sim, Processor(cfg), name, "tb_processor", env=env)

@@ -2,7 +2,6 @@
 simulators (bench ``tb_scheduler``). The processors are test_processor's (same config,
 same build name): the build is shared, only the programs are new."""
 
-import dataclasses
 
 import pytest
 
@@ -21,10 +20,5 @@ def test_adaptive_regimes(sim):
     cfg = config("small")
     env = {"GANPU_SEED": 5, "GANPU_PROGRAMS": max(1, int(run["programs"] * harness.scale())),
            "GANPU_TASKS": run["tasks"]}
-    name = "ganpu_processor"
-    for key, env_name in (("cores", "GANPU_CORES"), ("gbuf_bits", "GANPU_GBUF_BITS")):
-        if key in run:
-            cfg = dataclasses.replace(cfg, **{key: run[key]})
-            env[env_name] = run[key]
-            name += f"_{key}{run[key]}"
+    cfg, name = harness.processor_variant(cfg, run, env)
     harness.run(sim, Processor(cfg), name, "tb_scheduler", env=env)
