@@ -1,6 +1,6 @@
 """The task descriptor of the compute core, its enums, error codes and the checker."""
 
-from amaranth.hdl import Module, Signal, Mux, Value, signed
+from amaranth.hdl import Module, Signal, Mux, Value, Array, signed
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
@@ -121,7 +121,8 @@ class DescriptorChecker(CheckedComponent):
     The products are formed in registered stages (they map to DSP multipliers), so
     the verdict comes ``latency`` = 4 cycles after ``start``; throughput one descriptor
     per task. Stage 1 reads the live descriptor and registers it (with the minus-one
-    dimensions, the first products and the border terms of the exact tap count);
+    dimensions, the first products, the low border terms of the exact tap count and
+    the two parts of its high border offsets, added in stage 2);
     stages 2 to 4 start from those flip-flops: stage 2 the stride products and the
     tap count's sums, stage 3 the last addresses, the combination rules and
     ``Py * img * chan`` (one multiplier, its factors saturated past A's depth by bit
@@ -230,6 +231,10 @@ class DescriptorChecker(CheckedComponent):
         m.d.sync += [mn.eq(d.m * d.n), mk.eq(d.m * d.k), gk.eq(((n1 >> lp) + 1) * d.k)]
         zero2 = Signal()
         m.d.sync += zero2.eq(zero)
+        # kern*kern (the EORS B-offset rule) from a table and registered: a 3-bit square
+        # needs no multiplier, whose unregistered output led stage 3's longest path
+        kk = Signal(6, name="kern_sq")
+        m.d.sync += kk.eq(Array(i * i for i in range(8))[d.kern])
         rprod, qprod = Signal(2 * w, name="rprod"), Signal(2 * w, name="qprod")
         hi_y, hi_x = Signal(signed(w + 4), name="hi_y"), Signal(signed(w + 4), name="hi_x")
         cp = {}
@@ -298,11 +303,10 @@ class DescriptorChecker(CheckedComponent):
         ]
         eors_d = d.eors & (d.op == Op.FP) & (d.act == Act.RELU)
         # the speculator reads BW word g*K + boff: B offsets must be k itself
-        kk = d.kern * d.kern
         linear_b = Mux(rows, ~d.flip & (d.b_sk == kk) & (d.b_sy == d.kern) & (d.b_sx == 1),
                        (conv == 0) & (d.b_sk == 1))
         # the combination rules from the registered descriptor, a stage ahead of the
-        # verdict (kern*kern is a multiplier)
+        # verdict
         eors, combo_bad = Signal(name="eors"), Signal(name="combo_bad")
         m.d.sync += [
             eors.eq(eors_d),
@@ -385,11 +389,13 @@ class DescriptorChecker(CheckedComponent):
         Timing: a border term ``clip(e) - clip(e - n_t)`` is a multiplexer on the signs
         and low bits of ``e`` and ``f = e - n_t`` (:meth:`_border`), not a subtraction.
         Stage 1 forms the product, the low border's terms and, for the high border,
-        ``e`` and ``f`` of each of the last 7 outputs in 7 bits: ``hb = W + c`` with
-        ``W = 2**S2*(o0 + n_o) - 2**D2*n_in`` wide and ``c`` narrow; ``e`` and ``f``
-        take ``W``'s low 7 bits (exact while ``W`` is in [-32, 31]: it matters up to 16,
-        and below -32 every term is 0, which a flag from the full ``W`` forces). Stage 2
-        takes the high border's terms and both sums."""
+        the two parts of ``e`` and ``f`` of each of the last 7 outputs in 7 bits:
+        ``hb = W + c`` with ``W = 2**S2*(o0 + n_o) - 2**D2*n_in`` wide and ``c`` narrow;
+        ``e`` and ``f`` take ``W``'s low 7 bits (exact while ``W`` is in [-32, 31]: it
+        matters up to 16, and below -32 every term is 0, which a flag from the full ``W``
+        forces), registered apart from ``c - j*cstride`` and ``c - n_t - j*cstride``
+        (3-bit fields only). Stage 2 adds them (one 7-bit adder per value), takes the
+        high border's terms and both sums."""
         g = self.geom
         border = self._border
 
@@ -417,25 +423,34 @@ class DescriptorChecker(CheckedComponent):
         m.d.comb += wide.eq(Mux(S2, s_o << 1, s_o) - Mux(D2, n_in << 1, n_in))
         w7 = Signal(7, name=f"hw7_{name}")
         s7 = s_o[:7] if isinstance(o0, int) else o0[:7] + n_o[:7]
-        m.d.comb += w7.eq(Mux(S2, s7 << 1, s7) - Mux(D2, n_in[:7] << 1, n_in[:7]))
+        m.d.sync += w7.eq(Mux(S2, s7 << 1, s7) - Mux(D2, n_in[:7] << 1, n_in[:7]))
         w_low = Signal(name=f"hlow_{name}")
         m.d.sync += w_low.eq(wide[-1] & ~wide[5:].all())
-        # term j (output o1 - j, j < n_o): e = hb - j*cstride, f = e - n_t
-        es, fs, live = [], [], Signal(7, name=f"hlive_{name}")
+        # term j (output o1 - j, j < n_o): e = hb - j*cstride, f = e - n_t; stage 1
+        # registers W's low bits and the narrow parts c - j*cstride apart, so that its
+        # paths from the caller's descriptor multiplexer hold no adder after another
+        # on top of W's (the one 7-bit addition per value is stage 2's)
+        ces, cfs, live = [], [], Signal(7, name=f"hlive_{name}")
         n_t_r, up_r, dn_r = (Signal(3, name=f"{x}_{name}") for x in ("nt", "nt_up", "nt_dn"))
         m.d.sync += [n_t_r.eq(n_t), up_r.eq((n_t + 1) >> 1), dn_r.eq(n_t >> 1)]
         for j in range(7):
-            e, f = Signal(signed(7), name=f"he_{name}{j}"), Signal(signed(7), name=f"hf_{name}{j}")
+            ce, cf = Signal(signed(7), name=f"hce_{name}{j}"), Signal(signed(7), name=f"hcf_{name}{j}")
             js = Mux(S2, 2 * (j + 1), j + 1)
             m.d.sync += [
-                e.eq(w7 + (t0 + n_t - pad + D2 - js)),
-                f.eq(w7 + (t0 - pad + D2 - js)),
+                ce.eq(t0 + n_t - pad + D2 - js),
+                cf.eq(t0 - pad + D2 - js),
                 live[j].eq(n_o > j),
             ]
+            ces.append(ce)
+            cfs.append(cf)
+
+        # stage 2: the high border's e and f (one 7-bit adder each), its terms and the sums
+        es, fs = [], []
+        for j in range(7):
+            e, f = Signal(signed(7), name=f"he_{name}{j}"), Signal(signed(7), name=f"hf_{name}{j}")
+            m.d.comb += [e.eq(w7 + ces[j]), f.eq(w7 + cfs[j])]
             es.append(e)
             fs.append(f)
-
-        # stage 2: the high border's terms and the sums
         high = [Mux(live[j] & ~w_low, border(es[j], fs[j], n_t_r, up_r, dn_r, D2_r), 0) for j in range(7)]
         base = Signal(signed(g.dim_bits + 5), name=f"pbase_{name}")
         hsum = Signal(6, name=f"hsum_{name}")
