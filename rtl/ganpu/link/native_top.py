@@ -64,6 +64,7 @@ class NativeTop(ProcessorComponent):
     rx : In(stream.Signature(8))     bytes from the host (link clock)
     tx : Out(stream.Signature(8))    bytes to the host (link clock)
     state : Out(State)               the processor's state (core clock)
+    link_clk, link_rst : In(1)       the framer's clock and reset (with ``link_clock``)
     """
 
     latency = 1
@@ -77,8 +78,15 @@ class NativeTop(ProcessorComponent):
     def __init__(self, cfg="small", link_clock=True, timeout=DEFAULT_TIMEOUT, max_words=MAX_WORDS):
         self.cfg = config(cfg) if isinstance(cfg, str) else cfg
         self.link_clock, self.timeout, self.max_words = link_clock, timeout, max_words
-        super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
-                          "state": Out(State)})
+        members = {"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
+                   "state": Out(State)}
+        if link_clock:
+            # the link clock and reset are ports, not an implicit domain: Amaranth 0.5
+            # appends the ports of the domains it creates in the order of a set of their
+            # names (the string hash), and the build cache is keyed on the Verilog text;
+            # with ``sync`` the only implicit domain the text is the same in every process
+            members.update({"link_clk": In(1), "link_rst": In(1)})
+        super().__init__(members)
 
     model = staticmethod(Framer.model)
 
@@ -91,10 +99,12 @@ class NativeTop(ProcessorComponent):
         m.d.comb += [ClockSignal("core").eq(ClockSignal("sync")), ResetSignal("core").eq(por)]
         framer_domain = "core"
         if self.link_clock:
+            m.domains.link = ClockDomain("link", local=True)
+            m.d.comb += [ClockSignal("link").eq(self.link_clk), ResetSignal("link").eq(self.link_rst)]
             m.domains.flink = ClockDomain("flink", local=True)
             lpor = Signal(init=1)
             m.d.link += lpor.eq(0)
-            m.d.comb += [ClockSignal("flink").eq(ClockSignal("link")),
+            m.d.comb += [ClockSignal("flink").eq(self.link_clk),
                          ResetSignal("flink").eq(lpor)]
             framer_domain = "flink"
 

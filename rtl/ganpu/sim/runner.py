@@ -110,32 +110,16 @@ def setup(sim):
 
 def generate(component, name):
     """Verilog text of ``component`` (a :class:`~amaranth.lib.wiring.Component`) with top
-    module ``name``: what ``amaranth.back.verilog.convert`` writes, with the clock and
-    reset ports of the domains it creates in name order, so the text (the build cache's
-    key) is the same in every Python process."""
+    module ``name``. The text is the build cache's key, so a top leaves at most one domain
+    (``sync``) for Amaranth to create: Amaranth 0.5 appends the clock and reset ports of
+    the domains it creates in the order of a set of their names, which follows the string
+    hash (``PYTHONHASHSEED``); ``NativeTop`` takes its link clock as ports for this."""
     from amaranth.back import verilog
-    from amaranth.hdl import Fragment, ValueCastable
-    from amaranth.hdl._ir import PortDirection
     from amaranth.lib import wiring
 
     if not isinstance(getattr(component, "signature", None), wiring.Signature):
         raise TypeError(f"generate() needs a wiring.Component, not {component!r}")
-    # the signature's ports, as verilog.convert makes them
-    ports = {}
-    for path, member, value in component.signature.flatten(component):
-        if isinstance(value, ValueCastable):
-            value = value.as_value()
-        flow = PortDirection.Input if member.flow == wiring.In else PortDirection.Output
-        ports["__".join(map(str, path))] = (value, flow)
-    design = Fragment.get(component, None).prepare(ports, hierarchy=(name,))
-    # Amaranth 0.5 (Fragment._create_missing_domains) creates the domains a design uses
-    # but does not define (sync, NativeTop's link) while iterating a set of their names,
-    # and appends their clock and reset ports in that order, which follows the string
-    # hash (PYTHONHASHSEED); every later order (submodule ports) follows the top's.
-    # Domain by domain (sync's clk, rst first, then <domain>_clk, <domain>_rst):
-    design.ports[len(ports):] = sorted(design.ports[len(ports):],
-                                       key=lambda port: (port[0].rpartition("_")[0], port[0]))
-    return verilog.convert_fragment(design, name=name, emit_src=False)[0]
+    return verilog.convert(component, name=name, emit_src=False)
 
 
 def _fst_on_verilator():
