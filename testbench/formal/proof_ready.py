@@ -156,7 +156,9 @@ BLOCKS = {
     "speculator": (lambda: Speculator(CORE), ["rows_out"], 6),
     "merge": (lambda: Merge(g, 2), ["o"], 6),
     "bus": (lambda: BusFrontEnd(PROC), ["resp"], 6),
-    "scheduler": (lambda: Scheduler(PROC), ["load", "store"], 8),
+    # 10: both copies' first load follows the check and the Balance state that decides
+    # the adaptive regime (docs/astm.md); the cover is reached in step 9
+    "scheduler": (lambda: Scheduler(PROC), ["load", "store"], 10),
     "cobs_decoder": (lambda: CobsDecoder(4), ["o"], 6),
     "receiver": (lambda: FrameReceiver(2), ["job"], 12),
     "executor": (lambda: BusExecutor(PROC, 2), ["req", "o"], 8),
