@@ -6,7 +6,6 @@ CPU); the figures themselves run in ``ganpu bench sim`` (``docs/sim.md``)."""
 import os
 import sys
 
-import pytest
 
 from ganpu.sim import native
 from ganpu.sim.bench_sim import _proc_cpu
@@ -27,8 +26,11 @@ def test_session_line_breakdown():
     assert old.group(1) == "stopped" and native._breakdown(old.group(6)) == {}
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_proc_cpu():
+    if not sys.platform.startswith("linux"):
+        # no /proc: the bench reports the simulator's CPU as unknown, never a wrong figure
+        assert _proc_cpu(os.getpid()) is None
+        return
     t0 = _proc_cpu(os.getpid())
     x = 0
     for i in range(300_000):

@@ -16,6 +16,7 @@ training step on ``ganpu sim`` (``docs/sim.md``).
 """
 
 import json
+import os
 import pickle
 import tempfile
 import time
@@ -111,7 +112,6 @@ def _proc_cpu(pid):
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    import os
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
