@@ -26,7 +26,7 @@ from ganpu.gan.report import _fp_relu_records
 from ganpu.gan.train import GAN, TrainConfig
 from ganpu.model import FC, Conv2d, ConvTranspose2d, Net
 from ganpu.model.eors import (EorsParams, DEFAULT_EORS, eors_state, predicted_live,
-                              prediction_stats, EorsSampler, EorsCalibrator,
+                              prediction_stats, EorsSampler, EorsCalibrator, ONE_SETTING,
                               calibration_counts)
 
 ZDIM = 16
@@ -38,7 +38,7 @@ SCALE = EorsParams(threshold=0, rel=9)          # the scale-aware setting (docs/
 MODES = ("pure", "default", "scale", "calib")
 # The one calibration setting for every GAN (docs/eors.md, "The one setting"):
 # ``--one-setting`` runs the calibrated mode with it.
-CALIB_POLICY = {"rate_log2": 7, "recall": 0.965, "recall_hi": 0.99}
+CALIB_POLICY = {"rate_log2": 7, **ONE_SETTING}
 MODE_NAMES = {"pure": "pure exponent-only (m=0, thr 0)",
               "default": f"absolute default (m={DEFAULT_EORS.m}, thr {DEFAULT_EORS.threshold})",
               "scale": f"scale-aware (m={SCALE.m}, rel={SCALE.rel}, thr {SCALE.threshold})",
