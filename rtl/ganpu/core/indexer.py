@@ -112,19 +112,23 @@ class Indexer(CheckedComponent):
         valid, _, _ = im2col.tap_table(desc)
         return 2 * desc["m"] + int(valid.sum())
 
-    def _axis(self, m, name, mode_rows, t, t1, n_in, n_in_m1, n_in_p1, out_n, out_n_m1, kern_m1):
+    def _axis(self, m, name, mode_rows, t, t1, n_in_m1, n_in_c, out_n_m1, out_n_c, kern_m1):
         """First half of the set-up of one axis, for the row whose coordinate register
         is ``t`` (ROWS: ``o*stride - pad``; TAPS: the kernel index): ``(bfirst, ifirst,
-        ok, a, b)``, combinational (registered by the caller): the first valid tap's B
-        index and input pixel, and the count of valid taps as ``min(a, b)`` when ``ok``,
-        else 0; ``a, b >= 1`` when ``ok``, so the axis has no valid tap exactly when
-        ``ok`` is low. The minimum is taken in the second set-up cycle: both halves in
-        one cycle were the Indexer's critical path (``docs/synthesis.md``). ``t1`` is
-        ``t + 1``, a register beside ``t``; ``*_m1``, ``*_p1``: the task's ``n - 1``,
-        ``n + 1``, registered at ``start``: no carry chain of their own here. ``t`` is
-        never below ``-pad >= -7`` (``o*stride - pad``, or a kernel index). The checker
-        admits stride and dilation 1 or 2 only, so each ``// D``, ``* S`` is a shift by 0
-        or 1 bit: a divider by a descriptor field here was the core's critical path
+        ok, am1, bm1)``, combinational (registered by the caller): the first valid tap's
+        B index and input pixel, and the count of valid taps less one as ``min(am1,
+        bm1)`` when ``ok``; ``am1, bm1 >= 0`` when ``ok``, so the axis has no valid tap
+        exactly when ``ok`` is low. The minimum is taken in the second set-up cycle: both
+        halves in one cycle were the Indexer's critical path (``docs/synthesis.md``).
+        The walk compares its tap counters with the count less one, so no ``+ 1`` is
+        formed here and no ``- 1`` there. ``t1`` is ``t + 1``, a register beside ``t``;
+        ``*_m1``: the task's ``n - 1``, registered at ``start``: no carry chain of their
+        own here; ``*_c``: ``min(n, 8)``, registered at ``start``, the bound of a TAPS
+        first output or pixel (at most 7): a 4-bit compare, not a full-width one (the
+        core's critical path, ``docs/synthesis.md``). ``t`` is never below ``-pad >=
+        -7`` (``o*stride - pad``, or a kernel index). The checker admits stride and
+        dilation 1 or 2 only, so each ``// D``, ``* S`` is a shift by 0 or 1 bit: a
+        divider by a descriptor field here was the core's critical path
         (``docs/conv.md``)."""
         desc = self.desc
         d = self.geom.dim_bits
@@ -143,7 +147,7 @@ class Indexer(CheckedComponent):
         r_if = Mux(neg, 0, q)
         r_ok = (kf <= kern_m1) & (r_if <= n_in_m1)
         r_span = kern_m1 - kf[:3]
-        r_a, r_b = Mux(D2, r_span >> 1, r_span) + 1, n_in - r_if
+        r_am1, r_bm1 = Mux(D2, r_span >> 1, r_span), n_in_m1 - r_if
         r_bf = Mux(desc.flip, kern_m1 - kf[:3], kf[:3])
         # TAPS: first position o with o*stride + t - pad >= 0. The kernel index u and
         # pad are 3 bits, so o <= 7 and the first pixel o*stride + u - pad is 0 (or, with
@@ -151,20 +155,20 @@ class Indexer(CheckedComponent):
         # chain through o
         u = t.as_unsigned()[:3]
         late = P > u
-        of = Signal(d + 1, name=f"{name}_of")
+        of = Signal(3, name=f"{name}_of")
         m.d.comb += of.eq(Mux(late, Mux(S2, (P - u + 1) >> 1, P - u), 0))
-        t_if = Signal(d + 4, name=f"{name}_tif")
+        t_if = Signal(3, name=f"{name}_tif")
         m.d.comb += t_if.eq(Mux(late, S2 & (P[0] ^ u[0]), (u - P)[:3]))
-        t_ok = (of <= out_n_m1) & (t_if <= n_in_m1)
-        # (n_in - 1 - t_if) // stride + 1, one subtraction (its value matters only
-        # when t_ok: the span is not negative then)
-        t_a, t_b = out_n - of, Mux(S2, (n_in_p1 - t_if) >> 1, n_in - t_if)
-        bf, i_f, a, b = (Signal(d + 1, name=f"{name}_{x}") for x in ("bf", "if", "a", "b"))
+        t_ok = (of < out_n_c) & (t_if < n_in_c)
+        # (n_in - 1 - t_if) // stride, one subtraction (its value matters only when
+        # t_ok: the span is not negative then)
+        t_am1, t_bm1 = out_n_m1 - of, Mux(S2, (n_in_m1 - t_if) >> 1, n_in_m1 - t_if)
+        bf, i_f, am1, bm1 = (Signal(d + 1, name=f"{name}_{x}") for x in ("bf", "if", "am1", "bm1"))
         ok = Signal(name=f"{name}_ok")
         m.d.comb += [bf.eq(Mux(mode_rows, r_bf, of)), i_f.eq(Mux(mode_rows, r_if, t_if)),
-                     ok.eq(Mux(mode_rows, r_ok, t_ok)), a.eq(Mux(mode_rows, r_a, t_a)),
-                     b.eq(Mux(mode_rows, r_b, t_b))]
-        return bf, i_f, ok, a, b
+                     ok.eq(Mux(mode_rows, r_ok, t_ok)), am1.eq(Mux(mode_rows, r_am1, t_am1)),
+                     bm1.eq(Mux(mode_rows, r_bm1, t_bm1))]
+        return bf, i_f, ok, am1, bm1
 
     def elaborate(self, platform):
         m = Module()
@@ -184,11 +188,14 @@ class Indexer(CheckedComponent):
         issue, null, last = Signal(), Signal(), Signal()
         cur_addr, cur_boff = Signal(w), Signal(d + 1)
 
-        # the last row's index, registered at start (no subtractor in the walkers' row
-        # ends; the shape of the expression, so M = 0 compares as -1 did)
-        m_m1 = Signal((desc.m - 1).shape())
-        with m.If(self.start):
-            m.d.sync += m_m1.eq(desc.m - 1)
+        # Values derived from the descriptor are registered every cycle, without an
+        # enable: ``desc`` is held from ``start`` to the end of the task, so each is
+        # valid from the cycle after ``start``, when the walks begin, and ``start``
+        # (the checker's verdict in the core) drives no wide enable.
+        # The last row's and column's index (no subtractor in the walkers' row ends;
+        # the shape of the expression, so 0 compares as -1 did)
+        m_m1, k_m1_fc = Signal((desc.m - 1).shape()), Signal((desc.k - 1).shape())
+        m.d.sync += [m_m1.eq(desc.m - 1), k_m1_fc.eq(desc.k - 1)]
 
         # --- FC walker: a_base + m*a_sm + k*a_sk
         run = Signal()
@@ -196,7 +203,7 @@ class Indexer(CheckedComponent):
         row_addr, addr, boff = Signal(w), Signal(w), Signal(d + 1)
         fc_issue = Signal()
         m.d.comb += fc_issue.eq(run & room)
-        last_k = ki == desc.k - 1
+        last_k = ki == k_m1_fc
         with m.If(fc_issue):
             with m.If(last_k):
                 m.d.sync += [ki.eq(0), mi.eq(mi + 1), boff.eq(0),
@@ -217,13 +224,18 @@ class Indexer(CheckedComponent):
         # the walk's last indices, registered at start like the axes' bounds
         R1m1, R2m1, Q0m1 = (Signal((x - 1).shape(), name=f"{n}m1")
                             for x, n in ((R1, "R1"), (R2, "R2"), (Q0, "Q0")))
-        with m.If(self.start):
-            m.d.sync += [R1m1.eq(R1 - 1), R2m1.eq(R2 - 1), Q0m1.eq(Q0 - 1)]
+        m.d.sync += [R1m1.eq(R1 - 1), R2m1.eq(R2 - 1), Q0m1.eq(Q0 - 1)]
         ty, tx = Signal(signed(d + 4)), Signal(signed(d + 4))
         ty1, tx1 = Signal(signed(d + 4)), Signal(signed(d + 4))  # ty + 1, tx + 1
         ty_reset, tx_reset = Signal(signed(d + 4)), Signal(signed(d + 4))
         m.d.comb += [ty_reset.eq(Mux(rows_mode, Mux(S2, desc.oy0 << 1, desc.oy0) - P, desc.ky0)),
                      tx_reset.eq(Mux(rows_mode, -P, 0))]
+        # the same values and their + 1, registered at start for the walk's wraps: no
+        # subtractor or adder from the descriptor into the coordinate registers
+        ty_rst, tx_rst, ty_rst1, tx_rst1 = (Signal(signed(d + 4), name=x) for x in
+                                            ("ty_rst", "tx_rst", "ty_rst1", "tx_rst1"))
+        m.d.sync += [ty_rst.eq(ty_reset), tx_rst.eq(tx_reset),
+                     ty_rst1.eq(ty_reset + 1), tx_rst1.eq(tx_reset + 1)]
         r1, r2 = Signal(d), Signal(d)
         a_row0 = Signal(w)
         # the task's n - 1 values the set-up compares against, registered at start
@@ -231,30 +243,33 @@ class Indexer(CheckedComponent):
         h_m1, w_m1, oh_m1, ow_m1, k_m1 = m1 = [
             Signal((getattr(desc, x) - 1).shape(), name=f"{x}_m1")
             for x in ("in_h", "in_w", "out_h", "out_w", "kern")]
-        h_p1, w_p1 = Signal(d + 1), Signal(d + 1)
-        with m.If(self.start):
-            m.d.sync += [r.eq(getattr(desc, x) - 1)
-                         for r, x in zip(m1, ("in_h", "in_w", "out_h", "out_w", "kern"))]
-            m.d.sync += [h_p1.eq(desc.in_h + 1), w_p1.eq(desc.in_w + 1)]
-        by, iy, oky, ay, by_ = self._axis(m, "y", rows_mode, ty, ty1, desc.in_h, h_m1, h_p1,
-                                          desc.out_h, oh_m1, k_m1)
-        bx, ix, okx, ax, bx_ = self._axis(m, "x", rows_mode, tx, tx1, desc.in_w, w_m1, w_p1,
-                                          desc.out_w, ow_m1, k_m1)
+        # min(n, 8) of the four image and output sizes: a TAPS first pixel or output is
+        # at most 7, so its bound compares in 4 bits
+        h_c, w_c, oh_c, ow_c = c8 = [Signal(4, name=f"{x}_c")
+                                     for x in ("in_h", "in_w", "out_h", "out_w")]
+        m.d.sync += [r.eq(getattr(desc, x) - 1)
+                     for r, x in zip(m1, ("in_h", "in_w", "out_h", "out_w", "kern"))]
+        m.d.sync += [r.eq(Mux(getattr(desc, x) >= 8, 8, getattr(desc, x)))
+                     for r, x in zip(c8, ("in_h", "in_w", "out_h", "out_w"))]
+        by, iy, oky, ay, by_ = self._axis(m, "y", rows_mode, ty, ty1, h_m1, h_c, oh_m1, oh_c, k_m1)
+        bx, ix, okx, ax, bx_ = self._axis(m, "x", rows_mode, tx, tx1, w_m1, w_c, ow_m1, ow_c, k_m1)
         # per-task steps: a tap along x moves the pixel by di_x and B by db_x, a
-        # tap along y by a row step and db_y (signed: a flipped kernel walks back)
-        di_x = Mux(rows_mode, 1, S)
-        dy_a = Signal(w)
-        m.d.comb += dy_a.eq(Mux(rows_mode | ~S2, desc.in_w, desc.in_w << 1))
+        # tap along y by a row step and db_y (signed: a flipped kernel walks back);
+        # registered at start, so the walk's adders start from flip-flops, not from a
+        # negation of a descriptor field
+        di_x, dy_a = Signal(2), Signal(w)
         db_x, db_y = Signal(signed(d + 4)), Signal(signed(d + 4))
         dbx, dby = Mux(D2, desc.b_sx << 1, desc.b_sx), Mux(D2, desc.b_sy << 1, desc.b_sy)
-        m.d.comb += [
+        m.d.sync += [
+            di_x.eq(Mux(rows_mode, 1, S)),
+            dy_a.eq(Mux(rows_mode | ~S2, desc.in_w, desc.in_w << 1)),
             db_x.eq(Mux(rows_mode, Mux(desc.flip, -dbx, dbx), desc.b_sx)),
             db_y.eq(Mux(rows_mode, Mux(desc.flip, -dby, dby), desc.b_sy)),
         ]
-        # set-up 1 registers (the counts' operands), then the counts (set-up 2)
+        # set-up 1 registers (the operands of the counts less one), then those counts (set-up 2)
         oky1, okx1 = Signal(), Signal()
         ay1, by1_, ax1, bx1_ = (Signal(d + 1, name=f"{x}1") for x in ("ay", "by_", "ax", "bx_"))
-        ny1, nx1 = Signal(d + 1), Signal(d + 1)
+        ny_m1, nx_m1 = Signal(d + 1), Signal(d + 1)
         a_off, b_off = Signal(w), Signal(d + 1)
         iy1, ix1, by1, bx1 = (Signal(d + 1, name=f"{x}1") for x in ("iy", "ix", "by", "bx"))
         # run registers
@@ -284,8 +299,9 @@ class Indexer(CheckedComponent):
                 m.d.sync += [a_off.eq(a0), b_off.eq(b0), cy.eq(0), cx.eq(0), cc.eq(0),
                              c_addr.eq(a_row0), y_addr.eq(a_first), caddr.eq(a_first),
                              c_boff.eq(0), y_boff.eq(b0), cboff.eq(b0),
-                             ny1.eq(Mux(oky1, Mux(ay1 < by1_, ay1, by1_), 0)),
-                             nx1.eq(Mux(okx1, Mux(ax1 < bx1_, ax1, bx1_), 0))]
+                             # valid taps less one, read only when both axes are ok
+                             ny_m1.eq(Mux(ay1 < by1_, ay1, by1_)),
+                             nx_m1.eq(Mux(ax1 < bx1_, ax1, bx1_))]
                 with m.If(~oky1 | ~okx1):
                     # no valid tap: the row's empty record goes down the pipeline
                     m.d.comb += [conv_null.eq(room), conv_last.eq(1)]
@@ -297,7 +313,7 @@ class Indexer(CheckedComponent):
                     m.next = "Run"
             with m.State("Run"):
                 m.d.comb += conv_issue.eq(room)
-                lx, ly, lc = cx == nx1 - 1, cy == ny1 - 1, cc == Q0m1
+                lx, ly, lc = cx == nx_m1, cy == ny_m1, cc == Q0m1
                 m.d.comb += conv_last.eq(lx & ly & lc)
                 with m.If(room):
                     with m.If(~lx):
@@ -319,10 +335,10 @@ class Indexer(CheckedComponent):
         with m.If(row_end):
             m.d.sync += [r2.eq(r2 + 1), tx.eq(tx + inc), tx1.eq(tx1 + inc), mi.eq(mi + 1)]
             with m.If(r2 == R2m1):
-                m.d.sync += [r2.eq(0), tx.eq(tx_reset), tx1.eq(tx_reset + 1), r1.eq(r1 + 1),
+                m.d.sync += [r2.eq(0), tx.eq(tx_rst), tx1.eq(tx_rst1), r1.eq(r1 + 1),
                              ty.eq(ty + inc), ty1.eq(ty1 + inc)]
                 with m.If(r1 == R1m1):
-                    m.d.sync += [r1.eq(0), ty.eq(ty_reset), ty1.eq(ty_reset + 1),
+                    m.d.sync += [r1.eq(0), ty.eq(ty_rst), ty1.eq(ty_rst1),
                                  a_row0.eq(a_row0 + desc.a_sm)]
         walking = ~fsm.ongoing("Idle")
 
