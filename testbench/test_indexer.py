@@ -111,13 +111,14 @@ def test_indexer_model():
 
 def test_indexer_conv_model():
     """The model's entries are the address function's valid taps (a 1x1 image, kernel 3,
-    padding 1: one valid tap, the centre, at B offset 4)."""
+    padding 1: one valid tap, the centre, at B offset 4); its issue takes the first
+    row's pre-stage, two set-up cycles and the tap."""
     a = np.array([0x3C00], np.uint16)
     desc = fc_desc(conv=1, kern=3, cstride=1, dil=1, pad=1, img=1, chan=1, in_h=1, in_w=1,
                  out_h=1, out_w=1, m=1, n=1, k=9, b_sk=9, b_sy=3, b_sx=1)
     assert core_model.check(desc, SMALL.geom) == Error.OK
     assert Indexer.model(a, desc) == ([(0x3C00, 4)], [(0, 1)])
-    assert Indexer.issue_cycles(desc) == 3
+    assert Indexer.issue_cycles(desc) == 1 + 2 + 1
 
 
 def test_indexer_parameters():

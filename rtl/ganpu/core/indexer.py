@@ -36,13 +36,15 @@ class Indexer(CheckedComponent):
     In a convolution task (``conv`` ROWS or TAPS) the walk is the implicit im2col of
     :func:`ganpu.core.im2col.tap_table`: for each row only the valid taps, in
     increasing k, each with the A address of its input pixel and its B offset; padding
-    and inserted zeros are never read. A row costs two set-up cycles (per axis the first
-    valid tap, its pixel and the two bounds whose minimum is the count of valid taps,
-    where dividing and multiplying by the stride or dilation, 1 or 2 as the checker
-    enforces, is a shift by 0 or 1 bit; then the counts, the first address and offset,
-    one product each), then one cycle per valid tap
-    (addresses by additions); a row without a valid tap issues its (empty) record in
-    its second set-up cycle. :meth:`issue_cycles` is the count.
+    and inserted zeros are never read. The row set-up is a pipeline of three stages:
+    per axis the first valid tap, its pixel and the two bounds whose minimum is the
+    count of valid taps (dividing and multiplying by the stride or dilation, 1 or 2 as
+    the checker enforces, is a shift by 0 or 1 bit), computed for the next row while
+    the current one is set up and walked; then the counts and the three products of
+    the first address and offset; then their sums. A row costs two set-up cycles, then
+    one cycle per valid tap (addresses by additions); a row without a valid tap issues
+    its (empty) record in its second set-up cycle; a task's first row waits one cycle
+    more, for the first stage. :meth:`issue_cycles` is the count.
 
     Timing: one element of A per cycle. FC: element i (row-major, i = m*K + k) is read at
     cycle ``start + 1 + i``; its entry is written and, for the last element of a row,
@@ -106,13 +108,14 @@ class Indexer(CheckedComponent):
     def issue_cycles(desc):
         """Cycles from ``start`` to the last element's read (or last empty row's
         record) with a consumer that always takes rows: ``M*K`` in FC; in a convolution
-        two set-up cycles per row plus one per valid tap."""
+        two set-up cycles per row plus one per valid tap, and one for the first row's
+        first set-up stage."""
         if not desc.get("conv", 0):
             return desc["m"] * desc["k"]
         valid, _, _ = im2col.tap_table(desc)
-        return 2 * desc["m"] + int(valid.sum())
+        return 1 + 2 * desc["m"] + int(valid.sum())
 
-    def _axis(self, m, name, mode_rows, t, t1, n_in_m1, n_in_c, out_n_m1, out_n_c, kern_m1):
+    def _axis(self, m, name, task, t, t1, n_in_m1, n_in_c, out_n_m1, out_n_c, kern_m1):
         """First half of the set-up of one axis, for the row whose coordinate register
         is ``t`` (ROWS: ``o*stride - pad``; TAPS: the kernel index): ``(bfirst, ifirst,
         ok, am1, bm1)``, combinational (registered by the caller): the first valid tap's
@@ -123,32 +126,33 @@ class Indexer(CheckedComponent):
         The walk compares its tap counters with the count less one, so no ``+ 1`` is
         formed here and no ``- 1`` there. ``t1`` is ``t + 1``, a register beside ``t``;
         ``*_m1``: the task's ``n - 1``, registered at ``start``: no carry chain of their
-        own here; ``*_c``: ``min(n, 8)``, registered at ``start``, the bound of a TAPS
+        own here; ``task``: the mode, stride-2, dilation-2, flip and pad, registered too; ``*_c``: ``min(n, 8)``, registered at ``start``, the bound of a TAPS
         first output or pixel (at most 7): a 4-bit compare, not a full-width one (the
         core's critical path, ``docs/synthesis.md``). ``t`` is never below ``-pad >=
         -7`` (``o*stride - pad``, or a kernel index). The checker admits stride and
         dilation 1 or 2 only, so each ``// D``, ``* S`` is a shift by 0 or 1 bit: a
         divider by a descriptor field here was the core's critical path
         (``docs/conv.md``)."""
-        desc = self.desc
         d = self.geom.dim_bits
-        kern, S, D, P = desc.kern, desc.cstride, desc.dil, desc.pad
-        S2, D2 = S == 2, D == 2
+        mode_rows, S2, D2, flip, P = task
         # ROWS: first k with t + k >= 0 and a multiple of dil (a pixel, not an inserted zero)
         neg = t[-1]
-        tp = Signal(d + 3, name=f"{name}_tp")
-        m.d.comb += tp.eq(Mux(neg, 0, t))
-        q = Signal(d + 3, name=f"{name}_q")
-        m.d.comb += q.eq(Mux(D2, Mux(neg, 0, t1 >> 1), tp))  # ceil(tp / D)
         kf = Signal(d + 4, name=f"{name}_kf")
-        # q*D - tp: the odd bit of tp with dil 2, else 0 (no subtractor); -t <= 7 when
+        # q*D - t: the odd bit of t with dil 2, else 0 (no subtractor); -t <= 7 when
         # t < 0: a 3-bit negation
-        m.d.comb += kf.eq(Mux(neg, (0 - t[:3])[:3], D2 & tp[0]))
-        r_if = Mux(neg, 0, q)
-        r_ok = (kf <= kern_m1) & (r_if <= n_in_m1)
+        m.d.comb += kf.eq(Mux(neg, (0 - t[:3])[:3], D2 & t[0]))
+        # the first pixel ceil(t / D) when t >= 0 (``(t + 1) >> 1`` with dil 2), else 0;
+        # both dilations' bound and span are formed from flip-flops, in parallel, and
+        # chosen after their carry chains (one before them was the Indexer's critical
+        # path, docs/synthesis.md)
+        q1, q2 = t, t1 >> 1
+        r_if = Mux(neg, 0, Mux(D2, q2, q1))
+        r_in = neg | Mux(D2, q2 <= n_in_m1, q1 <= n_in_m1)
+        r_ok = (kf <= kern_m1) & r_in
+        r_bm1 = Mux(neg, n_in_m1, Mux(D2, n_in_m1 - q2, n_in_m1 - q1))
         r_span = kern_m1 - kf[:3]
-        r_am1, r_bm1 = Mux(D2, r_span >> 1, r_span), n_in_m1 - r_if
-        r_bf = Mux(desc.flip, kern_m1 - kf[:3], kf[:3])
+        r_am1 = Mux(D2, r_span >> 1, r_span)
+        r_bf = Mux(flip, kern_m1 - kf[:3], kf[:3])
         # TAPS: first position o with o*stride + t - pad >= 0. The kernel index u and
         # pad are 3 bits, so o <= 7 and the first pixel o*stride + u - pad is 0 (or, with
         # stride 2, the parity of pad - u) when pad > u, else u - pad: 3 bits, no adder
@@ -220,7 +224,14 @@ class Indexer(CheckedComponent):
         R1 = Mux(rows_mode, desc.out_h, desc.kh)
         R2 = Mux(rows_mode, desc.out_w, desc.kern)
         Q0 = Mux(rows_mode, desc.chan, desc.img)
-        inc = Mux(rows_mode, S, 1)
+        # the mode and the narrow fields the set-up decodes, registered (see above)
+        task = rows_r, s2_r, d2_r, flip_r, pad_r = (
+            Signal(name="rows_r"), Signal(name="s2_r"), Signal(name="d2_r"),
+            Signal(name="flip_r"), Signal(3, name="pad_r"))
+        m.d.sync += [rows_r.eq(rows_mode), s2_r.eq(S2), d2_r.eq(D2), flip_r.eq(desc.flip),
+                     pad_r.eq(P)]
+        inc = Signal(2)
+        m.d.sync += inc.eq(Mux(rows_mode, S, 1))
         # the walk's last indices, registered at start like the axes' bounds
         R1m1, R2m1, Q0m1 = (Signal((x - 1).shape(), name=f"{n}m1")
                             for x, n in ((R1, "R1"), (R2, "R2"), (Q0, "Q0")))
@@ -251,8 +262,8 @@ class Indexer(CheckedComponent):
                      for r, x in zip(m1, ("in_h", "in_w", "out_h", "out_w", "kern"))]
         m.d.sync += [r.eq(Mux(getattr(desc, x) >= 8, 8, getattr(desc, x)))
                      for r, x in zip(c8, ("in_h", "in_w", "out_h", "out_w"))]
-        by, iy, oky, ay, by_ = self._axis(m, "y", rows_mode, ty, ty1, h_m1, h_c, oh_m1, oh_c, k_m1)
-        bx, ix, okx, ax, bx_ = self._axis(m, "x", rows_mode, tx, tx1, w_m1, w_c, ow_m1, ow_c, k_m1)
+        by, iy, oky, ay, by_ = self._axis(m, "y", task, ty, ty1, h_m1, h_c, oh_m1, oh_c, k_m1)
+        bx, ix, okx, ax, bx_ = self._axis(m, "x", task, tx, tx1, w_m1, w_c, ow_m1, ow_c, k_m1)
         # per-task steps: a tap along x moves the pixel by di_x and B by db_x, a
         # tap along y by a row step and db_y (signed: a flipped kernel walks back);
         # registered at start, so the walk's adders start from flip-flops, not from a
@@ -266,12 +277,24 @@ class Indexer(CheckedComponent):
             db_x.eq(Mux(rows_mode, Mux(desc.flip, -dbx, dbx), desc.b_sx)),
             db_y.eq(Mux(rows_mode, Mux(desc.flip, -dby, dby), desc.b_sy)),
         ]
-        # set-up 1 registers (the operands of the counts less one), then those counts (set-up 2)
+        # The row set-up is a three-stage pipeline. The pre-stage registers the axes'
+        # first halves every cycle from the coordinate registers, which advance to the
+        # next row in set-up 1, so they hold row i + 1's while row i is set up and
+        # walked (at least one cycle before its set-up 1); only a task's first row waits
+        # a cycle for it ("Setup-Pre"). Set-up 1 takes the counts (less one) and the
+        # three products, each a multiplier between registers; set-up 2 adds.
+        oky0, okx0 = Signal(), Signal()
+        ay0, by0_, ax0, bx0_, iy0, ix0, by0, bx0 = (
+            Signal(d + 1, name=f"{x}0") for x in ("ay", "by_", "ax", "bx_", "iy", "ix", "by", "bx"))
+        m.d.sync += [oky0.eq(oky), okx0.eq(okx), ay0.eq(ay), by0_.eq(by_), ax0.eq(ax),
+                     bx0_.eq(bx_), iy0.eq(iy), ix0.eq(ix), by0.eq(by), bx0.eq(bx)]
         oky1, okx1 = Signal(), Signal()
-        ay1, by1_, ax1, bx1_ = (Signal(d + 1, name=f"{x}1") for x in ("ay", "by_", "ax", "bx_"))
         ny_m1, nx_m1 = Signal(d + 1), Signal(d + 1)
+        ix1 = Signal(d + 1)
+        # the products, truncated to the widths of the sums they enter (mod 2^w)
+        py1, a_row1 = Signal(w), Signal(w)
+        pby1, pbx1 = Signal(d + 1), Signal(d + 1)
         a_off, b_off = Signal(w), Signal(d + 1)
-        iy1, ix1, by1, bx1 = (Signal(d + 1, name=f"{x}1") for x in ("iy", "ix", "by", "bx"))
         # run registers
         cy, cx, cc = Signal(d + 1), Signal(d + 1), Signal(d)
         c_addr, y_addr, c_boff, y_boff = Signal(w), Signal(w), Signal(d + 1), Signal(d + 1)
@@ -282,26 +305,29 @@ class Indexer(CheckedComponent):
         with m.FSM(name="conv") as fsm:
             with m.State("Idle"):
                 with m.If(self.start & (desc.conv != ConvMode.FC)):
-                    m.next = "Setup-Axes"
+                    m.next = "Setup-Pre"
+            with m.State("Setup-Pre"):
+                # the first row's coordinates, loaded at start, reach the pre-stage
+                m.next = "Setup-Axes"
             with m.State("Setup-Axes"):
-                m.d.sync += [oky1.eq(oky), okx1.eq(okx), ay1.eq(ay), by1_.eq(by_), ax1.eq(ax),
-                             bx1_.eq(bx_), iy1.eq(iy), ix1.eq(ix), by1.eq(by), bx1.eq(bx)]
+                m.d.sync += [oky1.eq(oky0), okx1.eq(okx0), ix1.eq(ix0), a_row1.eq(a_row0),
+                             py1.eq(iy0 * desc.in_w),
+                             pby1.eq(by0 * desc.b_sy), pbx1.eq(bx0 * desc.b_sx),
+                             # valid taps less one, read only when both axes are ok
+                             ny_m1.eq(Mux(ay0 < by0_, ay0, by0_)),
+                             nx_m1.eq(Mux(ax0 < bx0_, ax0, bx0_))]
                 m.next = "Setup-Start"
             with m.State("Setup-Start"):
-                # one adder after each product: the row's base and first pixel add in
-                # parallel with the multiply
-                py = iy1 * desc.in_w
+                # the row's base and first pixel add in parallel with the product's
+                # addition
                 a0 = Signal(w)
                 a_first = Signal(w)
                 b0 = Signal(d + 1)
-                m.d.comb += [a0.eq(py + ix1), a_first.eq((a_row0 + ix1) + py),
-                             b0.eq(by1 * desc.b_sy + bx1 * desc.b_sx)]
+                m.d.comb += [a0.eq(py1 + ix1), a_first.eq((a_row1 + ix1) + py1),
+                             b0.eq(pby1 + pbx1)]
                 m.d.sync += [a_off.eq(a0), b_off.eq(b0), cy.eq(0), cx.eq(0), cc.eq(0),
-                             c_addr.eq(a_row0), y_addr.eq(a_first), caddr.eq(a_first),
-                             c_boff.eq(0), y_boff.eq(b0), cboff.eq(b0),
-                             # valid taps less one, read only when both axes are ok
-                             ny_m1.eq(Mux(ay1 < by1_, ay1, by1_)),
-                             nx_m1.eq(Mux(ax1 < bx1_, ax1, bx1_))]
+                             c_addr.eq(a_row1), y_addr.eq(a_first), caddr.eq(a_first),
+                             c_boff.eq(0), y_boff.eq(b0), cboff.eq(b0)]
                 with m.If(~oky1 | ~okx1):
                     # no valid tap: the row's empty record goes down the pipeline
                     m.d.comb += [conv_null.eq(room), conv_last.eq(1)]
@@ -331,9 +357,11 @@ class Indexer(CheckedComponent):
                         m.next = "Setup-Axes"
                         with m.If(mi == m_m1):
                             m.next = "Idle"
-        # the row ends with its last tap (or its empty record): next row's coordinates
         with m.If(row_end):
-            m.d.sync += [r2.eq(r2 + 1), tx.eq(tx + inc), tx1.eq(tx1 + inc), mi.eq(mi + 1)]
+            m.d.sync += mi.eq(mi + 1)
+        # the row's coordinates have entered set-up 1: the next row's
+        with m.If(fsm.ongoing("Setup-Axes")):
+            m.d.sync += [r2.eq(r2 + 1), tx.eq(tx + inc), tx1.eq(tx1 + inc)]
             with m.If(r2 == R2m1):
                 m.d.sync += [r2.eq(0), tx.eq(tx_rst), tx1.eq(tx_rst1), r1.eq(r1 + 1),
                              ty.eq(ty + inc), ty1.eq(ty1 + inc)]
