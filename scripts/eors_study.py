@@ -26,7 +26,7 @@ from ganpu.gan.report import _fp_relu_records
 from ganpu.gan.train import GAN, TrainConfig
 from ganpu.model import FC, Conv2d, ConvTranspose2d, Net
 from ganpu.model.eors import (EorsParams, DEFAULT_EORS, eors_state, predicted_live,
-                              prediction_stats, EorsSampler, EorsCalibrator, ONE_SETTING,
+                              prediction_stats, EorsSampler, EorsCalibrator, ONE_SETTING, mix16,
                               calibration_counts)
 
 ZDIM = 16
@@ -116,6 +116,7 @@ class CalibHook:
     def __init__(self, base=SCALE, rate_log2=RATE_LOG2, **policy):
         self.cal = EorsCalibrator(base, rate_log2=rate_log2, **policy)
         self.sampler = EorsSampler(LANES, rate_log2)
+        self.tasks = 0         # a fresh sampling key per task (as the host gives them)
         self.tag = "G"
         self.sampled = 0       # outputs computed only to measure (sum of nnz(A row))
         self.work = 0          # MACs of the FP ReLU tasks as run (predicted live)
@@ -129,7 +130,8 @@ class CalibHook:
         acc, mag, forced, L = eors_state(t["A"], t["B"], layer.b16, p)
         pred = predicted_live(acc, mag, forced, L, p)
         true = np.asarray(t["mask_out"], dtype=bool)
-        samp = self.sampler.sample(*pred.shape)
+        self.tasks += 1
+        samp = self.sampler.sample(*pred.shape, mix16(self.tasks))
         self.cal.add(name, calibration_counts(pred, samp, true))
         nnz = ((t["A"] & 0x7FFF) != 0).sum(axis=1)[:, None]
         self.work += int((pred * nnz).sum())

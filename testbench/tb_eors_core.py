@@ -10,9 +10,8 @@ checks
   with :func:`ganpu.core.model.run_task`: a sampled output is computed but still
   written +0 with mask 0, so results do not depend on sampling;
 * the counters ``eors_live``, ``eors_false_live``, ``eors_sampled`` and
-  ``eors_false_zero`` of the task port with :func:`ganpu.core.model.eors_counts`, the
-  sampling LFSR's state carried from task to task as in the core (reset once, at the
-  start of the run).
+  ``eors_false_zero`` of the task port with :func:`ganpu.core.model.eors_counts`
+  (sampling with each descriptor's ``eors_key``: nothing carried between tasks).
 """
 
 import os
@@ -21,7 +20,6 @@ import pickle
 import cocotb
 
 from ganpu.core.model import eors_counts, EORS_COUNTERS
-from ganpu.model.eors import LFSR_SEED
 from ganpu.sim.cocotb_transport import attach, config_from_env
 
 CONFIG = config_from_env()
@@ -34,11 +32,10 @@ async def calibration_counters(dut):
     drv = await attach(dut, CONFIG)
     await drv.sync()
     port = drv.transport.p
-    lfsr = LFSR_SEED
     totals = dict.fromkeys(EORS_COUNTERS, 0)
     for name, desc, loads in tasks:
         await drv.load(loads)
-        want, lfsr = eors_counts(desc, drv.shadow, CONFIG, lfsr)
+        want = eors_counts(desc, drv.shadow, CONFIG)
         await drv.run_checked(desc, name)
         got = {k: port[f"eors_{k}"].value.to_unsigned() for k in EORS_COUNTERS}
         assert got == want, f"{name}: counters {got}, model {want}"

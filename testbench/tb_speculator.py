@@ -26,10 +26,10 @@ and checks, bit and cycle exact:
 * a task without EORS passes every row record through in the same cycle and writes
   nothing.
 
-The task's level (``rel``, the descriptor's ``eors_rel``) is driven from the task file;
-with sampling (``CoreConfig.eors_sample_log2``) the model's words carry the sampled
-bits, the LFSR's state carried from task to task in the order the bench runs them (the
-core is never reset in between).
+The task's level (``rel``, the descriptor's ``eors_rel``) and sampling key (``key``,
+its ``eors_key``) are driven from the task file; with sampling
+(``CoreConfig.eors_sample_log2``) the model's words carry the sampled bits, a pure
+function of the task's key, the row and the word (nothing carried between tasks).
 """
 
 import os
@@ -79,7 +79,7 @@ async def _run_task(dut, ports, task, meta, rng, log):
         assert total == task["cycles"], "task file: model cycles disagree with its words"
 
     ports.set(n=task["n"], k=task["k"], bias=task["bias"], bias_word=task["bias_word"],
-              rel=task["rel"], enable=enable, start=1)
+              rel=task["rel"], key=task["key"], enable=enable, start=1)
     await FallingEdge(dut.clk)
     ports.set(start=0)
 

@@ -25,18 +25,24 @@ def test_record_fields_fit(name):
     assert lay["eors_rel"].width == 5 and lay["eors_slot"].width == EORS_SLOT_BITS
     assert lay["eors_rel"].offset == lay["words"].offset + 24
     assert lay["eors_slot"].offset == lay["eors_rel"].offset + 5
+    assert lay["eors_key"].width == 16
+    assert lay["eors_key"].offset == lay["eors_slot"].offset + EORS_SLOT_BITS
     assert lay.size <= 16 * record_words(cfg)
     assert update_layout(cfg).size <= 16 * record_words(cfg)
-    rec = {"kind": TaskKind.GEMM.value, "eors_rel": 31, "eors_slot": EORS_SLOTS - 1, "m": 1}
+    rec = {"kind": TaskKind.GEMM.value, "eors_rel": 31, "eors_slot": EORS_SLOTS - 1, "m": 1,
+           "eors_key": 0xFFFF}
     assert unpack_record(cfg, pack_record(cfg, rec)) == normalize(cfg, rec)
 
 
 def test_descriptor_takes_eors_rel():
+    """The derived descriptor takes the level, and the key of the part's first row
+    (wrapping at 2**16)."""
     cfg = config("small")
     rec = normalize(cfg, {"kind": 0, "op": Op.FP.value, "act": Act.RELU.value, "eors": 1,
-                          "m": 2, "n": 3, "k": 4, "eors_rel": 13})
+                          "m": 2, "n": 3, "k": 4, "eors_rel": 13, "eors_key": 0xFFFF})
     d = core_descriptor(rec)
-    assert d["eors_rel"] == 13
+    assert d["eors_rel"] == 13 and d["eors_key"] == 0xFFFF
+    assert core_descriptor(rec, 1, 1)["eors_key"] == 0
     descriptor_layout(cfg.core.geom).const(d)   # every field fits the core's descriptor
 
 
@@ -79,8 +85,8 @@ from ganpu.processor.program import Policy, Csr, eors_csr, EORS_BANK_WORDS
 # Icarus: two cores on a 1K-word GBUF (every word is read back after each program), 1 in
 # 4 sampled (the smallest rate 4 EORS lanes allow, so every counter is reached);
 # Verilator a 2K-word GBUF and more programs.
-RUNS = {"icarus": dict(cores=2, gbuf_bits=10, programs=2, tasks=7),
-        "verilator": dict(cores=2, gbuf_bits=11, programs=4, tasks=10)}
+RUNS = {"icarus": dict(cores=2, gbuf_bits=10, programs=1, tasks=7),
+        "verilator": dict(cores=2, gbuf_bits=11, programs=3, tasks=10)}
 SAMPLE_LOG2 = 2
 
 
@@ -114,6 +120,7 @@ def random_bank_program(cfg, rng, tasks):
             r.update(op=Op.FP.value, act=Act.RELU.value, use_mask=0, eors=1)
         if r.get("eors"):
             r["eors_rel"] = int(rng.choice([0, int(rng.integers(1, 32))]))
+            r["eors_key"] = int(rng.integers(0, 1 << 16))
     return gbuf, records
 
 
@@ -150,32 +157,31 @@ def real_bank_program(cfg, rng, rows=6, k=24):
                         "a": {"base": a, "s0": K, "s1": 1}, "b": {"base": b, "s0": K, "s1": 1},
                         "out": {"base": out, "s0": N, "s1": 1}, "bias_base": bias,
                         "eors_slot": len(records), "eors_rel": (0, 7, 12)[len(records)],
-                        "work": 4096})
+                        "eors_key": int(rng.integers(0, 1 << 16)), "work": 4096})
     assert records, "the MLP export has no FP ReLU gemm"
     return gbuf, records
 
 
 def bank_programs(sim):
+    """The programs of the bench, each under the three policies in turn."""
     run = RUNS[sim]
     cfg = bank_config(run["cores"], run["gbuf_bits"])
     rng = np.random.default_rng(17)
-    policies = list(Policy)
-    out = [(f"random{i}", *random_bank_program(cfg, rng, run["tasks"]), policies[i % 3].value)
-           for i in range(max(1, int(run["programs"] * harness.scale())))]
-    out.append(("real", *real_bank_program(cfg, rng, k=24 if cfg.gbuf_bits > 10 else 16),
-                Policy.ADAPTIVE.value))
-    return cfg, out
+    progs = [(f"random{i}", *random_bank_program(cfg, rng, run["tasks"]))
+             for i in range(max(1, int(run["programs"] * harness.scale())))]
+    progs.append(("real", *real_bank_program(cfg, rng, k=24 if cfg.gbuf_bits > 10 else 16)))
+    return cfg, [(name, gbuf, records, p.value) for name, gbuf, records in progs for p in Policy]
 
 
 @pytest.mark.parametrize("sim", harness.SIMULATORS)
 def test_eors_csr(sim, tmp_path):
     from ganpu.processor.processor import Processor
     cfg, programs = bank_programs(sim)
-    # the run must reach every counter (false zeros included) in the model, whatever
-    # the schedule: one core in program order stands for it here
-    bank, lfsr = None, None
+    # the run must reach every counter (false zeros included) in the model, whose bank
+    # is that of every schedule
+    bank = None
     for _, gbuf, records, _ in programs:
-        bank, lfsr = eors_bank(cfg, gbuf, records, lfsr=lfsr, bank=bank)
+        bank = eors_bank(cfg, gbuf, records, bank=bank)
     totals = {k: sum(s[k] for s in bank) for k in EORS_COUNTERS}
     assert all(v > 0 for v in totals.values()), totals
     assert sum(any(s.values()) for s in bank) >= 3
@@ -332,31 +338,35 @@ def test_bank_block_parameters():
 # --------------------------------------------------------------- model and host
 
 def test_bank_model_sums_the_tasks():
-    """eors_bank on one core in program order is the sum of eors_counts over the EORS
-    records, LFSR carried; a part split over two cores draws other samples but the
-    same live counts; results do not depend on sampling."""
+    """eors_bank is the sum of eors_counts over the EORS records, each whole; splitting
+    every record's rows into parts (key + first row), in any order, gives the same
+    bank (what makes it the bank of every schedule); results do not depend on
+    sampling."""
     from ganpu.core import model as core_model
     from ganpu.processor.model import gather, core_descriptor, normalize as norm
     cfg = bank_config(cores=2, gbuf_bits=11)
     rng = np.random.default_rng(9)
     gbuf, records = real_bank_program(cfg, rng)
-    bank, lfsr = eors_bank(cfg, gbuf, records)
+    bank = eors_bank(cfg, gbuf, records)
     want = [dict.fromkeys(EORS_COUNTERS, 0) for _ in range(EORS_SLOTS)]
-    state = lfsr0 = 0xACE1
+    split = [dict.fromkeys(EORS_COUNTERS, 0) for _ in range(EORS_SLOTS)]
     for r in records:
         r = norm(cfg, r)
-        counts, state = core_model.eors_counts(core_descriptor(r), gather(cfg, r, gbuf), cfg.core, state)
+        counts = core_model.eors_counts(core_descriptor(r), gather(cfg, r, gbuf), cfg.core)
         for k in counts:
             want[r["eors_slot"]][k] += counts[k]
-    assert bank == want and lfsr == [state, lfsr0]
-    split = [[(t, 0, 2) for t in range(len(records))], [(t, 2, r["m"]) for t, r in enumerate(records)]]
-    bank2, lfsr2 = eors_bank(cfg, gbuf, records, split)
-    for a, b in zip(bank, bank2):
-        assert (a["live"], a["false_live"]) == (b["live"], b["false_live"])
-    assert lfsr2[1] != lfsr0
+        cuts = [(0, 1), (1, 4), (4, r["m"])]
+        rng.shuffle(cuts)
+        for m0, m1 in cuts:
+            part = core_model.eors_counts(core_descriptor(r, m1 - m0, m0), gather(cfg, r, gbuf, m0, m1),
+                                          cfg.core)
+            for k in part:
+                split[r["eors_slot"]][k] += part[k]
+    assert bank == want == split
+    assert sum(s["sampled"] for s in bank) > 0
     plain = dataclasses.replace(cfg, core=dataclasses.replace(cfg.core, eors_sample_log2=0))
     assert np.array_equal(run_program(cfg, gbuf, records)[3], run_program(plain, gbuf, records)[3])
-    assert all(s["sampled"] == 0 for s in eors_bank(plain, gbuf, records)[0])
+    assert all(s["sampled"] == 0 for s in eors_bank(plain, gbuf, records))
 
 
 class _FakeBus:

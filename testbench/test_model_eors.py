@@ -10,7 +10,7 @@ import pytest
 
 from ganpu.model.eors import (EorsParams, DEFAULT_EORS, eors_acc, eors_state, eors_mask,
                               rel_margin, EorsSampler, EorsCalibrator, calibration_counts,
-                              lfsr_step, LFSR_SEED, REL_MAX)
+                              mix16, sample_lane, REL_MAX)
 
 
 def _rnd16(rng, shape, scale=1.0):
@@ -103,28 +103,32 @@ def test_rel_margin_sequence():
     assert all(a >= b for a, b in zip(f, f[1:]))
 
 
-def test_lfsr_and_sampler_to_the_bit():
-    """The LFSR is maximal; the sampler's choice is the documented rule, word by word,
-    and its state carries from task to task."""
-    s, seen = 1, set()
-    for _ in range(65535):
-        seen.add(s)
-        s = lfsr_step(s)
-    assert s == 1 and len(seen) == 65535
-    P, r = 4, 6
-    smp = EorsSampler(P, r)
+def test_mix_and_sampler_to_the_bit():
+    """mix16 is the documented rounds (a bijection); the sampler's choice is the
+    documented rule, word by word, a function of (key, row, word) only."""
+    def mix(x):
+        for a, b in ((9, 7), (3, 2), (4, 6)):
+            x ^= x >> a
+            x = (x + (x << b)) & 0xFFFF
+        return x ^ (x >> 8)
+    xs = np.arange(1 << 16)
+    assert np.array_equal(mix16(xs), [mix(int(x)) for x in xs])
+    assert len(np.unique(mix16(xs))) == 1 << 16
+    P, r, key = 4, 6, 0xFFFD
     M, N = 13, 10
-    got = smp.sample(M, N)
-    state, want = LFSR_SEED, np.zeros((M, 3 * P), dtype=bool)
+    got = EorsSampler(P, r).sample(M, N, key)
+    want = np.zeros((M, 3 * P), dtype=bool)
     for m in range(M):
         for g in range(3):
-            state = lfsr_step(state)
-            lane = state & ((1 << r) - 1)
+            lane = mix(mix((key + m) & 0xFFFF) ^ g) & ((1 << r) - 1)
+            assert lane == sample_lane(key, m, g, r)
             if lane < P:
                 want[m, g * P + lane] = True
-    assert np.array_equal(got, want[:, :N]) and smp.state == state
+    assert np.array_equal(got, want[:, :N])
+    # a row's sample set moves with its key: rows m0.. of a task are a task of key + m0
+    assert np.array_equal(EorsSampler(P, r).sample(M - 5, N, (key + 5) & 0xFFFF), got[5:])
     # one in 2**rate_log2 over a long run
-    many = EorsSampler(16, 6).sample(4000, 64)
+    many = EorsSampler(16, 6).sample(4000, 64, 1234)
     assert abs(many.mean() * 64 - 1) < 0.05
 
 
@@ -181,7 +185,8 @@ def test_validation_messages():
          "EORS sampler needs lanes a power of two <= 2**rate_log2, got lanes=3, rate_log2=6"),
         (lambda: EorsSampler(16, 3), ValueError,
          "EORS sampler needs lanes a power of two <= 2**rate_log2, got lanes=16, rate_log2=3"),
-        (lambda: EorsSampler(16, 6, 0), ValueError, "EORS sampler state must be in [1, 65535], got 0"),
+        (lambda: EorsSampler(16, 6).sample(2, 3, 1 << 16), ValueError,
+         "EORS sampler key must be in [0, 65535], got 65536"),
         (lambda: EorsCalibrator(DEFAULT_EORS), ValueError,
          f"EorsCalibrator needs scale-aware EorsParams (rel set), got {DEFAULT_EORS!r}"),
         (lambda: EorsCalibrator(replace(DEFAULT_EORS, rel=3), lo=0.01, hi=0.001), ValueError,

@@ -21,7 +21,7 @@ from ganpu.core import model as core_model
 from ganpu.core.descriptor import Op, Act, Error
 from ganpu.core.speculator import Speculator, ROW_SLOTS
 from ganpu.eors import EorsPredictor
-from ganpu.model.eors import EorsParams, LFSR_SEED
+from ganpu.model.eors import EorsParams
 
 CONFIGS = {
     "verilator": CoreConfig(),
@@ -120,12 +120,11 @@ def _pack(elements, P):
     return [pack(w, 16) for w in np.asarray(elements, dtype=np.uint16).reshape(-1, P)]
 
 
-def bench_task(name, desc, bufs, cfg, lfsr=LFSR_SEED):
-    """One task as the bench wants it: memory images, inputs, the model's expectations;
-    ``lfsr`` is the sampling LFSR's state before the task (the state after it is the
-    task's ``"lfsr"``)."""
+def bench_task(name, desc, bufs, cfg):
+    """One task as the bench wants it: memory images, inputs (the level ``rel`` and
+    the sampling key ``key``), the model's expectations."""
     g, P = cfg.geom, cfg.eors_lanes
-    exp = Speculator.model(desc, bufs, cfg, lfsr)
+    exp = Speculator.model(desc, bufs, cfg)
     a, boff = exp["entries"]
     acomp = [0] * g.depth("a")
     for j, (v, o) in enumerate(zip(a.tolist(), boff.tolist())):
@@ -133,7 +132,7 @@ def bench_task(name, desc, bufs, cfg, lfsr=LFSR_SEED):
     return {
         "name": name, "enable": int(core_model.eors_active(desc)), "n": desc["n"], "k": desc["k"],
         "bias": desc["bias"], "bias_word": desc["bias_base"] // P, "rows": exp["rows"],
-        "rel": desc.get("eors_rel", 0), "lfsr": exp["lfsr"],
+        "rel": desc.get("eors_rel", 0), "key": desc.get("eors_key", 0),
         "acomp": acomp, "bw": _pack(bufs["bw"], P), "bias_mem": _pack(bufs["bias"], P),
         "words": None if exp["words"] is None else [[int(w) for w in r] for r in exp["words"]],
         "cycles": exp["cycles"],
@@ -158,7 +157,7 @@ def test_speculator_scale_aware(sim, records, tmp_path):
 
 @pytest.mark.parametrize("sim", harness.SIMULATORS)
 def test_speculator_sampling(sim, records, tmp_path):
-    """Sampling (2P-bit mask words, the LFSR carried over tasks) and per-task levels."""
+    """Sampling (2P-bit mask words, each task's own key) and per-task levels."""
     _run_speculator(sim, SAMPLE_CONFIG, SCALE_RANDOM_TASKS["icarus"], records, tmp_path, "_sample",
                     real_rows=REAL_ROWS["icarus"])
 
@@ -168,13 +167,14 @@ def _run_speculator(sim, cfg, ntasks, records, tmp_path, suffix, real_rows=None)
     cases = [(f"random{i}", *random_task(rng, cfg))
              for i in range(max(1, int(ntasks * harness.scale())))]
     cases += real_tasks(records, cfg, REAL_ROWS[sim] if real_rows is None else real_rows, rng)
-    tasks, lfsr = [], LFSR_SEED
+    tasks = []
     for name, desc, bufs in cases:
         if cfg.eors.rel is not None:
             # the task's level: the configured one (0) or its own
             desc = dict(desc, eors_rel=int(rng.choice([0, int(rng.integers(1, 32))])))
-        tasks.append(bench_task(name, desc, bufs, cfg, lfsr))
-        lfsr = tasks[-1]["lfsr"]
+        # a sampling key per task, near 2**16 now and then (the row keys wrap)
+        desc = dict(desc, eors_key=int(rng.choice([int(rng.integers(0, 1 << 16)), 0xFFFE])))
+        tasks.append(bench_task(name, desc, bufs, cfg))
     if cfg.eors_sample_log2:
         P = cfg.eors_lanes
         assert any(w >> P for t in tasks if t["enable"] for r in t["words"] for w in r)
@@ -201,15 +201,13 @@ def test_model_is_the_core_model(records):
     rng = np.random.default_rng(3)
     for cfg in list(CONFIGS.values()) + list(SCALE_CONFIGS.values()) + [SAMPLE_CONFIG]:
         P = cfg.eors_lanes
-        lfsr = LFSR_SEED
         cases = [random_task(rng, cfg) for _ in range(30)]
         cases += [(d, b) for _, d, b in real_tasks(records, cfg, 2, rng)]
         seen_on = 0
         for desc, bufs in cases:
-            exp = Speculator.model(desc, bufs, cfg, lfsr)
-            counts, lfsr2 = core_model.eors_counts(desc, bufs, cfg, lfsr)
-            assert exp["lfsr"] == lfsr2
-            lfsr = lfsr2
+            desc = dict(desc, eors_key=int(rng.integers(0, 1 << 16)))
+            exp = Speculator.model(desc, bufs, cfg)
+            counts = core_model.eors_counts(desc, bufs, cfg)
             A, _, _ = core_model.operands(desc, bufs)
             nnz = (A & 0x7FFF) != 0
             assert [e - s for s, e in exp["rows"]] == nnz.sum(axis=1).tolist()

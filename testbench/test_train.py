@@ -10,7 +10,7 @@ from ganpu.gan import GAN, TrainConfig
 from ganpu.gan.train import DeviceTrainer
 from ganpu.processor.processor import Processor
 
-from trainnets import CFG, tiny_gan
+from trainnets import CFG, tiny_gan, calibrator
 
 
 def _same(ref, hw):
@@ -39,6 +39,44 @@ def test_device_model_tiny():
     with DeviceTrainer(hw, "model", CFG) as tr:
         assert tr.train(2) == ref.train(2)
     _same(ref, hw)
+
+
+def test_device_model_calibrated():
+    """Self-calibration on the program model: the levels move, every step's bank is
+    :func:`eors_bank` of the step's program (whatever the policy), the training is
+    deterministic, and the calibrated run differs from a fixed-level one only through
+    the levels (the sampled outputs stay +0)."""
+    from ganpu.host.calibrate import EorsCalibration
+    runs = []
+    for _ in range(2):
+        gan = tiny_gan(eors=CFG.core.eors)
+        with DeviceTrainer(gan, "model", CFG, calibrate=calibrator()) as tr:
+            hist = tr.train(3)
+        runs.append((hist, tr.levels, gan))
+    (h1, l1, g1), (h2, l2, g2) = runs
+    assert h1 == h2 and l1 == l2 and len(l1) == 3
+    assert any(q != CFG.core.eors.rel for lv in l1 for q in lv.values()), l1
+    _same(g1, g2)
+    with pytest.raises(ValueError, match=r"self-calibration needs sampling, scale-aware cores"):
+        import dataclasses
+        plain = dataclasses.replace(CFG, core=dataclasses.replace(CFG.core, eors_sample_log2=0))
+        DeviceTrainer(tiny_gan(eors=CFG.core.eors), "model", plain, calibrate=True)
+    # the keys: one gemm's records continue each other's rows; a new seed each step
+    gan = tiny_gan(eors=CFG.core.eors)
+    with DeviceTrainer(gan, "model", CFG) as tr:
+        cal = EorsCalibration(tr.program, calibrator())
+        fake = [t for t in tr.program.tasks if t.name.startswith("d/D.fc1/fp")]
+        assert [t.record["eors_key"] - t.rows[0] for t in fake][0] == \
+            [t.record["eors_key"] - t.rows[0] for t in fake][1]
+        before = [t.record.get("eors_key") for t in tr.program.tasks]
+        cal.step([dict.fromkeys(("live", "false_live", "sampled", "false_zero"), 0)] * 8)
+        assert before != [t.record.get("eors_key") for t in tr.program.tasks]
+
+
+def test_cli_calibrate_needs_device(tmp_path, capsys):
+    from ganpu.cli import main
+    assert main(["train", "--eors", "calibrate", "--steps", "1", "--out", str(tmp_path)]) == 2
+    assert "--eors calibrate needs --device" in capsys.readouterr().err
 
 
 def test_messages():
@@ -98,10 +136,15 @@ def test_cli_device_model(tmp_path):
 def test_train_rtl(sim):
     """One step (Icarus: the first update, momentum from -0) or three (Verilator: every
     policy, momenta carried) of a small GAN on the processor's Verilog: the losses of
-    every step, then every master, momentum and weight equal the golden model's."""
+    every step, then every master, momentum and weight equal the golden model's. Then
+    (same build) two or three steps of the GAN with EORS self-calibration between
+    steps, a policy per step: the per-layer levels after every step, the losses and
+    every master, momentum and weight equal the program model's."""
     steps = {"icarus": 1, "verilator": 3}[sim]
+    cal = {"icarus": 2, "verilator": 3}[sim]
     harness.run(sim, Processor(CFG), "ganpu_processor_train", "tb_train",
-                env={"GANPU_STEPS": max(steps, int(steps * harness.scale()))})
+                env={"GANPU_STEPS": max(steps, int(steps * harness.scale())),
+                     "GANPU_CAL_STEPS": max(cal, int(cal * harness.scale()))})
 
 
 def test_bench_train(tmp_path):

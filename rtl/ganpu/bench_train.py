@@ -8,7 +8,9 @@ second of the simulation) and checked bit for bit against the golden model's
 ``GAN.step`` (losses, every master, momentum and binary16 weight). The last step's
 GBUF gives the step's real data, and the cycle model (:mod:`ganpu.processor.cycle_model`)
 schedules the step under each policy twice: with the surviving work of that data
-(dual sparsity and, with ``--eors on``, EORS) and dense (every MAC). Per policy: the
+(dual sparsity and, with ``--eors on``, EORS) and dense (every MAC). With ``--eors on``
+on a config whose cores sample (``sim``: 1 in 128), the sampling's share of the FP
+MACs of a step (:func:`sampling_cost`, the issue's cost goal: at most 2 %). Per policy: the
 step's cycles, when the D update ends (its last UPDATE record) and the G update's
 share after it, and at ``--mhz`` the step time and the effective GFLOPS (dense-equivalent
 FLOPs, ``2 x`` the step's dense MACs, per second) beside the dense peak of the same
@@ -46,6 +48,44 @@ def _mismatches(ref, hw):
                 if not same:
                     bad.append(f"{net}.{a.name}.{t}")
     return bad
+
+
+def sampling_cost(program, tc):
+    """The EORS self-calibration sampling's cost in one training step of ``program``
+    (the GAN of TrainConfig ``tc``, a fresh one, its first step on the program model):
+    ``{"fp_macs", "sampled_macs", "share"}``: the MACs of every FP task as the cores run
+    them (each computed output's nonzero terms, the sampled ones included) and of the
+    sampled outputs alone (computed only to be counted; ``docs/eors.md``), and their
+    ratio, the sampling's share of the FP MAC lanes' cycles."""
+    import numpy as np
+    from .core import model as core_model
+    from .core.descriptor import Op
+    from .gan import GAN
+    from .host.compiler import run_step
+    from .model.eors import EorsSampler
+    from .processor.model import run_program, gather, core_descriptor
+    cfg = program.cfg
+    P, r = cfg.core.eors_lanes, cfg.core.eors_sample_log2
+    tot = {"fp_macs": 0, "sampled_macs": 0}
+
+    def count(t, rec, g):
+        if rec["op"] != Op.FP.value:
+            return
+        desc, bufs = core_descriptor(rec), gather(cfg, rec, g)
+        A, _, _ = core_model.operands(desc, bufs)
+        nnz = ((A & 0x7FFF) != 0).sum(axis=1)[:, None]
+        live = core_model.active_outputs(desc, bufs, A, cfg.core.eors, P)
+        samp = np.zeros_like(live)
+        if core_model.eors_active(desc) and r:
+            samp = EorsSampler(P, r).sample(desc["m"], desc["n"], desc["eors_key"]) & ~live
+        tot["fp_macs"] += int(((live | samp) * nnz).sum())
+        tot["sampled_macs"] += int((samp * nnz).sum())
+
+    def run(c, gbuf, records, on_pause):
+        return run_program(c, gbuf, records, on_pause, on_task=count)[3]
+    run_step(program, GAN(tc), run=run)
+    tot["share"] = round(tot["sampled_macs"] / max(tot["fp_macs"], 1), 5)
+    return tot
 
 
 def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3, seed=0,
@@ -142,6 +182,9 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
            "bit_identical": not mismatches, "compared_with": list(refs),
            "mismatches": mismatches, "mhz": mhz, "dense_peak_gflops": round(peak / 1e9, 4),
            "policies": pol}
+    if eors and cfg.core.eors_sample_log2:
+        out["sampling"] = sampling_cost(program, tc)
+        out["sample_log2"] = cfg.core.eors_sample_log2
     if counters:
         out["device_cycles"] = [c["cycles"] for c in counters]
         # this process's CPU over the device's steps: driver, link codec, host step
@@ -175,6 +218,12 @@ def print_table(res, file=None):
         print(f"| {p} | {m['cycles']:,} | {m['d_update']:,} | {m['g_update']:,} | {d['cycles']:,} "
               f"| {r['speedup']:.2f}x | {m['step_ms']:.2f} | {m['effective_gflops']:.3f} "
               f"| {r['effective_vs_peak']:.2f}x |", file=file)
+    if "sampling" in res:
+        smp = res["sampling"]
+        print(f"\nEORS self-calibration sampling (1 in {2 ** res['sample_log2']} predicted "
+              f"zeros computed to be counted): {smp['sampled_macs']:,} of the step's "
+              f"{smp['fp_macs']:,} FP MACs, {100 * smp['share']:.2f} % of the FP lanes' "
+              f"cycles", file=file)
     if "device_cycles" in res:
         print(f"\ndevice cycle counters per step: {res['device_cycles']}; host CPU over the "
               f"device's steps {res['host_cpu_seconds']:.1f} s", file=file)

@@ -136,7 +136,8 @@ class Core(CheckedComponent):
 
         eors_on = desc.eors & (desc.op == Op.FP) & (desc.act == Act.RELU)
         m.d.comb += [spec.start.eq(go), spec.enable.eq(eors_on), spec.n.eq(desc.n), spec.k.eq(desc.k),
-                     spec.bias.eq(desc.bias), spec.rel.eq(desc.eors_rel), spec.bias_word.eq(desc.bias_base >> element_bits(cfg)),
+                     spec.bias.eq(desc.bias), spec.rel.eq(desc.eors_rel), spec.key.eq(desc.eors_key),
+                     spec.bias_word.eq(desc.bias_base >> element_bits(cfg)),
                      spec.row_done.eq(scan.row_done),
                      t.eors_cycles.eq(spec.cycles)]
         wiring.connect(m, idx.rows, spec.rows_in)

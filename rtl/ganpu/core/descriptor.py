@@ -62,7 +62,9 @@ CONV_FIELDS = ("conv", "kern", "cstride", "dil", "pad", "flip", "ky0", "kh", "im
                "in_h", "in_w", "oy0", "out_h", "out_w", "b_sy", "b_sx")
 #: The EORS level of the task (``docs/eors.md``, "Self-calibration"): 0 = the
 #: CoreConfig's level, q = 1..31 the scale-aware level q; ignored in absolute mode.
-EORS_FIELDS = {"eors_rel": 5}
+#: ``eors_key``: the self-calibration sampling key of the task's row 0 (row m uses
+#: ``eors_key + m``, ``docs/eors.md``, "Sampling"); ignored without sampling.
+EORS_FIELDS = {"eors_rel": 5, "eors_key": 16}
 #: Fields that may be left out of a descriptor dict (they default to 0).
 DEFAULT_ZERO_FIELDS = CONV_FIELDS + tuple(EORS_FIELDS)
 
@@ -89,6 +91,8 @@ def descriptor_layout(geom):
     ``eors_rel`` (5 bits, after the convolution fields) is the task's scale-aware EORS
     level q (``docs/eors.md``): 0 keeps the core's configured level
     (``CoreConfig.eors.rel``), 1..31 replace it; ignored in absolute mode.
+    ``eors_key`` (16 bits, after it) is the sampling key of the task's row 0 (row m
+    samples with key ``eors_key + m`` mod 2**16); ignored by a core that does not sample.
     """
     d = geom.dim_bits
     return data.StructLayout({

@@ -40,7 +40,7 @@ from dataclasses import replace
 import numpy as np
 
 from .. import numerics
-from ..model.eors import DEFAULT_EORS, eors_mask, EorsSampler, calibration_counts, LFSR_SEED
+from ..model.eors import DEFAULT_EORS, eors_mask, EorsSampler, calibration_counts
 from ..model.gemm import epilogue as golden_epilogue, relu_pos
 from .config import DEFAULT_CORE
 from .descriptor import Op, Act, ConvMode, Error
@@ -258,23 +258,20 @@ def run_task(desc, bufs, geom, eors_params=DEFAULT_EORS, eors_lanes=DEFAULT_CORE
     return err, new
 
 
-def eors_counts(desc, bufs, config=DEFAULT_CORE, lfsr=LFSR_SEED):
-    """The self-calibration counters of one task and the sampler's next state:
-    ``(counts, lfsr')`` for the buffers ``bufs`` *before* the task and the sampling
-    LFSR's state ``lfsr`` (the core's, carried from task to task).
-
-    ``counts`` (dict over :data:`EORS_COUNTERS`, as
-    :func:`ganpu.model.eors.calibration_counts`) compares the prediction with the exact
-    ReLU condition of the epilogue (``relu_pos`` of the rounded sum): ``live`` and
-    ``false_live`` over the predicted-live outputs, ``sampled`` the predicted-zero
-    outputs the LFSR picks (:class:`ganpu.model.eors.EorsSampler`, one in
+def eors_counts(desc, bufs, config=DEFAULT_CORE):
+    """The self-calibration counters of one task (dict over :data:`EORS_COUNTERS`, as
+    :func:`ganpu.model.eors.calibration_counts`) for the buffers ``bufs`` *before* the
+    task: the prediction against the exact ReLU condition of the epilogue
+    (``relu_pos`` of the rounded sum): ``live`` and ``false_live`` over the
+    predicted-live outputs, ``sampled`` the predicted-zero outputs the sampler picks
+    (:class:`ganpu.model.eors.EorsSampler` with the descriptor's ``eors_key``, one in
     ``2**config.eors_sample_log2``; none when it is 0) and ``false_zero`` those whose
-    exact output is nonzero. All 0, and the LFSR unchanged, for a task the checker
-    refuses or that is not an EORS task."""
+    exact output is nonzero. A pure function of the descriptor and the buffers; all 0
+    for a task the checker refuses or that is not an EORS task."""
     counts = dict.fromkeys(EORS_COUNTERS, 0)
     P = config.eors_lanes
     if check(desc, config.geom, P) != Error.OK or not eors_active(desc):
-        return counts, lfsr
+        return counts
     M, N = desc["m"], desc["n"]
     A, B, init = operands(desc, bufs)
     active = active_outputs(desc, bufs, A, config.eors, P)
@@ -282,7 +279,5 @@ def eors_counts(desc, bufs, config=DEFAULT_CORE, lfsr=LFSR_SEED):
     true = relu_pos(numerics.narrow(acc))
     sampled = np.zeros((M, N), dtype=bool)
     if config.eors_sample_log2:
-        sampler = EorsSampler(P, config.eors_sample_log2, lfsr)
-        sampled = sampler.sample(M, N)
-        lfsr = sampler.state
-    return calibration_counts(active, sampled, true), lfsr
+        sampled = EorsSampler(P, config.eors_sample_log2).sample(M, N, int(desc.get("eors_key", 0)))
+    return calibration_counts(active, sampled, true)

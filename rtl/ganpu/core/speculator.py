@@ -14,8 +14,8 @@ import numpy as np
 
 from ..delay import delay_line
 from ..eors.predictor import EorsPredictor
-from ..eors.sampler import EorsSampleLfsr
-from ..model.eors import eors_mask, EorsSampler, LFSR_SEED
+from ..eors.sampler import EorsSampleHash
+from ..model.eors import eors_mask, EorsSampler
 from .config import CoreConfig, DEFAULT_CORE, Geometry
 from .indexer import entry_layout, row_layout
 from .model import eors_active, task_eors_params
@@ -66,12 +66,13 @@ class Speculator(wiring.Component):
     * **Level** (scale-aware mode): the task's ``rel`` (the descriptor's ``eors_rel``,
       registered at ``start``) when nonzero, else the configured ``params.rel``.
     * **Sampling** (``config.eors_sample_log2`` = r > 0, ``docs/eors.md``,
-      "Self-calibration"): an :class:`~ganpu.eors.sampler.EorsSampleLfsr` steps once
-      per mask word, one cycle before the word is written (so in the speculator's
-      order: row, then group; never reset between tasks), and the word becomes 2P
-      bits: the live bits in bits 0..P-1 and, in bits P..2P-1, the LFSR's one-hot
-      sample where that output is predicted zero (the scanner computes it anyway and
-      discards the result).
+      "Sampling"): an :class:`~ganpu.eors.sampler.EorsSampleHash` gets each group's
+      row key (``key``, registered at ``start``, plus the task's row index) and group
+      index on the cycle that issues the group's last term; its one-hot sample, delayed
+      to the word's write, goes with the live bits, so the word becomes 2P bits: the
+      live bits in bits 0..P-1 and, in bits P..2P-1, the sample where that output is
+      predicted zero (the scanner computes it anyway and discards the result). A pure
+      function of (key, row, group): nothing carries over between tasks.
     * The row record enters a :data:`ROW_SLOTS`-deep output queue on the cycle its last
       word is written and is offered on ``rows_out`` 2 cycles later (later only while
       earlier rows wait ahead of it); records leave in the order they came.
@@ -96,6 +97,7 @@ class Speculator(wiring.Component):
     n, k : In(dim_bits)            the task's N and K
     bias : In(1)                   the task has a bias; bias_word : In(...) its first word
     rel : In(5)                    the task's level (``eors_rel``; 0 = ``params.rel``)
+    key : In(16)                   the task's sampling key (``eors_key``: row 0's key)
     rows_in : In(stream row_layout), rows_out : Out(stream row_layout)
     row_done : In(1)               the scanner finished a row (frees its mask slot)
     acomp_rd : In(ReadPort.Signature)   compressed A (entry_layout), synchronous read
@@ -145,7 +147,7 @@ class Speculator(wiring.Component):
         self.pm_bits = 2 * P if self.sample_log2 else P
         d = geom.dim_bits
         super().__init__({
-            "start": In(1), "enable": In(1), "n": In(d), "k": In(d), "bias": In(1), "rel": In(5),
+            "start": In(1), "enable": In(1), "n": In(d), "k": In(d), "bias": In(1), "rel": In(5), "key": In(16),
             "bias_word": In(geom.bias_bits),
             "rows_in": In(stream.Signature(row_layout(geom))),
             "rows_out": Out(stream.Signature(row_layout(geom))),
@@ -158,7 +160,7 @@ class Speculator(wiring.Component):
         })
 
     @staticmethod
-    def model(desc, bufs, config=DEFAULT_CORE, lfsr=LFSR_SEED):
+    def model(desc, bufs, config=DEFAULT_CORE):
         """What the speculator does for one task, from the descriptor ``desc`` (dict of
         fields) and buffer images ``bufs`` (``a``, ``bw``, ``bias``, as for
         :func:`ganpu.core.model.run_task`).
@@ -174,9 +176,8 @@ class Speculator(wiring.Component):
           N predicted from whatever BW and BIAS hold there), with sampling 2P bits
           (sampled and predicted zero in bits P..2P-1); ``None`` when off;
         * ``sampled``: bool (M, N), the predicted-zero outputs sampled (all False
-          without sampling), or ``None`` when off;
-        * ``lfsr``: the sampling LFSR's state after the task (``lfsr`` is the state
-          before it; unchanged when off or without sampling);
+          without sampling; :class:`~ganpu.model.eors.EorsSampler` with the
+          descriptor's ``eors_key``), or ``None`` when off;
         * ``cycles``: the issue cycles (0 when off).
         """
         P = config.eors_lanes
@@ -191,7 +192,7 @@ class Speculator(wiring.Component):
         mr, kr = np.nonzero(nz)
         entries = (A[mr, kr], kr * desc["b_sk"])
         out = {"rows": rows, "entries": entries, "mask": None, "words": None, "cycles": 0,
-               "sampled": None, "lfsr": lfsr}
+               "sampled": None}
         if not eors_active(desc):
             return out
         # The whole of every group, lanes past N included: word g*K + k*b_sk of BW and
@@ -206,9 +207,8 @@ class Speculator(wiring.Component):
         live = eors_mask(A, W, bias, task_eors_params(desc, config.eors))
         sampled = np.zeros((M, G * P), dtype=bool)
         if config.eors_sample_log2:
-            sampler = EorsSampler(P, config.eors_sample_log2, lfsr)
-            sampled = sampler.sample(M, G * P) & ~live
-            out["lfsr"] = sampler.state
+            sampled = EorsSampler(P, config.eors_sample_log2).sample(
+                M, G * P, int(desc.get("eors_key", 0))) & ~live
         # Python ints: a 64-lane word does not fit a signed numpy integer
         weights = np.array([1 << p for p in range(2 * P)], dtype=object)
         bits = np.concatenate([live.reshape(M, G, P), sampled.reshape(M, G, P)], axis=2)
@@ -242,8 +242,10 @@ class Speculator(wiring.Component):
         groups_last = Signal(d)
         # the task has a bias (registered for the same reason); bon: it is a term
         bias_on, bon = Signal(), Signal()
-        # the task's level, constant during the task
+        # the task's level, constant during the task; the sampling key of the row being
+        # issued (the task's key plus the row index, stepped as each row ends)
         rel = Signal(5)
+        rkey = Signal(16)
         with m.If(self.start):
             m.d.sync += [groups_last.eq((self.n - 1) >> exact_log2(P)), bias_on.eq(self.bias),
                          bon.eq(self.bias & self.bias_first),
@@ -277,7 +279,8 @@ class Speculator(wiring.Component):
             with m.If(last):
                 m.d.sync += [i.eq(row.start), grp.eq(grp + 1), gK.eq(gK + self.k), bcyc.eq(bon)]
                 with m.If(row_last):
-                    m.d.sync += [have.eq(0), slot.eq(Mux(slot == ROW_SLOTS - 1, 0, slot + 1))]
+                    m.d.sync += [have.eq(0), slot.eq(Mux(slot == ROW_SLOTS - 1, 0, slot + 1)),
+                                 rkey.eq(rkey + 1)]
             with m.Elif(bcyc):
                 m.d.sync += bcyc.eq(0)
             with m.Else():
@@ -323,12 +326,12 @@ class Speculator(wiring.Component):
                      self.pm_wr.addr.eq(r.slot * self.words_per_row + r.grp),
                      self.pm_wr.data.eq(pred.live)]
         if self.sample_log2:
-            # the LFSR steps for a group one cycle before its word is written, so its
-            # one-hot sample is there with the live bits (EorsSampleLfsr.latency = 1)
-            m.submodules.sampler = lfsr = EorsSampleLfsr(P, self.sample_log2)
-            pre = c[-2]
-            m.d.comb += [lfsr.step.eq(pre.valid & pre.last),
-                         self.pm_wr.data.eq(Cat(pred.live, lfsr.sample & ~pred.live))]
+            # the group's row key and index are known when its last term issues; the
+            # one-hot sample then waits beside the predictor for the word's write
+            m.submodules.sampler = smp = EorsSampleHash(P, self.sample_log2)
+            m.d.comb += [smp.valid.eq(last), smp.key.eq(rkey), smp.word.eq(grp)]
+            sample = delay_line(m, smp.sample, self.latency - smp.latency, name="sample")[-1]
+            m.d.comb += self.pm_wr.data.eq(Cat(pred.live, sample & ~pred.live))
         m.d.comb += [outq.w_en.eq(pred.o_valid & r.row_last), outq.w_data.eq(r.row)]
 
         busy = have | outq.r_rdy | (inflight != 0)
@@ -337,5 +340,6 @@ class Speculator(wiring.Component):
         m.d.comb += self.busy.eq(busy)
         # last: a new task's start overrides every other update
         with m.If(self.start):
-            m.d.sync += [have.eq(0), slot.eq(0), inflight.eq(0), self.cycles.eq(0), bcyc.eq(0)]
+            m.d.sync += [have.eq(0), slot.eq(0), inflight.eq(0), self.cycles.eq(0), bcyc.eq(0),
+                         rkey.eq(self.key)]
         return m

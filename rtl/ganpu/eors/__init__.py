@@ -3,11 +3,11 @@
 
 * :class:`EorsLane`       one output's estimate, one term per cycle, no multiplier
 * :class:`EorsPredictor`  ``lanes`` estimates side by side sharing the activation
-* :class:`EorsSampleLfsr` the self-calibration sampler's LFSR (one output in 64)
+* :class:`EorsSampleHash` the self-calibration sampler (one output in 2**r, stateless)
 """
 
 from .lane import EorsLane
 from .predictor import EorsPredictor
-from .sampler import EorsSampleLfsr
+from .sampler import EorsSampleHash
 
-__all__ = ["EorsLane", "EorsPredictor", "EorsSampleLfsr"]
+__all__ = ["EorsLane", "EorsPredictor", "EorsSampleHash"]

@@ -1,28 +1,42 @@
-from amaranth.hdl import Module, Signal, Mux, C
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 import numpy as np
 
-from ..model.eors import LFSR_POLY, LFSR_SEED, lfsr_step
+from ..model.eors import MIX_ROUNDS, MIX_FINAL, KEY_BITS, mix16
 
-__all__ = ["EorsSampleLfsr"]
+__all__ = ["EorsSampleHash"]
 
 
-class EorsSampleLfsr(wiring.Component):
-    """The self-calibration sampler's LFSR: which output of a mask word is computed
-    anyway to measure false zeros (``docs/eors.md``, "Self-calibration"), bit-exact with
+def _mix(m, x, name):
+    """:func:`ganpu.model.eors.mix16` as combinational logic on the 16-bit ``x``."""
+    for i, (a, b) in enumerate(MIX_ROUNDS):
+        y = Signal(16, name=f"{name}_x{i}")
+        z = Signal(16, name=f"{name}_a{i}")
+        m.d.comb += [y.eq(x ^ (x >> a)), z.eq(y + (y << b))]   # the add keeps 16 bits
+        x = z
+    out = Signal(16, name=f"{name}_out")
+    m.d.comb += out.eq(x ^ (x >> MIX_FINAL))
+    return out
+
+
+class EorsSampleHash(wiring.Component):
+    """The self-calibration sampler: which output of a mask word is computed anyway to
+    measure false zeros (``docs/eors.md``, "Sampling"), bit-exact with
     :class:`ganpu.model.eors.EorsSampler`.
 
-    A 16-bit Galois LFSR shifting right with polynomial 0xB400 (x^16 + x^14 + x^13 +
-    x^11 + 1), reset value 0xACE1. Each cycle with ``step`` = 1 (one per mask word, in
-    the speculator's order) it advances once and the word's sample is the one-hot of
-    lane ``state' & (2**rate_log2 - 1)`` when that is below ``lanes``, else no lane.
-    ``load`` = 1 writes ``seed`` instead (a host's CSR write; it wins over ``step``).
+    Stateless: for a word with ``valid`` = 1 it computes
+    ``lane = mix16(mix16(key) ^ word) & (2**rate_log2 - 1)`` (``key`` the row's key,
+    ``(task key + m) mod 2**16``, :func:`ganpu.model.eors.sample_lane`) and ``sample``
+    is the one-hot of ``lane`` when that is below ``lanes``, else 0. Nothing is kept
+    from word to word, row to row or task to task, so the sample set of a task does
+    not depend on which core runs which rows, nor in what order.
 
-    Latency 1: ``sample`` and ``state`` show the result of a ``step`` (or ``load``) on
-    the next cycle, and ``sample`` is 0 after a cycle without ``step``. Throughput one
-    word per cycle. No multiplier: a 16-bit register, three XORs and a small compare.
+    Latency 2: stage 1 registers ``mix16(key)`` (three shift-adds) and the word, stage
+    2 the second mix and the one-hot; ``sample`` is 0 two cycles after a cycle without
+    ``valid``. Throughput one word per cycle. No multiplier: six 16-bit adders, XORs
+    and a small compare.
 
     Parameters
     ----------
@@ -33,18 +47,16 @@ class EorsSampleLfsr(wiring.Component):
 
     Ports
     -----
-    step : In(1)       advance once for one mask word
-    load : In(1)       state <= seed (a zero seed is refused by the model; here it
-                       locks the LFSR at 0, which samples lane 0 of every word)
-    seed : In(16)
-    state : Out(16)    the LFSR state
-    sample : Out(lanes)  the sampled lane of the last stepped word (one-hot or 0)
+    valid : In(1)           a word to sample this cycle
+    key : In(16)            the row's key (the task's ``eors_key`` + row, mod 2**16)
+    word : In(16)           the word's index in its row (group g: outputs g*P .. g*P+P-1)
+    sample : Out(lanes)     the sampled lane of the word two cycles back (one-hot or 0)
     """
 
-    latency = 1
+    latency = 2
 
     @staticmethod
-    def _checked(lanes=16, rate_log2=6):
+    def _checked(lanes=16, rate_log2=7):
         from ..core.config import check_int  # here: ganpu.core imports this package
         check_int("lanes", lanes, 1, 64, power_of_two=True)
         check_int("rate_log2", rate_log2, 0, 16)
@@ -59,43 +71,34 @@ class EorsSampleLfsr(wiring.Component):
         cls._checked(*args, **kwargs)
         return super().__new__(cls, src_loc_at=1)
 
-    def __init__(self, lanes=16, rate_log2=6):
+    def __init__(self, lanes=16, rate_log2=7):
         self.lanes, self.rate_log2 = self._checked(lanes, rate_log2)
-        super().__init__({
-            "step": In(1), "load": In(1), "seed": In(16),
-            "state": Out(16, init=LFSR_SEED), "sample": Out(self.lanes),
-        })
+        super().__init__({"valid": In(1), "key": In(KEY_BITS), "word": In(16),
+                          "sample": Out(self.lanes)})
 
     @staticmethod
-    def model(steps, loads, seeds, lanes=16, rate_log2=6, state=LFSR_SEED):
-        """Per-cycle ``(state, sample)`` outputs (lists, the value after each cycle) for
-        per-cycle inputs ``steps``, ``loads``, ``seeds``."""
-        out_state, out_sample = [], []
-        for st, ld, sd in zip(steps, loads, seeds):
-            sample = 0
-            if ld:
-                state = int(sd)
-            elif st:
-                state = lfsr_step(state)
-                lane = state & ((1 << rate_log2) - 1)
-                sample = (1 << lane) if lane < lanes else 0
-            out_state.append(state)
-            out_sample.append(sample)
-        return np.array(out_state), np.array(out_sample, dtype=object)
+    def model(valid, keys, words, lanes=16, rate_log2=7):
+        """Per-cycle ``sample`` outputs (an object array, the value after each cycle)
+        for per-cycle inputs ``valid``, ``keys``, ``words``: each valid word's one-hot
+        sample ``latency`` cycles later, 0 otherwise (0 for the first cycles)."""
+        lat = EorsSampleHash.latency
+        out = [0] * len(valid)
+        for t, (v, k, w) in enumerate(zip(valid, keys, words)):
+            if v and t + lat - 1 < len(out):
+                lane = mix16(mix16(int(k)) ^ (int(w) & 0xFFFF)) & ((1 << rate_log2) - 1)
+                out[t + lat - 1] = (1 << lane) if lane < lanes else 0
+        return np.array(out, dtype=object)
 
     def elaborate(self, platform):
         m = Module()
-        s = self.state
-        nxt = Signal(16)
-        m.d.comb += nxt.eq((s >> 1) ^ Mux(s[0], LFSR_POLY, 0))
-        lane = nxt[:self.rate_log2] if self.rate_log2 else C(0, 1)
+        # stage 1: the row's mix (the key changes once per row, but registering it per
+        # word keeps the block stateless and the path to one mix)
+        h1, w1, v1 = Signal(16), Signal(16), Signal()
+        m.d.sync += [h1.eq(_mix(m, self.key, "row")), w1.eq(self.word), v1.eq(self.valid)]
+        # stage 2: the word's mix and the one-hot of its low bits
+        h2 = _mix(m, h1 ^ w1, "word")
         sample = Signal(self.lanes)
         for j in range(self.lanes):
-            m.d.comb += sample[j].eq(lane == j)
-        with m.If(self.load):
-            m.d.sync += [s.eq(self.seed), self.sample.eq(0)]
-        with m.Elif(self.step):
-            m.d.sync += [s.eq(nxt), self.sample.eq(sample)]
-        with m.Else():
-            m.d.sync += self.sample.eq(0)
+            m.d.comb += sample[j].eq(v1 & (h2[:self.rate_log2] == j) if self.rate_log2 else v1 & (j == 0))
+        m.d.sync += self.sample.eq(sample)
         return m

@@ -17,19 +17,33 @@ def cmd_train(args):
     from .quality import DigitScorer
     from .plots import save_grid, save_losses
     eors = DEFAULT_EORS if args.eors == "on" else None
+    device = getattr(args, "device", None)
+    config = getattr(args, "config", "sim")
+    if args.eors == "calibrate":
+        if device is None:
+            print("error: --eors calibrate needs --device (model, sim or a serial URL)",
+                  file=sys.stderr)
+            return 2
+        from ..host.calibrate import calibration_config
+        from ..processor.config import config as named
+        try:
+            config = calibration_config(named(config))
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        eors = config.core.eors
     # fail on an unusable folder before minutes of training, not after
     os.makedirs(args.out, exist_ok=True)
     gan = GAN(TrainConfig(net=args.net, batch=args.batch, seed=args.seed, eors=eors))
-    device = getattr(args, "device", None)
     trainer = None
     if device is not None:
         from .train import DeviceTrainer
-        if eors is not None:
+        if args.eors == "on":
             # the cores' EORS parameters are the config's; the compiler checks they agree
             print("note: --eors on uses the device config's EORS parameters", flush=True)
         try:
-            trainer = DeviceTrainer(gan, device, args.config, gbuf_bits=args.gbuf_bits,
-                                    policy=args.policy)
+            trainer = DeviceTrainer(gan, device, config, gbuf_bits=args.gbuf_bits,
+                                    policy=args.policy, calibrate=args.eors == "calibrate")
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -53,6 +67,10 @@ def cmd_train(args):
     else:
         with trainer:
             trainer.train(args.steps, progress)
+        if trainer.cal is not None:
+            levels = trainer.levels[-1] if trainer.levels else {}
+            print("EORS levels after calibration: " +
+                  ", ".join(f"{k} {v}" for k, v in sorted(levels.items())), flush=True)
     tag = f"{args.net}_eors-{args.eors}_s{args.seed}" + (f"_{'board' if '/' in device else device}"
                                                         if device is not None else "")
     save_grid(os.path.join(args.out, f"samples_{tag}.png"), gan.sample(64), tag)
@@ -86,7 +104,12 @@ def register(subparsers):
     p = subparsers.add_parser("train", help="train a reference GAN through the golden model")
     p.add_argument("--net", choices=("mlp", "conv"), default="mlp")
     p.add_argument("--steps", type=positive_int, default=500, help="training steps, >= 1")
-    p.add_argument("--eors", choices=("on", "off"), default="off")
+    p.add_argument("--eors", choices=("on", "off", "calibrate"), default="off",
+                   help="on: EORS with the config's fixed predictor; calibrate (with "
+                        "--device): the cores switched to the one setting (scale-aware, "
+                        "start level 9, 1 in 128 predicted-zero outputs sampled) and each "
+                        "ReLU layer's level calibrated between steps from the device's "
+                        "counters (docs/eors.md); off: every output computed")
     p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--batch", type=positive_int, default=32)
     p.add_argument("--out", default="out", help="directory for PNG figures")

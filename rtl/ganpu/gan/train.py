@@ -179,6 +179,20 @@ def _link_driver(transport, cfg, wait_seconds):
     return LinkDriver(transport, cfg)
 
 
+def _counting_run(banks):
+    """A ``run`` for :func:`ganpu.host.compiler.run_step`: the program model that also
+    appends the step's EORS counter bank to ``banks``."""
+    def run(cfg, gbuf, records, on_pause):
+        from ..processor.model import run_program_eors
+        from ..processor.program import ProgramError
+        err, task, core_err, out, bank = run_program_eors(cfg, gbuf, records, on_pause)
+        if err != ProgramError.OK:
+            raise RuntimeError(f"program refused: {err!r} at record {task} (core {core_err!r})")
+        banks.append(bank)
+        return out
+    return run
+
+
 class DeviceTrainer:
     """Trains ``gan`` with every gemm and every weight update on a processor
     (``docs/update.md``); the host keeps the losses, the final tanh/sigmoid and the data.
@@ -193,10 +207,22 @@ class DeviceTrainer:
     ``timeout`` (seconds) bounds each answer of the link, ``wait_timeout`` (seconds)
     each wait for the program's DONE or next PAUSE (:class:`TimeoutError` naming the
     state the device is in). ``log`` (a callable) gets the simulator build's progress.
+
+    ``calibrate``: EORS self-calibration between steps (``docs/eors.md``, "Calibration
+    in the training loop"): after each step the step's counter bank (read and cleared
+    on the device; :func:`ganpu.processor.model.run_program_eors`'s on ``"model"``)
+    goes to an :class:`~ganpu.host.calibrate.EorsCalibration` of the program, which
+    writes each layer's new level and the next step's sampling keys into the records.
+    The counters do not depend on the schedule, so both backends choose the same
+    levels and train bit-identically. Needs a config whose cores sample and predict in
+    scale-aware mode (:func:`ganpu.host.calibrate.calibration_config`) and ``gan``
+    with the same EORS parameters. ``calibrate`` may also be the
+    :class:`~ganpu.model.eors.EorsCalibrator` to use (default: the one setting's).
+    :attr:`levels` lists the levels after each step.
     """
 
     def __init__(self, gan, device="model", cfg="sim", gbuf_bits=None, policy=None, timeout=30.0,
-                 wait_timeout=600.0, binary=None, log=None):
+                 wait_timeout=600.0, binary=None, log=None, calibrate=False):
         from ..processor.program import Policy
         if not isinstance(gan, GAN):
             raise TypeError(f"gan must be a GAN, got {gan!r}")
@@ -215,6 +241,12 @@ class DeviceTrainer:
         self.gbuf = None
         self.counters = []
         self.fresh = True
+        self.cal = None
+        from ..host.calibrate import set_eors_keys
+        set_eors_keys(self.program)     # distinct sampling keys per gemm (docs/eors.md)
+        if calibrate is not False:
+            from ..host.calibrate import EorsCalibration
+            self.cal = EorsCalibration(self.program, None if calibrate is True else calibrate)
         if device == "sim":
             from ..sim.native import build, Server
             if binary is None:
@@ -232,6 +264,8 @@ class DeviceTrainer:
                 self.close()
                 raise
             self.drv.driver = _link_driver(self.drv.driver.t, self.cfg, wait_timeout)
+            if self.cal is not None:
+                self.drv.clear_eors()     # the bank counts this run's steps only
 
     def step(self, sync=False):
         """One training step on the device; ``sync`` reads the weights back into the
@@ -240,13 +274,25 @@ class DeviceTrainer:
         weights, self.fresh = self.fresh, False
         if self.drv is None:
             self.gbuf = np.zeros(self.cfg.gbuf_depth, np.uint16) if self.gbuf is None else self.gbuf
-            rec, self.gbuf = run_step(self.program, self.gan, self.gbuf, weights=weights)
+            banks = []
+            rec, self.gbuf = run_step(self.program, self.gan, self.gbuf, weights=weights,
+                                      run=None if self.cal is None else _counting_run(banks))
+            if self.cal is not None:
+                self.cal.step(banks[0])
             return rec
         rec, _, counters = self.drv._run(run_step_driver(
             self.drv.driver, self.program, self.gan, self.policy, read_back=False,
             weights=weights, sync=sync))
         self.counters.append(counters)
+        if self.cal is not None:
+            self.cal.step(self.drv.read_eors_bank(clear=True))
         return rec
+
+    @property
+    def levels(self):
+        """The per-layer EORS levels chosen after each step (``[{layer: q}, ...]``;
+        empty without ``calibrate``)."""
+        return [] if self.cal is None else list(self.cal.history)
 
     def train(self, steps, progress=None):
         """``steps`` steps (the last one syncs the weights back); ``progress(rec)`` after each."""

@@ -38,7 +38,8 @@ import numpy as np
 
 __all__ = ["EorsParams", "DEFAULT_EORS", "eors_acc", "eors_state", "eors_mask", "rel_margin",
            "predicted_live", "term_log", "decode16", "prediction_stats", "REL_MAX", "EorsSampler",
-           "EorsCalibrator", "calibration_counts", "lfsr_step", "LFSR_POLY", "LFSR_SEED", "ONE_SETTING"]
+           "EorsCalibrator", "calibration_counts", "mix16", "row_key", "sample_lane", "MIX_ROUNDS",
+           "MIX_FINAL", "KEY_BITS", "ONE_SETTING"]
 
 # Largest scale-aware level q (a 5-bit field).
 REL_MAX = 31
@@ -283,37 +284,53 @@ def prediction_stats(true_live, pred_live):
 
 # ----------------------------------------------------------------- self-calibration
 
-LFSR_POLY = 0xB400      # x^16 + x^14 + x^13 + x^11 + 1, Galois form, shifting right
-LFSR_SEED = 0xACE1
+#: The shift-add rounds ``(a, b)`` of :func:`mix16`, then its final right shift.
+MIX_ROUNDS = ((9, 7), (3, 2), (4, 6))
+MIX_FINAL = 8
+#: Width of a sampling key (a task record's and a descriptor's ``eors_key``).
+KEY_BITS = 16
+_M16 = 0xFFFF
 
 
-def lfsr_step(state):
-    """One step of the sampling LFSR (16 bits, Galois, right shift, maximal length)."""
-    return (state >> 1) ^ (LFSR_POLY if state & 1 else 0)
+def mix16(x):
+    """The sampler's stateless 16-bit mixing function (``docs/eors.md``, "Sampling"):
+    three rounds of ``x ^= x >> a; x = x + (x << b)`` (mod 2**16) with ``(a, b)`` in
+    :data:`MIX_ROUNDS`, then ``x ^= x >> 8``. A bijection of 0..65535 built from XORs,
+    shifts and three 16-bit adders (a multiplication by ``1 + 2**b`` is a shift and an
+    add): no multiplier. ``x`` an int or an integer array (its low 16 bits are used)."""
+    x = np.asarray(x, dtype=np.int64) & _M16
+    for a, b in MIX_ROUNDS:
+        x = x ^ (x >> a)
+        x = (x + (x << b)) & _M16
+    x = x ^ (x >> MIX_FINAL)
+    return int(x) if x.ndim == 0 else x
 
 
-def _lfsr_table():
-    tab = np.empty(65535, dtype=np.int64)
-    s = 1
-    for i in range(65535):
-        tab[i] = s
-        s = lfsr_step(s)
-    return tab
+def row_key(key, m):
+    """The sampling key of row ``m`` of a task whose ``eors_key`` is ``key``:
+    ``(key + m) mod 2**16``."""
+    return (np.asarray(key, dtype=np.int64) + m) & _M16
 
 
-_LFSR = {}
+def sample_lane(key, m, word, rate_log2):
+    """The sampled lane of mask word ``word`` (outputs ``word*P .. word*P + P-1``) of
+    row ``m`` of a task with key ``key``: ``mix16(mix16(row_key(key, m)) ^ word)``, low
+    ``rate_log2`` bits. The word samples that lane when it is below P, none otherwise.
+    A pure function of (key, m, word): no state from task to task or row to row."""
+    h = mix16(mix16(row_key(key, m)) ^ (np.asarray(word, dtype=np.int64) & _M16))
+    return h & ((1 << rate_log2) - 1)
 
 
 class EorsSampler:
     """Which predicted-zero outputs are computed anyway, to measure false zeros
     (``docs/eors.md``, "Self-calibration").
 
-    Outputs are visited in the speculator's order: row ``m``, then groups of ``lanes``
-    outputs; the LFSR steps once per group word (lanes past N included) and the word's
-    sampled lane is ``state & (2**rate_log2 - 1)`` when that is below ``lanes``, none
-    otherwise. So every output is sampled with probability 2**-rate_log2 (the LFSR's
-    period, 65535, leaves it off by less than 1/65536). ``state`` carries over from
-    task to task (it is never reset except by the host).
+    Output ``(m, n)`` of a task with sampling key ``key`` is sampled when
+    ``sample_lane(key, m, n // lanes, rate_log2) == n % lanes``: one output of each
+    mask word of ``lanes`` outputs with probability ``lanes / 2**rate_log2`` (so every
+    output with probability ``2**-rate_log2``), a pure function of the key, the row
+    and the word. Splitting a task's rows between cores keeps its sample set when
+    each part's key is ``key + m0`` (its first row): the processor derives it so.
 
     Parameters
     ----------
@@ -321,37 +338,24 @@ class EorsSampler:
         The speculator's P (a power of two in 1..64).
     rate_log2 : int
         One output in ``2**rate_log2`` is sampled; 2**rate_log2 >= lanes, <= 2**16.
-    state : int
-        Initial LFSR state, 1..65535.
     """
 
-    def __init__(self, lanes=16, rate_log2=6, state=LFSR_SEED):
+    def __init__(self, lanes=16, rate_log2=6):
         _check_int("sampler lanes", lanes, 1, 64)
         _check_int("sampler rate_log2", rate_log2, 0, 16)
-        _check_int("sampler state", state, 1, 65535)
         if lanes & (lanes - 1) or (1 << rate_log2) < lanes:
             raise ValueError(f"EORS sampler needs lanes a power of two <= 2**rate_log2, got "
                              f"lanes={lanes!r}, rate_log2={rate_log2!r}")
-        self.lanes, self.rate_log2, self.state = lanes, rate_log2, state
+        self.lanes, self.rate_log2 = lanes, rate_log2
 
-    def sample(self, M, N):
-        """bool (M, N): the outputs of one task (M rows of N outputs) to compute exactly;
-        advances ``state`` by ``M * ceil(N / lanes)`` steps."""
-        if "t" not in _LFSR:
-            tab = _LFSR["t"] = _lfsr_table()
-            _LFSR["pos"] = {int(v): i for i, v in enumerate(tab)}
-        tab, pos = _LFSR["t"], _LFSR["pos"]
+    def sample(self, M, N, key=0):
+        """bool (M, N): the outputs of a task of M rows of N outputs with sampling key
+        ``key`` (0..65535) to compute exactly."""
+        _check_int("sampler key", key, 0, _M16)
         P = self.lanes
         G = -(-N // P)
-        words = M * G
-        i0 = pos[self.state]
-        states = tab[(i0 + 1 + np.arange(words)) % 65535]
-        self.state = int(states[-1]) if words else self.state
-        lane = (states & ((1 << self.rate_log2) - 1)).reshape(M, G)
-        out = np.zeros((M, G, P), dtype=bool)
-        hit = lane < P
-        mi, gi = np.nonzero(hit)
-        out[mi, gi, lane[hit]] = True
+        lane = sample_lane(key, np.arange(M)[:, None], np.arange(G)[None, :], self.rate_log2)
+        out = lane[:, :, None] == np.arange(P)[None, None, :]
         return out.reshape(M, G * P)[:, :N]
 
 

@@ -33,16 +33,18 @@ class CheckPort(wiring.Signature):
         return type(other) is CheckPort and self.cfg == other.cfg
 
 
-def derived_descriptor(m, rec, geom, rows=None):
+def derived_descriptor(m, rec, geom, rows=None, row0=None):
     """Drive a ``descriptor_layout(geom)`` value from record view ``rec``: operands
-    contiguous in the core's buffers from 0 (:func:`ganpu.processor.model.core_descriptor`).
+    contiguous in the core's buffers from 0, ``rows`` rows from row ``row0`` (the
+    sampling key ``eors_key + row0``; :func:`ganpu.processor.model.core_descriptor`).
     Returns the signal."""
     desc = Signal(descriptor_layout(geom))
     m.d.comb += [desc.op.eq(rec.op), desc.act.eq(rec.act), desc.slope.eq(rec.slope),
                  desc.use_mask.eq(rec.use_mask), desc.bias.eq(rec.bias), desc.eors.eq(rec.eors),
                  desc.m.eq(rec.m if rows is None else rows), desc.n.eq(rec.n), desc.k.eq(rec.k),
                  desc.a_sm.eq(rec.k), desc.a_sk.eq(1), desc.b_sn.eq(rec.k), desc.b_sk.eq(1),
-                 desc.o_sm.eq(rec.n), desc.o_sn.eq(1), desc.eors_rel.eq(rec.eors_rel)]
+                 desc.o_sm.eq(rec.n), desc.o_sn.eq(1), desc.eors_rel.eq(rec.eors_rel),
+                 desc.eors_key.eq(rec.eors_key if row0 is None else rec.eors_key + row0)]
     return desc
 
 

@@ -173,14 +173,17 @@ def reads_mask_in(rec):
                 (rec["op"] == Op.BP.value and rec["act"] != Act.IDENTITY.value))
 
 
-def core_descriptor(rec, m=None):
-    """The descriptor a core runs for ``m`` rows (default: all) of GEMM record ``rec``:
-    operands contiguous in its buffers from address 0."""
+def core_descriptor(rec, m=None, m0=0):
+    """The descriptor a core runs for ``m`` rows (default: all) of GEMM record ``rec``
+    from row ``m0``: operands contiguous in its buffers from address 0, the sampling
+    key that of row ``m0`` (``eors_key + m0`` mod 2**16, so a task's sample set does
+    not depend on how its rows are split, ``docs/eors.md``)."""
     K, N = rec["k"], rec["n"]
     return dict(op=rec["op"], act=rec["act"], slope=rec["slope"], use_mask=rec["use_mask"],
                 bias=rec["bias"], eors=rec["eors"], m=rec["m"] if m is None else m, n=N, k=K,
                 a_base=0, a_sm=K, a_sk=1, b_base=0, b_sn=K, b_sk=1,
-                o_base=0, o_sm=N, o_sn=1, bias_base=0, eors_rel=rec.get("eors_rel", 0))
+                o_base=0, o_sm=N, o_sn=1, bias_base=0, eors_rel=rec.get("eors_rel", 0),
+                eors_key=(rec.get("eors_key", 0) + m0) & 0xFFFF)
 
 
 def operand_ranges(rec):
@@ -341,51 +344,42 @@ def run_program(cfg, gbuf, records, on_pause=None, on_task=None):
     return ProgramError.OK, 0, Error.OK, gbuf
 
 
-def eors_bank(cfg, gbuf, records, runs=None, lfsr=None, on_pause=None, bank=None):
-    """The EORS calibration counter bank after running ``records`` (``docs/eors.md``,
-    ``docs/memory-map.md``): ``(bank, lfsr)``.
+def run_program_eors(cfg, gbuf, records, on_pause=None, bank=None):
+    """:func:`run_program` that also adds every EORS task's calibration counters into
+    the counter bank (``docs/eors.md``, ``docs/memory-map.md``): ``(error, task,
+    core_error, gbuf, bank)``.
 
-    ``runs[c]`` lists the ``(task, m0, m1)`` parts core ``c`` ran, in order (the
-    scheduler's dispatches: its ``sched_trace``); None runs every GEMM record whole on
-    core 0 in program order. Each core's sampling LFSR carries over from part to part
-    (``lfsr[c]`` before the program, default the reset value); the counts depend on
-    the schedule only through which outputs each core's LFSR samples. Each EORS part
-    adds :func:`ganpu.core.model.eors_counts` of its rows, on the GBUF as program
-    order leaves it before that record (the result of any schedule the dependencies
-    allow), into slot ``eors_slot`` of ``bank`` (default empty), modulo 2**32.
-
-    ``bank``: ``EORS_SLOTS`` dicts over :data:`ganpu.core.model.EORS_COUNTERS`;
-    ``lfsr``: each core's LFSR state after the program. A refused program adds nothing.
-    """
-    from ..model.eors import LFSR_SEED
+    Each EORS record adds :func:`ganpu.core.model.eors_counts` of its whole task, on
+    the GBUF as program order leaves it before that record (the result of any schedule
+    the dependencies allow), into slot ``eors_slot`` of ``bank`` (default empty), modulo
+    2**32. Sampling is a pure function of the record's key, the row and the mask word,
+    so this is the bank of every schedule: no dispatch order is needed. ``bank``:
+    ``EORS_SLOTS`` dicts over :data:`ganpu.core.model.EORS_COUNTERS`. A refused program
+    adds nothing."""
     from .program import EORS_SLOTS
     _check_cfg(cfg)
     bank = [dict.fromkeys(core_model.EORS_COUNTERS, 0) for _ in range(EORS_SLOTS)] \
         if bank is None else [dict(s) for s in bank]
-    lfsr = [LFSR_SEED] * cfg.cores if lfsr is None else list(lfsr)
-    seen = {}
+    added = [dict.fromkeys(core_model.EORS_COUNTERS, 0) for _ in range(EORS_SLOTS)]
 
-    def keep(t, rec, g):
+    def count(t, rec, g):
         if eors_active(rec):
-            seen[t] = (rec, np.array(g, copy=True))
-    err, *_ = run_program(cfg, gbuf, records, on_pause, on_task=keep)
-    if err != ProgramError.OK:
-        return bank, lfsr
-    if runs is None:
-        runs = [[(t, 0, normalize(cfg, r)["m"]) for t, r in enumerate(records)
-                 if _kind(r) == TaskKind.GEMM.value]] + [[] for _ in range(cfg.cores - 1)]
-    for c, parts in enumerate(runs):
-        for t, m0, m1 in parts:
-            if t not in seen:
-                continue
-            rec, g = seen[t]
-            bufs = gather(cfg, rec, g, m0, m1)
-            counts, lfsr[c] = core_model.eors_counts(core_descriptor(rec, m1 - m0), bufs,
-                                                     cfg.core, lfsr[c])
-            slot = bank[rec["eors_slot"]]
+            counts = core_model.eors_counts(core_descriptor(rec), gather(cfg, rec, g), cfg.core)
             for k, v in counts.items():
-                slot[k] = (slot[k] + v) & 0xFFFFFFFF
-    return bank, lfsr
+                added[rec["eors_slot"]][k] += v
+    err, task, core_err, out = run_program(cfg, gbuf, records, on_pause, on_task=count)
+    if err == ProgramError.OK:
+        for s, a in zip(bank, added):
+            for k, v in a.items():
+                s[k] = (s[k] + v) & 0xFFFFFFFF
+    return err, task, core_err, out, bank
+
+
+def eors_bank(cfg, gbuf, records, on_pause=None, bank=None):
+    """The EORS calibration counter bank after running ``records`` from ``gbuf``
+    (:func:`run_program_eors`'s ``bank``): a function of the program and the data alone,
+    the same under every policy and schedule."""
+    return run_program_eors(cfg, gbuf, records, on_pause, bank)[4]
 
 
 # --- the scheduler's dispatch rules (the hardware builds the same functions)

@@ -103,9 +103,11 @@ def task_layout(cfg):
         "work": 24,                     # core cycles of the whole task on one core
         "words": 24,                    # GBUF words the task moves (loads + stores)
         # EORS self-calibration (docs/eors.md): the task's scale-aware level (0 = the
-        # cores' configured one) and the counter bank slot its counters add up in
+        # cores' configured one), the counter bank slot its counters add up in and the
+        # sampling key of its row 0 (a part from row m0 runs with key + m0)
         "eors_rel": 5,
         "eors_slot": EORS_SLOT_BITS,
+        "eors_key": 16,
     })
 
 
