@@ -73,10 +73,17 @@ def test_device_model_calibrated():
         assert before != [t.record.get("eors_key") for t in tr.program.tasks]
 
 
-def test_cli_calibrate_needs_device(tmp_path, capsys):
+def test_cli_calibrate(tmp_path, capsys):
+    """``ganpu train --eors calibrate``: needs a device; on the model it trains with the
+    cores at the one setting and prints the levels it ends with."""
     from ganpu.cli import main
     assert main(["train", "--eors", "calibrate", "--steps", "1", "--out", str(tmp_path)]) == 2
     assert "--eors calibrate needs --device" in capsys.readouterr().err
+    assert main(["train", "--device", "model", "--eors", "calibrate", "--steps", "2", "--batch", "2",
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "cores at the EORS one setting" in out
+    assert "EORS levels after calibration: D.fc1 " in out
 
 
 def test_messages():

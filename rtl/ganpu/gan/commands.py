@@ -47,7 +47,9 @@ def cmd_train(args):
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        print(f"device {device}: config {args.config} ({trainer.cfg.cores} cores, "
+        cal = ", cores at the EORS one setting, levels calibrated between steps" \
+            if args.eors == "calibrate" else ""
+        print(f"device {device}: config {args.config}{cal} ({trainer.cfg.cores} cores, "
               f"{trainer.cfg.gbuf_depth} GBUF words), {len(trainer.program.tasks)} records "
               f"per step, weight update on the device", flush=True)
     t0 = time.time()
