@@ -75,8 +75,9 @@ class Regime:
             if not bits:
                 continue
             tr = data.Const(self.layout, bits)
-            # cores the scheduler saw free when it decided (a cycle before it assigns)
-            # are free here too: a core completed this cycle was not free for it
+            # cores the scheduler saw free when it decided (two cycles before it
+            # assigns: the row split between) are free here too: this set holds them
+            # and any completed in between (the Monitor checks each chosen core is idle)
             free = sum(not b for b in self.busy)
             groups = {}
             for c in range(CFG.cores):

@@ -34,9 +34,9 @@ What is modelled
 
 * **Scan**: the scheduler reads its window two cycles per record; a dispatch leaves it
   ``window + 2 + SCAN_ASSIGN`` cycles after the event that allowed it (half a scan on
-  average, then the assignment); and a completion that frees the last core while a
-  PAUSE is already ready serves the PAUSE before the records that completion readies
-  (the scan in flight read them before it).
+  average, then the row split and the assignment); and a completion that frees the
+  last core while a PAUSE is already ready serves the PAUSE before the records that
+  completion readies (the scan in flight read them before it).
 
 What is not modelled: bus contention between the DMA and the host, GBUF bank
 conflicts, the scan's exact phase, host time at pauses (the processor's CYCLES
@@ -84,8 +84,9 @@ CHECK = 7
 # The scheduler's cycle after the verdict that latches the adaptive regime (its sums
 # are done by then: they read one record per cycle beside the checker)
 REGIME = 1
-# The scheduler's Assign state after its scan's decision
-SCAN_ASSIGN = 1
+# The scheduler's Split and Assign states after its scan's decision (the row split
+# by a reciprocal multiplication, then the assignment: one short step each)
+SCAN_ASSIGN = 2
 
 
 def core_overhead(core):
@@ -350,7 +351,8 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None, 
     # moved dma_width words per cycle
     bound = compute_bound(recs, C, dma_width)
     # a dispatch leaves the scheduler this long after the event that allowed it: half
-    # a window scan on average (two cycles per record and two) and the assignment
+    # a window scan on average (two cycles per record and two), the row split and the
+    # assignment
     SCAN = cfg.window + 2 + SCAN_ASSIGN
     now = CHECK * n + REGIME + 1 if n else 0    # the check, the regime, the first dispatch
 

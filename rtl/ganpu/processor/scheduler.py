@@ -17,7 +17,7 @@ from .program import TaskKind, ProgramError, Policy, State, task_layout, update_
 from .task_table import table_read_signature
 from .update_engine import UpdatePort
 
-__all__ = ["Scheduler", "trace_layout", "update_trace_layout", "CoreState"]
+__all__ = ["Scheduler", "trace_layout", "update_trace_layout", "CoreState", "split_reciprocal"]
 
 
 def trace_layout(cfg):
@@ -45,6 +45,15 @@ class CoreState(enum.Enum, shape=3):
 
 def _min(a, b):
     return Mux(a < b, a, b)
+
+
+def split_reciprocal(cores, bits):
+    """``(s, R)`` with ``R[k] = ceil(2**s / k)`` for k in 1..cores, such that
+    ``(m * R[k]) >> s == m // k`` for every ``m < 2**bits``: with ``e = R[k] * k - 2**s
+    < k``, the error ``m * e / (k * 2**s)`` stays below ``1 / k`` when ``m * e < 2**s``,
+    so ``s = bits + ceil(log2(cores))`` suffices."""
+    s = bits + (cores - 1).bit_length()
+    return s, {k: -(-(1 << s) // k) for k in range(1, cores + 1)}
 
 
 class Scheduler(ProcessorComponent):
@@ -81,7 +90,11 @@ class Scheduler(ProcessorComponent):
     then RUNNING, or ERROR with the checker's verdict.
 
     Throughput: a window scan takes two cycles per record it reads (the window's
-    records and the dispatched ones between them) plus two; one dispatch per scan. The
+    records and the dispatched ones between them) plus two; one dispatch per scan. A
+    GEMM dispatch adds two cycles after the scan's decision (the row split, then the
+    assignment: ``cycle_model.SCAN_ASSIGN``), so that the decision, the split and the
+    assignment are each one short register-to-register step (the core count from a
+    table, the split by a reciprocal multiplication, :func:`split_reciprocal`). The
     balance sum reads one record per cycle beside the checker (which takes several per
     record), so it is done by the checker's verdict; one cycle after it decides the
     regime before the first scan.
@@ -170,7 +183,7 @@ class Scheduler(ProcessorComponent):
         # the group may still be loading), completion when busy falls
         for i in range(C):
             tp = self.cores[i]
-            m.d.comb += [tp.desc.eq(derived_descriptor(m, crec[i], cfg.core.geom, rows=cmc[i])),
+            m.d.comb += [tp.desc.eq(derived_descriptor(m, crec[i], cfg.core.geom, rows=cmc[i], row0=cm0[i])),
                          self.eors_slot[i].eq(crec[i].eors_slot)]
             with m.If(self.loaded[i]):
                 m.d.sync += cstate[i].eq(CoreState.STARTING)
@@ -258,6 +271,10 @@ class Scheduler(ProcessorComponent):
         found = Signal()
         cand = Signal(layout)
         cand_idx = Signal(pb)
+        # the candidate's core counts, reduced when it is captured: min(C, M) and
+        # min(C, max(1, ceil(work / MIN_WORK))) (C - 1 constant compares, no adder)
+        cand_m, cand_need = Signal(range(C + 1)), Signal(range(C + 1))
+        k = Signal(range(C + 1))
         ulayout = update_layout(cfg)
         m.d.comb += [upd.rec.eq(ulayout(cand.as_value()[:ulayout.size])),
                      self.update_trace.done.eq(upd.done), self.update_trace.start.eq(upd.start),
@@ -281,28 +298,39 @@ class Scheduler(ProcessorComponent):
         is_bound = ((sum_work << lw) > sum_words * C) & \
             (sum_work > ((n_gemm * C) << (MIN_SPLIT.bit_length() - 1)))
 
+        # The decision is register to register in one cycle: the popcount of the free
+        # cores, a table for ``free // ready`` (both at most a few bits), and the
+        # candidate's M and work already reduced to core counts when it was captured
+        # (``cand_m``, ``cand_need``), so no divider and no wide compare is on the path.
         free_n = Signal(range(C + 1))
         m.d.comb += free_n.eq(sum(free[i] for i in range(C)))
-        k = Signal(range(C + 1))
-        need = (cand.work + (MIN_WORK - 1)) >> (MIN_WORK.bit_length() - 1)
-        share = Signal(range(C + 1))
-        m.d.comb += share.eq(free_n // Mux(n_ready == 0, 1, n_ready))
+        share = Signal(range(C + 1))          # max(1, free // max(1, ready))
+        with m.Switch(n_ready):
+            for r in range(W + 1):
+                with m.Case(r):
+                    with m.Switch(free_n):
+                        for f in range(C + 1):
+                            with m.Case(f):
+                                m.d.comb += share.eq(max(1, f // max(1, r)))
         adaptive = Signal(range(C + 1))
-        m.d.comb += adaptive.eq(_min(_min(free_n, Mux(share == 0, 1, share)),
-                                     _min(cand.m, Mux(need == 0, 1, need))))
+        m.d.comb += adaptive.eq(_min(_min(free_n, share), _min(cand_m, cand_need)))
         with m.If(free_n == 0):
             m.d.comb += adaptive.eq(0)
         # compute-bound: wait for min(C, M) free cores, then take them
-        tk = _min(C, cand.m)
         with m.If(bound):
-            m.d.comb += adaptive.eq(Mux(free_n >= tk, tk, 0))
+            m.d.comb += adaptive.eq(Mux(free_n >= cand_m, cand_m, 0))
         with m.Switch(policy):
             with m.Case(Policy.TEMPORAL):
-                m.d.comb += k.eq(Mux(all_free, _min(C, cand.m), 0))
+                m.d.comb += k.eq(Mux(all_free, cand_m, 0))
             with m.Case(Policy.SPATIAL):
                 m.d.comb += k.eq(free_n != 0)
             with m.Default():
                 m.d.comb += k.eq(adaptive)
+        # the row split ``M // k``, ``M % k`` a cycle later (state Split), from the
+        # registered k: a multiplication by k's reciprocal (split_reciprocal) instead
+        # of a divider, the remainder from the quotient
+        shift, recips = split_reciprocal(C, d)
+        recip = Signal(shift + 1)
         k_r = Signal(range(C + 1))
         q_r, r_r = Signal(d), Signal(range(C))
         free_snap = Signal(C)
@@ -351,7 +379,10 @@ class Scheduler(ProcessorComponent):
                 with m.If(ready & (rec.kind == TaskKind.GEMM)):
                     m.d.sync += n_ready.eq(n_ready + 1)
                 with m.If(eligible & ~found):
-                    m.d.sync += [found.eq(1), cand.eq(rec), cand_idx.eq(idx)]
+                    m.d.sync += [found.eq(1), cand.eq(rec), cand_idx.eq(idx),
+                                 cand_m.eq(Mux(rec.m > C, C, rec.m)),
+                                 cand_need.eq(1 + sum((rec.work > j * MIN_WORK).as_unsigned()
+                                                      for j in range(1, C)))]
                 with m.If(undispatched):
                     m.d.sync += seen.eq(seen + 1)
                 with m.If(~in_prog | (undispatched & (seen == W - 1))):
@@ -377,10 +408,20 @@ class Scheduler(ProcessorComponent):
                     with m.Else():
                         m.next = "Head"
                 with m.Elif((k != 0) & ~ld_valid):
-                    m.d.sync += [k_r.eq(k), q_r.eq(cand.m // k), r_r.eq(cand.m % k), free_snap.eq(free)]
-                    m.next = "Assign"
+                    m.d.sync += [k_r.eq(k), free_snap.eq(free)]
+                    m.next = "Split"
                 with m.Else():
                     m.next = "Head"
+            with m.State("Split"):
+                # cores only become free meanwhile: free_snap's are still free, and no
+                # load job is offered (only Assign makes one)
+                with m.Switch(k_r):
+                    for j in range(1, C + 1):
+                        with m.Case(j):
+                            m.d.comb += recip.eq(recips[j])
+                q = (cand.m * recip) >> shift
+                m.d.sync += [q_r.eq(q), r_r.eq(cand.m - q[:d] * k_r)]
+                m.next = "Assign"
             with m.State("Assign"):
                 group = []
                 for i in range(C):
