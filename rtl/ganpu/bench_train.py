@@ -17,7 +17,10 @@ FLOPs, ``2 x`` the step's dense MACs, per second) beside the dense peak of the s
 config (``cores x lanes x 2 x f``). With a device other than ``model`` the processor's
 own cycle counters of each step are reported too, and ``--check-model`` trains a
 second copy on the program model (``--device model``) and compares the device's
-weights with it as well as with the golden model's.
+weights with it as well as with the golden model's. ``--eors calibrate`` puts the cores
+at the EORS one setting and calibrates the levels between steps (``docs/eors.md``);
+the golden model has no per-layer levels, so the device is compared with the program
+model alone (losses, the levels after every step, every master, momentum and weight).
 """
 
 import json
@@ -102,13 +105,23 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
     from .processor.cycle_model import simulate, task_row_macs
     from .processor.program import Policy, TaskKind
 
-    tc = TrainConfig(batch=batch, seed=seed, eors=DEFAULT_EORS if eors else None)
+    calibrate = eors == "calibrate"
+    config_name = config if isinstance(config, str) else "custom"
+    if calibrate:
+        # the one setting on the cores, levels calibrated between steps: the golden
+        # model has no per-layer levels, so the program model is the reference
+        from .host.calibrate import calibration_config
+        from .processor.config import config as named
+        config = calibration_config(named(config) if isinstance(config, str) else config)
+        check_model = True
+    tc = TrainConfig(batch=batch, seed=seed,
+                     eors=config.core.eors if calibrate else DEFAULT_EORS if eors else None)
     ref, hw = GAN(tc), GAN(tc)
-    refs = {"golden": ref}
+    refs = {} if calibrate else {"golden": ref}
     twin = None
     if check_model and device != "model":
         refs["model"] = GAN(tc)
-        twin = DeviceTrainer(refs["model"], "model", config, gbuf_bits=gbuf_bits)
+        twin = DeviceTrainer(refs["model"], "model", config, gbuf_bits=gbuf_bits, calibrate=calibrate)
     import resource
 
     def cpu():
@@ -117,8 +130,9 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
 
     step_seconds = []
     host_cpu = 0.0
+    level_mismatches = []
     with DeviceTrainer(hw, device, config, gbuf_bits=gbuf_bits, policy=policy, binary=binary,
-                       log=log) as tr:
+                       log=log, calibrate=calibrate) as tr:
         cfg, program = tr.cfg, tr.program
         server = tr.server
         t0 = time.time()
@@ -127,24 +141,31 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
             got = tr.step(sync=i == steps - 1)
             step_seconds.append(time.time() - t1)
             host_cpu += cpu() - c1
-            want = ref.step()
-            if got != want:
-                raise RuntimeError(f"step {i}: losses {got} differ from the golden model's {want}")
+            if not calibrate:
+                want = ref.step()
+                if got != want:
+                    raise RuntimeError(f"step {i}: losses {got} differ from the golden model's {want}")
             if twin is not None:
                 other = twin.step(sync=i == steps - 1)
                 if got != other:
                     raise RuntimeError(f"step {i}: losses {got} differ from the program model's {other}")
+                if calibrate and tr.levels[-1] != twin.levels[-1]:
+                    level_mismatches.append(f"levels after step {i + 1}: {tr.levels[-1]} != model "
+                                            f"{twin.levels[-1]}")
             if log:
                 log(f"step {i + 1}/{steps}: {step_seconds[-1]:.1f} s, D {got['d_loss']:.4f} "
-                    f"G {got['g_loss']:.4f}, losses equal the golden model's")
+                    f"G {got['g_loss']:.4f}, losses equal the "
+                    f"{' and '.join(refs) or 'golden'} model's"
+                    + (f", EORS levels {tr.levels[-1]}" if calibrate else ""))
         seconds = time.time() - t0
         counters = tr.counters
         gbuf = tr.gbuf
+        levels = tr.levels
     if twin is not None:
         twin.close()
     steady = sum(step_seconds[1:]) / (steps - 1) if steps > 1 else step_seconds[0]
     mismatches = [f"{name}: {t}" if name != "golden" else t
-                  for name, r in refs.items() for t in _mismatches(r, hw)]
+                  for name, r in refs.items() for t in _mismatches(r, hw)] + level_mismatches
     if gbuf is None:
         # a device behind a link: the data of one more step on the program model
         from .host.compiler import run_step
@@ -171,7 +192,8 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
         runs["speedup"] = round(runs["dense"]["cycles"] / runs["measured"]["cycles"], 4)
         runs["effective_vs_peak"] = round(2 * dense_macs / (runs["measured"]["cycles"] / f) / peak, 4)
         pol[p] = runs
-    out = {"device": device, "config": config, "gbuf_bits": cfg.gbuf_bits, "cores": cfg.cores,
+    out = {"device": device, "config": config_name + (" at the EORS one setting" if calibrate else ""),
+           "gbuf_bits": cfg.gbuf_bits, "cores": cfg.cores,
            "lanes": cfg.core.lanes, "batch": batch, "eors": eors, "steps": steps,
            "records": len(program.tasks), "updates": sum(t.kind == TaskKind.UPDATE for t in program.tasks),
            "parameters": params, "dense_macs": dense_macs, "seconds": round(seconds, 3),
@@ -182,6 +204,8 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
            "bit_identical": not mismatches, "compared_with": list(refs),
            "mismatches": mismatches, "mhz": mhz, "dense_peak_gflops": round(peak / 1e9, 4),
            "policies": pol}
+    if calibrate:
+        out["levels"] = levels
     if eors and cfg.core.eors_sample_log2:
         out["sampling"] = sampling_cost(program, tc)
         out["sample_log2"] = cfg.core.eors_sample_log2
@@ -203,9 +227,9 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
 def print_table(res, file=None):
     file = sys.stdout if file is None else file
     print(f"{res['steps']} steps on {res['device']} ({res['config']}, {res['cores']} cores x "
-          f"{res['lanes']} lanes, batch {res['batch']}, EORS {'on' if res['eors'] else 'off'}): "
+          f"{res['lanes']} lanes, batch {res['batch']}, EORS {res['eors'] if isinstance(res['eors'], str) else 'on' if res['eors'] else 'off'}): "
           f"{res['steps_per_s']:.2f} steps/s ({res['projected_500_steps_min']:g} min for 500 steps), "
-          f"bit-identical to {' and '.join(res['compared_with'])}: "
+          f"bit-identical to {' and '.join(res['compared_with']) or 'no reference (the device is the model)'}: "
           f"{'yes' if res['bit_identical'] else 'NO ' + ', '.join(res['mismatches'])}", file=file)
     print(f"{res['records']} records per step ({res['updates']} UPDATE, {res['parameters']:,} "
           f"parameters), {res['dense_macs']:,} dense MACs; at {res['mhz']:g} MHz, dense peak "
@@ -218,6 +242,8 @@ def print_table(res, file=None):
         print(f"| {p} | {m['cycles']:,} | {m['d_update']:,} | {m['g_update']:,} | {d['cycles']:,} "
               f"| {r['speedup']:.2f}x | {m['step_ms']:.2f} | {m['effective_gflops']:.3f} "
               f"| {r['effective_vs_peak']:.2f}x |", file=file)
+    if "levels" in res:
+        print(f"\nEORS levels after each step: {res['levels']}", file=file)
     if "sampling" in res:
         smp = res["sampling"]
         print(f"\nEORS self-calibration sampling (1 in {2 ** res['sample_log2']} predicted "
@@ -241,7 +267,8 @@ def _cmd(args):
     try:
         res = bench_train(device=args.device, config=args.config, gbuf_bits=args.gbuf_bits,
                           batch=args.batch, steps=args.steps, seed=args.seed,
-                          eors=args.eors == "on", mhz=args.mhz, policy=args.policy,
+                          eors={"on": True, "off": False}.get(args.eors, args.eors),
+                          mhz=args.mhz, policy=args.policy,
                           check_model=args.check_model, binary=args.sim_binary,
                           log=lambda line: print(line, file=sys.stderr, flush=True))
     except ValueError as exc:
@@ -267,7 +294,9 @@ def register(bench_sub):
     c.add_argument("--batch", type=positive_int, default=32)
     c.add_argument("--steps", type=positive_int, default=3)
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--eors", choices=("on", "off"), default="off")
+    c.add_argument("--eors", choices=("on", "off", "calibrate"), default="off",
+                   help="calibrate: the cores at the EORS one setting, levels calibrated "
+                        "between steps (docs/eors.md), compared with the program model")
     c.add_argument("--mhz", type=float, default=30.0,
                    help="clock for the step time and GFLOPS (default 30: the ULX3S build's clock)")
     c.add_argument("--policy", choices=POLICIES, default="adaptive",
