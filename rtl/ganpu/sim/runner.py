@@ -10,6 +10,9 @@ here, so no user has to:
 * Amaranth emits width-extending assignments that Verilator would turn into errors;
   the waivers are targeted (see :data:`VERILATOR_WAIVERS`), never a blanket -Wno-fatal.
 * Icarus runs in -g2005 mode (see :func:`_build_args`).
+* Verilator compiles the model's cycle code at ``-O0`` (:data:`VERILATOR_MAKE_FLAGS`):
+  a cocotb run spends its time in Python and VPI, not in the model, so ``-Os`` (the
+  default of ``verilated.mk``) took three times the compile time for no run time.
 * Builds are cached on a digest of the Verilog text under :func:`build_root`
   (``GANPU_BUILD``, default ``build/sim`` in the working directory), one folder per
   design, simulator and waveform setting; a file lock makes two processes (two
@@ -26,12 +29,14 @@ here, so no user has to:
 import fcntl
 import hashlib
 import os
+import resource
 import shutil
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "SimulatorUnavailable", "BenchFailed",
+__all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "VERILATOR_MAKE_FLAGS", "SimulatorUnavailable", "BenchFailed",
            "in_ci", "waves", "build_root", "setup", "setup_verilator", "setup_icarus",
            "generate", "run"]
 
@@ -43,6 +48,15 @@ SIMULATORS = ("icarus", "verilator")
 #     as its semantics define; CASEINCOMPLETE: its case statements rely on a default
 #     assignment before the case.
 VERILATOR_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE")
+
+# Make variables for the Verilator model's C++ build (through MAKEFLAGS, for cocotb runs
+# make itself): the cycle code (OPT_FAST) at -O0. C++ optimisation changes no
+# semantics, and a cocotb bench spends its time in Python and VPI calls, so -Os (the
+# default) cost compile time only: ~3x the CPU seconds on the core (docs/verification.md,
+# "Test time"). The runtime library (OPT_GLOBAL: verilated.cpp, the VPI) and the slow
+# set-up code (OPT_SLOW, already -O0) keep their defaults. Only the cocotb build sees
+# these; ``ganpu sim``'s native build (sim/native.py) picks its own.
+VERILATOR_MAKE_FLAGS = ("OPT_FAST=-O0",)
 
 # the package's sim folder (bench modules such as ``bench_tasks``) and the folder that
 # holds the package itself, so the simulator's Python finds both without a checkout
@@ -152,6 +166,27 @@ def _icarus_dump(folder, name):
 
 
 @contextmanager
+def _make_flags(sim):
+    """MAKEFLAGS with :data:`VERILATOR_MAKE_FLAGS` for the block (cocotb's build step
+    runs make with this process's environment), restored after."""
+    saved = os.environ.get("MAKEFLAGS")
+    if sim == "verilator":
+        os.environ["MAKEFLAGS"] = " ".join([*(saved or "").split(), *VERILATOR_MAKE_FLAGS])
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
+
+
+def _child_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+@contextmanager
 def _locked(path):
     """Hold an exclusive lock on ``path`` (created if needed) for the block."""
     with open(path, "a") as f:
@@ -177,10 +212,15 @@ def _build(runner, sim, name, text, build_dir, dump):
         sources = [src]
         if dump and sim == "icarus":
             sources.append(_icarus_dump(build_dir, name))
-        runner.build(sources=sources, hdl_toplevel=name, build_dir=build_dir,
-                     build_args=_build_args(sim, name, dump), timescale=("1ns", "1ps"),
-                     waves=dump and sim == "verilator", always=False)
-        stamp.write_text("ok\n")
+        start, cpu = time.monotonic(), _child_cpu()
+        with _make_flags(sim):
+            runner.build(sources=sources, hdl_toplevel=name, build_dir=build_dir,
+                         build_args=_build_args(sim, name, dump), timescale=("1ns", "1ps"),
+                         waves=dump and sim == "verilator", always=False)
+        # the build's own time, apart from the run's, for scripts/suite_time.py
+        seconds, cpu = time.monotonic() - start, _child_cpu() - cpu
+        stamp.write_text(f"ok\nseconds {seconds:.1f}\ncpu_seconds {cpu:.1f}\n")
+        print(f"ganpu.sim.runner: built {build_dir.name} in {seconds:.1f} s ({cpu:.1f} CPU s)")
         return True
 
 
