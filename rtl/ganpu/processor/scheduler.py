@@ -5,7 +5,7 @@ from amaranth.hdl import Module, Signal, Mux, Const, Shape
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..core.config import check_type
+from ..core.config import check_int, check_type
 from ..core.descriptor import Op, Act
 from ..core.ports import TaskPort
 from .bus import control_layout, status_layout
@@ -52,6 +52,8 @@ def split_reciprocal(cores, bits):
     ``(m * R[k]) >> s == m // k`` for every ``m < 2**bits``: with ``e = R[k] * k - 2**s
     < k``, the error ``m * e / (k * 2**s)`` stays below ``1 / k`` when ``m * e < 2**s``,
     so ``s = bits + ceil(log2(cores))`` suffices."""
+    check_int("cores", cores, 1)
+    check_int("bits", bits, 1)
     s = bits + (cores - 1).bit_length()
     return s, {k: -(-(1 << s) // k) for k in range(1, cores + 1)}
 
