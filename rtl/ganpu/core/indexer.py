@@ -1,7 +1,7 @@
 """Input-zero skipping: the compressed copy of A, with the implicit im2col of
 convolutions (``docs/conv.md``)."""
 
-from amaranth.hdl import Module, Signal, signed, Mux
+from amaranth.hdl import Cat, Const, Module, Signal, signed, Mux
 from amaranth.lib import data, wiring, stream
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import ReadPort, WritePort
@@ -121,7 +121,8 @@ class Indexer(CheckedComponent):
         ok, am1, bm1)``, combinational (registered by the caller): the first valid tap's
         B index and input pixel, and the count of valid taps less one as ``min(am1,
         bm1)`` when ``ok``; ``am1, bm1 >= 0`` when ``ok``, so the axis has no valid tap
-        exactly when ``ok`` is low. The minimum is taken in the second set-up cycle: both
+        exactly when ``ok`` is low (``ok`` as the terms :meth:`_ok` combines after the
+        register). The minimum is taken in the next set-up stage: both
         halves in one cycle were the Indexer's critical path (``docs/synthesis.md``).
         The walk compares its tap counters with the count less one, so no ``+ 1`` is
         formed here and no ``- 1`` there. ``t1`` is ``t + 1``, a register beside ``t``;
@@ -147,8 +148,7 @@ class Indexer(CheckedComponent):
         # path, docs/synthesis.md)
         q1, q2 = t, t1 >> 1
         r_if = Mux(neg, 0, Mux(D2, q2, q1))
-        r_in = neg | Mux(D2, q2 <= n_in_m1, q1 <= n_in_m1)
-        r_ok = (kf <= kern_m1) & r_in
+        r_c1, r_c2 = q1 <= n_in_m1, q2 <= n_in_m1
         r_bm1 = Mux(neg, n_in_m1, Mux(D2, n_in_m1 - q2, n_in_m1 - q1))
         r_span = kern_m1 - kf[:3]
         r_am1 = Mux(D2, r_span >> 1, r_span)
@@ -164,15 +164,27 @@ class Indexer(CheckedComponent):
         t_if = Signal(3, name=f"{name}_tif")
         m.d.comb += t_if.eq(Mux(late, S2 & (P[0] ^ u[0]), (u - P)[:3]))
         t_ok = (of < out_n_c) & (t_if < n_in_c)
+        # ok's terms, combined by :meth:`_ok` after the pre-stage's register (the
+        # multiplexers after the carry chains were the Indexer's critical path)
+        ok = Signal(5, name=f"{name}_ok")
+        m.d.comb += ok.eq(Cat(kf <= kern_m1, neg, r_c1, r_c2, t_ok))
         # (n_in - 1 - t_if) // stride, one subtraction (its value matters only when
         # t_ok: the span is not negative then)
         t_am1, t_bm1 = out_n_m1 - of, Mux(S2, (n_in_m1 - t_if) >> 1, n_in_m1 - t_if)
         bf, i_f, am1, bm1 = (Signal(d + 1, name=f"{name}_{x}") for x in ("bf", "if", "am1", "bm1"))
-        ok = Signal(name=f"{name}_ok")
         m.d.comb += [bf.eq(Mux(mode_rows, r_bf, of)), i_f.eq(Mux(mode_rows, r_if, t_if)),
-                     ok.eq(Mux(mode_rows, r_ok, t_ok)), am1.eq(Mux(mode_rows, r_am1, t_am1)),
-                     bm1.eq(Mux(mode_rows, r_bm1, t_bm1))]
+                     am1.eq(Mux(mode_rows, r_am1, t_am1)), bm1.eq(Mux(mode_rows, r_bm1, t_bm1))]
         return bf, i_f, ok, am1, bm1
+
+    @staticmethod
+    def _ok(task, terms):
+        """Whether the axis has a valid tap, from :meth:`_axis`' registered terms: in
+        ROWS the first tap inside the kernel and (before the image, or the first
+        pixel inside it for the task's dilation); in TAPS the first output and pixel
+        inside their bounds."""
+        mode_rows, _, D2, _, _ = task
+        kf_ok, neg, c1, c2, t_ok = terms
+        return Mux(mode_rows, kf_ok & (neg | Mux(D2, c2, c1)), t_ok)
 
     def elaborate(self, platform):
         m = Module()
@@ -238,15 +250,25 @@ class Indexer(CheckedComponent):
         m.d.sync += [R1m1.eq(R1 - 1), R2m1.eq(R2 - 1), Q0m1.eq(Q0 - 1)]
         ty, tx = Signal(signed(d + 4)), Signal(signed(d + 4))
         ty1, tx1 = Signal(signed(d + 4)), Signal(signed(d + 4))  # ty + 1, tx + 1
-        ty_reset, tx_reset = Signal(signed(d + 4)), Signal(signed(d + 4))
-        m.d.comb += [ty_reset.eq(Mux(rows_mode, Mux(S2, desc.oy0 << 1, desc.oy0) - P, desc.ky0)),
-                     tx_reset.eq(Mux(rows_mode, -P, 0))]
+        # each coordinate's first value and that + 1, for the load at start: one carry
+        # chain each from the descriptor, in parallel (``2*oy0 + 1`` sets a bit, ``+ 1
+        # - pad`` subtracts the 4-bit ``pad - 1``)
+        ty_reset, tx_reset, ty_reset1, tx_reset1 = (
+            Signal(signed(d + 4), name=x) for x in ("ty_reset", "tx_reset", "ty_reset1", "tx_reset1"))
+        oy0, pm1 = desc.oy0, Signal(signed(4))
+        m.d.comb += [
+            pm1.eq(P - 1),
+            ty_reset.eq(Mux(rows_mode, Mux(S2, (oy0 << 1) - P, oy0 - P), desc.ky0)),
+            ty_reset1.eq(Mux(rows_mode, Mux(S2, Cat(Const(1, 1), oy0) - P, oy0 - pm1), desc.ky0 + 1)),
+            tx_reset.eq(Mux(rows_mode, -P, 0)),
+            tx_reset1.eq(Mux(rows_mode, -pm1, 1)),
+        ]
         # the same values and their + 1, registered at start for the walk's wraps: no
         # subtractor or adder from the descriptor into the coordinate registers
         ty_rst, tx_rst, ty_rst1, tx_rst1 = (Signal(signed(d + 4), name=x) for x in
                                             ("ty_rst", "tx_rst", "ty_rst1", "tx_rst1"))
         m.d.sync += [ty_rst.eq(ty_reset), tx_rst.eq(tx_reset),
-                     ty_rst1.eq(ty_reset + 1), tx_rst1.eq(tx_reset + 1)]
+                     ty_rst1.eq(ty_reset1), tx_rst1.eq(tx_reset1)]
         r1, r2 = Signal(d), Signal(d)
         a_row0 = Signal(w)
         # the task's n - 1 values the set-up compares against, registered at start
@@ -283,7 +305,7 @@ class Indexer(CheckedComponent):
         # walked (at least one cycle before its set-up 1); only a task's first row waits
         # a cycle for it ("Setup-Pre"). Set-up 1 takes the counts (less one) and the
         # three products, each a multiplier between registers; set-up 2 adds.
-        oky0, okx0 = Signal(), Signal()
+        oky0, okx0 = Signal(5), Signal(5)
         ay0, by0_, ax0, bx0_, iy0, ix0, by0, bx0 = (
             Signal(d + 1, name=f"{x}0") for x in ("ay", "by_", "ax", "bx_", "iy", "ix", "by", "bx"))
         m.d.sync += [oky0.eq(oky), okx0.eq(okx), ay0.eq(ay), by0_.eq(by_), ax0.eq(ax),
@@ -296,7 +318,13 @@ class Indexer(CheckedComponent):
         pby1, pbx1 = Signal(d + 1), Signal(d + 1)
         a_off, b_off = Signal(w), Signal(d + 1)
         # run registers
-        cy, cx, cc = Signal(d + 1), Signal(d + 1), Signal(d)
+        # per tap counter (y, x, channel) its value + 1 and whether the tap is the last
+        # of its axis, registered: the walk's enables start from flip-flops, not from
+        # a compare
+        cy1, cx1, cc1 = Signal(d + 1), Signal(d + 1), Signal(d + 1)
+        ly, lx, lc = Signal(), Signal(), Signal()
+        ny_z, nx_z, q0_z, m_last = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [q0_z.eq(Q0m1 == 0), m_last.eq(mi == m_m1)]
         c_addr, y_addr, c_boff, y_boff = Signal(w), Signal(w), Signal(d + 1), Signal(d + 1)
         caddr, cboff = Signal(w), Signal(d + 1)
 
@@ -310,12 +338,14 @@ class Indexer(CheckedComponent):
                 # the first row's coordinates, loaded at start, reach the pre-stage
                 m.next = "Setup-Axes"
             with m.State("Setup-Axes"):
-                m.d.sync += [oky1.eq(oky0), okx1.eq(okx0), ix1.eq(ix0), a_row1.eq(a_row0),
+                m.d.sync += [oky1.eq(self._ok(task, oky0)), okx1.eq(self._ok(task, okx0)), ix1.eq(ix0), a_row1.eq(a_row0),
                              py1.eq(iy0 * desc.in_w),
                              pby1.eq(by0 * desc.b_sy), pbx1.eq(bx0 * desc.b_sx),
                              # valid taps less one, read only when both axes are ok
                              ny_m1.eq(Mux(ay0 < by0_, ay0, by0_)),
-                             nx_m1.eq(Mux(ax0 < bx0_, ax0, bx0_))]
+                             nx_m1.eq(Mux(ax0 < bx0_, ax0, bx0_)),
+                             ny_z.eq((ay0 == 0) | (by0_ == 0)),
+                             nx_z.eq((ax0 == 0) | (bx0_ == 0))]
                 m.next = "Setup-Start"
             with m.State("Setup-Start"):
                 # the row's base and first pixel add in parallel with the product's
@@ -325,7 +355,8 @@ class Indexer(CheckedComponent):
                 b0 = Signal(d + 1)
                 m.d.comb += [a0.eq(py1 + ix1), a_first.eq((a_row1 + ix1) + py1),
                              b0.eq(pby1 + pbx1)]
-                m.d.sync += [a_off.eq(a0), b_off.eq(b0), cy.eq(0), cx.eq(0), cc.eq(0),
+                m.d.sync += [a_off.eq(a0), b_off.eq(b0),
+                             cy1.eq(1), cx1.eq(1), cc1.eq(1), ly.eq(ny_z), lx.eq(nx_z), lc.eq(q0_z),
                              c_addr.eq(a_row1), y_addr.eq(a_first), caddr.eq(a_first),
                              c_boff.eq(0), y_boff.eq(b0), cboff.eq(b0)]
                 with m.If(~oky1 | ~okx1):
@@ -333,29 +364,31 @@ class Indexer(CheckedComponent):
                     m.d.comb += [conv_null.eq(room), conv_last.eq(1)]
                     with m.If(row_end):
                         m.next = "Setup-Axes"
-                        with m.If(mi == m_m1):
+                        with m.If(m_last):
                             m.next = "Idle"
                 with m.Else():
                     m.next = "Run"
             with m.State("Run"):
                 m.d.comb += conv_issue.eq(room)
-                lx, ly, lc = cx == nx_m1, cy == ny_m1, cc == Q0m1
                 m.d.comb += conv_last.eq(lx & ly & lc)
                 with m.If(room):
                     with m.If(~lx):
-                        m.d.sync += [cx.eq(cx + 1), caddr.eq(caddr + di_x), cboff.eq(cboff + db_x)]
+                        m.d.sync += [cx1.eq(cx1 + 1), lx.eq(cx1 == nx_m1),
+                                     caddr.eq(caddr + di_x), cboff.eq(cboff + db_x)]
                     with m.Elif(~ly):
-                        m.d.sync += [cx.eq(0), cy.eq(cy + 1),
+                        m.d.sync += [cx1.eq(1), lx.eq(nx_z),
+                                     cy1.eq(cy1 + 1), ly.eq(cy1 == ny_m1),
                                      y_addr.eq(y_addr + dy_a), caddr.eq(y_addr + dy_a),
                                      y_boff.eq(y_boff + db_y), cboff.eq(y_boff + db_y)]
                     with m.Elif(~lc):
                         na, nb = c_addr + desc.a_sk, c_boff + desc.b_sk
-                        m.d.sync += [cx.eq(0), cy.eq(0), cc.eq(cc + 1),
+                        m.d.sync += [cx1.eq(1), lx.eq(nx_z), cy1.eq(1), ly.eq(ny_z),
+                                     cc1.eq(cc1 + 1), lc.eq(cc1 == Q0m1),
                                      c_addr.eq(na), y_addr.eq(na + a_off), caddr.eq(na + a_off),
                                      c_boff.eq(nb), y_boff.eq(nb + b_off), cboff.eq(nb + b_off)]
                     with m.Else():
                         m.next = "Setup-Axes"
-                        with m.If(mi == m_m1):
+                        with m.If(m_last):
                             m.next = "Idle"
         with m.If(row_end):
             m.d.sync += mi.eq(mi + 1)
@@ -406,7 +439,7 @@ class Indexer(CheckedComponent):
             m.d.sync += [mi.eq(0), ki.eq(0), row_addr.eq(desc.a_base),
                          addr.eq(desc.a_base), boff.eq(0), wptr.eq(0), row_start.eq(0),
                          r1.eq(0), r2.eq(0), ty.eq(ty_reset), tx.eq(tx_reset),
-                         ty1.eq(ty_reset + 1), tx1.eq(tx_reset + 1),
+                         ty1.eq(ty_reset1), tx1.eq(tx_reset1),
                          a_row0.eq(desc.a_base)]
             m.d.sync += run.eq(desc.conv == ConvMode.FC)
         return m
