@@ -105,10 +105,9 @@ class Core(CheckedComponent):
             m.d.sync += [desc.eq(t.desc), busy.eq(1), cycles.eq(1)]
         with m.Elif(busy):
             m.d.sync += cycles.eq(cycles + 1)
-        # the checker reads the latched copy; give it the live one on the start cycle
-        m.d.comb += [check.desc.eq(desc), check.start.eq(accept)]
-        with m.If(accept):
-            m.d.comb += check.desc.eq(t.desc)
+        # the checker registers the live descriptor on the start cycle: no multiplexer
+        # between the live and latched copies behind accept (docs/synthesis.md)
+        m.d.comb += [check.desc.eq(t.desc), check.start.eq(accept)]
         m.d.sync += mn.eq(desc.m * desc.n)
         go = check.done & (check.error == Error.OK)
         with m.If(check.done):

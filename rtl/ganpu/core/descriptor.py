@@ -141,7 +141,7 @@ class DescriptorChecker(CheckedComponent):
 
     Ports
     -----
-    desc : In(descriptor_layout)  held stable from ``start`` until ``done``
+    desc : In(descriptor_layout)  read in the ``start`` cycle (registered then)
     start : In(1)                 one-cycle pulse
     done : Out(1)                 one-cycle pulse, ``latency`` cycles after ``start``
     error : Out(Error)            valid with ``done``
@@ -169,10 +169,12 @@ class DescriptorChecker(CheckedComponent):
         g = self.geom
         d = self.desc
         w = 2 * g.dim_bits + 2
-        # stage 1 registers the descriptor: the later stages start from flip-flops, not
-        # from the caller's multiplexer between its live and latched copies (the core's)
+        # stage 1 registers the descriptor in the start cycle, so the later stages start
+        # from flip-flops and the caller need not hold it: the core hands over its live
+        # task port, with no multiplexer behind its accept decision (docs/synthesis.md)
         dr = Signal(descriptor_layout(g), name="desc_r")
-        m.d.sync += dr.eq(d)
+        with m.If(self.start):
+            m.d.sync += dr.eq(d)
 
         def conv_fields(x):
             conv = x.conv.as_value()
