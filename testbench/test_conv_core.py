@@ -124,19 +124,30 @@ def real_conv_tasks(records, config, tiles, keys=None):
     return out
 
 
-@pytest.mark.parametrize("sim", harness.SIMULATORS)
-def test_conv_core(sim, conv_step, tmp_path):
+# Three independent runs on one build (each starts from the bench's known buffer
+# contents), so the two xdist workers share the sweep instead of one running it alone.
+PARTS = ("refusals", "random", "real")
+
+
+def conv_core_tasks(sim, part, conv_step):
     config = CONFIGS[sim]
-    rng = np.random.default_rng(9)
-    n = max(1, int(RANDOM[sim] * harness.scale()))
-    # every buffer a task writes is read back after each task: Icarus gets few tasks
-    tasks = malformed_tasks(config, sim == "verilator") + \
-        random_conv_tasks(rng, config, n, 1 if sim == "icarus" else 2)
+    if part == "refusals":
+        return malformed_tasks(config, sim == "verilator")
+    if part == "random":
+        rng = np.random.default_rng(9)
+        n = max(1, int(RANDOM[sim] * harness.scale()))
+        # every buffer a task writes is read back after each task: Icarus gets few tasks
+        return random_conv_tasks(rng, config, n, 1 if sim == "icarus" else 2)
     if sim == "verilator":
-        tasks += real_conv_tasks(conv_step, config, 2)
-    else:
-        tasks += real_conv_tasks(conv_step, config, 1, keys={"s0/g_update/G.tconv3/bp",
-                                                            "s0/g_update/G.tconv2/wg"})
+        return real_conv_tasks(conv_step, config, 2)
+    return real_conv_tasks(conv_step, config, 1, keys={"s0/g_update/G.tconv3/bp",
+                                                       "s0/g_update/G.tconv2/wg"})
+
+
+@pytest.mark.parametrize("part", PARTS)
+@pytest.mark.parametrize("sim", harness.SIMULATORS)
+def test_conv_core(sim, part, conv_step, tmp_path):
+    tasks = conv_core_tasks(sim, part, conv_step)
     taskfile = tmp_path / "tasks.pkl"
     taskfile.write_bytes(pickle.dumps(tasks))
     harness.run(sim, _core(sim), "ganpu_core", "tb_conv", env=_env(sim, GANPU_TASKFILE=taskfile))
