@@ -156,9 +156,10 @@ BLOCKS = {
     "speculator": (lambda: Speculator(CORE), ["rows_out"], 6),
     "merge": (lambda: Merge(g, 2), ["o"], 6),
     "bus": (lambda: BusFrontEnd(PROC), ["resp"], 6),
-    # 10: both copies' first load follows the check and the Balance state that decides
-    # the adaptive regime (docs/astm.md); the cover is reached in step 9
-    "scheduler": (lambda: Scheduler(PROC), ["load", "store"], 10),
+    # 11: both copies' first load follows the check, the Balance state that decides
+    # the adaptive regime (docs/astm.md) and the scan's Split state; the cover is
+    # reached in step 10
+    "scheduler": (lambda: Scheduler(PROC), ["load", "store"], 11),
     "cobs_decoder": (lambda: CobsDecoder(4), ["o"], 6),
     "receiver": (lambda: FrameReceiver(2), ["job"], 12),
     "executor": (lambda: BusExecutor(PROC, 2), ["req", "o"], 8),
