@@ -36,12 +36,12 @@ and ``paused_at``); a run's ``start`` restarts it:
   idle and no store offered), is started within :data:`LIVENESS` cycles while they
   stay so (a cover shows the first record waiting through a whole window scan).
 
-Depth 14 in the test suite, with the covers of two tasks on the two cores at once, a
-PAUSE entered, an UPDATE started and a wait of four cycles. ``scheduler_deep`` (run when
-``GANPU_TEST_SCALE`` > 1) goes to depth 18 and also covers a dependent record waiting
-while its dependency runs, a task dispatched after its dependency completed, and a core
-given a second task (a whole task's life: start, check, window scan, load, run, store,
-the next scan).
+Depth :data:`DEPTH` in the test suite, with the covers of two tasks on the two cores
+at once, a PAUSE entered, an UPDATE started and a wait of four cycles.
+``scheduler_deep`` (run when ``GANPU_TEST_SCALE`` > 1) goes to :data:`DEEP_DEPTH` and
+also covers a dependent record waiting while its dependency runs, a task dispatched
+after its dependency completed, and a core given a second task (a whole task's life:
+start, check, window scan, load, run, store, the next scan).
 """
 
 from amaranth.hdl import Array, Assert, Assume, Cat, Const, Cover, Mux, Signal, Value
@@ -58,10 +58,11 @@ from sby import Harness
 CONFIG = ProcessorConfig(cores=2, core=CoreConfig(lanes=1, geom=Geometry(
     a_bits=2, b_bits=3, out_bits=2, bias_bits=2, mask_bits=2), eors_lanes=2),
     gbuf_bits=8, program_bits=1, deps=1, window=1)
-# two records on two cores (the first cover) is reached in step 16 since the adaptive
-# regime is decided in a Balance state after the check (docs/astm.md)
-DEPTH = 17
-DEEP_DEPTH = 21
+# two records on two cores (the first cover) is reached in step 18: the adaptive regime
+# is decided in a Balance state after the check (docs/astm.md), and each of the two
+# dispatches splits the rows in a Split state between its decision and its assignment
+DEPTH = 19
+DEEP_DEPTH = 23
 LIVENESS = 8      # cycles; see the bounded liveness property
 TASKS = CONFIG.program_depth
 
