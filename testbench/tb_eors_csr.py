@@ -14,7 +14,7 @@ get ``error`` and set BUS_ERROR, and change nothing.
 
 Environment: GANPU_PROGRAMFILE (the pickle), GANPU_CORES, GANPU_GBUF_BITS,
 GANPU_SAMPLE_LOG2 (the test config: ``small`` with scale-aware cores sampling 1 in
-2**r).
+2**r), GANPU_TRAIN_CONFIG (1: ``trainnets.CFG`` instead).
 """
 
 import os
@@ -31,8 +31,13 @@ from ganpu.sim.cocotb_bus import attach
 
 def config_from_env():
     """The test config: ``small`` (cores and GBUF bits from the environment) whose cores
-    predict in scale-aware mode and sample 1 in 2**GANPU_SAMPLE_LOG2."""
+    predict in scale-aware mode and sample 1 in 2**GANPU_SAMPLE_LOG2; with
+    GANPU_TRAIN_CONFIG=1 test_train's (``trainnets.CFG``, such a config), whose build the
+    test shares."""
     import dataclasses
+    if int(os.environ.get("GANPU_TRAIN_CONFIG", "0")):
+        from trainnets import CFG
+        return CFG
     from tb_processor_programs import config_from_env as small
     from ganpu.model.eors import EorsParams
     cfg = small()

@@ -81,5 +81,7 @@ async def train_calibrated(dut):
         assert levels == want_levels[s], f"step {s}: levels {levels} != model {want_levels[s]}"
         dut._log.info(f"calibrated step {s} ({POLICIES[s % 3].name}): {got}, levels {levels}, "
                       f"{counters['cycles']} cycles")
-    assert len(set(map(str, want_levels))) > 1, f"the levels never moved: {want_levels}"
+    start = CFG.core.eors.rel
+    assert any(q != start for lv in want_levels for q in lv.values()), \
+        f"the levels never left {start}: {want_levels}"
     same_state(ref, hw, CAL_STEPS)
