@@ -53,7 +53,8 @@ VERILATOR_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE
 # make itself): the cycle code (OPT_FAST) at -O1 instead of -Os. C++ optimisation
 # changes no result; on the default core -O1 took 72 CPU s to build against -Os's 124
 # and ran test_core's bench in 91 CPU s against 108, while -O0 (48 CPU s to build) ran
-# it at about half the speed: a long bench pays the model's speed back
+# it at about half the speed: a long bench pays the model's speed back; the 4-core
+# small processor builds in 131 CPU s at -O1, 349 at -Os
 # (docs/verification.md, "Test time").
 # The runtime library (OPT_GLOBAL) and the set-up code (OPT_SLOW, -O0: at -O1 the
 # constructor that registers every public signal takes minutes) keep their defaults.
