@@ -113,8 +113,9 @@ def checkpoints(steps):
 class CalibHook:
     """Runs the sampler, counters and policy on every FP ReLU task of training."""
 
-    def __init__(self, base=SCALE, rate_log2=RATE_LOG2, **policy):
+    def __init__(self, base=SCALE, rate_log2=RATE_LOG2, sample_seed=0, **policy):
         self.cal = EorsCalibrator(base, rate_log2=rate_log2, **policy)
+        self.sample_seed = sample_seed   # XORed into every task's key: another draw
         self.sampler = EorsSampler(LANES, rate_log2)
         self.tasks = 0         # a fresh sampling key per task (as the host gives them)
         self.tag = "G"
@@ -131,7 +132,7 @@ class CalibHook:
         pred = predicted_live(acc, mag, forced, L, p)
         true = np.asarray(t["mask_out"], dtype=bool)
         self.tasks += 1
-        samp = self.sampler.sample(*pred.shape, mix16(self.tasks))
+        samp = self.sampler.sample(*pred.shape, mix16(self.tasks) ^ self.sample_seed)
         self.cal.add(name, calibration_counts(pred, samp, true))
         nnz = ((t["A"] & 0x7FFF) != 0).sum(axis=1)[:, None]
         self.work += int((pred * nnz).sum())
@@ -140,11 +141,11 @@ class CalibHook:
         c += [(~true & ~pred).sum(), (~true).sum(), (true & ~pred).sum(), true.sum()]
 
 
-def run_gan(name, spec, steps, seed, log, rate_log2=RATE_LOG2, **policy):
+def run_gan(name, spec, steps, seed, log, rate_log2=RATE_LOG2, sample_seed=0, **policy):
     cfg = TrainConfig(net=spec["net"], seed=seed)
     gan = GAN(cfg)
     gan.G, gan.D = build(spec, seed)
-    hook = CalibHook(rate_log2=rate_log2, **policy)
+    hook = CalibHook(rate_log2=rate_log2, sample_seed=sample_seed, **policy)
     hG = lambda l, p, t: (setattr(hook, "tag", "G"), hook(l, p, t))
     hD = lambda l, p, t: (setattr(hook, "tag", "D"), hook(l, p, t))
     gan.G.add_hook(hG)
@@ -167,6 +168,7 @@ def run_gan(name, spec, steps, seed, log, rate_log2=RATE_LOG2, **policy):
                 f"{time.time() - t0:.0f}s]")
     out["calib_levels"] = dict(hook.cal.q)
     out["calib_history"] = hook.cal.history        # each layer's level after every step
+    out["calib_events"] = hook.cal.events          # every level change and the counters behind it
     out["calib_cost"] = hook.sampled / max(hook.work, 1)
     out["calib_true"] = {k: {"recall": float(v[0] / max(v[1], 1)),
                              "false_zero": float(v[2] / max(v[3], 1))}
@@ -194,8 +196,9 @@ def evaluate(recs, cal, sweep=None):
 # ----------------------------------------------------------------------- the table
 
 def _calib_name(args):
-    policy = "" if args.recall is None else \
-        f", recall {args.recall:g}" + ("" if args.recall_hi is None else f"..{args.recall_hi:g}")
+    policy = ("" if args.recall is None else
+        f", recall {args.recall:g}" + ("" if args.recall_hi is None else f"..{args.recall_hi:g}")) + \
+        "".join(f", {k} {getattr(args, k):g}" for k in ("fz_conf", "recall_conf") if getattr(args, k))
     return f"self-calibrated (start rel={SCALE.rel}, 1 in {1 << args.rate_log2} sampled{policy})"
 
 
@@ -306,6 +309,9 @@ def main(argv=None):
     ap.add_argument("--gans", default=None, help="comma-separated subset of " + ",".join(GANS))
     ap.add_argument("--steps", type=int, default=None, help="override the steps of every GAN")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sample-seed", type=int, default=0,
+                    help="XORed into every task's sampling key (0..65535): another sample draw "
+                         "(default %(default)s, the keys the host gives)")
     ap.add_argument("--sweep", default="", help="also score these rel levels, e.g. 4,5,6,7,8")
     ap.add_argument("--rate-log2", type=int, default=RATE_LOG2,
                     help="self-calibration samples one output in 2**r (default %(default)s)")
@@ -314,14 +320,20 @@ def main(argv=None):
     ap.add_argument("--recall-hi", type=float, default=None,
                     help="the calibrator's recall ceiling (EorsCalibrator recall_hi; default none)")
     ap.add_argument("--hi", type=float, default=0.006, help="the calibrator's false-zero ceiling")
+    ap.add_argument("--fz-conf", type=float, default=0.0,
+                    help="the false-zero ceiling's confidence (EorsCalibrator fz_conf; default none)")
+    ap.add_argument("--recall-conf", type=float, default=0.0,
+                    help="the recall ceiling's confidence (EorsCalibrator recall_conf; default none)")
     ap.add_argument("--one-setting", action="store_true",
-                    help="calibrate with CALIB_POLICY (overrides --rate-log2, --recall, --recall-hi)")
+                    help="calibrate with CALIB_POLICY (overrides the options it sets)")
     ap.add_argument("--merge", nargs="+", default=None,
                     help="no training: tabulate the GANs of these earlier --json files")
     args = ap.parse_args(argv)
     if args.one_setting:
-        args.rate_log2, args.recall, args.recall_hi = (CALIB_POLICY[k] for k in
-                                                       ("rate_log2", "recall", "recall_hi"))
+        for k, v in CALIB_POLICY.items():
+            setattr(args, k, v)
+    if not 0 <= args.sample_seed <= 0xFFFF:
+        ap.error(f"--sample-seed must be in [0, 65535], got {args.sample_seed!r}")
     if args.merge:
         return merge(args)
     names = args.gans.split(",") if args.gans else list(GANS if args.full else SHORT_GANS)
@@ -342,12 +354,16 @@ def main(argv=None):
         print(f"[{n}: {st} steps]", flush=True)
         results[n] = run_gan(n, spec, st, args.seed, lambda s: print(s, flush=True),
                              rate_log2=args.rate_log2, recall=args.recall,
-                             recall_hi=args.recall_hi, hi=args.hi)
+                             recall_hi=args.recall_hi, hi=args.hi, fz_conf=args.fz_conf,
+                             recall_conf=args.recall_conf,
+                             sample_seed=args.sample_seed)
         _save(args.json, results, {"partial": True}, sweep)
     meta = {"command": "python scripts/eors_study.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "runtime_s": time.time() - t0, "rate_log2": args.rate_log2,
             "modes": {**MODE_NAMES, "calib": _calib_name(args)},
             "recall": args.recall, "recall_hi": args.recall_hi, "hi": args.hi,
+            "fz_conf": args.fz_conf, "recall_conf": args.recall_conf,
+            "sample_seed": args.sample_seed,
             "lanes": LANES, "scale": vars(SCALE), "default": vars(DEFAULT_EORS)}
     lines = tables(results, meta, sweep)
     print("\n".join(lines))

@@ -177,6 +177,44 @@ def test_recall_rule():
     assert cal.end_step() == {"L": 8} and cal.win["L"]["sampled"] == 0
 
 
+def test_confidence_rules():
+    """With confidences a lowering needs evidence: the false-zero ceiling fires when the
+    rate's lower bound ``R * (k - fz_conf * sqrt(k)) / n`` is above ``hi``, the recall
+    ceiling when the recall computed with the lower bound of the sampled true zeros
+    ``s0 - recall_conf * sqrt(s0)`` is above ``recall_hi``; 0 is the point rule."""
+    R = 1 << 7
+    base = EorsParams(threshold=0, rel=9)
+
+    def after(counts, **kw):
+        cal = EorsCalibrator(base, rate_log2=7, **kw)
+        cal.add("L", counts)
+        return cal.end_step()["L"], cal
+
+    # two false-zero samples: the point rule lowers, fz_conf 2 cannot (2 - 2 sqrt 2 < 0)
+    two = {"sampled": 50, "false_zero": 2, "live": 10000, "false_live": 0}
+    assert after(two)[0] == 8 and after(two, fz_conf=2.0)[0] == 9 and after(two, recall_conf=2.0)[0] == 8
+    # fz_conf 1: lower bound 2 - sqrt 2, fires iff R * 0.586 > hi * n
+    for live, want in ((12000, 8), (13000, 9)):
+        assert after(dict(two, live=live), fz_conf=1.0)[0] == want
+    # nine samples: lower bound 9 - 2 * 3 = 3, so the ceiling fires iff R * 3 > hi * n
+    nine = {"sampled": 50, "false_zero": 9, "live": 0, "false_live": 0}
+    for live, want in ((50000, 8), (70000, 9)):
+        q, cal = after(dict(nine, live=live), fz_conf=2.0)
+        assert (q, R * 3 > 0.006 * (live + R * 9)) == (want, want == 8)
+        assert cal.patience["L"] == (2 if want == 8 else 1)
+    # recall ceiling: s0 = 64 samples, lower bound 64 - 2 * 8 = 48, z_lo = 48 R
+    rc = {"recall": 0.965, "recall_hi": 0.99}
+    counts = {"sampled": 64, "false_zero": 0, "live": 30000}
+    for fl, conf, want in ((60, 2.0, 8), (70, 2.0, 9), (70, 0.0, 8), (90, 0.0, 9)):
+        z = R * (64 - conf * 8)
+        assert (z > 0.99 * (z + fl)) == (want == 8)
+        assert after(dict(counts, false_live=fl), recall_conf=conf, **rc)[0] == want, (fl, conf)
+        assert after(dict(counts, false_live=fl), fz_conf=conf, **rc)[0] == (8 if fl < 82 else 9)
+    # the raising rules do not depend on conf
+    low = {"sampled": 50, "false_zero": 0, "live": 30000, "false_live": 400}
+    assert after(low, fz_conf=2.0, recall_conf=2.0, **rc)[0] == 10
+
+
 def test_validation_messages():
     cases = [
         (lambda: EorsParams(rel=32), ValueError, "EORS rel must be in [0, 31], got 32"),
@@ -195,6 +233,10 @@ def test_validation_messages():
          "EorsCalibrator needs 0 < recall < 1, got recall=1.0"),
         (lambda: EorsCalibrator(replace(DEFAULT_EORS, rel=3), recall=0.9, recall_hi=0.8), ValueError,
          "EorsCalibrator needs recall < recall_hi < 1, got recall=0.9, recall_hi=0.8"),
+        (lambda: EorsCalibrator(replace(DEFAULT_EORS, rel=3), fz_conf=-1.0), ValueError,
+         "EorsCalibrator needs 0 <= fz_conf <= 8, got fz_conf=-1.0"),
+        (lambda: EorsCalibrator(replace(DEFAULT_EORS, rel=3), recall_conf="2"), ValueError,
+         "EorsCalibrator needs 0 <= recall_conf <= 8, got recall_conf='2'"),
     ]
     for make, exc, msg in cases:
         with pytest.raises(exc) as info:
@@ -213,8 +255,12 @@ def test_study_script_runs(tmp_path):
     spec.loader.exec_module(study)
     out, md = tmp_path / "s.json", tmp_path / "s.md"
     assert study.main(["--json", str(out), "--md", str(md), "--steps", "2",
-                       "--gans", "mlp-narrow-uniform", "--sweep", "8"]) == 0
+                       "--gans", "mlp-narrow-uniform", "--sweep", "8", "--one-setting",
+                       "--sample-seed", "3"]) == 0
     res = json.loads(out.read_text())
+    assert res["meta"]["sample_seed"] == 3
+    assert all(res["meta"][k] == v for k, v in study.CALIB_POLICY.items() if k != "rate_log2")
+    assert res["meta"]["rate_log2"] == study.CALIB_POLICY["rate_log2"]
     cp = res["gans"]["mlp-narrow-uniform"]["checkpoints"]["2"]
     assert set(cp) == {"G.fc1", "G.fc2", "G.fc3", "D.fc1", "D.fc2", "D.fc3"}
     for st in cp.values():

@@ -33,6 +33,7 @@ For one output ``(m, n)`` of an FP gemm (``A`` activations (M, K), ``B`` weights
 """
 
 from dataclasses import dataclass
+from math import sqrt
 
 import numpy as np
 
@@ -373,7 +374,7 @@ def calibration_counts(pred_live, sampled, true_live):
 
 #: The calibrator's recall rules of the study's one setting (``docs/eors.md``, "The one
 #: setting"; with start level 9 and one output in 128 sampled, ``rate_log2`` = 7).
-ONE_SETTING = {"recall": 0.965, "recall_hi": 0.99}
+ONE_SETTING = {"recall": 0.965, "recall_hi": 0.99, "fz_conf": 1.0, "recall_conf": 2.0}
 
 
 class EorsCalibrator:
@@ -382,35 +383,44 @@ class EorsCalibrator:
     function of the counters only.
 
     Per layer it adds up the counters of its tasks; between steps (:meth:`end_step`),
-    with ``R = 2**rate_log2``, ``fz = R * false_zero`` (estimated false zeros) and
-    ``n = live + fz`` (estimated live outputs):
+    with ``R = 2**rate_log2``, ``k = false_zero`` (false-zero samples in the window),
+    ``fz = R * k`` (estimated false zeros) and ``n = live + fz`` (estimated live outputs):
 
-    * ``fz > hi * n`` and ``false_zero >= 2``: ``q -= 1`` (safer), window cleared, and the
-      layer's patience doubles (at most ``8``);
+    * ``R * (k - fz_conf * sqrt(k)) > hi * n`` and ``k >= 2`` (the false-zero rate's
+      lower bound, ``fz_conf`` Poisson standard deviations below the count, is above
+      ``hi``): ``q -= 1`` (safer), window cleared, and the layer's patience doubles
+      (at most ``8``);
     * else if ``lo * n / R >= evidence * patience`` (enough outputs that a rate of ``lo``
       would have shown that many samples) and ``fz <= lo * n``: ``q += 1``, window cleared;
     * with ``recall`` set (a recall target), also, once the recall window (the counters
-      since these rules last looked, or since the level changed) holds at least
-      ``16 * evidence`` samples, and then with that window cleared: with ``z = R * (sampled - false_zero)`` (estimated true
-      zeros among the predicted zeros) and the estimated recall of true zeros
-      ``z / (z + false_live)``: below ``recall`` and ``R * (false_zero + 1) * patience
-      <= hi * n`` (even one more false-zero sample would leave the rate below ``hi``):
-      ``q += 1``; else above ``recall_hi`` (when set): ``q -= 1`` (a recall to spare is
-      a margin that only adds false zeros); a change clears the window. ``false_live`` is
-      counted on every computed output, so these rules act within a few steps, where
-      the false-zero rules wait for enough samples; ``recall`` = None (the default)
-      leaves them out.
+      since the level last changed, restarted after ``256 * evidence`` samples without a
+      decision) holds at least ``16 * evidence`` samples: with ``s0 = sampled -
+      false_zero`` (sampled true zeros), ``d = recall_conf * sqrt(s0)`` and the
+      estimated recall of true zeros ``z / (z + false_live)`` computed with
+      ``z = R * (s0 + d)`` (its upper bound) or ``z = R * (s0 - d)`` (its lower bound):
+      upper bound below ``recall`` and ``R * (k + 1) * patience <= hi * n`` (even one
+      more false-zero sample would leave the rate below ``hi``): ``q += 1``; else lower
+      bound above ``recall_hi`` (when set): ``q -= 1`` (a recall to spare is a margin
+      that only adds false zeros); a change clears both windows. ``false_live`` is
+      counted on every computed output, so only the true zeros are a sample; the
+      bounds make a decision wait until the window's samples clear the band, so small
+      layers (few samples a step) do not walk on the draw. ``recall`` = None (the
+      default) leaves these rules out; ``fz_conf`` = ``recall_conf`` = 0 (the
+      defaults) are the point rules.
     * ``q`` stays in ``[q_min, q_max]``.
+
+    :attr:`history` lists the levels after each step; :attr:`events` each level
+    change as ``(step, layer, old q, new q, window counters, recall window counters)``.
 
     Parameters
     ----------
     params : EorsParams
         Scale-aware parameters (``rel`` set); the start level is ``params.rel``.
-    rate_log2, lo, hi, evidence, q_min, q_max, recall, recall_hi : see above.
+    rate_log2, lo, hi, evidence, q_min, q_max, recall, recall_hi, fz_conf, recall_conf : see above.
     """
 
     def __init__(self, params, rate_log2=6, lo=0.002, hi=0.006, evidence=3, q_min=0, q_max=REL_MAX,
-                 recall=None, recall_hi=None):
+                 recall=None, recall_hi=None, fz_conf=0.0, recall_conf=0.0):
         if not isinstance(params, EorsParams) or params.rel is None:
             raise ValueError(f"EorsCalibrator needs scale-aware EorsParams (rel set), got {params!r}")
         _check_int("calibrator rate_log2", rate_log2, 0, 16)
@@ -425,9 +435,13 @@ class EorsCalibrator:
             raise ValueError(f"EorsCalibrator needs recall < recall_hi < 1, got recall={recall!r}, "
                              f"recall_hi={recall_hi!r}")
         self.evidence, self.q_min, self.q_max, self.recall = evidence, q_min, q_max, recall
-        self.recall_hi = recall_hi
+        for name, c in (("fz_conf", fz_conf), ("recall_conf", recall_conf)):
+            if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 <= c <= 8:
+                raise ValueError(f"EorsCalibrator needs 0 <= {name} <= 8, got {name}={c!r}")
+        self.recall_hi, self.fz_conf, self.recall_conf = recall_hi, fz_conf, recall_conf
         self.q, self.win, self.patience, self.history = {}, {}, {}, []
         self.rwin = {}     # the recall rules' window: since their last evaluation
+        self.events = []   # (step, layer, rule, old q, window counters) of every rule that fired
 
     def params_for(self, layer):
         """The EorsParams layer ``layer`` uses now."""
@@ -447,9 +461,11 @@ class EorsCalibrator:
         for layer, w in self.win.items():
             q = self.q.setdefault(layer, self.params.rel)
             pat = self.patience.setdefault(layer, 1)
+            seen = dict(w), dict(self.rwin[layer])
             fz = R * w["false_zero"]
             n = w["live"] + fz
-            if fz > self.hi * n and w["false_zero"] >= 2:
+            k = w["false_zero"]
+            if R * (k - self.fz_conf * sqrt(k)) > self.hi * n and k >= 2:
                 if q > self.q_min:
                     self.q[layer] = q - 1
                 self.patience[layer] = min(2 * pat, 8)
@@ -460,18 +476,26 @@ class EorsCalibrator:
                 self.win[layer] = dict.fromkeys(w, 0)
             elif self.recall is not None and self.rwin[layer]["sampled"] >= 16 * self.evidence:
                 rw = self.rwin[layer]
-                z = R * (rw["sampled"] - rw["false_zero"])
-                zeros = z + rw["false_live"]
-                if z < self.recall * zeros and R * (w["false_zero"] + 1) * pat <= self.hi * n:
+                s0, fl = rw["sampled"] - rw["false_zero"], rw["false_live"]
+                # the true zeros are estimated from s0 samples (Poisson, sd sqrt(s0)),
+                # false_live is exact: the recall's bounds come from the zeros' bounds
+                d = self.recall_conf * sqrt(s0)
+                z_hi, z_lo = R * (s0 + d), R * max(s0 - d, 0)
+                if z_hi < self.recall * (z_hi + fl) and R * (k + 1) * pat <= self.hi * n:
                     if q < self.q_max:
                         self.q[layer] = q + 1
                     self.win[layer] = dict.fromkeys(w, 0)
-                elif self.recall_hi is not None and z > self.recall_hi * zeros:
+                    self.rwin[layer] = dict.fromkeys(w, 0)
+                elif self.recall_hi is not None and z_lo > self.recall_hi * (z_lo + fl):
                     if q > self.q_min:
                         self.q[layer] = q - 1
                     self.win[layer] = dict.fromkeys(w, 0)
-                self.rwin[layer] = dict.fromkeys(w, 0)
+                    self.rwin[layer] = dict.fromkeys(w, 0)
+                elif rw["sampled"] >= 256 * self.evidence:
+                    # no decision in a long window: a fresh one follows training
+                    self.rwin[layer] = dict.fromkeys(w, 0)
             if self.q[layer] != q:
+                self.events.append((len(self.history), layer, q, self.q[layer], *seen))
                 self.rwin[layer] = dict.fromkeys(w, 0)
         self.history.append(dict(self.q))
         return dict(self.q)
