@@ -26,7 +26,8 @@ from ganpu.gan.report import _fp_relu_records
 from ganpu.gan.train import GAN, TrainConfig
 from ganpu.model import FC, Conv2d, ConvTranspose2d, Net
 from ganpu.model.eors import (EorsParams, DEFAULT_EORS, eors_state, predicted_live,
-                              prediction_stats, EorsSampler, EorsCalibrator, ONE_SETTING, mix16,
+                              prediction_stats, EorsSampler, EorsCalibrator, ONE_SETTING, ONE_SETTING_EORS,
+                              ONE_SETTING_RATE_LOG2, mix16,
                               calibration_counts)
 
 ZDIM = 16
@@ -34,11 +35,11 @@ LANES = 16          # the core's default eors_lanes: the sampler's word
 RATE_LOG2 = 6       # one output in 64
 
 PURE = EorsParams(m=0, threshold=0)
-SCALE = EorsParams(threshold=0, rel=9)          # the scale-aware setting (docs/eors.md)
+SCALE = ONE_SETTING_EORS                        # the scale-aware setting (docs/eors.md)
 MODES = ("pure", "default", "scale", "calib")
 # The one calibration setting for every GAN (docs/eors.md, "The one setting"):
 # ``--one-setting`` runs the calibrated mode with it.
-CALIB_POLICY = {"rate_log2": 7, **ONE_SETTING}
+CALIB_POLICY = {"rate_log2": ONE_SETTING_RATE_LOG2, **ONE_SETTING}
 MODE_NAMES = {"pure": "pure exponent-only (m=0, thr 0)",
               "default": f"absolute default (m={DEFAULT_EORS.m}, thr {DEFAULT_EORS.threshold})",
               "scale": f"scale-aware (m={SCALE.m}, rel={SCALE.rel}, thr {SCALE.threshold})",

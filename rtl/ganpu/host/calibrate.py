@@ -23,16 +23,11 @@ however the scheduler splits them (``docs/eors.md``, "Sampling");
 import zlib
 
 from ..core.config import check_int, check_type
-from ..model.eors import EorsCalibrator, EorsParams, ONE_SETTING, mix16
+from ..model.eors import EorsCalibrator, ONE_SETTING, ONE_SETTING_EORS, ONE_SETTING_RATE_LOG2, mix16
 from ..processor.program import TaskKind, EORS_SLOTS
 
 __all__ = ["eors_layers", "set_eors_levels", "set_eors_keys", "gemm_key", "EorsCalibration",
            "ONE_SETTING_EORS", "ONE_SETTING_RATE_LOG2", "calibration_config"]
-
-#: The study's one setting (``docs/eors.md``, "The one setting"): scale-aware cores
-#: starting at level 9, one predicted-zero output in 128 sampled.
-ONE_SETTING_EORS = EorsParams(threshold=0, rel=9)
-ONE_SETTING_RATE_LOG2 = 7
 
 
 def calibration_config(cfg):

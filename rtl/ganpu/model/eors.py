@@ -40,7 +40,8 @@ import numpy as np
 __all__ = ["EorsParams", "DEFAULT_EORS", "eors_acc", "eors_state", "eors_mask", "rel_margin",
            "predicted_live", "term_log", "decode16", "prediction_stats", "REL_MAX", "EorsSampler",
            "EorsCalibrator", "calibration_counts", "mix16", "row_key", "sample_lane", "MIX_ROUNDS",
-           "MIX_FINAL", "KEY_BITS", "ONE_SETTING"]
+           "MIX_FINAL", "KEY_BITS", "ONE_SETTING", "ONE_SETTING_EORS",
+           "ONE_SETTING_RATE_LOG2"]
 
 # Largest scale-aware level q (a 5-bit field).
 REL_MAX = 31
@@ -375,6 +376,10 @@ def calibration_counts(pred_live, sampled, true_live):
 #: The calibrator's recall rules of the study's one setting (``docs/eors.md``, "The one
 #: setting"; with start level 9 and one output in 128 sampled, ``rate_log2`` = 7).
 ONE_SETTING = {"recall": 0.965, "recall_hi": 0.99, "fz_conf": 1.0, "recall_conf": 2.0}
+#: The one setting's cores (``docs/eors.md``, "The one setting"): scale-aware EORS
+#: starting at level 9, one predicted-zero output in 2**7 sampled.
+ONE_SETTING_EORS = EorsParams(threshold=0, rel=9)
+ONE_SETTING_RATE_LOG2 = 7
 
 
 class EorsCalibrator:
