@@ -15,7 +15,8 @@ whenever ``done`` comes with ``OK``, for every free index ``m < M``, ``n < N``,
 * two different outputs never share an OUT element;
 * ``done`` comes exactly ``latency`` cycles after ``start``.
 
-Depth 7 (``start`` in any of the first cycles, verdict 4 cycles later). Covers: OK for
+Depth ``latency + 3`` (``start`` in any of the first cycles, the verdict ``latency``
+cycles later). Covers: OK for
 a task whose A, OUT and mask accesses reach the last element of their buffers; OK for
 an EORS task with bias; a refusal.
 """
@@ -30,7 +31,7 @@ from sby import Harness
 
 CONFIG = CoreConfig(lanes=1, geom=Geometry(a_bits=2, b_bits=3, out_bits=2, bias_bits=2, mask_bits=2),
                     eors_lanes=2)
-DEPTH = 7
+DEPTH = DescriptorChecker.latency + 3
 
 
 def properties(m, ck, accept=()):

@@ -123,15 +123,16 @@ class DescriptorChecker(CheckedComponent):
     a word-aligned bias); an EORS task's ``ceil(N/P)*K`` weight words fit BW.
 
     The products are formed in registered stages (they map to DSP multipliers), so
-    the verdict comes ``latency`` = 4 cycles after ``start``; throughput one descriptor
+    the verdict comes ``latency`` = 5 cycles after ``start``; throughput one descriptor
     per task. Stage 1 reads the live descriptor and registers it (with the minus-one
     dimensions, the first products, the low border terms of the exact tap count and
     the two parts of its high border offsets, added in stage 2);
-    stages 2 to 4 start from those flip-flops: stage 2 the stride products and the
+    stages 2 to 5 start from those flip-flops: stage 2 the stride products and the
     tap count's sums, stage 3 the last addresses, the combination rules and
     ``Py * img * chan`` (one multiplier, its factors saturated past A's depth by bit
-    tests), stage 4 the last product ``* Px`` and the verdict, which that product only
-    picks between the codes ranked before and after WORK_RANGE (``docs/synthesis.md``).
+    tests), stage 4 the last product ``* Px`` (registered: a DSP output of its own)
+    beside the codes ranked before and after WORK_RANGE, stage 5 the verdict, which
+    that product only picks between (``docs/synthesis.md``).
     :meth:`model` is the verdict for a descriptor (a dict of field values).
 
     Parameters
@@ -147,7 +148,7 @@ class DescriptorChecker(CheckedComponent):
     error : Out(Error)            valid with ``done``
     """
 
-    latency = 4
+    latency = 5
 
     @classmethod
     def check_parameters(cls, config):
@@ -325,50 +326,62 @@ class DescriptorChecker(CheckedComponent):
                                     (d.bias & (d.bias_base[:lp] != 0 if lp else 0))))),
         ]
 
-        # stage 4: the last product, then the verdict, first failing check in this order.
-        # Saturated Py*img*chan times saturated Px exceeds D exactly when the count does:
-        # a factor of zero gives none; a factor past D (Py over, or the product over)
-        # gives more than D unless the other one is zero
+        # stage 4: the last product, registered, so that the DSP's output has a stage of
+        # its own (it led the core's longest path at 4 stages, docs/synthesis.md); the
+        # checks ranked before WORK_RANGE and after it, decided without that product,
+        # are registered beside it
         wprod = Signal(2 * sb, name="work_xyc")
-        m.d.comb += wprod.eq(yc[:sb] * px_s)
-        work_big = Mux(conv != 0,
-                       ~py_neg & (px_s != 0) & ((py_over & ic_nz) | over(yc) | above_depth(wprod)),
-                       mk_big)
-        # the checks ranked before WORK_RANGE and after it decided without the last
-        # product, which then only picks between them (one multiplexer after it)
-        first, rest = Signal(Error, name="first"), Signal(Error, name="rest")
+        m.d.sync += wprod.eq(yc[:sb] * px_s)
+        first_c, rest_c = Signal(Error, name="first_c"), Signal(Error, name="rest_c")
         with m.If(d.op.as_value() == 3):  # the one code Op does not define
-            m.d.comb += first.eq(Error.BAD_OP)
+            m.d.comb += first_c.eq(Error.BAD_OP)
         with m.Elif(d.act.as_value() == 3):
-            m.d.comb += first.eq(Error.BAD_ACT)
+            m.d.comb += first_c.eq(Error.BAD_ACT)
         with m.Elif(zero3):
-            m.d.comb += first.eq(Error.ZERO_DIM)
+            m.d.comb += first_c.eq(Error.ZERO_DIM)
         with m.Elif(combo_bad):
-            m.d.comb += first.eq(Error.BAD_COMBO)
+            m.d.comb += first_c.eq(Error.BAD_COMBO)
         with m.Elif(conv_bad):
-            m.d.comb += first.eq(Error.BAD_CONV)
+            m.d.comb += first_c.eq(Error.BAD_CONV)
         with m.Elif((conv != 0) & conv_shape):
-            m.d.comb += first.eq(Error.CONV_SHAPE)
+            m.d.comb += first_c.eq(Error.CONV_SHAPE)
         with m.Elif(Mux(conv != 0, ca_last, a_last) >= g.depth("a")):
-            m.d.comb += first.eq(Error.A_RANGE)
+            m.d.comb += first_c.eq(Error.A_RANGE)
         with m.Elif(Mux(conv != 0, cb_last, b_last) >= g.depth("b")):
-            m.d.comb += first.eq(Error.B_RANGE)
+            m.d.comb += first_c.eq(Error.B_RANGE)
         with m.Elif(o_last >= g.depth("out")):
-            m.d.comb += first.eq(Error.OUT_RANGE)
+            m.d.comb += first_c.eq(Error.OUT_RANGE)
         with m.Elif(d.bias & (bias_last >= g.depth("bias"))):
-            m.d.comb += first.eq(Error.BIAS_RANGE)
+            m.d.comb += first_c.eq(Error.BIAS_RANGE)
         with m.Elif(mn3 > g.depth("mask")):
-            m.d.comb += first.eq(Error.MASK_RANGE)
+            m.d.comb += first_c.eq(Error.MASK_RANGE)
         with m.Else():
-            m.d.comb += first.eq(Error.OK)
+            m.d.comb += first_c.eq(Error.OK)
         with m.If(eors & (gk3 > g.depth("b") // self.eors_lanes)):
-            m.d.comb += rest.eq(Error.EORS_RANGE)
+            m.d.comb += rest_c.eq(Error.EORS_RANGE)
         # last, so that every earlier verdict stays reachable (an M*N past the masks
         # fits OUT only with shared elements)
         with m.Elif(~rows_ok & ~cols_ok):
-            m.d.comb += rest.eq(Error.OUT_OVERLAP)
+            m.d.comb += rest_c.eq(Error.OUT_OVERLAP)
         with m.Else():
-            m.d.comb += rest.eq(Error.OK)
+            m.d.comb += rest_c.eq(Error.OK)
+        first, rest = Signal(Error, name="first"), Signal(Error, name="rest")
+        # the work rule's terms other than the last product (a factor of zero gives no
+        # work; a factor past D gives more than D unless the other one is zero)
+        is_conv, work_pre, work_ok, mk_big4 = (Signal(name=x) for x in
+                                               ("is_conv", "work_pre", "work_ok", "mk_big4"))
+        m.d.sync += [
+            first.eq(first_c), rest.eq(rest_c),
+            is_conv.eq(conv != 0),
+            work_ok.eq(~py_neg & (px_s != 0)),
+            work_pre.eq((py_over & ic_nz) | over(yc)),
+            mk_big4.eq(mk_big),
+        ]
+
+        # stage 5: the verdict, first failing check in this order; saturated
+        # Py*img*chan times saturated Px exceeds D exactly when the count does, so the
+        # last product only picks between the codes ranked before and after WORK_RANGE
+        work_big = Mux(is_conv, work_ok & (work_pre | above_depth(wprod)), mk_big4)
         err = Mux(first != Error.OK, first, Mux(work_big, Error.WORK_RANGE, rest))
 
         m.d.comb += self.done.eq(delay(m, self.start, self.latency, name="done"))

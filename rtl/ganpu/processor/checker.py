@@ -81,9 +81,8 @@ class ProgramChecker(ProcessorComponent):
         self.cfg = check_type("cfg", cfg, ProcessorConfig)
         super().__init__({"check": In(CheckPort(cfg)), "table": In(table_read_signature(cfg))})
 
-    @property
-    def latency(self):
-        return DescriptorChecker.latency + 3
+    #: cycles per record (the cycle model's ``CHECK`` is this one definition)
+    latency = DescriptorChecker.latency + 3
 
     @staticmethod
     def model(cfg, records):

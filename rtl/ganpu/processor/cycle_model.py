@@ -51,6 +51,7 @@ import numpy as np
 from .config import ProcessorConfig
 from .program import TaskKind, Policy
 from .update_engine import UpdateEngine
+from .checker import ProgramChecker
 
 __all__ = ["core_cycles", "lane_cycles", "part_jobs", "task_row_terms", "calibrate", "CORE_OVERHEAD",
            "OVERHEAD_BY_LANES", "core_overhead",
@@ -80,7 +81,7 @@ SKIP = 1
 START = 1
 # The program checker reads and checks every record before the first dispatch
 # (ProgramChecker: DescriptorChecker.latency + 3 cycles per record, one for the verdict)
-CHECK = 7
+CHECK = ProgramChecker.latency
 # The scheduler's cycle after the verdict that latches the adaptive regime (its sums
 # are done by then: they read one record per cycle beside the checker)
 REGIME = 1
