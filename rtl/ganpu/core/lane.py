@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, wiring, stream
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import ReadPort
@@ -97,9 +97,11 @@ class Lane(CheckedComponent):
         g = self.geom
         R = self.slots
         jl = job_layout(g)
+        # ``last``: ``ptr + 1 >= end``, formed while the state travels the ring (valid
+        # at the head), so that the head's issue decision holds no adder
         state_layout = data.StructLayout({
             "active": 1, "ptr": g.a_bits + 1, "end": g.a_bits + 1, "b_row": g.dim_bits + 2,
-            "o_addr": g.out_bits, "mask_idx": g.mask_bits, "mask_in": 1,
+            "o_addr": g.out_bits, "mask_idx": g.mask_bits, "mask_in": 1, "last": 1,
         })
         meta_layout = data.StructLayout({"o_addr": g.out_bits, "mask_idx": g.mask_bits, "mask_in": 1})
 
@@ -123,16 +125,21 @@ class Lane(CheckedComponent):
                          cur.o_addr.eq(job.o_addr), cur.mask_idx.eq(job.mask_idx),
                          cur.mask_in.eq(job.mask_in)]
         live = head.active | take
+        # the head's term and last-term flags without the state multiplexer and adder
+        # on their path (the lane's job issue led the core's timing, docs/synthesis.md):
+        # an active head always has a term left (it stays active only while
+        # ptr + 1 < end) and carries its ``last`` from the ring; a job's come from the
+        # distributor's output register
         term = Signal()
         last = Signal()
-        m.d.comb += [term.eq(live & (cur.ptr != cur.end)),
-                     last.eq(live & (cur.ptr + 1 >= cur.end))]
+        m.d.comb += [term.eq(head.active | (take & (job.start != job.end))),
+                     last.eq(Mux(head.active, head.last, take & (job.start + 1 >= job.end)))]
 
         nxt = Signal(state_layout)
         m.d.comb += [nxt.eq(cur), nxt.active.eq(live & ~last), nxt.ptr.eq(cur.ptr + 1)]
         for i in range(R - 1):
             m.d.sync += ring[i].eq(ring[i + 1])
-        m.d.sync += ring[R - 1].eq(nxt)
+        m.d.sync += [ring[R - 1].eq(nxt), ring[R - 2].last.eq(ring[R - 1].ptr + 1 >= ring[R - 1].end)]
 
         pops = self.results.valid & self.results.ready
         m.d.sync += credits.eq(credits - take + pops)
