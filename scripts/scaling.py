@@ -8,8 +8,11 @@ zeros and masks set the surviving work), then scheduled on 1, 2, 4, 8 and 16 cor
 under each policy. Wider GANs use a large-buffer core (buffers of 2^16 elements, GBUF 2^22 words) when
 the step does not fit the ``sim`` config (``--big-core`` uses it for all).
 
+``--prefetch`` schedules every policy on cores with a second buffer set (the cycle
+model's prefetch sketch, ``docs/astm.md``).
+
 Usage: python scripts/scaling.py [--widths 1 2] [--cores 1 2 4 8 16] [--batches 32 128]
-       [--dma-width 1] [--json F]
+       [--dma-width 1] [--prefetch] [--json F]
 """
 
 import argparse
@@ -45,7 +48,7 @@ def wide_gan(width, batch, seed=0):
     return gan
 
 
-def measure(widths, cores, batches, dma_width, big_core):
+def measure(widths, cores, batches, dma_width, big_core, prefetch=False):
     rows = []
     for w, batch in ((w, b) for b in batches for w in widths):
         gan = wide_gan(w, batch)
@@ -66,7 +69,8 @@ def measure(widths, cores, batches, dma_width, big_core):
             cfg = replace(base, cores=c)
             recs = compile_gan(cfg, gan).records   # work estimates do not depend on cores
             for p in Policy:
-                s = simulate(cfg, recs, p, row_macs=macs, row_terms=terms, dma_width=dma_width)
+                s = simulate(cfg, recs, p, row_macs=macs, row_terms=terms, dma_width=dma_width,
+                             prefetch=prefetch)
                 rows.append({"width": w, "batch": batch, "cores": c, "config": core,
                              "policy": p.name.lower(),
                              "step_cycles": s.cycles, "dma_cycles": s.dma_cycles,
@@ -101,14 +105,17 @@ def main(argv=None):
     ap.add_argument("--dma-width", type=int, default=1, help="GBUF words per DMA cycle")
     ap.add_argument("--big-core", action="store_true",
                     help="use the large-buffer core for width 1 too")
+    ap.add_argument("--prefetch", action="store_true",
+                    help="two buffer sets per core (the cycle model's prefetch sketch)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    rows = measure(args.widths, args.cores, args.batches, args.dma_width, args.big_core)
-    print(f"Cycle model, DMA {args.dma_width} word(s)/cycle; step cycles:")
+    rows = measure(args.widths, args.cores, args.batches, args.dma_width, args.big_core, args.prefetch)
+    print(f"Cycle model, DMA {args.dma_width} word(s)/cycle"
+          f"{', two buffer sets per core' if args.prefetch else ''}; step cycles:")
     print_table(rows)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"dma_width": args.dma_width, "rows": rows}, f, indent=1)
+            json.dump({"dma_width": args.dma_width, "prefetch": args.prefetch, "rows": rows}, f, indent=1)
         print(f"wrote {args.json}")
     return 0
 

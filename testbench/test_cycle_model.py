@@ -11,7 +11,8 @@ from ganpu.gan import GAN, TrainConfig
 from ganpu.host.compiler import compile_gan, run_step
 from ganpu.processor import ProcessorConfig
 from ganpu.processor.cycle_model import (core_cycles, calibrate, simulate, compare_policies,
-                                         task_row_macs, CORE_OVERHEAD)
+                                         task_row_macs, CORE_OVERHEAD, staged_cores, lost_cycles,
+                                         COSTS)
 from ganpu.processor.model import cores_for, split_rows, normalize
 from ganpu.processor.program import Policy, TaskKind
 
@@ -104,7 +105,7 @@ def _check(cfg, recs, s, macs):
                 assert k == min(cfg.cores, r["m"])
             elif s.policy == Policy.SPATIAL:
                 assert k == 1
-            elif s.bound:       # a compute-bound program: every task on min(cores, M)
+            elif s.bound or s.prefetch:     # time multiplexing: every task on min(cores, M)
                 assert k == min(cfg.cores, r["m"])
             else:
                 assert 1 <= k <= cores_for(Policy.ADAPTIVE, cfg.cores, cfg.cores, 1, r["m"],
@@ -152,6 +153,105 @@ def test_prefetch_schedule(step, policy):
             assert sum(1 for x, y in held if x <= a < y) <= 2
     if policy == Policy.TEMPORAL:
         assert s.cycles < simulate(cfg, prog.records, policy, row_macs=macs).cycles
+
+
+def test_staged_cores():
+    """With two buffer sets the adaptive policy counts idle cores (no task held) and
+    staged ones (one held) apart and waits until ``min(cores, M)`` of them have a free
+    set; a core holding two tasks is in neither count, so it is never given a third."""
+    assert staged_cores(4, 4, 0, 32) == 4          # every core idle: the group starts at once
+    assert staged_cores(4, 0, 4, 32) == 4          # every core running one task: staged behind it
+    assert staged_cores(4, 1, 2, 32) == 0          # a core holds two tasks: the record waits
+    assert staged_cores(4, 0, 3, 32) == 0
+    assert staged_cores(4, 0, 1, 1) == 1           # one row needs one core
+    assert staged_cores(4, 1, 1, 2) == 2
+
+
+def _held(s, core):
+    """(dispatch, stored) of every task ``core`` held in schedule ``s``: from its load
+    job's start to its rows' store."""
+    load = {t: a for t, a, _, kind in s.dma if kind == "load"}
+    store = {}
+    for t, a, b, kind in s.dma:
+        if kind == "store":
+            store.setdefault(t, []).append(b)
+    return [(load[t], max(store[t]), start) for t, c, start, _ in s.segments if c == core]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_prefetch_adaptive_rule(seed):
+    """The adaptive policy with two buffer sets (``staged_cores``): a record gets
+    ``min(cores, M)`` cores; a core never holds two tasks that have not started (a
+    staged core is not given a second staged task beside a loading one it has not run);
+    with every M at least the core count the schedule is temporal's, in either regime."""
+    rng = np.random.default_rng(seed)
+    cfg = ProcessorConfig(cores=int(rng.integers(2, 6)), window=int(rng.integers(2, 9)))
+    recs = _random_program(rng, cfg, 40)
+    macs = [np.full(r["m"], r["n"] * r["k"]) if r["kind"] == TaskKind.GEMM else None for r in recs]
+    for w in (1, 16):
+        s = simulate(cfg, recs, Policy.ADAPTIVE, row_macs=macs, prefetch=True, dma_width=w)
+        _check(cfg, recs, s, macs)
+        for t, cores in s.cores_of.items():
+            assert len(cores) == min(cfg.cores, recs[t]["m"])
+        for core in range(cfg.cores):
+            held = _held(s, core)
+            for a, _, _ in held:
+                assert sum(1 for x, y, _ in held if x <= a < y) <= 2
+                assert sum(1 for x, _, st in held if x <= a < st) <= 1
+    wide = [dict(r, m=max(r["m"], cfg.cores)) if r["kind"] == TaskKind.GEMM else r for r in recs]
+    macs = [np.full(r["m"], r["n"] * r["k"]) if r["kind"] == TaskKind.GEMM else None for r in wide]
+    for w in (1, 16):
+        a = simulate(cfg, wide, Policy.ADAPTIVE, row_macs=macs, prefetch=True, dma_width=w)
+        t = simulate(cfg, wide, Policy.TEMPORAL, row_macs=macs, prefetch=True, dma_width=w)
+        assert (a.cycles, a.segments, a.dma) == (t.cycles, t.segments, t.dma)
+
+
+def test_prefetch_rule_hook(step):
+    """With two buffer sets an exploration rule also gets the idle cores: giving every
+    record the cores ``staged_cores`` gives is the built rule's schedule."""
+    cfg, prog, macs = step
+    seen = []
+
+    def rule(free, ready, rec, idle):
+        seen.append((free, idle))
+        return staged_cores(cfg.cores, idle, free - idle, rec["m"])
+    got = simulate(cfg, prog.records, Policy.ADAPTIVE, row_macs=macs, prefetch=True, rule=rule)
+    want = simulate(cfg, prog.records, Policy.ADAPTIVE, row_macs=macs, prefetch=True)
+    assert (got.cycles, got.segments) == (want.cycles, want.segments)
+    assert all(0 <= i <= f <= cfg.cores for f, i in seen) and any(i < f for f, i in seen)
+
+
+def test_lost_cycles_and_costs(step):
+    """``lost_cycles`` accounts for every core cycle beyond the oracle; ``costs``
+    removes fixed costs (the step is then shorter) and refuses unknown names."""
+    cfg, prog, macs = step
+    for prefetch in (False, True):
+        s = simulate(cfg, prog.records, Policy.TEMPORAL, row_macs=macs, prefetch=prefetch)
+        lost = lost_cycles(cfg, prog.records, s, macs)
+        assert sum(lost.values()) == pytest.approx(s.cores * (s.cycles - s.oracle_cycles))
+        assert all(v >= 0 for k, v in lost.items() if not k.startswith("binding"))
+        assert lost["pause"] > 0 and lost["overhead"] > 0
+    free = simulate(cfg, prog.records, Policy.TEMPORAL, row_macs=macs,
+                    costs={name: 0 for name in COSTS})
+    assert free.cycles < simulate(cfg, prog.records, Policy.TEMPORAL, row_macs=macs).cycles
+    assert simulate(cfg, prog.records, Policy.TEMPORAL, row_macs=macs, costs={}).cycles == \
+        simulate(cfg, prog.records, Policy.TEMPORAL, row_macs=macs).cycles
+    with pytest.raises(ValueError, match=r"costs: unknown cost names \['SETUP'\]"):
+        simulate(cfg, prog.records, costs={"SETUP": 0})
+
+
+def test_bench_step_breakdown(capsys):
+    """``--breakdown`` prints the lost cycles by cause and the step without each group
+    of fixed costs; it is of the cycle model only."""
+    args = ["bench", "step", "--cores", "2", "--batch", "4", "--hidden", "8", "8", "--policy",
+            "temporal", "--prefetch", "--breakdown"]
+    assert main(args + ["--model"]) == 0
+    text = capsys.readouterr().out
+    for row in ("| between |", "| pause |", "| binding small |", "| nothing |", "| all of these |",
+                "| per-task core overhead |"):
+        assert row in text
+    assert main(args) == 2
+    assert "--breakdown is of the cycle model" in capsys.readouterr().err
 
 
 def test_one_core_policies_agree(step):

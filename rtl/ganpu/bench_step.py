@@ -18,7 +18,8 @@ from pathlib import Path
 
 from .cli import positive_int
 
-__all__ = ["register", "bench_step", "print_table", "core_overhead"]
+__all__ = ["register", "bench_step", "print_table", "core_overhead", "breakdown", "print_breakdown",
+           "COUNTERFACTUALS"]
 
 POLICIES = ("temporal", "spatial", "adaptive")
 
@@ -63,8 +64,9 @@ def step_config(config="sim", cores=4, gbuf_bits=None, program_bits=None, bias_b
 
 def bench_step(*, policies=POLICIES, cores=4, batch=32, seed=0, model=True, dma_width=None,
                config="sim", min_work=None, hidden=None, gbuf_bits=None, program_bits=None,
-               bias_bits=None, prefetch=False, overhead=None):
-    """``(schedules {policy: Schedule}, program)`` of one MLP GAN step."""
+               bias_bits=None, prefetch=False, overhead=None, costs=None):
+    """``(schedules {policy: Schedule}, program)`` of one MLP GAN step (``costs``: the
+    cycle model's fixed costs replaced, :func:`~ganpu.processor.cycle_model.simulate`)."""
     from .gan import TrainConfig
     from .host.compiler import compile_gan, run_step
     from .processor.cycle_model import simulate, task_row_macs, task_row_terms
@@ -79,10 +81,10 @@ def bench_step(*, policies=POLICIES, cores=4, batch=32, seed=0, model=True, dma_
     row_terms = [task_row_terms(cfg, r, gbuf) if g else None for g, r in zip(gemm, program.records)]
     out = {p: simulate(cfg, program.records, Policy[p.upper()], row_macs=row_macs,
                        row_terms=row_terms, dma_width=dma_width, min_work=min_work,
-                       prefetch=prefetch, overhead=overhead) for p in policies}
+                       prefetch=prefetch, overhead=overhead, costs=costs) for p in policies}
     if not model:
         if (dma_width is not None and dma_width != cfg.core.host_words) or min_work is not None \
-                or prefetch:
+                or prefetch or costs is not None:
             raise ValueError(f"--dma-width, --min-work and --prefetch change the cycle model only; "
                              f"the processor's DMA moves {cfg.core.host_words} word(s) per "
                              f"cycle (host_words of config {config!r}) and it has its own MIN_WORK")
@@ -235,11 +237,91 @@ def _calibrate_core(args):
     return over
 
 
+def breakdown(*, policies=POLICIES, **kw):
+    """Where the cycle model's step loses cycles: ``(lost, without)``; ``lost[policy]``
+    the step's cycles beyond the oracle by cause
+    (:func:`~ganpu.processor.cycle_model.lost_cycles`, core cycles over the core
+    count), ``without[name][policy]`` the step's :class:`~ganpu.processor.cycle_model.
+    Schedule` with a group of fixed costs removed (``name`` in :data:`COUNTERFACTUALS`).
+    ``kw`` as :func:`bench_step` with ``model=True``."""
+    from .processor.config import ProcessorConfig
+    from .processor.cycle_model import lost_cycles, task_row_macs
+    from .processor.program import TaskKind
+    from .gan import TrainConfig
+    from .host.compiler import run_step
+    kw = {**kw, "model": True}
+    base, program = bench_step(policies=policies, **kw)
+    cfg = step_config(kw.get("config", "sim"), kw.get("cores", 4), kw.get("gbuf_bits"),
+                      kw.get("program_bits"), kw.get("bias_bits"))
+    assert isinstance(cfg, ProcessorConfig)
+    _, gbuf = run_step(program, mlp_gan(TrainConfig(batch=kw.get("batch", 32), seed=kw.get("seed", 0)),
+                                        kw.get("hidden")))
+    macs = [task_row_macs(cfg, r, gbuf) if t.kind == TaskKind.GEMM else None
+            for t, r in zip(program.tasks, program.records)]
+    lost = {p: {k: v / s.cores for k, v in lost_cycles(cfg, program.records, s, macs,
+                                                          kw.get("overhead")).items()}
+            for p, s in base.items()}
+    without = {}
+    for name, change in COUNTERFACTUALS.items():
+        change = dict(change)
+        if change.get("SCAN_ASSIGN") == "scan":
+            change["SCAN_ASSIGN"] = -(cfg.window + 2)   # no scan, no split, no assignment
+        over = change.pop("overhead", kw.get("overhead"))
+        without[name] = bench_step(policies=policies, **{**kw, "overhead": over,
+                                                         "costs": change or None})[0]
+    return {"with": base, "lost": lost, "without": without}
+
+
+# groups of fixed costs breakdown() removes, one group at a time, then all of them
+COUNTERFACTUALS = {
+    "DMA set-up (JOB_SETUP, DMA_SETUP, STORE_SETUP, SKIP, START)":
+        {"JOB_SETUP": 0, "DMA_SETUP": 0, "STORE_SETUP": 0, "SKIP": 0, "START": 0},
+    "scheduler scan, split and assignment": {"SCAN_ASSIGN": "scan"},
+    "program check and regime (CHECK, REGIME)": {"CHECK": 0, "REGIME": 0},
+    "per-task core overhead": {"overhead": 0},
+    "all of these": {"JOB_SETUP": 0, "DMA_SETUP": 0, "STORE_SETUP": 0, "SKIP": 0, "START": 0,
+                     "SCAN_ASSIGN": "scan", "CHECK": 0, "REGIME": 0, "overhead": 0},
+}
+
+
+def print_breakdown(res, file=None):
+    """:func:`breakdown`'s result as two tables."""
+    file = sys.stdout if file is None else file
+    names = list(res["with"])
+    first = res["with"][names[0]]
+    print(f"Cycles lost against the oracle ({first.oracle_cycles:,.0f} cycles), by cause "
+          f"(core cycles / {first.cores} cores)", file=file)
+    print("| cause | " + " | ".join(names) + " |", file=file)
+    print("|---|" + "---|" * len(names), file=file)
+    for cause in res["lost"][names[0]]:
+        print(f"| {cause} | " + " | ".join(f"{res['lost'][p][cause]:,.0f}" for p in names) + " |",
+              file=file)
+    print("| step cycles - oracle | " + " | ".join(
+        f"{res['with'][p].cycles - res['with'][p].oracle_cycles:,.0f}" for p in names) + " |", file=file)
+    print("\nStep cycles (efficiency) without a group of fixed costs", file=file)
+    print("| removed | " + " | ".join(names) + " |", file=file)
+    print("|---|" + "---|" * len(names), file=file)
+    rows = [("nothing", res["with"])] + list(res["without"].items())
+    for name, sched in rows:
+        print(f"| {name} | " + " | ".join(f"{sched[p].cycles:,} ({sched[p].efficiency:.3f})"
+                                          for p in names) + " |", file=file)
+
+
 def _cmd(args):
     policies = POLICIES if args.policy == "all" else (args.policy,)
     try:
         if args.calibrate_core and args.overhead is None:
             args.overhead = _calibrate_core(args)
+        if args.breakdown:
+            if not args.model:
+                raise ValueError("--breakdown is of the cycle model: give --model too")
+            print_breakdown(breakdown(policies=policies, cores=args.cores, batch=args.batch,
+                                      seed=args.seed, dma_width=args.dma_width, config=args.config,
+                                      min_work=args.min_work, hidden=args.hidden,
+                                      gbuf_bits=args.gbuf_bits, program_bits=args.program_bits,
+                                      bias_bits=args.bias_bits, prefetch=args.prefetch,
+                                      overhead=args.overhead))
+            return 0
         schedules, program = bench_step(policies=policies, cores=args.cores, batch=args.batch,
                                         seed=args.seed, model=args.model,
                                         dma_width=args.dma_width, config=args.config,
@@ -307,6 +389,9 @@ def register(bench_sub):
     c.add_argument("--prefetch", action="store_true",
                    help="cycle model of two buffer sets per core (a core's next task loads "
                         "while it computes; not built, docs/astm.md)")
+    c.add_argument("--breakdown", action="store_true",
+                   help="with --model: the cycles lost against the oracle by cause, and the step "
+                        "without each group of fixed costs (docs/astm.md)")
     c.add_argument("--model", action="store_true",
                    help="the cycle model only (fast); without it the step runs on the "
                         "processor's RTL (Verilator, minutes) and the model is compared")

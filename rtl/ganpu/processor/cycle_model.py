@@ -56,7 +56,8 @@ from .checker import ProgramChecker
 __all__ = ["core_cycles", "lane_cycles", "part_jobs", "task_row_terms", "calibrate", "CORE_OVERHEAD",
            "OVERHEAD_BY_LANES", "core_overhead",
            "LANE_QUEUE", "LANE_JOBS", "JOB_SETUP", "DMA_SETUP", "STORE_SETUP",
-           "SKIP", "START", "CHECK", "REGIME", "SCAN_ASSIGN", "task_row_macs",
+           "SKIP", "START", "CHECK", "REGIME", "SCAN_ASSIGN", "COSTS", "task_row_macs",
+           "staged_cores", "lost_cycles",
            "Schedule", "simulate", "compare_policies", "gantt"]
 
 # Calibrated with ``ganpu bench core --json F`` (lanes 4, the MLP GAN's step 0):
@@ -88,6 +89,25 @@ REGIME = 1
 # The scheduler's Split and Assign states after its scan's decision (the row split
 # by a reciprocal multiplication, then the assignment: one short step each)
 SCAN_ASSIGN = 2
+# the fixed costs simulate(costs=...) can replace
+COSTS = ("JOB_SETUP", "DMA_SETUP", "STORE_SETUP", "SKIP", "START", "CHECK", "REGIME", "SCAN_ASSIGN")
+
+
+def staged_cores(cores, idle, staged, m):
+    """Cores the adaptive policy gives a ready GEMM record on a processor with two
+    buffer sets per core (``simulate(..., prefetch=True)``, ``docs/astm.md``) given
+    ``idle`` cores that hold no task and ``staged`` ones that hold one (running or
+    loading) with their other set free (0: the record waits).
+
+    In either regime the record waits until ``min(cores, m)`` cores have a free set
+    and takes them, idle ones first (:func:`simulate` picks them): a group either
+    starts at once on idle cores or is staged behind the group running on the cores,
+    its loads overlapping that group's compute. The sharing regime's gain (one task's
+    transfers behind another's compute) is what the second set gives a group of all
+    the cores, without the long task left on one core; every sharing variant measured
+    was slower (``docs/astm.md``). A core holding two tasks counts in neither."""
+    k = min(cores, m)
+    return k if idle + staged >= k else 0
 
 
 def core_overhead(core):
@@ -254,7 +274,8 @@ class Schedule:
     with ``start..end`` the core's compute; ``dma`` ``(task, start, end, kind)``
     transfers; ``cores_of`` the cores each GEMM record got; ``finished`` the cycle each
     record completed (its last store done, or the host resumed); ``bound`` the
-    adaptive policy's regime (the program is compute-bound)."""
+    adaptive policy's regime (the program is compute-bound); ``prefetch`` two buffer
+    sets per core."""
     policy: Policy
     cores: int
     cycles: int
@@ -269,6 +290,7 @@ class Schedule:
     cores_of: dict = field(default_factory=dict)
     finished: dict = field(default_factory=dict)
     bound: bool = False
+    prefetch: bool = False
 
     @property
     def busy_fraction(self):
@@ -292,7 +314,8 @@ class Schedule:
 
 
 def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None, row_terms=None,
-             dma_width=None, overhead=None, min_work=None, rule=None, prefetch=False):
+             dma_width=None, overhead=None, min_work=None, rule=None, prefetch=False,
+             costs=None):
     """Schedule ``records`` on ``cfg`` under ``policy``; returns a :class:`Schedule`.
 
     Surviving work comes from ``row_macs`` (a list, per record, of per-row MAC arrays,
@@ -304,13 +327,17 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None, 
     of the window in program order, ``rec`` the first of them; it returns the cores
     (0: wait). ``dma_width`` replaces the host port's ``cfg.core.host_words`` (the
     elements a wide DMA pass moves per cycle, and the width the adaptive policy's
-    regime is decided for).
+    regime is decided for). ``costs`` replaces some of the fixed costs (a dict with
+    names from :data:`COSTS`, e.g. ``{"DMA_SETUP": 0}``: what each costs the step).
 
     ``prefetch`` models hardware the processor does not have (``docs/astm.md``, the
     prefetch sketch): two buffer sets per core, so a core may be given its next task
     while it computes (its load goes to the idle set) and start it as soon as both its
     compute is done and the load is in; a set is free again when its task's rows are
-    stored. A core counts as free for the policies while it has a free set.
+    stored. A core counts as free for TEMPORAL and SPATIAL while it has a free set;
+    ADAPTIVE counts idle cores (no task held) and staged ones (one held) apart,
+    :func:`staged_cores`, and ``rule`` then gets the idle count as a fourth argument
+    (``free`` counting both). Cores are taken idle ones first.
     """
     from .model import (normalize, split_rows, cores_for, eors_active, reads_mask_in, MIN_WORK,
                         compute_bound)
@@ -323,6 +350,14 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None, 
         raise ValueError(f"dma_width must be a positive int, not {dma_width!r}")
     from .dma import Dma
     min_work = MIN_WORK if min_work is None else min_work
+    cost = {name: globals()[name] for name in COSTS}
+    if costs is not None:
+        bad = sorted(set(costs) - set(COSTS))
+        if bad:
+            raise ValueError(f"costs: unknown cost names {bad!r}; the costs are {COSTS!r}")
+        cost.update(costs)
+    JOB_SETUP, DMA_SETUP, STORE_SETUP, SKIP, START, CHECK, REGIME, SCAN_ASSIGN = (
+        cost[name] for name in COSTS)
     overhead = core_overhead(cfg.core) if overhead is None else overhead
     recs = [normalize(cfg, r) for r in records]
     if row_macs is None:
@@ -472,8 +507,12 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None, 
                 break
             rec = recs[t]
             gemms = [u for u in ready if recs[u]["kind"] == TaskKind.GEMM.value]
+            idle = sum(1 for c in free if sets[c] == full)
             if rule is not None and policy == Policy.ADAPTIVE:
-                k = min(len(free), rec["m"], rule(len(free), [recs[u] for u in gemms], rec))
+                args = (len(free), [recs[u] for u in gemms], rec) + ((idle,) if prefetch else ())
+                k = min(len(free), rec["m"], rule(*args))
+            elif prefetch and policy == Policy.ADAPTIVE:
+                k = staged_cores(C, idle, len(free) - idle, rec["m"])
             else:
                 k = cores_for(policy, C, len(free), len(gemms), rec["m"], rec["work"], min_work,
                               bound=bound)
@@ -527,7 +566,49 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None, 
     oracle_macs = int(sum(int(m.sum()) for m in row_macs if m is not None))
     return Schedule(policy, C, now, segments, dma, busy, occupied,
                     sum(e - s for _, s, e, _ in dma), oracle_macs / (C * lanes),
-                    oracle_macs, pauses, cores_of, finished, bound)
+                    oracle_macs, pauses, cores_of, finished, bound, prefetch)
+
+
+def lost_cycles(cfg, records, schedule, row_macs, overhead=None):
+    """Where ``schedule``'s core cycles beyond the oracle go: ``{cause: core cycles}``,
+    summing to ``cores * cycles - surviving MACs / lanes``.
+
+    Compute beyond the MAC lanes' issue rate, per core part (:func:`core_cycles`):
+    ``overhead`` (the per-task start and drain), ``first row`` (the first row's A read,
+    ``K``) and ``binding`` (the indexer, the epilogue or the lanes' schedule binding
+    above ``macs / lanes``, and the rounding to whole cycles), each for the small
+    gemms (a dimension of 1: bias gradients, D's last layer) apart (``... small``).
+    Idle cores: ``start`` (before a core's first part: the check and the first
+    loads), ``pause`` (an idle stretch with a PAUSE in it: the drain before it and
+    the loads after it), ``end`` (after a core's last part) and ``between`` (the
+    others: dependencies, loads and stores not hidden, the scan)."""
+    from .model import normalize, split_rows
+    over = core_overhead(cfg.core) if overhead is None else overhead
+    recs = [normalize(cfg, r) for r in records]
+    out = dict.fromkeys(["overhead", "first row", "binding", "overhead small", "first row small",
+                         "binding small", "start", "pause", "between", "end"], 0.0)
+    lanes = cfg.core.lanes
+    per_core = {c: [] for c in range(schedule.cores)}
+    for t, core, a, b in schedule.segments:
+        rec = recs[t]
+        m0, m1 = dict(zip(schedule.cores_of[t], split_rows(rec["m"], len(schedule.cores_of[t]))))[core]
+        macs = int(row_macs[t][m0:m1].sum())
+        tag = " small" if min(rec["m"], rec["n"], rec["k"]) == 1 else ""
+        out["overhead" + tag] += over
+        out["first row" + tag] += rec["k"]
+        out["binding" + tag] += (b - a) - macs / lanes - over - rec["k"]
+        per_core[core].append((a, b))
+    pauses = [at for _, at in schedule.pause_points]
+    for core, segs in per_core.items():
+        segs.sort()
+        if not segs:
+            out["start"] += schedule.cycles
+            continue
+        out["start"] += segs[0][0]
+        out["end"] += schedule.cycles - segs[-1][1]
+        for (_, e), (s, _) in zip(segs, segs[1:]):
+            out["pause" if any(e <= p <= s for p in pauses) else "between"] += s - e
+    return out
 
 
 def compare_policies(cfg, records, gbuf=None, **kw):
