@@ -1,7 +1,8 @@
 """cocotb bench of the compute core against ganpu.core.model, bit for bit.
 
-Environment: GANPU_SEED, GANPU_TASKS (random tasks), GANPU_ERRORS (1 = every malformed
-class, else a subset), GANPU_CORE (the simulated core's configuration, from
+Environment: GANPU_SEED, GANPU_TASKS (random tasks; half as many overlapped ones),
+GANPU_ERRORS (1 = every malformed class, else a subset), GANPU_TASKFILE (the overlapped
+test's tasks instead of random ones: a pickle of ``[(name, desc, loads), ...]``), GANPU_CORE (the simulated core's configuration, from
 ``ganpu.sim.cocotb_transport.config_env``; default the default core). The
 host side is the package's driver (:mod:`ganpu.host.driver`) over the cocotb transport.
 """
@@ -176,7 +177,8 @@ async def malformed_descriptors(dut):
 
 @cocotb.test()
 async def host_port_errors(dut):
-    """Out-of-range host addresses and writes during a task set h_err and change nothing."""
+    """Out-of-range host addresses and writes during a task (to its set) set h_err and
+    change nothing."""
     drv = await start(dut)
     port = drv.transport
     rng = np.random.default_rng(4)
@@ -188,7 +190,7 @@ async def host_port_errors(dut):
     assert port.host_error == 1, "write to the undefined code 7 not flagged"
     await port.run(drv.pack(lower.fc_desc(m=0, n=1, k=1)), 100)  # a refused task clears err
     assert port.host_error == 0, "start must clear h_err"
-    await port.write_raw(Buf.BIAS.value, depth + 3, 0xDEAD)   # beyond its depth
+    await port.write_raw(Buf.BIAS.value, CONFIG.host_depth("bias") + 3, 0xDEAD)   # beyond every set
     assert port.host_error == 1, "out-of-range write not flagged"
     got = await drv.read("bias", 0, depth)
     assert np.array_equal(got, bias), "out-of-range write corrupted BIAS"
@@ -205,3 +207,118 @@ async def host_port_errors(dut):
     _, exp = drv.expect(desc)
     out = await drv.read("out", 0, 32 * 32)
     assert np.array_equal(out, exp["out"][:32 * 32])
+
+
+def _written(desc):
+    """Element indices of OUT and MASK_OUT (and MASK_IN for an EORS task) a checked
+    task writes, in its set."""
+    M, N = desc["m"], desc["n"]
+    out = (desc["o_base"] + np.arange(M)[:, None] * desc["o_sm"] + np.arange(N)[None, :] * desc["o_sn"]).ravel()
+    written = {"out": out, "mask_out": np.arange(M * N)}
+    if model.eors_active(desc):
+        written["mask_in"] = np.arange(M * N)
+    return written
+
+
+async def _read_set(port, buf, s, idx):
+    """Elements ``idx`` of set ``s`` of ``buf``, read as one span through the host port."""
+    lo, hi = int(idx.min()), int(idx.max())
+    span = await port.read(Buf.from_name(buf), s * CONFIG.depth(buf) + lo, hi - lo + 1)
+    return span[idx - lo]
+
+
+def _overlap_tasks(rng, count):
+    """``(name, desc, loads)`` of the overlapped run: GANPU_TASKFILE's list (real
+    tensors) when given, else ``count`` random tasks at random bases."""
+    path = os.environ.get("GANPU_TASKFILE")
+    if path:
+        import pickle
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    return [(f"random {t}", *shift(*random_task(rng), rng)) for t in range(count)]
+
+
+@cocotb.test()
+async def overlapped_tasks(dut):
+    """Two buffer sets (``docs/core.md``, "Two buffer sets"): task t runs in set t % 2;
+    while it computes, the host reads task t-1's OUT, MASK_OUT (and MASK_IN) from the
+    other set and compares them with the model, loads task t+1's operands there and
+    reads one of the running set's operands; a write to that operand must be refused
+    (``err``) and land nowhere: on odd tasks right after ``start``, on even ones after
+    the idle set's accesses (which must leave ``err`` at 0) if the task still runs.
+    Every task's results are the model's on the host's image of both sets."""
+    if CONFIG.buffer_sets < 2:
+        dut._log.info("one buffer set: nothing overlaps")
+        return
+    rng = np.random.default_rng(int(os.environ.get("GANPU_SEED", "1")) + 100)
+    drv = await start(dut)
+    port = drv.transport
+    busy, start_bit, set_bit = dut.task__busy, dut.task__start, dut.task__set
+    img = {b.name.lower(): np.zeros(CONFIG.host_depth(b), np.uint16) for b in Buf}
+    tasks = _overlap_tasks(rng, max(2, int(os.environ.get("GANPU_TASKS", "10")) // 2))
+
+    async def load(loads, s):
+        for name, (base, v) in loads.items():
+            v = np.asarray(v, dtype=np.uint16)
+            await port.write(Buf.from_name(name), s * CONFIG.depth(name) + base, v)
+            img[name][s * CONFIG.depth(name) + base:][:len(v)] = v
+
+    async def check(name, desc, s):
+        if model.check(desc, GEOM, CONFIG.eors_lanes) != Error.OK:
+            return
+        for buf, idx in _written(desc).items():
+            got = await _read_set(port, buf, s, idx)
+            exp = img[buf][s * CONFIG.depth(buf) + idx]
+            bad = np.flatnonzero(got != exp)
+            assert bad.size == 0, (f"{name} (set {s}): {bad.size} mismatches in {buf}, first at "
+                                   f"{int(idx[bad[0]])}: {int(got[bad[0]]):#06x} != {int(exp[bad[0]]):#06x}")
+
+    await load(tasks[0][2], 0)
+    overlapped = refused = 0
+    for t, (name, desc, _) in enumerate(tasks):
+        s, idle = t % 2, 1 - t % 2
+        set_bit.value = s
+        await port.start(drv.pack(desc))
+        set_bit.value = idle  # sampled only with start
+        assert busy.value == 1, f"{name}: not busy after start"
+        assert port.host_error == 0, "start must clear h_err"
+        # an element of one of the running task's operands, in its set
+        op = sorted(tasks[t][2])[int(rng.integers(0, len(tasks[t][2])))]
+        base, v = tasks[t][2][op]
+        addr = s * CONFIG.depth(op) + base + int(rng.integers(0, len(v)))
+
+        async def refuse():
+            nonlocal refused
+            await port.write_raw(Buf.from_name(op).value, addr, int(img[op][addr]) ^ 0xFFFF)
+            assert port.host_error == 1, f"{name}: a write to the running set {s} was accepted"
+            refused += 1
+
+        # odd tasks: the refusal first (busy for sure), the idle set's acceptance then
+        # shows in the data; even tasks: the idle set's accesses first, each accepted
+        # (err stays 0), then the refusal if the task still runs
+        if t % 2:
+            await refuse()
+        if t:
+            await check(*tasks[t - 1][:2], idle)
+        if t + 1 < len(tasks):
+            await load(tasks[t + 1][2], idle)
+        overlapped += int(busy.value)  # still busy after the other set's reads and loads
+        got = await port.read(Buf.from_name(op), addr, 1)
+        assert got[0] == img[op][addr], f"{name}: the running set's {op} reads wrong"
+        if not t % 2:
+            assert port.host_error == 0, f"{name}: an access to the idle set {idle} was refused"
+            if busy.value:
+                await refuse()
+        await port.wait_idle(DEFAULT_TIMEOUT)
+        assert start_bit.value == 0
+        err = Error(dut.task__error.value.to_unsigned())
+        exp_err, img = model.run_task_in_set(desc, img, CONFIG, s)
+        assert err == exp_err, f"{name}: error {err!r}, model {exp_err!r}"
+        if op not in _written(desc):
+            got = await port.read(Buf.from_name(op), addr, 1)
+            assert got[0] == img[op][addr], f"{name}: a refused write reached set {s}'s {op}"
+    await check(*tasks[-1][:2], (len(tasks) - 1) % 2)
+    assert refused >= len(tasks) // 2
+    dut._log.info("%d tasks alternating two sets bit-exact; every task's first idle-set access "
+                  "while busy, %d busy after them all; %d refused writes to the running set",
+                  len(tasks), overlapped, refused)

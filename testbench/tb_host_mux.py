@@ -2,7 +2,9 @@
 reads and writes, refused writes (beyond a buffer, unknown code, while busy) and task
 writes is checked cycle by cycle against a model of the buffers: ``rdata`` is the
 word of ``host_words`` elements addressed ``latency`` cycles earlier (one element with a
-one-word port), ``err`` follows the set/clear rules, ``we`` writes each element it enables.
+one-word port), ``err`` follows the set/clear rules (:meth:`HostMux.accepts`: with two
+buffer sets a write while busy is refused only in the running task's set), ``we`` writes
+each element it enables, a task writes its own set.
 
 Environment: GANPU_CASE (pickle: ``{"config", "ops": [per-cycle dicts]}``).
 """
@@ -20,7 +22,7 @@ class Model:
 
     def __init__(self, cfg):
         self.cfg = cfg
-        self.mem = {b: np.zeros(cfg.depth(b), np.uint16) for b in Buf}
+        self.mem = {b: np.zeros(cfg.host_depth(b), np.uint16) for b in Buf}
         self.err = 0
         self.rdata = 0
         self.reads = []  # value read each cycle (None: unknown code, rdata holds)
@@ -28,17 +30,17 @@ class Model:
     def step(self, op):
         W = self.cfg.host_words
         buf = Buf(op["buf"]) if op["buf"] in [b.value for b in Buf] else None
-        depth = self.cfg.depth(buf) if buf is not None else 0
+        depth = self.cfg.host_depth(buf) if buf is not None else 0
         base = op["addr"] & ~(W - 1)
         # a block RAM read port returns the value before this cycle's write
         self.reads.append(None if buf is None else sum(
             int(self.mem[buf][(base + j) % depth]) << (16 * j) for j in range(W)))
-        ok = buf is not None and op["addr"] < depth
+        ok = HostMux.accepts(self.cfg, op["buf"], op["addr"], op["busy"], op["task_set"])
         if op["clear"]:
             self.err = 0
-        if op["we"] and (not ok or op["busy"]):
+        if op["we"] and not ok:
             self.err = 1
-        if op["we"] and ok and not op["busy"]:
+        if op["we"] and ok:
             for j in range(W):
                 if op["we"] >> j & 1:
                     lane = op["wdata"] >> (16 * j) & 0xFFFF
@@ -46,7 +48,7 @@ class Model:
         if op["run"]:
             for b, (en, addr, data) in op["task"].items():
                 if en:
-                    self.mem[Buf[b]][addr] = data
+                    self.mem[Buf[b]][op["task_set"] * self.cfg.depth(Buf[b]) + addr] = data
 
 
 class Driver:
@@ -59,7 +61,7 @@ class Driver:
         d, op = self.dut, self.ops[min(cycle, len(self.ops) - 1)]
         for k in ("buf", "addr", "we", "wdata"):
             sig(d, f"host__{k}").value = op[k] if cycle < len(self.ops) else 0
-        for k in ("busy", "run", "clear"):
+        for k in ("busy", "run", "clear") + (("task_set",) if self.model.cfg.buffer_sets > 1 else ()):
             sig(d, k).value = op[k] if cycle < len(self.ops) else 0
         for b in TASK_WRITTEN:
             en, addr, data = op["task"][b.name]
@@ -78,9 +80,11 @@ async def host_traffic(dut):
     dut = block_dut(dut)
     case = load_case()
     cfg, ops = case["config"], case["ops"]
-    await start_clock(dut, [f"{b.name.lower()}_load__en" for b in Buf] +
+    sets1 = [f"{b.name.lower()}_set1_load__en" for b in TASK_WRITTEN if cfg.buffer_sets > 1]
+    await start_clock(dut, [f"{b.name.lower()}_load__en" for b in Buf] + sets1 +
                       [f"host__{k}" for k in ("buf", "addr", "we", "wdata")] +
-                      ["busy", "run", "clear"] + [f"{b.name.lower()}_task__en" for b in TASK_WRITTEN])
+                      ["busy", "run", "clear"] + [f"{b.name.lower()}_task__en" for b in TASK_WRITTEN] +
+                      (["task_set"] if cfg.buffer_sets > 1 else []))
     model = Model(cfg)
     drv = Driver(dut, ops, model)
     await run_cycles(dut, [drv], lambda: len(drv.rdata) >= len(ops) + HostMux.latency,

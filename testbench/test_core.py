@@ -12,11 +12,13 @@ from ganpu.core.descriptor import Error
 # Verilator takes the long random sweep on the default core; Icarus runs every bench,
 # with fewer tasks, on the smallest core that still holds the benches' largest task
 # (32 x 32 x 32, whose BW image needs 32/4 * 32 words of B/4) and has more than one lane
-# and more than one EORS group per row.
+# and more than one EORS group per row. Both have two buffer sets (docs/core.md, "Two
+# buffer sets"): the benches that take these cores run in set 0, the overlapped one in
+# both; the one-set core is the fuzz, EORS-calibration and processor benches' core.
 TASKS = {"verilator": 40, "icarus": 6}
 CONFIGS = {
-    "verilator": CoreConfig(lanes=4),
-    "icarus": CoreConfig(lanes=2, eors_lanes=4, geom=Geometry(
+    "verilator": CoreConfig(lanes=4, buffer_sets=2),
+    "icarus": CoreConfig(lanes=2, eors_lanes=4, buffer_sets=2, geom=Geometry(
         a_bits=10, b_bits=10, out_bits=10, bias_bits=6, mask_bits=10)),
 }
 
@@ -45,6 +47,53 @@ def test_parameters_are_validated():
         Geometry(a_bits=20)
     with pytest.raises(TypeError, match=r"^config must be a CoreConfig, not 12$"):
         Core(12)
+
+
+def test_buffer_sets_are_validated():
+    with pytest.raises(ValueError, match=r"^buffer_sets must be in 1\.\.2, not 3$"):
+        CoreConfig(buffer_sets=3)
+    with pytest.raises(ValueError, match=r"^buffer_sets must be in 1\.\.2, not 0$"):
+        CoreConfig(buffer_sets=0)
+    with pytest.raises(TypeError, match=r"^buffer_sets must be an int, not True$"):
+        CoreConfig(buffer_sets=True)
+    with pytest.raises(ValueError, match=r"^buffer_sets=2 needs a set bit above every buffer's "
+                                         r"address in the 16-bit host address: b_bits=16 > 15$"):
+        CoreConfig(buffer_sets=2, geom=Geometry(b_bits=16))
+    cfg = CoreConfig(buffer_sets=2)
+    with pytest.raises(ValueError, match=r"^set must be in 0\.\.1, not 2$"):
+        model.run_task_in_set({}, {}, cfg, 2)
+    with pytest.raises(ValueError, match=r"^a holds 4096 elements, not buffer_sets \* depth = 8192$"):
+        model.run_task_in_set({}, CoreConfig().zero_buffers(), cfg, 0)
+
+
+def test_two_set_model_is_one_set_per_set():
+    """The two-set model is the one-set model on the set's half of each buffer, and
+    leaves the other half alone; the one-set core's ports are unchanged by the option."""
+    from ganpu.core.ports import HostPort, TaskPort
+    from ganpu.host import lower
+    import dataclasses
+    two = CONFIGS["icarus"]
+    one = dataclasses.replace(two, buffer_sets=1)
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 0x3C00, (5, 7)).astype(np.uint16)
+    w = rng.integers(0, 0x3C00, (6, 7)).astype(np.uint16)
+    desc, loads = lower.fc_fp(x, w, rng.integers(0, 0x3C00, 6).astype(np.uint16), eors=True,
+                              eors_lanes=two.eors_lanes)
+    img = {b: rng.integers(0, 1 << 16, two.host_depth(b)).astype(np.uint16) for b in two.zero_buffers()}
+    for s in (0, 1):
+        bufs = {b: v.copy() for b, v in img.items()}
+        for name, (base, v) in loads.items():
+            bufs[name][s * two.depth(name) + base:][:len(v)] = v
+        err, new = Core.model(desc, bufs, two, set=s)
+        half = {b: v[s * two.depth(b):(s + 1) * two.depth(b)] for b, v in bufs.items()}
+        err1, new1 = Core.model(desc, half, one)
+        assert err == err1 == Error.OK
+        for b in new:
+            d = one.depth(b)
+            np.testing.assert_array_equal(new[b][s * d:(s + 1) * d], new1[b], err_msg=b)
+            np.testing.assert_array_equal(new[b][(1 - s) * d:(2 - s) * d], bufs[b][(1 - s) * d:(2 - s) * d])
+    assert "set" not in TaskPort(one).members and "set" in TaskPort(two).members
+    assert HostPort(one).members == HostPort(two).members
 
 
 def test_model_check_order():
@@ -114,24 +163,34 @@ def _real_tasks(records, keys, eors, config):
     return tasks
 
 
+# the real tiles both simulators run in alternating buffer sets: the first generator
+# layer's FP (exact and EORS), WG and db, and a BP through ReLU
+OVERLAP_KEYS = ["s0/g_update/G.fc1/fp", "s0/g_update/G.fc1/wg", "s0/g_update/G.fc1/db",
+                "s0/g_update/D.fc3/bp"]
+
+
 @pytest.mark.parametrize("sim", harness.SIMULATORS)
 def test_core_real_step(sim, real_step, real_step_eors, tmp_path):
-    """Real tensors on the generated Verilog: every FC gemm of a training step on
-    Verilator, plus the FP ReLU gemms again with the core's EORS prediction; on
-    Icarus (its smaller core tiles the rows) the first generator layer's FP (exact and
-    EORS), WG and db, and a BP through ReLU."""
+    """Real tensors on the generated Verilog. Verilator: every FC gemm of a training
+    step, plus the FP ReLU gemms again with the core's EORS prediction, in set 0
+    (``bench_tasks``). Both simulators: the first generator layer's FP (exact and EORS),
+    WG and db, and a BP through ReLU, in alternating buffer sets, each task's operands
+    loaded into the idle set while the previous task computes
+    (``tb_core.overlapped_tasks``; on Icarus, whose smaller core tiles the rows, this
+    is the whole real-data run)."""
     import pickle
-    if sim == "verilator":
-        keys = list(real_step)
-        eors_keys = [k for k, r in real_step_eors.items() if r["epi_phase"] == "fp" and r["act"] == "relu"]
-    else:
-        keys = [k for k in real_step if k.startswith("s0/g_update/G.fc1/")] + \
-            ["s0/g_update/D.fc3/bp"]
-        eors_keys = ["s0/g_update/G.fc1/fp"]
-        assert len(keys) == 4, keys
-        assert {real_step[k]["epi_phase"] for k in keys} == {"fp", "bp", "wg"}
     config = CONFIGS[sim]
-    tasks = _real_tasks(real_step, keys, False, config) + \
+    assert {real_step[k]["epi_phase"] for k in OVERLAP_KEYS} == {"fp", "bp", "wg"}
+    overlapped = _real_tasks(real_step, OVERLAP_KEYS, False, config) + \
+        _real_tasks(real_step_eors, OVERLAP_KEYS[:1], True, config)
+    taskfile = tmp_path / "overlapped.pkl"
+    taskfile.write_bytes(pickle.dumps(overlapped))
+    harness.run(sim, _core(sim), "ganpu_core", "tb_core", testcase="overlapped_tasks",
+                env=_env(sim, GANPU_TASKFILE=taskfile, GANPU_SEED=12))
+    if sim != "verilator":
+        return
+    eors_keys = [k for k, r in real_step_eors.items() if r["epi_phase"] == "fp" and r["act"] == "relu"]
+    tasks = _real_tasks(real_step, list(real_step), False, config) + \
         _real_tasks(real_step_eors, eors_keys, True, config)
     taskfile = tmp_path / "tasks.pkl"
     taskfile.write_bytes(pickle.dumps(tasks))

@@ -4,7 +4,8 @@ On the whole :class:`ganpu.core.Core` of the smallest geometry and one MAC lane,
 task port free (any descriptor, ``start`` in any cycle) and the host quiet (``we`` = 0,
 so every block-RAM write is the task's): from an accepted ``start`` whose verdict is
 not ``OK`` until the next accepted ``start``, no write enable of any buffer (A, B,
-BIAS, MASK_IN, OUT, MASK_OUT, BW) nor of the compressed copy of A is ever raised, and
+BIAS, MASK_IN, OUT, MASK_OUT, BW; each set's RAM of a two-set core) nor of the
+compressed copy of A is ever raised, and
 ``busy`` falls the cycle after the verdict.
 
 Depth 10 (verdict ``DescriptorChecker.latency`` + 1 cycles after the first ``start``,
@@ -34,7 +35,9 @@ class ObservedCore(Core):
         ck = m.submodules.check
         idx = m.submodules.indexer
         self.observed = dict(
-            writes=[getattr(hm, f"{b.name.lower()}_wr").en != 0 for b in Buf] + [idx.acomp_wr.en],
+            writes=[getattr(hm, f"{name}_wr").en != 0 for b in Buf
+                    for name in (b.name.lower(), f"{b.name.lower()}_set1")
+                    if f"{name}_wr" in hm.signature.members] + [idx.acomp_wr.en],
             verdict=ck.done, error=ck.error)
         self.props(m, self)
         return m

@@ -14,16 +14,24 @@ A block that reads a buffer declares ``In(read_signature(config, buf))`` and is 
 with ``connect_element_read(m, config, buf, block.x_rd, memory)``, which is
 ``wiring.connect(m, block.x_rd, memory.read_port())`` for a one-element word
 (``docs/core.md``).
+
+With two buffer sets (``config.buffer_sets`` = 2, ``docs/core.md``, "Two buffer
+sets") the buffers only the host writes (A, B, BIAS, BW) are one block RAM of twice
+the depth, the set as the top address bit: compute blocks only read them (their own
+read ports, the running set's bit above their address), so the RAM's one write port
+stays the host's. The buffers a task writes (:data:`TASK_WRITTEN`) are one block RAM
+per set of today's depth (:func:`per_set`): the running task owns its set's write port
+while the host writes the other set's, and neither write can wait for the other.
 """
 
-from amaranth.hdl import Signal, Mux
+from amaranth.hdl import Signal, Mux, Cat
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.utils import ceil_log2, exact_log2
 
 from .config import Buf, CoreConfig, check_type
 
-__all__ = ["WIDE", "BANKED", "buffer_shape", "memory_shape", "make_memory", "read_signature",
+__all__ = ["WIDE", "BANKED", "TASK_WRITTEN", "per_set", "set_bits", "buffer_shape", "memory_shape", "make_memory", "read_signature",
            "write_signature", "memory_read_signature", "memory_write_signature",
            "memory_write_port", "element_bits", "word_bits", "connect_element_read",
            "element_read_data", "element_write"]
@@ -33,6 +41,20 @@ WIDE = frozenset({Buf.BIAS, Buf.BW})
 
 BANKED = frozenset({Buf.A, Buf.B, Buf.OUT, Buf.MASK_IN, Buf.MASK_OUT})
 """Buffers stored as words of ``host_words`` elements (one element when it is 1)."""
+
+TASK_WRITTEN = (Buf.OUT, Buf.MASK_OUT, Buf.MASK_IN)
+"""Buffers a running task writes (the epilogue's results, the EORS prediction)."""
+
+
+def per_set(config, buf):
+    """True when ``buf`` is one block RAM per set (a task-written buffer of a core with
+    two sets); else one block RAM holds every set."""
+    return config.buffer_sets > 1 and buf in TASK_WRITTEN
+
+
+def set_bits(config):
+    """Width of a set number: 0 with one set, 1 with two."""
+    return config.buffer_sets - 1
 
 
 def buffer_shape(config, buf):
@@ -59,9 +81,12 @@ def word_bits(config):
 
 
 def memory_shape(config, buf):
-    """``(shape, depth)`` of the block RAM behind :class:`Buf` ``buf``: words of
-    ``host_words`` elements for the :data:`BANKED` buffers."""
+    """``(shape, depth)`` of the block RAM behind :class:`Buf` ``buf`` (of each one,
+    when :func:`per_set`): words of ``host_words`` elements for the :data:`BANKED`
+    buffers; twice the depth for a buffer that holds both of two sets."""
     shape, depth = buffer_shape(config, buf)
+    if not per_set(config, buf):
+        depth *= config.buffer_sets
     W = config.host_words
     if buf in BANKED and W > 1:
         return shape * W, depth // W
@@ -76,7 +101,8 @@ def _granularity(config, buf):
 
 
 def make_memory(config, buf):
-    """A fresh, all-zero block RAM for buffer ``buf``."""
+    """A fresh, all-zero block RAM for buffer ``buf`` (for one of its sets when
+    :func:`per_set`)."""
     shape, depth = memory_shape(config, buf)
     return Memory(shape=shape, depth=depth, init=[])
 
@@ -101,17 +127,51 @@ def memory_write_port(config, buf, memory):
     return memory.write_port(granularity=_granularity(config, buf))
 
 
-def connect_element_read(m, config, buf, reader, memory):
+def connect_element_read(m, config, buf, reader, memory, set=None):
     """Connect ``reader`` (a block's ``In(read_signature(config, buf))``) to a new read
     port of ``memory``. A word of W > 1 elements is read at ``addr >> log2 W``; the
     element ``addr mod W``, registered with the address (same ``en``), is selected from
-    the RAM's data: still one cycle from address to data."""
-    port = memory.read_port()
-    if buf not in BANKED or config.host_words == 1:
-        wiring.connect(m, reader, port)
+    the RAM's data: still one cycle from address to data.
+
+    With two buffer sets ``set`` (a signal, stable while a task runs) picks the set:
+    the top address bit of a RAM that holds both sets, or, when ``memory`` is a list
+    (one RAM per set, :func:`per_set`), the RAM whose data is returned (the set
+    registered with the address, so still one cycle)."""
+    if config.buffer_sets == 1:
+        if buf in WIDE:
+            wiring.connect(m, reader, memory.read_port())
+            return
+        port = memory.read_port()
+        if buf not in BANKED or config.host_words == 1:
+            wiring.connect(m, reader, port)
+            return
+        m.d.comb += [port.addr.eq(reader.addr >> word_bits(config)), port.en.eq(reader.en)]
+        element_read_data(m, config, buf, reader, port)
         return
-    m.d.comb += [port.addr.eq(reader.addr >> word_bits(config)), port.en.eq(reader.en)]
-    element_read_data(m, config, buf, reader, port)
+    shift = word_bits(config) if buf in BANKED else 0
+    word = reader.addr >> shift
+    if isinstance(memory, (list, tuple)):
+        ports = [mem.read_port() for mem in memory]
+        for port in ports:
+            m.d.comb += [port.addr.eq(word), port.en.eq(reader.en)]
+        which = Signal(name=f"{buf.name.lower()}_rd_set")
+        with m.If(reader.en):
+            m.d.sync += which.eq(set)
+        data = Signal.like(ports[0].data, name=f"{buf.name.lower()}_rd_data")
+        m.d.comb += data.eq(Mux(which, ports[1].data, ports[0].data))
+    else:
+        port = memory.read_port()
+        m.d.comb += [port.addr.eq(Cat(word[:len(port.addr) - 1], set)), port.en.eq(reader.en)]
+        data = port.data
+    if buf not in BANKED or config.host_words == 1:
+        m.d.comb += reader.data.eq(data)
+        return
+    lw = word_bits(config)
+    elem, _ = buffer_shape(config, buf)
+    sel = Signal(lw, name=f"{buf.name.lower()}_sel")
+    m.d.comb += reader.data.eq(data.word_select(sel, elem))
+    with m.If(reader.en):
+        m.d.sync += sel.eq(reader.addr[:lw])
 
 
 def element_read_data(m, config, buf, reader, port):

@@ -135,6 +135,13 @@ class CoreConfig:
         computes one predicted-zero output in ``2**r`` anyway (result discarded) to
         count false zeros; ``2**r >= eors_lanes``, r <= 16. 0 (the default): no
         sampling hardware.
+    buffer_sets : int
+        Buffer sets, 1 or 2 (``docs/core.md``, "Two buffer sets"). With 2 every buffer
+        holds two task images: a task computes from the set the task port names at
+        ``start`` while the host port loads or drains the other. 1 (the default) is the
+        single-set core. With 2 the host reaches set ``s`` of buffer ``b`` at addresses
+        ``s * depth(b) ..``, so every buffer's ``*_bits`` must be at most 15 (the
+        host address is 16 bits).
     """
 
     lanes: int = 4
@@ -143,6 +150,7 @@ class CoreConfig:
     eors: EorsParams = DEFAULT_EORS
     host_words: int = 1
     eors_sample_log2: int = 0
+    buffer_sets: int = 1
 
     def __post_init__(self):
         check_int("lanes", self.lanes, 1, 16)
@@ -151,6 +159,14 @@ class CoreConfig:
         check_type("eors", self.eors, EorsParams)
         check_int("host_words", self.host_words, 1, 16, power_of_two=True)
         check_int("eors_sample_log2", self.eors_sample_log2, 0, 16)
+        check_int("buffer_sets", self.buffer_sets, 1, 2)
+        if self.buffer_sets > 1:
+            for name in ("a_bits", "b_bits", "out_bits", "bias_bits", "mask_bits"):
+                bits = getattr(self.geom, name)
+                if bits > 15:
+                    raise ValueError(f"buffer_sets={self.buffer_sets!r} needs a set bit above "
+                                     f"every buffer's address in the 16-bit host address: "
+                                     f"{name}={bits!r} > 15")
         if self.eors_sample_log2 and (1 << self.eors_sample_log2) < self.eors_lanes:
             raise ValueError(f"eors_sample_log2={self.eors_sample_log2!r} samples more than "
                              f"one output of a word of eors_lanes={self.eors_lanes!r}")
@@ -177,6 +193,11 @@ class CoreConfig:
         if not isinstance(buf, Buf):
             buf = Buf.from_name(buf)
         return self.geom.depth(_BUF_GROUP[buf])
+
+    def host_depth(self, buf):
+        """Elements of ``buf`` the host port reaches over every set: ``buffer_sets *
+        depth(buf)`` (set ``s`` at ``s * depth(buf)``)."""
+        return self.buffer_sets * self.depth(buf)
 
     def zero_buffers(self):
         """A fresh all-zero image of every buffer, keyed by lower-case name (the

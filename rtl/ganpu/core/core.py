@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 
-from .buffers import element_bits, make_memory, memory_write_port, connect_element_read
+from .buffers import element_bits, make_memory, memory_write_port, connect_element_read, per_set
 from .config import Buf, CoreConfig, check_type, CheckedComponent
 from .descriptor import Op, Act, Error, descriptor_layout, DescriptorChecker
 from .distributor import Distributor
@@ -37,14 +37,20 @@ class Core(CheckedComponent):
     epilogue writes one output per cycle. Results are bit-exact with
     :func:`ganpu.core.model.run_task` (:meth:`model`).
 
+    With ``config.buffer_sets`` = 2 every buffer holds two sets; a task computes from
+    the set ``task.set`` names at its ``start`` while the host port reads and writes the
+    other set (``docs/core.md``, "Two buffer sets"; :meth:`model` with ``set``).
+
     Parameters
     ----------
     config : CoreConfig
-        MAC lanes, buffer geometry, EORS lanes and arithmetic, fixed at elaboration.
+        MAC lanes, buffer geometry, EORS lanes and arithmetic, buffer sets, fixed at
+        elaboration.
 
     Ports
     -----
-    host : In(HostPort(config))   buffer access while idle (timing in :class:`HostPort`)
+    host : In(HostPort(config))   buffer access while idle, or to the idle set (timing
+                                  in :class:`HostPort`)
     task : In(TaskPort(config))   start a descriptor, read busy/error/cycles
     """
 
@@ -60,9 +66,14 @@ class Core(CheckedComponent):
         super().__init__({"host": In(HostPort(config)), "task": In(TaskPort(config))})
 
     @staticmethod
-    def model(desc, bufs, config):
-        """``(error, new_bufs)`` of one task (:func:`ganpu.core.model.run_task`)."""
-        from .model import run_task
+    def model(desc, bufs, config, set=None):
+        """``(error, new_bufs)`` of one task (:func:`ganpu.core.model.run_task`). With
+        ``set`` given, ``bufs`` is the host's image of every set (each buffer
+        :meth:`CoreConfig.host_depth` elements) and the task runs on set ``set``
+        (:func:`ganpu.core.model.run_task_in_set`)."""
+        from .model import run_task, run_task_in_set
+        if set is not None:
+            return run_task_in_set(desc, bufs, config, set)
         return run_task(desc, bufs, config.geom, config.eors, config.eors_lanes)
 
     def elaborate(self, platform):
@@ -73,9 +84,16 @@ class Core(CheckedComponent):
         P = cfg.eors_lanes
         t = self.task
 
+        # one RAM per buffer; with two sets, one per set of the buffers a task writes
+        # (buffers.per_set) so the running task and the host never share a write port
         mems = {buf: make_memory(cfg, buf) for buf in Buf}
+        sets1 = {buf: make_memory(cfg, buf) for buf in Buf if per_set(cfg, buf)}
         for buf, mem in mems.items():
             m.submodules[f"mem_{buf.name.lower()}"] = mem
+        for buf, mem in sets1.items():
+            m.submodules[f"mem_{buf.name.lower()}_set1"] = mem
+        # what compute reads: a buffer's RAM, or its RAMs per set
+        src = {buf: [mems[buf], sets1[buf]] if buf in sets1 else mems[buf] for buf in Buf}
         acomp = m.submodules.mem_acomp = Memory(shape=entry_layout(g), depth=g.depth("a"), init=[])
 
         m.submodules.check = check = DescriptorChecker(cfg)
@@ -101,8 +119,12 @@ class Core(CheckedComponent):
         cycles = Signal(32)
         m.d.comb += [t.busy.eq(busy), t.cycles.eq(cycles)]
         accept = t.start & ~busy
+        # the set the task computes from, sampled with its descriptor
+        tset = Signal() if cfg.buffer_sets > 1 else None
         with m.If(accept):
             m.d.sync += [desc.eq(t.desc), busy.eq(1), cycles.eq(1)]
+            if tset is not None:
+                m.d.sync += tset.eq(t.set)
         with m.Elif(busy):
             m.d.sync += cycles.eq(cycles + 1)
         # the checker registers the live descriptor on the start cycle: no multiplexer
@@ -130,7 +152,7 @@ class Core(CheckedComponent):
 
         # --- datapath, in dataflow order
         m.d.comb += [idx.desc.eq(desc), idx.start.eq(go)]
-        connect_element_read(m, cfg, Buf.A, idx.a_rd, mems[Buf.A])
+        connect_element_read(m, cfg, Buf.A, idx.a_rd, src[Buf.A], tset)
         wiring.connect(m, idx.acomp_wr, acomp.write_port())
 
         eors_on = desc.eors & (desc.op == Op.FP) & (desc.act == Act.RELU)
@@ -142,21 +164,21 @@ class Core(CheckedComponent):
         wiring.connect(m, idx.rows, spec.rows_in)
         wiring.connect(m, spec.rows_out, scan.rows)
         wiring.connect(m, spec.acomp_rd, acomp.read_port())
-        wiring.connect(m, spec.bw_rd, mems[Buf.BW].read_port())
-        wiring.connect(m, spec.bias_rd, mems[Buf.BIAS].read_port())
+        connect_element_read(m, cfg, Buf.BW, spec.bw_rd, src[Buf.BW], tset)
+        connect_element_read(m, cfg, Buf.BIAS, spec.bias_rd, src[Buf.BIAS], tset)
         wiring.connect(m, spec.pm_wr, pmask.write_port())
 
         m.d.comb += [scan.desc.eq(desc), scan.start.eq(go)]
         wiring.connect(m, scan.pm_rd, pmask.read_port())
-        connect_element_read(m, cfg, Buf.MASK_IN, scan.mask_rd, mems[Buf.MASK_IN])
-        wiring.connect(m, scan.bias_rd, mems[Buf.BIAS].read_port())
+        connect_element_read(m, cfg, Buf.MASK_IN, scan.mask_rd, src[Buf.MASK_IN], tset)
+        connect_element_read(m, cfg, Buf.BIAS, scan.bias_rd, src[Buf.BIAS], tset)
         wiring.connect(m, scan.mask_wr, hmux.mask_in_task)
 
         wiring.connect(m, scan.jobs, dist.jobs)
         for n, lane in enumerate(lanes):
             wiring.connect(m, dist.lanes[n], lane.jobs)
             wiring.connect(m, lane.acomp_rd, acomp.read_port())
-            connect_element_read(m, cfg, Buf.B, lane.b_rd, mems[Buf.B])
+            connect_element_read(m, cfg, Buf.B, lane.b_rd, src[Buf.B], tset)
             wiring.connect(m, lane.results, merge.i[n])
         wiring.connect(m, scan.skips, merge.i[L])
         wiring.connect(m, merge.o, epi.i)
@@ -167,8 +189,11 @@ class Core(CheckedComponent):
         # --- host port: OUT, MASK_OUT and MASK_IN belong to the task while it runs
         wiring.connect(m, wiring.flipped(self.host), hmux.host)
         m.d.comb += [hmux.busy.eq(busy), hmux.run.eq(run), hmux.clear.eq(accept)]
-        for buf, mem in mems.items():
-            name = buf.name.lower()
+        if tset is not None:
+            m.d.comb += hmux.task_set.eq(tset)
+        ram = [(buf.name.lower(), buf, mem) for buf, mem in mems.items()] + \
+            [(f"{buf.name.lower()}_set1", buf, mem) for buf, mem in sets1.items()]
+        for name, buf, mem in ram:
             wiring.connect(m, getattr(hmux, f"{name}_wr"), memory_write_port(cfg, buf, mem))
             wiring.connect(m, getattr(hmux, f"{name}_rd"), mem.read_port())
         return m

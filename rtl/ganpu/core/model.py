@@ -46,7 +46,7 @@ from .config import DEFAULT_CORE
 from .descriptor import Op, Act, ConvMode, Error
 from . import im2col
 
-__all__ = ["check", "run_task", "active_outputs", "out_disjoint", "task_eors_params",
+__all__ = ["check", "run_task", "run_task_in_set", "set_view", "active_outputs", "out_disjoint", "task_eors_params",
            "eors_counts", "EORS_COUNTERS"]
 
 #: The self-calibration counters of an EORS task, in the TaskPort's order
@@ -255,6 +255,35 @@ def run_task(desc, bufs, geom, eors_params=DEFAULT_EORS, eors_lanes=DEFAULT_CORE
     if eors_active(desc):
         # the core leaves its prediction in MASK_IN for the host to read
         new["mask_in"][:M * N] = active.ravel()
+    return err, new
+
+
+def set_view(bufs, config, set):
+    """Set ``set`` of the host's image ``bufs`` of every set (each buffer
+    ``config.host_depth`` elements, set ``s`` at ``s * depth``): a dict of views (writes
+    reach ``bufs``) in :func:`run_task`'s shape."""
+    from .config import Buf
+    out = {}
+    for buf in Buf:
+        name, depth = buf.name.lower(), config.depth(buf)
+        if len(bufs[name]) != config.host_depth(buf):
+            raise ValueError(f"{name} holds {len(bufs[name])!r} elements, not "
+                             f"buffer_sets * depth = {config.host_depth(buf)}")
+        out[name] = bufs[name][set * depth:(set + 1) * depth]
+    return out
+
+
+def run_task_in_set(desc, bufs, config, set):
+    """:func:`run_task` on set ``set`` of a core with ``config.buffer_sets`` sets:
+    ``bufs`` is the host's image of every set (:func:`set_view`); returns ``(error,
+    new_bufs)`` with the other set untouched (``docs/core.md``, "Two buffer sets")."""
+    if set not in range(config.buffer_sets):
+        raise ValueError(f"set must be in 0..{config.buffer_sets - 1}, not {set!r}")
+    new = {k: np.array(v, copy=True) for k, v in bufs.items()}
+    view = set_view(new, config, set)
+    err, result = run_task(desc, view, config.geom, config.eors, config.eors_lanes)
+    for name, v in result.items():
+        view[name][:] = v
     return err, new
 
 

@@ -37,8 +37,14 @@ class HostPort(wiring.Signature):
       ``wdata`` at ``addr``). Masks store bit 0 of a lane. Writes are allowed only
       while the core is idle (the task port's ``busy`` = 0); OUT, MASK_OUT and MASK_IN
       are written by a running task.
-    * Errors: a write to an address beyond the buffer's depth (:meth:`CoreConfig.depth`)
-      or a write while ``busy`` sets ``err`` and changes nothing. ``err`` stays set
+    * Two buffer sets (``config.buffer_sets`` = 2): element ``e`` of set ``s`` of a
+      buffer is at ``addr = s * depth + e`` (:meth:`CoreConfig.depth`; the set is the
+      address bit above the buffer's depth). While ``busy``, reads and writes of the
+      set the task does not run in behave as when idle; a write to the running set is
+      refused as above. With one set every address below the depth is set 0.
+    * Errors: a write to an address beyond the buffer's depth
+      (:meth:`CoreConfig.host_depth`) or a write while ``busy`` (to the running set)
+      sets ``err`` and changes nothing. ``err`` stays set
       until the task port's next accepted ``start``; reads never set it.
 
     Members (driver's view)
@@ -74,6 +80,10 @@ class TaskPort(wiring.Signature):
     * ``start`` is a one-cycle pulse taken only while ``busy`` = 0; ``desc`` is
       sampled in that cycle (the core keeps its own copy). ``start`` while busy is
       ignored.
+    * With two buffer sets (``config.buffer_sets`` = 2) ``set`` is sampled with
+      ``desc``: the buffer set the task reads its operands from and writes OUT,
+      MASK_OUT and MASK_IN to, for its whole run. The member exists only then: a
+      one-set core's port is unchanged.
     * ``busy`` rises the cycle after an accepted ``start`` and falls when every output
       of the task is written (or right after the check when it refused the task).
     * When ``busy`` falls, ``error`` holds the descriptor checker's verdict (anything
@@ -88,6 +98,7 @@ class TaskPort(wiring.Signature):
     Members (driver's view)
     -----------------------
     desc : Out(descriptor_layout(config.geom)), start : Out(1)
+    set : Out(1) (only with ``buffer_sets`` = 2)
     busy : In(1), error : In(Error), cycles : In(32), eors_cycles : In(32)
     eors_live, eors_false_live, eors_sampled, eors_false_zero : In(mask_bits + 1)
     """
@@ -96,8 +107,9 @@ class TaskPort(wiring.Signature):
         if config is None:
             config = CoreConfig()
         self.config = check_type("config", config, CoreConfig)
+        sets = {"set": Out(1)} if config.buffer_sets > 1 else {}
         super().__init__({
-            "desc": Out(descriptor_layout(config.geom)), "start": Out(1),
+            "desc": Out(descriptor_layout(config.geom)), "start": Out(1), **sets,
             "busy": In(1), "error": In(Error), "cycles": In(32), "eors_cycles": In(32),
             **{f"eors_{name}": In(config.geom.mask_bits + 1) for name in EORS_COUNTERS},
         })
