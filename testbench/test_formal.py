@@ -74,11 +74,13 @@ def test_checker_proof_refutes_a_mutant(code, tmp_path):
     assert not result.passed and "Assert failed" in result.log, str(result)
 
 
-def test_host_port_proof_refutes_a_mutant(tmp_path):
-    """A host mux that let a write to the undefined code 7 reach A fails its proof."""
+@pytest.mark.parametrize("mutant", importlib.import_module("proof_host_mux").MUTANTS)
+def test_host_port_proof_refutes_a_mutant(mutant, tmp_path):
+    """A host mux that let a write to the undefined code 7 reach A, or (two buffer
+    sets) a write to the running task's set of A, fails its proof."""
     _need_tools()
     import proof_host_mux
-    result = sby.prove(proof_host_mux.design(mutant=True), "mutant_host_mux", proof_host_mux.DEPTH, tmp_path, cover=False)
+    result = sby.prove(proof_host_mux.design(mutant=mutant), "mutant_host_mux", proof_host_mux.DEPTH, tmp_path, cover=False)
     assert not result.passed and "Assert failed" in result.log, str(result)
 
 

@@ -59,6 +59,9 @@ class CocotbTransport(Transport):
         self.dut.rst.value = 1
         for role in ("we", "start", "buf", "addr", "wdata", "desc"):
             self.p[role].value = 0
+        # a two-buffer-set core's task port also takes the set (ganpu.core.ports.TaskPort)
+        if hasattr(self.dut, "task__set"):
+            self.dut.task__set.value = 0
         for _ in range(cycles):
             await self._tick()
         self.dut.rst.value = 0
