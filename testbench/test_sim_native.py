@@ -66,11 +66,13 @@ def test_driver_over_socket(binary):
     assert server.total is not None and server.total[0] >= sum(c for c, _ in sessions)
 
 
-@pytest.mark.parametrize("ratio", [1, 4])
-def test_traffic_with_faults_over_socket(binary, ratio):
+@pytest.mark.parametrize("ratio, linger", [(1, None), (4, None), (4, 1)])
+def test_traffic_with_faults_over_socket(binary, ratio, linger):
     """Random requests of every kind, some corrupted, truncated, unknown or across the
     GBUF's end, with garbage between them, sent in one go: the answer bytes equal
-    ``Framer.model``'s on the memory map model, at link/core clock ratios 1 and 4.
+    ``Framer.model``'s on the memory map model, at link/core clock ratios 1 and 4
+    (4 once with ``--linger 1``: the link drops to one tick per core cycle whenever a
+    core cycle moved no byte, so the ratio changes all the time).
     (Link timeouts are not in it: the simulator stops time on a quiet link; the cocotb
     benches cover them.)"""
     import random
@@ -80,7 +82,7 @@ def test_traffic_with_faults_over_socket(binary, ratio):
 
     items = [b for b in traffic(CFG, random.Random(11 + ratio), 120) if b is not None]
     want = Framer.model(CFG, items, MapModel(CFG))
-    with native.Server(binary, ratio=ratio) as server:
+    with native.Server(binary, ratio=ratio, linger=linger) as server:
         sock = socket.create_connection((server.host, server.port), timeout=30)
         got = bytearray()
 

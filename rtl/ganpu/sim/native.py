@@ -194,6 +194,8 @@ def _breakdown(text):
 class Server:
     """The simulator binary ``binary`` serving on ``host``:``port`` (0: a free port)
     in a child process. Use as a context manager, or :meth:`start` / :meth:`stop`.
+    ``poll``, ``idle``, ``ratio``, ``linger``: the binary's options of those names
+    (``docs/sim.md``; None: the binary's default).
 
     ``url`` is the ``socket://`` URL for :func:`ganpu.host.link.channel`;
     ``sessions`` collects each closed client's ``(cycles, seconds)`` (seconds in the
@@ -203,11 +205,14 @@ class Server:
     moved) and ``stops`` (how often simulated time stopped on a quiet link).
     """
 
-    def __init__(self, binary, *, host="127.0.0.1", port=0, poll=None, idle=None, ratio=None):
+    def __init__(self, binary, *, host="127.0.0.1", port=0, poll=None, idle=None, ratio=None,
+                 linger=None):
         self.binary, self.host, self.port = Path(binary), host, port
         self.args = [str(self.binary), "--host", host, "--port", str(port)]
         if ratio is not None:
             self.args += ["--ratio", str(ratio)]
+        if linger is not None:
+            self.args += ["--linger", str(linger)]
         if poll is not None:
             self.args += ["--poll", str(poll)]
         if idle is not None:
