@@ -31,10 +31,15 @@ and ``paused_at``); a run's ``start`` restarts it:
 * a core's ``start`` comes only while it holds a dispatched part;
 * ``load`` and ``store`` keep valid and payload while ``ready`` is low;
 * bounded liveness: the oldest record not yet started, once its dependencies are done
-  and its resources are free (cores: all under TEMPORAL or for a PAUSE, one otherwise;
-  no load job offered; for a PAUSE or an UPDATE the engine idle; for an UPDATE the DMA
-  idle and no store offered), is started within :data:`LIVENESS` cycles while they
-  stay so (a cover shows the first record waiting through a whole window scan).
+  and its resources are free, is started within :data:`LIVENESS` cycles while they
+  stay so (a cover shows the first record waiting through a whole window scan). Its
+  resources: no load job offered; for a GEMM the engine idle and the cores the policy
+  needs (:func:`ganpu.processor.model.cores_for`): every core under TEMPORAL, one
+  under SPATIAL, under ADAPTIVE one, or ``min(cores, M)`` in a compute-bound program
+  (time multiplexing, the regime of :func:`ganpu.processor.model.compute_bound`
+  restated over the run's records); for a PAUSE every core and the engine idle; for
+  an UPDATE the engine and the DMA idle and no store offered. :class:`LateScheduler`,
+  which waits for one core more in a compute-bound program, fails it.
 
 Depth :data:`DEPTH` in the test suite, with the covers of two tasks on the two cores
 at once, a PAUSE entered, an UPDATE started and a wait of four cycles.
@@ -49,6 +54,7 @@ from amaranth.lib.wiring import In
 
 from ganpu.core.config import CoreConfig, Geometry
 from ganpu.processor.config import ProcessorConfig
+from ganpu.processor.model import MIN_SPLIT
 from ganpu.processor.program import Policy, State, TaskKind, task_layout
 from ganpu.processor.scheduler import Scheduler
 from ganpu.processor.task_table import record_words
@@ -259,7 +265,22 @@ def properties(m, sch, top):
         with m.If(~dispatched[t]):
             m.d.comb += oldest.eq(t)
     o_gemm, o_pause, o_update = (k.bit_select(oldest, 1) for k in (is_gemm, is_pause, is_update))
-    cores_ok = Mux(policy == Policy.TEMPORAL.value, all_free, any_free)
+    # the cores a GEMM needs, by the policy (ganpu.processor.model.cores_for): every
+    # core under TEMPORAL, one under SPATIAL; under ADAPTIVE one, or in a compute-bound
+    # program min(C, M) (time multiplexing: it waits for them), the regime of
+    # model.compute_bound over the run's GEMM records, restated here from the records
+    in_run = [is_gemm[t] & (t < ntasks) for t in range(TASKS)]
+    sum_work = sum(Mux(g, v.work, 0) for g, v in zip(in_run, views))
+    sum_words = sum(Mux(g, v.words, 0) for g, v in zip(in_run, views))
+    n_gemm = sum(g.as_unsigned() for g in in_run)
+    bound = ((sum_work * cfg.core.host_words > sum_words * C) & (sum_work > n_gemm * C * MIN_SPLIT))
+    n_free = sum((~occupied[c]).as_unsigned() for c in range(C))
+    enough = Signal(TASKS)          # per record: min(C, M) cores free
+    for t, v in enumerate(views):
+        m.d.comb += enough[t].eq(n_free >= Mux(v.m > C, C, v.m))
+    adaptive_ok = Mux(bound, enough.bit_select(oldest, 1), any_free)
+    cores_ok = Mux(policy == Policy.TEMPORAL.value, all_free,
+                   Mux(policy == Policy.SPATIAL.value, any_free, adaptive_ok))
     resources = ~sch.load.valid & Mux(o_gemm, cores_ok & ~eng_busy,
                                       Mux(o_pause, all_free & ~eng_busy,
                                           ~eng_busy & ~sch.dma_busy & ~sch.store.valid))
@@ -293,10 +314,23 @@ def properties(m, sch, top):
         m.d.comb += [Cover(dep_seen), Cover(reused), Cover(waiting_dep)]
 
 
-def design(deep=False):
+class LateScheduler(Scheduler):
+    """A mutant: in a compute-bound program under ADAPTIVE it waits for one core more
+    than ``min(cores, M)``, so a record of ``cores`` rows or more never starts.
+    Bounded liveness must refute it (the policy lets that record go once its cores are
+    free), which shows the property still catches a stall in the regime where a
+    record legitimately waits for several cores."""
+
+    @staticmethod
+    def bound_cores(free, wanted):
+        return Mux(free > wanted, wanted, 0)
+
+
+def design(deep=False, mutant=False):
+    """The proof's top; ``mutant``: of :class:`LateScheduler` instead."""
     width = 16 * record_words(CONFIG) * TASKS
-    top = Harness(Scheduler(CONFIG), properties, extra={"records": In(width)},
-                  driven=("table.data",))
+    top = Harness((LateScheduler if mutant else Scheduler)(CONFIG), properties,
+                  extra={"records": In(width)}, driven=("table.data",))
     top.deep = deep
     return top
 

@@ -142,6 +142,16 @@ class Scheduler(ProcessorComponent):
         return cores_for(policy, cfg.cores, free, ready, m, work,
                          bound=compute_bound(records, cfg.cores, cfg.core.host_words))
 
+    @staticmethod
+    def bound_cores(free, wanted):
+        """The ADAPTIVE policy's cores in a compute-bound program (time multiplexing,
+        :func:`ganpu.processor.model.adaptive_cores`): ``wanted`` (``min(cores, M)``,
+        the candidate's rows reduced at capture) once ``free`` cores are at least that
+        many, else 0 (the record waits). One method so that the bounded-liveness
+        proof can show it refutes a scheduler that waits longer
+        (``testbench/formal/proof_scheduler.py``, ``docs/verification.md``)."""
+        return Mux(free >= wanted, wanted, 0)
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
@@ -318,9 +328,8 @@ class Scheduler(ProcessorComponent):
         m.d.comb += adaptive.eq(_min(_min(free_n, share), _min(cand_m, cand_need)))
         with m.If(free_n == 0):
             m.d.comb += adaptive.eq(0)
-        # compute-bound: wait for min(C, M) free cores, then take them
         with m.If(bound):
-            m.d.comb += adaptive.eq(Mux(free_n >= cand_m, cand_m, 0))
+            m.d.comb += adaptive.eq(self.bound_cores(free_n, cand_m))
         with m.Switch(policy):
             with m.Case(Policy.TEMPORAL):
                 m.d.comb += k.eq(Mux(all_free, cand_m, 0))
