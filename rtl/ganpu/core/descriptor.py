@@ -126,7 +126,7 @@ class DescriptorChecker(CheckedComponent):
     the verdict comes ``latency`` = 5 cycles after ``start``; throughput one descriptor
     per task. Stage 1 reads the live descriptor and registers it (with the minus-one
     dimensions, the first products, the low border terms of the exact tap count and
-    the two parts of its high border offsets, added in stage 2);
+    its high border offsets);
     stages 2 to 5 start from those flip-flops: stage 2 the stride products and the
     tap count's sums, stage 3 the last addresses, the combination rules and
     ``Py * img * chan`` (one multiplier, its factors saturated past A's depth by bit
@@ -408,13 +408,12 @@ class DescriptorChecker(CheckedComponent):
         Timing: a border term ``clip(e) - clip(e - n_t)`` is a multiplexer on the signs
         and low bits of ``e`` and ``f = e - n_t`` (:meth:`_border`), not a subtraction.
         Stage 1 forms the product, the low border's terms and, for the high border,
-        the two parts of ``e`` and ``f`` of each of the last 7 outputs in 7 bits:
+        ``e`` and ``f`` of each of the last 7 outputs in 7 bits:
         ``hb = W + c`` with ``W = 2**S2*(o0 + n_o) - 2**D2*n_in`` wide and ``c`` narrow;
         ``e`` and ``f`` take ``W``'s low 7 bits (exact while ``W`` is in [-32, 31]: it
         matters up to 16, and below -32 every term is 0, which a flag from the full ``W``
-        forces), registered apart from ``c - j*cstride`` and ``c - n_t - j*cstride``
-        (3-bit fields only). Stage 2 adds them (one 7-bit adder per value), takes the
-        high border's terms and both sums."""
+        forces) plus ``c - j*cstride`` and ``c - n_t - j*cstride`` (3-bit fields only),
+        registered in stage 1. Stage 2 takes the high border's terms and both sums."""
         g = self.geom
         border = self._border
 
@@ -442,34 +441,27 @@ class DescriptorChecker(CheckedComponent):
         m.d.comb += wide.eq(Mux(S2, s_o << 1, s_o) - Mux(D2, n_in << 1, n_in))
         w7 = Signal(7, name=f"hw7_{name}")
         s7 = s_o[:7] if isinstance(o0, int) else o0[:7] + n_o[:7]
-        m.d.sync += w7.eq(Mux(S2, s7 << 1, s7) - Mux(D2, n_in[:7] << 1, n_in[:7]))
+        m.d.comb += w7.eq(Mux(S2, s7 << 1, s7) - Mux(D2, n_in[:7] << 1, n_in[:7]))
         w_low = Signal(name=f"hlow_{name}")
         m.d.sync += w_low.eq(wide[-1] & ~wide[5:].all())
-        # term j (output o1 - j, j < n_o): e = hb - j*cstride, f = e - n_t; stage 1
-        # registers W's low bits and the narrow parts c - j*cstride apart, so that its
-        # paths from the caller's descriptor multiplexer hold no adder after another
-        # on top of W's (the one 7-bit addition per value is stage 2's)
-        ces, cfs, live = [], [], Signal(7, name=f"hlive_{name}")
+        # term j (output o1 - j, j < n_o): e = hb - j*cstride, f = e - n_t, registered
+        # in stage 1 (from the task port, no multiplexer in front since 2d67e51), so
+        # that stage 2 holds only the border terms and their sum (docs/synthesis.md)
+        es, fs, live = [], [], Signal(7, name=f"hlive_{name}")
         n_t_r, up_r, dn_r = (Signal(3, name=f"{x}_{name}") for x in ("nt", "nt_up", "nt_dn"))
         m.d.sync += [n_t_r.eq(n_t), up_r.eq((n_t + 1) >> 1), dn_r.eq(n_t >> 1)]
         for j in range(7):
-            ce, cf = Signal(signed(7), name=f"hce_{name}{j}"), Signal(signed(7), name=f"hcf_{name}{j}")
+            e, f = Signal(signed(7), name=f"he_{name}{j}"), Signal(signed(7), name=f"hf_{name}{j}")
             js = Mux(S2, 2 * (j + 1), j + 1)
             m.d.sync += [
-                ce.eq(t0 + n_t - pad + D2 - js),
-                cf.eq(t0 - pad + D2 - js),
+                e.eq(w7 + (t0 + n_t - pad + D2 - js)),
+                f.eq(w7 + (t0 - pad + D2 - js)),
                 live[j].eq(n_o > j),
             ]
-            ces.append(ce)
-            cfs.append(cf)
-
-        # stage 2: the high border's e and f (one 7-bit adder each), its terms and the sums
-        es, fs = [], []
-        for j in range(7):
-            e, f = Signal(signed(7), name=f"he_{name}{j}"), Signal(signed(7), name=f"hf_{name}{j}")
-            m.d.comb += [e.eq(w7 + ces[j]), f.eq(w7 + cfs[j])]
             es.append(e)
             fs.append(f)
+
+        # stage 2: the high border's terms and the sums
         high = [Mux(live[j] & ~w_low, border(es[j], fs[j], n_t_r, up_r, dn_r, D2_r), 0) for j in range(7)]
         base = Signal(signed(g.dim_bits + 5), name=f"pbase_{name}")
         hsum = Signal(6, name=f"hsum_{name}")
