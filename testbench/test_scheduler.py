@@ -65,14 +65,14 @@ def test_liveness_proof_refutes_a_late_scheduler(tmp_path):
         sys.path.insert(0, str(FORMAL))
     import sby
     import proof_scheduler
-    missing = sby.missing_tools()
+    missing = sby.missing_tools(proof_scheduler.SOLVER)
     if missing:
         reason = f"formal tools not on PATH: {', '.join(missing)} (pip install 'ganpu[test]')"
         if harness.in_ci():
             pytest.fail(reason + " (CI=true: a missing tool is a failure)")
         pytest.skip(reason)
     result = sby.prove(proof_scheduler.design(mutant=True), "mutant_late_scheduler",
-                       proof_scheduler.DEPTH, tmp_path, cover=False)
+                       proof_scheduler.DEPTH, tmp_path, cover=False, solver=proof_scheduler.SOLVER)
     # the failed assertion is the liveness one (the log names its source line)
     line = next(i for i, text in enumerate(Path(proof_scheduler.__file__).read_text().splitlines(), 1)
                 if "Assert(wait < LIVENESS" in text)
