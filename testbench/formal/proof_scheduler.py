@@ -71,7 +71,7 @@ CONFIG = ProcessorConfig(cores=2, core=CoreConfig(lanes=1, geom=Geometry(
 DEPTH = 19
 DEEP_DEPTH = 23
 LIVENESS = 8      # cycles; see the bounded liveness property
-# Yices: the same property and depth in 16 CPU s instead of z3's 240 (docs/verification.md)
+# Yices: the same properties and depth in 14 CPU s instead of z3's 327 (docs/verification.md)
 SOLVER = "yices"
 TASKS = CONFIG.program_depth
 
