@@ -1,6 +1,6 @@
 """cocotb bench of the compute core against ganpu.core.model, bit for bit.
 
-Environment: GANPU_SEED, GANPU_TASKS (random tasks; half as many overlapped ones),
+Environment: GANPU_SEED, GANPU_TASKS (random tasks; a quarter as many overlapped ones),
 GANPU_ERRORS (1 = every malformed class, else a subset), GANPU_TASKFILE (the overlapped
 test's tasks instead of random ones: a pickle of ``[(name, desc, loads), ...]``), GANPU_CORE (the simulated core's configuration, from
 ``ganpu.sim.cocotb_transport.config_env``; default the default core). The
@@ -255,7 +255,7 @@ async def overlapped_tasks(dut):
     port = drv.transport
     busy, start_bit, set_bit = dut.task__busy, dut.task__start, dut.task__set
     img = {b.name.lower(): np.zeros(CONFIG.host_depth(b), np.uint16) for b in Buf}
-    tasks = _overlap_tasks(rng, max(2, int(os.environ.get("GANPU_TASKS", "10")) // 2))
+    tasks = _overlap_tasks(rng, max(2, int(os.environ.get("GANPU_TASKS", "10")) // 4))
 
     async def load(loads, s):
         for name, (base, v) in loads.items():

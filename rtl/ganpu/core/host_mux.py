@@ -46,7 +46,8 @@ class HostMux(CheckedComponent):
     runs in that set and to the host otherwise.
 
     Latency: host reads :attr:`latency` = ``HostPort.read_latency`` = 4 cycles (block RAM
-    read, output register, part select of a wide word, buffer select); host writes
+    read, output register (which also picks a RAM-per-set read's set), part select of a
+    wide word, buffer select); host writes
     and task writes pass through without a register. Throughput one access per cycle.
 
     Ports
@@ -56,6 +57,7 @@ class HostMux(CheckedComponent):
     task_set : In(1)   the running task's set (only with two buffer sets)
     {buf}_rd : In(memory_read_signature)    to buffer ``buf``'s block RAM, for every :class:`Buf`
     {buf}_wr : In(memory_write_signature)   ditto (one enable per element of a wide word)
+    {out,mask_out,mask_in}_set1_rd, _set1_wr   set 1's RAM (only with two buffer sets)
     {out,mask_out,mask_in}_task : Out(WritePort.Signature)   the task's element writes
     """
 
