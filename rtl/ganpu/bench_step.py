@@ -238,13 +238,13 @@ def _calibrate_core(args):
 
 
 def breakdown(*, policies=POLICIES, **kw):
-    """Where the cycle model's step loses cycles: ``(lost, without)``; ``lost[policy]``
-    the step's cycles beyond the oracle by cause
+    """Where the cycle model's step loses cycles: ``{"with", "lost", "without"}``;
+    ``with[policy]`` the step's :class:`~ganpu.processor.cycle_model.Schedule`,
+    ``lost[policy]`` its cycles beyond the oracle by cause
     (:func:`~ganpu.processor.cycle_model.lost_cycles`, core cycles over the core
-    count), ``without[name][policy]`` the step's :class:`~ganpu.processor.cycle_model.
-    Schedule` with a group of fixed costs removed (``name`` in :data:`COUNTERFACTUALS`).
-    ``kw`` as :func:`bench_step` with ``model=True``."""
-    from .processor.config import ProcessorConfig
+    count), ``without[name][policy]`` the step's schedule with a group of fixed costs
+    removed (``name`` in :data:`COUNTERFACTUALS`). ``kw`` as :func:`bench_step`, the
+    cycle model only."""
     from .processor.cycle_model import lost_cycles, task_row_macs
     from .processor.program import TaskKind
     from .gan import TrainConfig
@@ -253,7 +253,6 @@ def breakdown(*, policies=POLICIES, **kw):
     base, program = bench_step(policies=policies, **kw)
     cfg = step_config(kw.get("config", "sim"), kw.get("cores", 4), kw.get("gbuf_bits"),
                       kw.get("program_bits"), kw.get("bias_bits"))
-    assert isinstance(cfg, ProcessorConfig)
     _, gbuf = run_step(program, mlp_gan(TrainConfig(batch=kw.get("batch", 32), seed=kw.get("seed", 0)),
                                         kw.get("hidden")))
     macs = [task_row_macs(cfg, r, gbuf) if t.kind == TaskKind.GEMM else None
