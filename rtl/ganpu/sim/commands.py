@@ -31,6 +31,16 @@ def _ratio(text):
     return value
 
 
+def _linger(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected core cycles >= 0, not {text!r}")
+    return value
+
+
 def _config(name):
     from ..processor.config import config
     try:
@@ -60,7 +70,7 @@ def _cmd_sim(args):
     print(f"ganpu sim: {'built in %.0f s' % seconds if seconds else 'cached build'}: {binary}",
           flush=True)
     argv = [str(binary), "--host", args.host, "--port", str(args.port), "--poll", str(args.poll),
-            "--idle", str(args.idle), "--ratio", str(args.ratio)]
+            "--idle", str(args.idle), "--ratio", str(args.ratio), "--linger", str(args.linger)]
     # the binary takes this process's place: SIGINT/SIGTERM reach it directly
     os.execv(argv[0], argv)
 
@@ -101,6 +111,10 @@ def register(sub):
     s.add_argument("--ratio", type=_ratio, default=2,
                    help="link clock cycles per core clock cycle, 1..16 (default 2): bytes "
                         "enter and leave that many times faster than the core runs")
+    s.add_argument("--linger", type=_linger, default=32,
+                   help="core cycles after the last link byte during which the link keeps "
+                        "--ratio cycles per core cycle; then one until the next byte (default "
+                        "32; 0: always --ratio)")
     s.add_argument("--build-dir", default=None, metavar="DIR",
                    help="build cache (default $GANPU_BUILD or build/sim)")
     s.set_defaults(func=_cmd_sim)
