@@ -41,7 +41,9 @@ def step_table(doc):
     rows = {p: (v["measured"] if rtl else v) for p, v in pols.items()}
     base = rows.get("temporal")
     out = [f"One MLP GAN training step (batch {doc['batch']}), {doc['cores']} cores, DMA "
-           f"{doc['dma_width']} word(s)/cycle, {'RTL (Verilator)' if rtl else 'cycle model'}:", "",
+           f"{doc['dma_width']} word(s)/cycle, {'RTL (Verilator)' if rtl else 'cycle model'}"
+           + (", two buffer sets per core (modelled: the processor does not use them yet)" if doc.get("prefetch") else "")
+           + ":", "",
            "| policy | step cycles | busy per core | DMA cycles | step efficiency | vs temporal |"
            + (" cycle model | model error |" if rtl else ""),
            "|---|---|---|---|---|---|" + ("---|---|" if rtl else "")]
