@@ -242,7 +242,17 @@ class DescriptorChecker(CheckedComponent):
         # needs no multiplier, whose unregistered output led stage 3's longest path
         kk = Signal(6, name="kern_sq")
         m.d.sync += kk.eq(Array(i * i for i in range(8))[d.kern])
-        rprod, qprod = Signal(2 * w, name="rprod"), Signal(2 * w, name="qprod")
+        # the row and reduction space sizes, compared with M and K: R0*R1 (Q0*Q1)
+        # saturated to 2**dim_bits, above every M and K, before the last factor, so
+        # that each product is one MULT18X18D with no adder after it (the carry chain
+        # of a wider product led the checker's stage 2) and equals M (K) exactly when
+        # the unsaturated one does (a factor of 0 gives 0 either way)
+        db = g.dim_bits
+        rprod, qprod = Signal(2 * db + 1, name="rprod"), Signal(2 * db + 1, name="qprod")
+
+        def sat_dim(x):
+            return Mux(x[db:].any(), 1 << db, x[:db])
+
         hi_y, hi_x = Signal(signed(w + 4), name="hi_y"), Signal(signed(w + 4), name="hi_x")
         cp = {}
         for name, x, s in [("ar", r0m1, d.a_sm), ("aq", q0m1, d.a_sk), ("ay", h1, d.in_w),
@@ -264,7 +274,7 @@ class DescriptorChecker(CheckedComponent):
         ic_s = Signal(sb, name="img_chan_s")
         bad2 = Signal()
         m.d.sync += [
-            rprod.eq(r01 * R[2]), qprod.eq(q01 * Q[2]),
+            rprod.eq(sat_dim(r01) * R[2]), qprod.eq(sat_dim(q01) * Q[2]),
             hi_y.eq(Mux(S2, last_y << 1, last_y) + d.kern - d.pad - hv),
             hi_x.eq(Mux(S2, last_x << 1, last_x) + d.kern - d.pad - wv),
             ic_s.eq(Mux(over(ic), top, ic)),
