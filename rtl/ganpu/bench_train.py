@@ -5,10 +5,16 @@ The step is compiled with its UPDATE records (:func:`ganpu.host.compiler.compile
 with ``update=True``) and trained for ``--steps`` steps on ``--device`` (the program
 model, ``ganpu sim`` or a link: :class:`ganpu.gan.train.DeviceTrainer`), timed (steps per
 second of the simulation) and checked bit for bit against the golden model's
-``GAN.step`` (losses, every master, momentum and binary16 weight). The last step's
-GBUF gives the step's real data, and the cycle model (:mod:`ganpu.processor.cycle_model`)
-schedules the step under each policy twice: with the surviving work of that data
-(dual sparsity and, with ``--eors on``, EORS) and dense (every MAC). With ``--eors on``
+``GAN.step`` (losses, every master, momentum and binary16 weight). The last step,
+replayed on the program model (:func:`work_run`, its GBUF checked against the
+measured one), gives the work the cores did, and the cycle model
+(:mod:`ganpu.processor.cycle_model`) schedules the step under each policy twice: with that
+surviving work (dual sparsity and, with ``--eors on``, the outputs EORS predicts live
+and the sampled ones) and dense (every MAC); with EORS records, a third time with every
+output of them computed (``every_output``: the work as the GBUF after the step tells
+it, no prediction). ``bound``: the best any schedule could reach, the surviving MACs on
+every MAC lane without a lost cycle plus the update engine's DMA cycles, as cycles and
+as a multiple of the dense peak (``docs/update.md``). With ``--eors on``
 on a config whose cores sample (``sim``: 1 in 128), the sampling's share of the FP
 MACs of a step (:func:`sampling_cost`, the issue's cost goal: at most 2 %). Per policy: the
 step's cycles, when the D update ends (its last UPDATE record) and the G update's
@@ -23,6 +29,7 @@ the golden model has no per-layer levels, so the device is compared with the pro
 model alone (losses, the levels after every step, every master, momentum and weight).
 """
 
+import copy
 import json
 import sys
 import time
@@ -91,6 +98,41 @@ def sampling_cost(program, tc):
     return tot
 
 
+def work_run(work):
+    """A ``run(cfg, gbuf, records, on_pause)`` for :func:`ganpu.host.compiler.run_step`:
+    the program model, recording in ``work[t]`` the MACs of each row of every GEMM record
+    ``t`` as the cores do them: each computed output's nonzero terms (the row's nonzero A
+    entries), the computed outputs being the live ones (MASK_IN, or the EORS prediction
+    of an EORS record) and the sampled ones. Unlike
+    :func:`ganpu.processor.cycle_model.task_row_macs`, which reads the GBUF after the
+    step and so counts every output of an EORS record (its prediction is not kept),
+    this sees the prediction; elsewhere the two agree."""
+    import numpy as np
+    from .core import model as core_model
+    from .model.eors import EorsSampler
+    from .processor.model import run_program, gather, core_descriptor
+    from .processor.program import ProgramError
+
+    def count(t, rec, g):
+        cfg = count.cfg
+        P, r = cfg.core.eors_lanes, cfg.core.eors_sample_log2
+        desc, bufs = core_descriptor(rec), gather(cfg, rec, g)
+        A, _, _ = core_model.operands(desc, bufs)
+        nnz = ((A & 0x7FFF) != 0).sum(axis=1)
+        live = core_model.active_outputs(desc, bufs, A, cfg.core.eors, P)
+        if core_model.eors_active(desc) and r:
+            live = live | EorsSampler(P, r).sample(desc["m"], desc["n"], desc["eors_key"])
+        work[t] = (nnz * live.sum(axis=1)).astype(np.int64)
+
+    def run(cfg, gbuf, records, on_pause):
+        count.cfg = cfg
+        err, task, core_err, out = run_program(cfg, gbuf, records, on_pause, on_task=count)
+        if err != ProgramError.OK:
+            raise RuntimeError(f"program refused: {err!r} at record {task} (core {core_err!r})")
+        return out
+    return run
+
+
 def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3, seed=0,
                 eors=False, mhz=30.0, policy="adaptive", check_model=False, binary=None, log=None):
     """The figures as a dict (see the module docstring). ``check_model``: train a
@@ -137,6 +179,11 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
         server = tr.server
         t0 = time.time()
         for i in range(steps):
+            if i == steps - 1:
+                # the last step's state, replayed on the program model for the work the
+                # cores do (work_run): the records too (calibration rewrites their levels)
+                last = (copy.deepcopy(hw), None if tr.gbuf is None else tr.gbuf.copy(),
+                        copy.deepcopy(program.records))
             t1, c1 = time.time(), cpu()
             got = tr.step(sync=i == steps - 1)
             step_seconds.append(time.time() - t1)
@@ -166,12 +213,27 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
     steady = sum(step_seconds[1:]) / (steps - 1) if steps > 1 else step_seconds[0]
     mismatches = [f"{name}: {t}" if name != "golden" else t
                   for name, r in refs.items() for t in _mismatches(r, hw)] + level_mismatches
+    from .host.compiler import run_step
+    work = {}
+    run = work_run(work)
     if gbuf is None:
         # a device behind a link: the data of one more step on the program model
-        from .host.compiler import run_step
-        _, gbuf = run_step(program, GAN(tc))
+        _, gbuf = run_step(program, GAN(tc), run=run)
+    else:
+        gan, before, records = last
+        _, again = run_step(program, gan, before, weights=before is None,
+                            run=lambda c, g, _, p: run(c, g, records, p))
+        if not np.array_equal(again, gbuf):
+            raise RuntimeError("the last step replayed on the program model ends with a "
+                               "different GBUF")
     gemm = [t.kind == TaskKind.GEMM for t in program.tasks]
-    row_macs = [task_row_macs(cfg, r, gbuf) if g else None for g, r in zip(gemm, program.records)]
+    row_macs = [work[i] if g else None for i, g in enumerate(gemm)]
+    # every output of an EORS record, as the GBUF after the step tells it
+    every = [task_row_macs(cfg, r, gbuf) if g else None for g, r in zip(gemm, program.records)]
+    for i, (w, e, r) in enumerate(zip(row_macs, every, program.records)):
+        if w is not None and not r.get("eors") and not np.array_equal(w, e):
+            raise RuntimeError(f"record {i} ({program.tasks[i].name}): the cores' work "
+                               f"{int(w.sum())} differs from the GBUF's {int(e.sum())} MACs")
     dense_macs = sum(task_macs(r) for r in program.records)
     params = sum(r["count"] for t, r in zip(program.tasks, program.records) if t.kind == TaskKind.UPDATE)
     d_updates = [i for i, t in enumerate(program.tasks)
@@ -181,7 +243,10 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
     pol = {}
     for p in POLICIES:
         runs = {}
-        for name, rm in (("measured", row_macs), ("dense", None)):
+        kinds = (("measured", row_macs), ("dense", None))
+        if any(r.get("eors") for r in program.records):
+            kinds += (("every_output", every),)
+        for name, rm in kinds:
             s = simulate(cfg, program.records, Policy[p.upper()], row_macs=rm)
             d_end = max(s.finished[i] for i in d_updates)
             secs = s.cycles / f
@@ -192,6 +257,17 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
         runs["speedup"] = round(runs["dense"]["cycles"] / runs["measured"]["cycles"], 4)
         runs["effective_vs_peak"] = round(2 * dense_macs / (runs["measured"]["cycles"] / f) / peak, 4)
         pol[p] = runs
+    # the best any schedule could do: the surviving MACs on every lane without a lost
+    # cycle, then the update engine's DMA (docs/update.md, the bound)
+    from .processor.update_engine import UpdateEngine
+    surviving = int(sum(int(w.sum()) for w in row_macs if w is not None))
+    update = sum(UpdateEngine.cycles(r["count"], cfg.core.host_words)
+                 for t, r in zip(program.tasks, program.records) if t.kind == TaskKind.UPDATE)
+    dense_time = dense_macs / (cfg.cores * cfg.core.lanes)
+    floor = surviving / (cfg.cores * cfg.core.lanes)
+    bound = {"surviving_macs": surviving, "update_cycles": update,
+             "cycles": round(floor + update), "of_dense_peak": round(dense_time / (floor + update), 4),
+             "of_dense_peak_without_update": round(dense_time / floor, 4) if floor else None}
     out = {"device": device, "config": config_name + (" at the EORS one setting" if calibrate else ""),
            "gbuf_bits": cfg.gbuf_bits, "cores": cfg.cores,
            "lanes": cfg.core.lanes, "batch": batch, "eors": eors, "steps": steps,
@@ -203,7 +279,7 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
            "projected_500_steps_min": round((step_seconds[0] + 499 * steady) / 60, 1),
            "bit_identical": not mismatches, "compared_with": list(refs),
            "mismatches": mismatches, "mhz": mhz, "dense_peak_gflops": round(peak / 1e9, 4),
-           "policies": pol}
+           "policies": pol, "bound": bound}
     if calibrate:
         out["levels"] = levels
     if eors and cfg.core.eors_sample_log2:
@@ -242,6 +318,15 @@ def print_table(res, file=None):
         print(f"| {p} | {m['cycles']:,} | {m['d_update']:,} | {m['g_update']:,} | {d['cycles']:,} "
               f"| {r['speedup']:.2f}x | {m['step_ms']:.2f} | {m['effective_gflops']:.3f} "
               f"| {r['effective_vs_peak']:.2f}x |", file=file)
+    b = res["bound"]
+    print(f"\nbound (any schedule): {b['surviving_macs']:,} surviving MACs on every lane "
+          f"+ the update engine's {b['update_cycles']:,} DMA cycles = {b['cycles']:,} cycles, "
+          f"{b['of_dense_peak']:.2f}x of dense peak ({b['of_dense_peak_without_update']:.2f}x "
+          f"without the update)", file=file)
+    every = {p: r["every_output"]["cycles"] for p, r in res["policies"].items() if "every_output" in r}
+    if every:
+        print("every output of the EORS records computed (no prediction): " + ", ".join(
+            f"{p} {c:,}" for p, c in every.items()) + " cycles", file=file)
     if "levels" in res:
         print(f"\nEORS levels after each step: {res['levels']}", file=file)
     if "sampling" in res:
