@@ -172,3 +172,24 @@ def test_bench_train(tmp_path):
         gflops = 2 * res["dense_macs"] / (m["cycles"] / (res["mhz"] * 1e6)) / 1e9
         assert abs(m["effective_gflops"] - gflops) < 1e-3
     assert res["dense_peak_gflops"] == res["cores"] * res["lanes"] * 2 * res["mhz"] * 1e-3
+
+
+def test_bench_train_eors(tmp_path):
+    """``ganpu bench train --eors on``: the measured step counts the work the cores do
+    (predicted zeros skipped), so it is no slower than the same step computing every
+    output of its EORS records, and no schedule beats the bound (surviving MACs on every
+    lane plus the update engine's cycles)."""
+    import json
+    from ganpu.cli import main
+    out = tmp_path / "train.json"
+    assert main(["bench", "train", "--steps", "1", "--batch", "8", "--gbuf-bits", "18",
+                 "--eors", "on", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["bit_identical"] and res["eors"] is True
+    lanes = res["cores"] * res["lanes"]
+    b = res["bound"]
+    assert b["cycles"] >= b["surviving_macs"] // lanes + b["update_cycles"]
+    assert b["of_dense_peak"] == round(res["dense_macs"] / (lanes * b["cycles"]), 4)
+    for p, r in res["policies"].items():
+        m = r["measured"]["cycles"]
+        assert b["cycles"] <= m <= r["every_output"]["cycles"] <= r["dense"]["cycles"], p
