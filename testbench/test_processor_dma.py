@@ -22,11 +22,11 @@ from ganpu.processor.model import normalize, split_rows, reads_mask_in, eors_act
 
 from tb_processor_programs import random_program
 
-# "small" with a 1K-word GBUF: the bench reads every word back; one- and four-element
-# host ports
+# "small" with a 1K-word GBUF: the bench reads every word back; one-, two- and
+# four-element host ports (two: a BW pass's W lanes are part of a P = 4 lane word)
 _SMALL = dataclasses.replace(config("small"), gbuf_bits=10)
 CFGS = [dataclasses.replace(_SMALL, core=dataclasses.replace(_SMALL.core, host_words=w))
-        for w in (1, 4)]
+        for w in (1, 2, 4)]
 NAMES = {b: b.name.lower() for b in Buf}
 
 
@@ -82,6 +82,18 @@ def _edge_jobs(rng, CFG):
             jobs.append(("store", {"core": c, "m0": m0, "mc": m1 - m0, "n": N,
                                    "out": {"base": 700, "s0": 1 if N == 1 else N, "s1": 1},
                                    "store_mask": int(N == 1), "mask_out_base": 850}))
+    # the BW pass of weights stored (N, K) row by row (GBUF column stride 1): N a
+    # multiple of W over several groups of P, K with a partial last band of W, N not a
+    # multiple of W or K = 1 (narrow)
+    for M, N, K in ((5, 12, 6), (3, 8, 4), (3, 8, 3), (4, 5, 5), (2, 8, 1)):
+        parts = split_rows(M, C)
+        rows = [{"m0": m0, "mc": m1 - m0} for m0, m1 in parts] + \
+            [{"m0": 0, "mc": 0}] * (C - len(parts))
+        a = {"base": int(rng.integers(0, 200)), "s0": K, "s1": 1}
+        b = {"base": int(rng.integers(300, 500)), "s0": K + int(rng.integers(0, 3)), "s1": 1}
+        jobs.append(("load", {"group": (1 << len(parts)) - 1, "rows": rows, "n": N, "k": K,
+                              "a": a, "b": b, "bias": 0, "bias_base": 0,
+                              "mask_in": 0, "mask_in_base": 0, "bw": 1}))
     return jobs
 
 
@@ -263,9 +275,34 @@ def test_dma_against_model(CFG):
         for kind, job in jobs:
             for rows, cols, srow, scol, bw, store in _passes(kind, job):
                 mode, r, _ = Dma.pass_mode(CFG, rows, cols, srow, scol, bw, store)
-                seen.add((mode, r % W == 0) if mode == "transposed" else (mode, cols == 1))
-        assert seen >= {("wide", False), ("wide", True), ("transposed", False), ("transposed", True),
-                        ("narrow", False)}, seen
+                seen.add((mode, r % W == 0, bw) if mode == "transposed" else (mode, cols == 1, bw))
+        assert seen >= {("wide", False, False), ("wide", True, False), ("transposed", False, False),
+                        ("transposed", True, False), ("narrow", False, False),
+                        ("transposed", False, True), ("transposed", True, True),
+                        ("narrow", False, True)}, seen
         # the wide passes were exercised: some job is shorter than its one-word timing
         narrow = dataclasses.replace(CFG, core=dataclasses.replace(CFG.core, host_words=1))
         assert any(_cycles(CFG, k, j) < _cycles(narrow, k, j) for k, j in jobs)
+
+
+@pytest.mark.parametrize("n,k", [(64, 128), (16, 64), (12, 6), (6, 5)])
+def test_cycle_model_counts_the_bw_pass(n, k):
+    """The cycle model costs an EORS record's BW pass as the DMA moves it (the timing
+    the test above checks on the RTL): transposed on ``sim``'s eight-word port for
+    weights stored row by row with ``N mod W == 0``, else one word per cycle."""
+    from ganpu.core.descriptor import Op, Act
+    from ganpu.processor.cycle_model import simulate
+    from ganpu.processor.program import Policy, TaskKind
+    cfg = config("sim")
+    rec = {"kind": TaskKind.GEMM, "op": Op.FP.value, "act": Act.RELU.value, "m": 1, "n": n, "k": k,
+           "a": {"base": 0, "s0": k, "s1": 1}, "b": {"base": 0, "s0": k, "s1": 1},
+           "work": n * k, "words": k + n * k + n}
+    length = {}
+    for eors in (0, 1):
+        s = simulate(cfg, [{**rec, "eors": eors}], Policy.TEMPORAL, row_macs=[np.full(1, n * k)])
+        length[eors] = s.dma[0][2] - s.dma[0][1]
+    mode = Dma.pass_mode(cfg, n, k, k, 1, bw=True)[0]
+    assert mode == ("transposed" if n % cfg.core.host_words == 0 else "narrow")
+    # the BW step: a pass (w + 3) instead of a skipped step (1)
+    assert length[1] - length[0] == _issues(cfg, n * k, k, 1, True, srow=k) + 3 - 1
+    assert _issues(cfg, n * k, k, 1, True, srow=k) < n * k or mode == "narrow"

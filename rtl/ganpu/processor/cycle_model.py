@@ -10,8 +10,9 @@ What is modelled
   calibrated against the core's RTL cycles measured by ``ganpu bench core``
   (:func:`calibrate` refits them from that command's JSON).
 * **DMA** (``docs/processor.md``): one engine moving one job at a time, one word per
-  cycle, or ``dma_width`` (default ``cfg.core.host_words``) in a *wide* pass (column
-  stride 1, rows of whole words: :meth:`~ganpu.processor.dma.Dma.pass_issues`), with the processor's per-job, per-pass
+  cycle, or about ``dma_width`` (default ``cfg.core.host_words``) in a *wide* or
+  *transposed* pass (rows of whole words, the BW pass of weights stored row by row
+  included: :meth:`~ganpu.processor.dma.Dma.pass_issues`), with the processor's per-job, per-pass
   and skipped-pass costs (``JOB_SETUP``, ``DMA_SETUP``, ``STORE_SETUP``, ``SKIP``,
   ``START``). A task given ``k`` cores is one load job: B, BW and the bias once,
   broadcast to the ``k`` cores, then each core's rows of A (and of MASK_IN); a core
@@ -366,7 +367,7 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None, 
         if row_terms is None and gbuf is not None:
             row_terms = [task_row_terms(cfg, r, gbuf) if r["kind"] == TaskKind.GEMM.value else None
                          for r in recs]
-    C, lanes, P = cfg.cores, cfg.core.lanes, cfg.core.eors_lanes
+    C, lanes = cfg.cores, cfg.core.lanes
     n = len(recs)
     deps = [[d["index"] for d in r["deps"] if d["valid"]] for r in recs]
     done = [False] * n
@@ -435,7 +436,7 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None, 
         # rows: a core starts as soon as its A (and MASK_IN) are in
         sb = rec["b"]["s1"]
         cycles = JOB_SETUP + pass_cycles(N * K, K, sb, srow=rec["b"]["s0"]) + pass_cycles(
-            -(-N // P) * P * K if eors_active(rec) else None, bw=True) + pass_cycles(
+            N * K if eors_active(rec) else None, K, sb, bw=True, srow=rec["b"]["s0"]) + pass_cycles(
             N if rec["bias"] else None, N, srow=0)
         ready_at = {}
         for core in range(C):       # every core is a step of the job, in the group or not

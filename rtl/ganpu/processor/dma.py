@@ -1,7 +1,7 @@
 """The DMA: strided tiles between the GBUF and the cores' buffers
 (``docs/processor.md``)."""
 
-from amaranth.hdl import Module, Signal, Mux, Cat, Array, Value
+from amaranth.hdl import Module, Signal, Mux, Cat, Const, Array, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
@@ -48,7 +48,7 @@ class Dma(ProcessorComponent):
     Width (:meth:`pass_mode`): one element per cycle, or about ``W =
     cfg.core.host_words`` elements per cycle in a pass whose rows are whole W-element
     words of the core buffer (``cols mod W == 0``; not BW; a one-column tile is walked
-    as one row first, the same words in the same order):
+    as one row first, the same words in the same order), or in a BW pass as below:
 
     * *wide*, with GBUF column stride 1: W consecutive GBUF words per cycle read
       (loads) or written (stores) through the banked GBUF's DMA port, one aligned word
@@ -60,7 +60,13 @@ class Dma(ProcessorComponent):
       later as aligned core words (row ``i`` of a band's block of W columns goes to
       core address ``(r0 + i) * cols + c0``); a band of fewer than W rows at the
       bottom edge writes only its rows, and the last block is read out by as many
-      steps as it has rows.
+      steps as it has rows;
+    * *transposed BW*, the BW pass of a B with GBUF column stride 1, ``N mod W == 0``
+      and ``K > 1``: the (N, K) tile walked as its transpose (K rows, N columns, row
+      stride 1) through the same buffer, so a read is W consecutive ``k`` of one
+      ``n`` and a block's row ``i`` is W consecutive ``n`` (from ``n0``) of one ``k``:
+      the aligned W-element part of BW at ``((n0 // P) * K + k) * P + n0 % P`` (W
+      divides P; the core's host port writes a part of a BW word).
 
     Load job (from ``load``): B, BW (with ``bw``) and BIAS (with ``bias``), each read
     once from the GBUF and written to every core of the group in the same cycle
@@ -144,9 +150,16 @@ class Dma(ProcessorComponent):
         default ``cfg.core.host_words``) a one-column tile (not BW) is walked as one row
         (same GBUF words, same core addresses); then a pass whose rows are whole
         W-element words of the core buffer (``cols mod W == 0``) is *wide* with column
-        stride 1, *transposed* (loads only, more than one row) with row stride 1."""
+        stride 1, *transposed* (loads only, more than one row) with row stride 1. A BW
+        pass (``rows`` = N, ``cols`` = K) is *transposed*, walked as ``(K, N)``, when
+        ``1 < W <= P``, ``scol == 1``, ``N mod W == 0`` and ``K > 1``; else narrow."""
         W = cfg.core.host_words if width is None else width
-        if W > 1 and not bw and cols == 1:
+        if bw:
+            if 1 < W <= cfg.core.eors_lanes and scol == 1 and rows % W == 0 and cols > 1 \
+                    and not store:
+                return "transposed", cols, rows
+            return "narrow", rows, cols
+        if W > 1 and cols == 1:
             rows, cols, srow, scol = 1, rows, 0, srow
         whole = W > 1 and not bw and cols % W == 0
         if whole and scol == 1:
@@ -206,6 +219,7 @@ class Dma(ProcessorComponent):
 
         p_tr = Signal()                 # a transposed pass (W > 1)
         band_ca = Signal(16)            # transposed: the core address of the band's row 0
+        gq = Signal(16)                 # transposed BW: (n // P) * K * P of column n = c
 
         def setup(rows, cols, base, srow, scol, buf, *, mask=0, store=0, src=0, bw=0):
             m.d.sync += [p_buf.eq(buf), p_bw.eq(bw), p_store.eq(store), p_mask.eq(mask),
@@ -220,6 +234,16 @@ class Dma(ProcessorComponent):
             # after row) and consecutive in the GBUF (wide), or consecutive down the
             # columns (transposed: through the transpose buffer, loads only)
             rows, cols, srow, scol = (Value.cast(v) for v in (rows, cols, srow, scol))
+            if bw:
+                # the BW pass walked as the (k, n) tile through the transpose buffer: a
+                # read of W consecutive k of one n per cycle, out as W consecutive n of
+                # one k, an aligned W-element part of a BW word (W divides P)
+                t = (scol == 1) & (rows[:lw] == 0) & (cols > 1)
+                m.d.sync += [p_rows.eq(Mux(t, cols, rows)), p_cols.eq(Mux(t, rows, cols)),
+                             p_srow.eq(Mux(t, scol, srow)), p_scol.eq(Mux(t, srow, scol)),
+                             p_wide.eq(0), p_tr.eq(t), band_ca.eq(0), gq.eq(0), prev_ok.eq(0)]
+                m.d.comb += tp.restart.eq(1)
+                return
             one = (cols == 1) & (bw == 0)
             rows1, cols1 = Mux(one, 1, rows), Mux(one, rows, cols)
             srow1, scol1 = Mux(one, 0, srow), Mux(one, srow, scol)
@@ -247,9 +271,15 @@ class Dma(ProcessorComponent):
                     m.d.sync += issuing.eq(0)
                 with m.Else():
                     m.d.sync += [c.eq(0), r.eq(r + W), row_addr.eq(row_addr + W),
-                                 col_addr.eq(row_addr + W), band_ca.eq(band_ca + (p_cols << lw))]
+                                 col_addr.eq(row_addr + W), gq.eq(0),
+                                 band_ca.eq(band_ca + Mux(p_bw, W * P, p_cols << lw))]
             with m.Else():
                 m.d.sync += [c.eq(c + 1), col_addr.eq(col_addr + p_scol)]
+                if lp:
+                    with m.If(c[:lp] == P - 1):
+                        m.d.sync += gq.eq(gq + (p_rows << lp))
+                else:
+                    m.d.sync += gq.eq(gq + p_rows)
         with m.Elif(issuing):
             m.d.sync += caddr.eq(caddr + step)
             with m.If(c == p_cols - step):
@@ -277,16 +307,20 @@ class Dma(ProcessorComponent):
         prev_ok, prev_base, prev_rw = Signal(), Signal(16), Signal(range(W + 1))
         wr_v, wr_ca = Signal(), Signal(16)
         if W > 1:
+            # a BW block's W columns n are W consecutive lanes of a BW word
+            bw_part = Cat(Const(0, lw), c[lw:lp]) if lp > lw else 0
             m.d.sync += [tr_v.eq(issuing & p_tr), tr_real.eq(c < p_cols), tr_i.eq(c[:lw]),
-                         tr_blk.eq(band_ca + (c >> lw << lw)), tr_rw.eq(Mux(last_band, rem, W)),
+                         tr_blk.eq(Mux(p_bw, gq + band_ca + bw_part, band_ca + (c >> lw << lw))),
+                         tr_rw.eq(Mux(last_band, rem, W)),
                          wr_v.eq(0)]
             m.d.comb += [tp.step.eq(tr_v), tp.i_data.eq(self.gbuf_rd.data)]
             with m.If(tr_v):
                 with m.If(tr_real & (tr_i == W - 1)):
                     m.d.sync += [prev_ok.eq(1), prev_base.eq(tr_blk), prev_rw.eq(tr_rw)]
                 # row i of the previous block: core address (its row 0) + i * cols
+                # (BW: + i * P, the next k of the same lanes)
                 m.d.sync += [wr_v.eq(prev_ok & (tr_i < prev_rw)),
-                             wr_ca.eq(Mux(tr_i == 0, prev_base, wr_ca + p_cols))]
+                             wr_ca.eq(Mux(tr_i == 0, prev_base, wr_ca + Mux(p_bw, P, p_cols)))]
         # stores: core read at t, GBUF write at t + read_latency
         st_v = delay_line(m, issuing & p_store, RL, name="st_v")
         st_ga = delay_line(m, col_addr, RL, name="st_ga")
