@@ -142,7 +142,7 @@ def test_cli_argument_messages(capsys):
                       (["--config", "huge"], "Unknown processor config 'huge'; valid names: sim, small"),
                       (["--poll", "0"], "expected a positive integer, not '0'"),
                       (["--ratio", "17"], "expected link clock cycles per core cycle 1..16, not '17'"),
-                      (["--linger", "-1"], "expected core cycles >= 0, not '-1'")]:
+                      (["--linger", "-1"], "expected a non-negative integer, not '-1'")]:
         with pytest.raises(SystemExit):
             main(["sim", *args])
         assert msg in capsys.readouterr().err

@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from ..cli import positive_int
+from ..cli import nonneg_int, positive_int
 
 __all__ = ["register"]
 
@@ -28,16 +28,6 @@ def _ratio(text):
     if not 1 <= value <= 16:
         raise argparse.ArgumentTypeError(f"expected link clock cycles per core cycle 1..16, "
                                          f"not {text!r}")
-    return value
-
-
-def _linger(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected core cycles >= 0, not {text!r}")
     return value
 
 
@@ -111,7 +101,7 @@ def register(sub):
     s.add_argument("--ratio", type=_ratio, default=2,
                    help="link clock cycles per core clock cycle, 1..16 (default 2): bytes "
                         "enter and leave that many times faster than the core runs")
-    s.add_argument("--linger", type=_linger, default=32,
+    s.add_argument("--linger", type=nonneg_int, default=32,
                    help="core cycles after the last link byte during which the link keeps "
                         "--ratio cycles per core cycle; then one until the next byte (default "
                         "32; 0: always --ratio)")
