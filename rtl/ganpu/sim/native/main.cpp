@@ -31,14 +31,6 @@
 
 #include <verilated.h>
 #include "Vganpu.h"
-#include "Vganpu___024root.h"
-
-// Verilator's evaluation of the design (generated, Vganpu___024root__*.cpp). Vganpu::eval()
-// wraps it in a model-wide clean-up (a lock taken and released, for features this model
-// does not use: dynamic objects, threads' message queues) that cost ~2% of the cycle
-// loop at four evaluations per core cycle; once the model is initialised by the first
-// Vganpu::eval(), the loop calls the design's evaluation directly
-void Vganpu___024root___eval(Vganpu___024root* vlSelf);
 
 // Verilator escapes the "__" of Amaranth's port names (rx__valid -> rx___05Fvalid)
 #define RX_VALID rx___05Fvalid
@@ -198,7 +190,6 @@ int main(int argc, char** argv) {
     top.rst = 0;
     top.link_rst = 0;
 
-    Vganpu___024root* const root = top.rootp;
     Ring rx(1 << 16), tx(1 << 16);
     Stats total, session;
     int cfd = -1, clients = 0;
@@ -272,13 +263,13 @@ int main(int argc, char** argv) {
                 top.TX_READY = tx.full() ? 0 : 1;
                 top.link_clk = 0;
                 if (r == 0) top.clk = 0;
-                Vganpu___024root___eval(root);
+                top.eval();
                 bool rx_fire = top.RX_VALID && top.RX_READY;
                 bool tx_fire = top.TX_VALID && top.TX_READY;
                 unsigned char out = top.TX_PAYLOAD;
                 top.link_clk = 1;
                 if (r == n - 1) top.clk = 1;
-                Vganpu___024root___eval(root);
+                top.eval();
                 if (rx_fire) rx.pop();
                 if (tx_fire) tx.push(out);
                 moving = moving || rx_fire || tx_fire;
