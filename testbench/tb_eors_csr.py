@@ -13,8 +13,9 @@ an empty bank after it. Refusals: writes to counter CSRs and reads beyond the la
 get ``error`` and set BUS_ERROR, and change nothing.
 
 Environment: GANPU_PROGRAMFILE (the pickle), GANPU_CORES, GANPU_GBUF_BITS,
-GANPU_SAMPLE_LOG2 (the test config: ``small`` with scale-aware cores sampling 1 in
-2**r), GANPU_TRAIN_CONFIG (1: ``trainnets.CFG`` instead).
+GANPU_SAMPLE_LOG2, GANPU_HOST_WORDS (the test config: ``small`` with scale-aware cores
+sampling 1 in 2**r, a host port of that many elements), GANPU_TRAIN_CONFIG (1:
+``trainnets.CFG`` instead).
 """
 
 import os
@@ -31,7 +32,8 @@ from ganpu.sim.cocotb_bus import attach
 
 def config_from_env():
     """The test config: ``small`` (cores and GBUF bits from the environment) whose cores
-    predict in scale-aware mode and sample 1 in 2**GANPU_SAMPLE_LOG2; with
+    predict in scale-aware mode, sample 1 in 2**GANPU_SAMPLE_LOG2 and have a host port
+    of GANPU_HOST_WORDS elements (default ``small``'s); with
     GANPU_TRAIN_CONFIG=1 test_train's (``trainnets.CFG``, such a config), whose build the
     test shares."""
     import dataclasses
@@ -42,7 +44,9 @@ def config_from_env():
     from ganpu.model.eors import EorsParams
     cfg = small()
     core = dataclasses.replace(cfg.core, eors=EorsParams(threshold=0, rel=9),
-                               eors_sample_log2=int(os.environ.get("GANPU_SAMPLE_LOG2", "2")))
+                               eors_sample_log2=int(os.environ.get("GANPU_SAMPLE_LOG2", "2")),
+                               host_words=int(os.environ.get("GANPU_HOST_WORDS",
+                                                             cfg.core.host_words)))
     return dataclasses.replace(cfg, core=core)
 
 

@@ -84,19 +84,24 @@ from ganpu.processor.program import Policy, Csr, eors_csr, EORS_BANK_WORDS
 
 # Icarus: two cores on a 1K-word GBUF (every word is read back after each program), 1 in
 # 4 sampled (the smallest rate 4 EORS lanes allow, so every counter is reached);
-# Verilator more programs on test_train's config (trainnets.CFG: the same cores and
-# sampling, an 8K-word GBUF), whose build it shares.
+# Verilator more programs on test_train's config (trainnets.CFG: the same cores,
+# sampling and host port, an 8K-word GBUF), whose build it shares. Both with a host
+# port of 2 elements, narrower than a BW word (4 EORS lanes): the EORS records' BW
+# passes are transposed with several W-parts per BW word (``small``'s W = P = 4 is
+# test_processor's).
 RUNS = {"icarus": dict(cores=2, gbuf_bits=10, programs=1, tasks=7),
         "verilator": dict(cores=2, gbuf_bits=13, programs=3, tasks=10, shared=True)}
 SAMPLE_LOG2 = 2
+HOST_WORDS = 2
 
 
-def bank_config(cores=2, gbuf_bits=11, sample_log2=SAMPLE_LOG2):
-    """``small`` with scale-aware cores that sample (the bench's ``config_from_env``)."""
+def bank_config(cores=2, gbuf_bits=11, sample_log2=SAMPLE_LOG2, host_words=HOST_WORDS):
+    """``small`` with scale-aware cores that sample and a ``host_words`` port (the
+    bench's ``config_from_env``)."""
     from ganpu.model.eors import EorsParams
     cfg = dataclasses.replace(config("small"), cores=cores, gbuf_bits=gbuf_bits)
     core = dataclasses.replace(cfg.core, eors=EorsParams(threshold=0, rel=9),
-                               eors_sample_log2=sample_log2)
+                               eors_sample_log2=sample_log2, host_words=host_words)
     return dataclasses.replace(cfg, core=core)
 
 
@@ -170,8 +175,9 @@ def bank_programs(sim):
     cfg = bank_config(run["cores"], run["gbuf_bits"])
     if run.get("shared"):
         from trainnets import CFG
-        assert (CFG.cores, CFG.gbuf_bits, CFG.core.eors, CFG.core.eors_sample_log2) == \
-            (cfg.cores, cfg.gbuf_bits, cfg.core.eors, cfg.core.eors_sample_log2)
+        assert (CFG.cores, CFG.gbuf_bits, CFG.core.eors, CFG.core.eors_sample_log2,
+                CFG.core.host_words) == (cfg.cores, cfg.gbuf_bits, cfg.core.eors,
+                                         cfg.core.eors_sample_log2, cfg.core.host_words)
         cfg = CFG
     rng = np.random.default_rng(17)
     progs = [(f"random{i}", *random_bank_program(cfg, rng, run["tasks"]))
@@ -195,14 +201,21 @@ def test_eors_csr(sim, tmp_path):
     totals = {k: sum(s[k] for s in bank) for k in EORS_COUNTERS}
     assert all(v > 0 for v in totals.values()), totals
     assert sum(any(s.values()) for s in bank) >= 3
+    # the real gemms' BW passes (N = 8, K > 1 rows) are transposed, W < P: two W-parts
+    # per P-group in two P-groups
+    from trainnets import transposed_bw
+    W, P = cfg.core.host_words, cfg.core.eors_lanes
+    real = [r for name, _, records, _ in programs if name == "real" for r in records]
+    assert W < P and any(n >= 2 * P and k > 1 for n, k in transposed_bw(cfg, real)), (W, P)
     path = tmp_path / "programs.pkl"
     path.write_bytes(pickle.dumps(programs))
     shared = RUNS[sim].get("shared", False)
     harness.run(sim, Processor(cfg), "ganpu_processor_train" if shared else
-                f"ganpu_processor_eors_c{cfg.cores}_g{cfg.gbuf_bits}",
+                f"ganpu_processor_eors_c{cfg.cores}_g{cfg.gbuf_bits}_w{cfg.core.host_words}",
                 "tb_eors_csr", env={"GANPU_PROGRAMFILE": path, "GANPU_CORES": cfg.cores,
                                     "GANPU_GBUF_BITS": cfg.gbuf_bits,
                                     "GANPU_SAMPLE_LOG2": cfg.core.eors_sample_log2,
+                                    "GANPU_HOST_WORDS": cfg.core.host_words,
                                     "GANPU_TRAIN_CONFIG": int(shared)})
 
 

@@ -10,7 +10,7 @@ from ganpu.gan import GAN, TrainConfig
 from ganpu.gan.train import DeviceTrainer
 from ganpu.processor.processor import Processor
 
-from trainnets import CFG, tiny_gan, calibrator
+from trainnets import CFG, tiny_gan, calibrator, transposed_bw
 
 
 def _same(ref, hw):
@@ -146,7 +146,16 @@ def test_train_rtl(sim):
     every step, then every master, momentum and weight equal the golden model's. Then
     (same build) one step (Icarus) or three (Verilator) of the GAN with EORS
     self-calibration between steps, a policy per step: the per-layer levels after every step, the losses and
-    every master, momentum and weight equal the program model's."""
+    every master, momentum and weight equal the program model's. The config's host port
+    (2 elements) is narrower than its BW words (4 EORS lanes): the EORS records' BW
+    passes take the DMA's transposed mode with several parts per BW word."""
+    # the EORS records' BW passes are transposed, W = 2 elements into BW words of P = 4
+    # lanes: two W-parts in one P-group, every k of K > 1 (the lane offset on Verilog)
+    from ganpu.host.compiler import compile_gan
+    W, P = CFG.core.host_words, CFG.core.eors_lanes
+    tr = transposed_bw(CFG, [t.record for t in compile_gan(CFG, tiny_gan(eors=CFG.core.eors),
+                                                            update=True).tasks])
+    assert W < P and any(n >= 2 * W and k > 1 for n, k in tr), (W, P, tr)
     steps = {"icarus": 1, "verilator": 3}[sim]
     cal = {"icarus": 1, "verilator": 3}[sim]
     harness.run(sim, Processor(CFG), "ganpu_processor_train", "tb_train",

@@ -14,11 +14,23 @@ from ganpu.processor import config
 # the "small" config with an 8K-word GBUF (the step with masters and momenta needs
 # ~5K), 64 bias words (G's output layer) and a 64-record table; its cores predict in
 # scale-aware mode and sample 1 in 4 (the EORS self-calibration test; a GAN without
-# EORS runs on them as on plain cores, so one build serves both)
+# EORS runs on them as on plain cores, so one build serves both). Its host port is 2
+# elements wide, narrower than a BW word of 4 EORS lanes (``small`` has both 4): the
+# DMA's transposed BW pass then writes several parts of one BW word, the lane offset
+# within a P-group that a W = P config never exercises (``docs/processor.md``, DMA)
 _SMALL = config("small")
 CFG = dataclasses.replace(_SMALL, gbuf_bits=13, program_bits=6, core=dataclasses.replace(
     _SMALL.core, geom=dataclasses.replace(_SMALL.core.geom, bias_bits=6),
-    eors=EorsParams(threshold=0, rel=9), eors_sample_log2=2))
+    eors=EorsParams(threshold=0, rel=9), eors_sample_log2=2, host_words=2))
+
+
+def transposed_bw(cfg, records):
+    """``(n, k)`` of each EORS record of ``records`` whose BW pass the DMA walks
+    transposed (:meth:`ganpu.processor.dma.Dma.pass_mode`), for the tests to assert that
+    they still cover that pass."""
+    from ganpu.processor.dma import Dma
+    return [(r["n"], r["k"]) for r in records if r.get("eors") and Dma.pass_mode(
+        cfg, r["n"], r["k"], r["b"]["s0"], r["b"]["s1"], bw=True)[0] == "transposed"]
 
 
 def calibrator():
