@@ -202,11 +202,13 @@ def test_eors_csr(sim, tmp_path):
     assert all(v > 0 for v in totals.values()), totals
     assert sum(any(s.values()) for s in bank) >= 3
     # the real gemms' BW passes (N = 8, K > 1 rows) are transposed, W < P: two W-parts
-    # per P-group in two P-groups
+    # per P-group in two P-groups; on Verilator random records too
     from trainnets import transposed_bw
     W, P = cfg.core.host_words, cfg.core.eors_lanes
-    real = [r for name, _, records, _ in programs if name == "real" for r in records]
-    assert W < P and any(n >= 2 * P and k > 1 for n, k in transposed_bw(cfg, real)), (W, P)
+    for which in ("real",) + (("random",) if sim == "verilator" else ()):
+        recs = [r for name, _, records, _ in programs if name.startswith(which) for r in records]
+        assert W < P and any(n >= 2 * P and k > 1 for n, k in transposed_bw(cfg, recs)), \
+            (which, W, P)
     path = tmp_path / "programs.pkl"
     path.write_bytes(pickle.dumps(programs))
     shared = RUNS[sim].get("shared", False)
