@@ -132,6 +132,22 @@ def test_link_proof_refutes_a_mutant(code, tmp_path):
     assert not result.passed and "Assert failed" in result.log, str(result)
 
 
+def test_scheduler_proof_refutes_a_late_scheduler(tmp_path):
+    """The scheduler proof's bounded liveness, with the policy's rule for a
+    compute-bound program (a record waits for ``min(cores, M)`` free cores), is not
+    vacuous there: a scheduler that waits for one core more fails it (a counterexample
+    in the first dispatch, ``proof_scheduler.LateScheduler``), on the liveness assertion."""
+    import proof_scheduler
+    _need_tools(proof_scheduler.SOLVER)
+    result = sby.prove(proof_scheduler.design(mutant=True), "mutant_late_scheduler",
+                       proof_scheduler.DEPTH, tmp_path, cover=False, solver=proof_scheduler.SOLVER)
+    # the failed assertion is the liveness one (the log names its source line)
+    line = next(i for i, text in enumerate(Path(proof_scheduler.__file__).read_text().splitlines(), 1)
+                if "Assert(wait < LIVENESS" in text)
+    assert not result.passed and f"Assert failed in top: {proof_scheduler.__file__}:{line} " in result.log, \
+        str(result) + "\n" + "\n".join(result.log.splitlines()[-20:])
+
+
 def test_unknown_solver_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"solver must be one of \['yices', 'z3'\], not 'cvc5'"):
         sby.missing_tools("cvc5")
