@@ -244,10 +244,10 @@ class Dma(ProcessorComponent):
                              p_wide.eq(0), p_tr.eq(t), band_ca.eq(0), gq.eq(0), prev_ok.eq(0)]
                 m.d.comb += tp.restart.eq(1)
                 return
-            one = (cols == 1) & (bw == 0)
+            one = cols == 1
             rows1, cols1 = Mux(one, 1, rows), Mux(one, rows, cols)
             srow1, scol1 = Mux(one, 0, srow), Mux(one, srow, scol)
-            whole = (bw == 0) & (cols1[:lw] == 0)
+            whole = cols1[:lw] == 0
             wide = whole & (scol1 == 1)
             m.d.sync += [p_rows.eq(rows1), p_cols.eq(cols1), p_srow.eq(srow1), p_scol.eq(scol1),
                          p_wide.eq(wide),
