@@ -60,6 +60,26 @@ def _mismatches(ref, hw):
     return bad
 
 
+def _task_outputs(cfg, rec, gbuf):
+    """``(nnz, live, sampled)`` of GEMM record ``rec`` as its cores run it on ``gbuf``
+    (the GBUF before the task): the nonzero terms of each row of A, the outputs computed
+    as live (MASK_IN, or an EORS record's prediction) and those computed only because
+    the sampler picks them (predicted zero; none without EORS or sampling)."""
+    import numpy as np
+    from .core import model as core_model
+    from .model.eors import EorsSampler
+    from .processor.model import gather, core_descriptor
+    P, r = cfg.core.eors_lanes, cfg.core.eors_sample_log2
+    desc, bufs = core_descriptor(rec), gather(cfg, rec, gbuf)
+    A, _, _ = core_model.operands(desc, bufs)
+    nnz = ((A & 0x7FFF) != 0).sum(axis=1)
+    live = core_model.active_outputs(desc, bufs, A, cfg.core.eors, P)
+    sampled = np.zeros_like(live)
+    if core_model.eors_active(desc) and r:
+        sampled = EorsSampler(P, r).sample(desc["m"], desc["n"], desc["eors_key"]) & ~live
+    return nnz, live, sampled
+
+
 def sampling_cost(program, tc):
     """The EORS self-calibration sampling's cost in one training step of ``program``
     (the GAN of TrainConfig ``tc``, a fresh one, its first step on the program model):
@@ -67,29 +87,19 @@ def sampling_cost(program, tc):
     them (each computed output's nonzero terms, the sampled ones included) and of the
     sampled outputs alone (computed only to be counted; ``docs/eors.md``), and their
     ratio, the sampling's share of the FP MAC lanes' cycles."""
-    import numpy as np
-    from .core import model as core_model
     from .core.descriptor import Op
     from .gan import GAN
     from .host.compiler import run_step
-    from .model.eors import EorsSampler
-    from .processor.model import run_program, gather, core_descriptor
+    from .processor.model import run_program
     cfg = program.cfg
-    P, r = cfg.core.eors_lanes, cfg.core.eors_sample_log2
     tot = {"fp_macs": 0, "sampled_macs": 0}
 
     def count(t, rec, g):
         if rec["op"] != Op.FP.value:
             return
-        desc, bufs = core_descriptor(rec), gather(cfg, rec, g)
-        A, _, _ = core_model.operands(desc, bufs)
-        nnz = ((A & 0x7FFF) != 0).sum(axis=1)[:, None]
-        live = core_model.active_outputs(desc, bufs, A, cfg.core.eors, P)
-        samp = np.zeros_like(live)
-        if core_model.eors_active(desc) and r:
-            samp = EorsSampler(P, r).sample(desc["m"], desc["n"], desc["eors_key"]) & ~live
-        tot["fp_macs"] += int(((live | samp) * nnz).sum())
-        tot["sampled_macs"] += int((samp * nnz).sum())
+        nnz, live, samp = _task_outputs(cfg, rec, g)
+        tot["fp_macs"] += int(((live | samp) * nnz[:, None]).sum())
+        tot["sampled_macs"] += int((samp * nnz[:, None]).sum())
 
     def run(c, gbuf, records, on_pause):
         return run_program(c, gbuf, records, on_pause, on_task=count)[3]
@@ -103,29 +113,18 @@ def work_run(work):
     the program model, recording in ``work[t]`` the MACs of each row of every GEMM record
     ``t`` as the cores do them: each computed output's nonzero terms (the row's nonzero A
     entries), the computed outputs being the live ones (MASK_IN, or the EORS prediction
-    of an EORS record) and the sampled ones. Unlike
+    of an EORS record) and the sampled ones (:func:`_task_outputs`). Unlike
     :func:`ganpu.processor.cycle_model.task_row_macs`, which reads the GBUF after the
     step and so counts every output of an EORS record (its prediction is not kept),
     this sees the prediction; elsewhere the two agree."""
     import numpy as np
-    from .core import model as core_model
-    from .model.eors import EorsSampler
-    from .processor.model import run_program, gather, core_descriptor
+    from .processor.model import run_program
     from .processor.program import ProgramError
 
-    def count(t, rec, g):
-        cfg = count.cfg
-        P, r = cfg.core.eors_lanes, cfg.core.eors_sample_log2
-        desc, bufs = core_descriptor(rec), gather(cfg, rec, g)
-        A, _, _ = core_model.operands(desc, bufs)
-        nnz = ((A & 0x7FFF) != 0).sum(axis=1)
-        live = core_model.active_outputs(desc, bufs, A, cfg.core.eors, P)
-        if core_model.eors_active(desc) and r:
-            live = live | EorsSampler(P, r).sample(desc["m"], desc["n"], desc["eors_key"])
-        work[t] = (nnz * live.sum(axis=1)).astype(np.int64)
-
     def run(cfg, gbuf, records, on_pause):
-        count.cfg = cfg
+        def count(t, rec, g):
+            nnz, live, sampled = _task_outputs(cfg, rec, g)
+            work[t] = (nnz * (live | sampled).sum(axis=1)).astype(np.int64)
         err, task, core_err, out = run_program(cfg, gbuf, records, on_pause, on_task=count)
         if err != ProgramError.OK:
             raise RuntimeError(f"program refused: {err!r} at record {task} (core {core_err!r})")
