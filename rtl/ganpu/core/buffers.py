@@ -146,7 +146,7 @@ def connect_element_read(m, config, buf, reader, memory, set=None):
             wiring.connect(m, reader, port)
             return
         m.d.comb += [port.addr.eq(reader.addr >> word_bits(config)), port.en.eq(reader.en)]
-        element_read_data(m, config, buf, reader, port)
+        element_read_data(m, config, buf, reader, port.data)
         return
     shift = word_bits(config) if buf in BANKED else 0
     word = reader.addr >> shift
@@ -163,6 +163,13 @@ def connect_element_read(m, config, buf, reader, memory, set=None):
         port = memory.read_port()
         m.d.comb += [port.addr.eq(Cat(word[:len(port.addr) - 1], set)), port.en.eq(reader.en)]
         data = port.data
+    element_read_data(m, config, buf, reader, data)
+
+
+def element_read_data(m, config, buf, reader, data):
+    """Drive ``reader.data`` (an element) from ``data``, the RAM word read for it: the
+    element ``reader.addr mod W`` registered with the address. The caller addresses
+    the RAM with ``reader.addr >> log2 W`` (or a word it knows is the same)."""
     if buf not in BANKED or config.host_words == 1:
         m.d.comb += reader.data.eq(data)
         return
@@ -170,21 +177,6 @@ def connect_element_read(m, config, buf, reader, memory, set=None):
     elem, _ = buffer_shape(config, buf)
     sel = Signal(lw, name=f"{buf.name.lower()}_sel")
     m.d.comb += reader.data.eq(data.word_select(sel, elem))
-    with m.If(reader.en):
-        m.d.sync += sel.eq(reader.addr[:lw])
-
-
-def element_read_data(m, config, buf, reader, port):
-    """Drive ``reader.data`` (an element) from the word ``port`` reads for it: the
-    element ``reader.addr mod W`` registered with the address. The caller addresses
-    ``port`` with ``reader.addr >> log2 W`` (or a word it knows is the same)."""
-    if buf not in BANKED or config.host_words == 1:
-        m.d.comb += reader.data.eq(port.data)
-        return
-    lw = word_bits(config)
-    elem, _ = buffer_shape(config, buf)
-    sel = Signal(lw, name=f"{buf.name.lower()}_sel")
-    m.d.comb += reader.data.eq(port.data.word_select(sel, elem))
     with m.If(reader.en):
         m.d.sync += sel.eq(reader.addr[:lw])
 
