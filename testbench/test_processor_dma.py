@@ -23,10 +23,11 @@ from ganpu.processor.model import normalize, split_rows, reads_mask_in, eors_act
 from tb_processor_programs import random_program
 
 # "small" with a 1K-word GBUF: the bench reads every word back; one-, two- and
-# four-element host ports (two: a BW pass's W lanes are part of a P = 4 lane word)
+# four-element host ports (two: a BW pass's W lanes are part of a P = 4 lane word),
+# and the four-element one with two buffer sets (each job in random sets)
 _SMALL = dataclasses.replace(config("small"), gbuf_bits=10)
-CFGS = [dataclasses.replace(_SMALL, core=dataclasses.replace(_SMALL.core, host_words=w))
-        for w in (1, 2, 4)]
+CFGS = [dataclasses.replace(_SMALL, core=dataclasses.replace(_SMALL.core, host_words=w, buffer_sets=s))
+        for w, s in ((1, 1), (2, 1), (4, 1), (4, 2))]
 NAMES = {b: b.name.lower() for b in Buf}
 
 
@@ -61,6 +62,14 @@ def _jobs(rng, CFG):
             jobs.append(("store", {"core": c, "m0": m0, "mc": m1 - m0, "n": r["n"], "out": r["out"],
                                    "store_mask": r["store_mask"], "mask_out_base": r["mask_out_base"]}))
     return gbuf, jobs
+
+
+def _with_sets(rng, CFG, jobs):
+    """With two buffer sets, each job in random sets (a load's per core)."""
+    if CFG.core.buffer_sets == 1:
+        return jobs
+    return [(kind, {**job, **({"sets": int(rng.integers(0, 1 << CFG.cores))} if kind == "load"
+                              else {"set": int(rng.integers(0, 2))})}) for kind, job in jobs]
 
 
 def _edge_jobs(rng, CFG):
@@ -165,16 +174,18 @@ def _loaded(CFG, job):
     return _load_steps(CFG, job)[1]
 
 
-@pytest.mark.parametrize("CFG", CFGS, ids=[f"w{c.core.host_words}" for c in CFGS])
+@pytest.mark.parametrize("CFG", CFGS, ids=[f"w{c.core.host_words}" + ("-sets2" if c.core.buffer_sets > 1 else "")
+                                          for c in CFGS])
 def test_dma_against_model(CFG):
     rng = np.random.default_rng(31)
     image, jobs = _jobs(rng, CFG)
-    jobs += _edge_jobs(rng, CFG)
+    jobs = _with_sets(rng, CFG, jobs + _edge_jobs(rng, CFG))
     dut = _Dut(CFG)
     dma = dut.dma
     C = CFG.cores
     W = CFG.core.host_words
-    hw = [CFG.core.zero_buffers() for _ in range(C)]
+    # every set of every buffer (set s at s * depth)
+    hw = [{NAMES[b]: np.zeros(CFG.core.host_depth(b), dtype=np.uint16) for b in Buf} for _ in range(C)]
     # the core images the model expects: stores read what the emulated cores hold, so
     # give every core random OUT and MASK_OUT contents up front
     for c in range(C):

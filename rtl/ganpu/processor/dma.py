@@ -14,28 +14,48 @@ from .gbuf import dma_read_signature, dma_write_signature
 from .program import operand2_layout
 from .transpose import Transpose
 
-__all__ = ["Dma", "load_layout", "store_layout"]
+__all__ = ["Dma", "load_layout", "store_layout", "set_address"]
+
+
+def set_address(core, buf, set, addr):
+    """The host-port address of element ``addr`` of ``buf`` in buffer set ``set`` of a
+    core of config ``core``: ``set * depth(buf) + addr`` (:class:`~ganpu.core.ports.HostPort`,
+    ``docs/core.md``), ``addr`` with one set. Python ints (``buf`` a :class:`Buf`) give an
+    int; Amaranth values (``buf`` a ``Buf`` signal) a value: the one place the DMA and its
+    model place a set."""
+    if core.buffer_sets == 1:
+        return addr
+    if isinstance(buf, Buf) and isinstance(set, int):
+        return set * core.depth(buf) + addr
+    # the set is the address bit above the buffer's depth (a power of two): an OR
+    off = Const(0, 16)
+    for b in Buf:
+        off = Mux(buf == b, core.depth(b), off)
+    return addr | Mux(set, off, 0)
 
 
 def load_layout(cfg):
     """A load job: the operands of one task for the cores in ``group``; core ``c`` gets
     rows ``rows[c].m0 .. + rows[c].mc`` of A (and MASK_IN with ``mask_in``); B (and its
-    EORS regrouping BW with ``bw``) and BIAS (with ``bias``) go to every core of the group."""
+    EORS regrouping BW with ``bw``) and BIAS (with ``bias``) go to every core of the group.
+    With two buffer sets, bit ``c`` of ``sets`` is the set core ``c`` is loaded into."""
     d, g = cfg.core.geom.dim_bits, cfg.gbuf_bits
+    sets = {"sets": cfg.cores} if cfg.core.buffer_sets > 1 else {}
     return data.StructLayout({
         "group": cfg.cores, "rows": data.ArrayLayout(data.StructLayout({"m0": d, "mc": d}), cfg.cores),
         "n": d, "k": d, "a": operand2_layout(g), "b": operand2_layout(g),
-        "bias": 1, "bias_base": g, "mask_in": 1, "mask_in_base": g, "bw": 1,
+        "bias": 1, "bias_base": g, "mask_in": 1, "mask_in_base": g, "bw": 1, **sets,
     })
 
 
 def store_layout(cfg):
     """A store job: rows ``m0 .. m0+mc`` of a task's OUT (and MASK_OUT with
-    ``store_mask``) from core ``core`` to the GBUF."""
+    ``store_mask``) from core ``core`` to the GBUF; with two buffer sets from set ``set``."""
     d, g = cfg.core.geom.dim_bits, cfg.gbuf_bits
+    sets = {"set": 1} if cfg.core.buffer_sets > 1 else {}
     return data.StructLayout({
         "core": range(cfg.cores), "m0": d, "mc": d, "n": d, "out": operand2_layout(g),
-        "store_mask": 1, "mask_out_base": g,
+        "store_mask": 1, "mask_out_base": g, **sets,
     })
 
 
@@ -112,17 +132,25 @@ class Dma(ProcessorComponent):
     def model(cfg, kind, job, gbuf, cores):
         """Transaction-level model of one job: ``kind`` "load" or "store", ``job`` a
         dict of the payload fields, ``gbuf`` a numpy word array, ``cores`` a list of
-        buffer dicts (``CoreConfig.zero_buffers`` shape); updated in place."""
+        buffer dicts (``CoreConfig.zero_buffers`` shape; with two buffer sets each buffer
+        ``CoreConfig.host_depth`` long, set ``s`` at ``set_address``); updated in place."""
         import numpy as np
         from ..host.lower import bw_image
         P = cfg.core.eors_lanes
         n, a, o = job["n"], job.get("a"), job.get("out")
+
+        def at(buf, s):
+            return set_address(cfg.core, buf, s, 0)
+
         if kind == "store":
             c, m0, mc = job["core"], job["m0"], job["mc"]
+            s = job.get("set", 0)
             mi, ni = np.arange(m0, m0 + mc)[:, None], np.arange(n)[None, :]
-            gbuf[(o["base"] + mi * o["s0"] + ni * o["s1"]).ravel()] = cores[c]["out"][:mc * n]
+            x = at(Buf.OUT, s)
+            gbuf[(o["base"] + mi * o["s0"] + ni * o["s1"]).ravel()] = cores[c]["out"][x:x + mc * n]
             if job["store_mask"]:
-                gbuf[job["mask_out_base"] + m0 * n + np.arange(mc * n)] = cores[c]["mask_out"][:mc * n] & 1
+                x = at(Buf.MASK_OUT, s)
+                gbuf[job["mask_out_base"] + m0 * n + np.arange(mc * n)] = cores[c]["mask_out"][x:x + mc * n] & 1
             return
         k, b = job["k"], job["b"]
         B = gbuf[b["base"] + np.arange(n)[:, None] * b["s0"] + np.arange(k)[None, :] * b["s1"]]
@@ -130,17 +158,23 @@ class Dma(ProcessorComponent):
             if not job["group"] >> c & 1:
                 continue
             m0, mc = job["rows"][c]["m0"], job["rows"][c]["mc"]
+            s = job.get("sets", 0) >> c & 1
             mi = np.arange(m0, m0 + mc)[:, None]
-            cores[c]["a"][:mc * k] = gbuf[a["base"] + mi * a["s0"] + np.arange(k)[None, :] * a["s1"]].ravel()
+            x = at(Buf.A, s)
+            cores[c]["a"][x:x + mc * k] = gbuf[a["base"] + mi * a["s0"] + np.arange(k)[None, :] * a["s1"]].ravel()
             if job["mask_in"]:
-                cores[c]["mask_in"][:mc * n] = gbuf[job["mask_in_base"] + m0 * n + np.arange(mc * n)] & 1
-            cores[c]["b"][:n * k] = B.ravel()
+                x = at(Buf.MASK_IN, s)
+                cores[c]["mask_in"][x:x + mc * n] = gbuf[job["mask_in_base"] + m0 * n + np.arange(mc * n)] & 1
+            x = at(Buf.B, s)
+            cores[c]["b"][x:x + n * k] = B.ravel()
             if job["bw"]:
                 bw = bw_image(B, P)
                 valid = (np.arange(bw.size) % P) + (np.arange(bw.size) // (P * k)) * P < n
-                cores[c]["bw"][:bw.size][valid] = bw[valid]
+                x = at(Buf.BW, s)
+                cores[c]["bw"][x:x + bw.size][valid] = bw[valid]
             if job["bias"]:
-                cores[c]["bias"][:n] = gbuf[job["bias_base"] + np.arange(n)]
+                x = at(Buf.BIAS, s)
+                cores[c]["bias"][x:x + n] = gbuf[job["bias_base"] + np.arange(n)]
 
     @staticmethod
     def pass_mode(cfg, rows, cols, srow, scol, bw=False, store=False, width=None):
@@ -328,10 +362,15 @@ class Dma(ProcessorComponent):
         st_lane = delay_line(m, ca[:lw], RL, name="st_lane")
         rdata = Signal(16 * W)
         gdata = self.gbuf_rd.data
+        # the buffer set of each core's current job (two sets): loads per core, a store
+        # the one it reads from; taken with the job, as the job is
+        j_sets = Signal(C) if cfg.core.buffer_sets > 1 else None
         for i in range(C):
             port = self.cores[i]
-            m.d.comb += [port.buf.eq(p_buf),
-                         port.addr.eq(Mux(p_store, ca, Mux(p_tr, wr_ca, ld_ca)))]
+            addr = Mux(p_store, ca, Mux(p_tr, wr_ca, ld_ca))
+            if j_sets is not None:
+                addr = set_address(cfg.core, p_buf, j_sets[i], addr)
+            m.d.comb += [port.buf.eq(p_buf), port.addr.eq(addr)]
             if W > 1:
                 # a wide chunk is aligned in the core: GBUF word j is element j of the
                 # core's word; one element goes to its place in the word
@@ -400,10 +439,14 @@ class Dma(ProcessorComponent):
                 with m.If(self.store.valid):
                     m.d.comb += self.store.ready.eq(1)
                     m.d.sync += [st.eq(self.store.payload), self.busy.eq(1)]
+                    if j_sets is not None:
+                        m.d.sync += j_sets.eq(self.store.payload.set.replicate(C))
                     m.next = "Store-Out"
                 with m.Elif(self.load.valid):
                     m.d.comb += self.load.ready.eq(1)
                     m.d.sync += [ld.eq(self.load.payload), cur.eq(0), self.busy.eq(1)]
+                    if j_sets is not None:
+                        m.d.sync += j_sets.eq(self.load.payload.sets)
                     m.next = "Load-B"
             o = st.out
 
