@@ -2,6 +2,8 @@
 --device``, ``docs/update.md``): the program model backend and the RTL of a small
 config, bit-identical to the golden model's ``GAN.step``."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -181,6 +183,58 @@ def test_bench_train(tmp_path):
         gflops = 2 * res["dense_macs"] / (m["cycles"] / (res["mhz"] * 1e6)) / 1e9
         assert abs(m["effective_gflops"] - gflops) < 1e-3
     assert res["dense_peak_gflops"] == res["cores"] * res["lanes"] * 2 * res["mhz"] * 1e-3
+
+
+def test_device_model_warm_start():
+    """A device taking over a GAN the golden model has trained (weights, masters,
+    momenta and data stream mid-run, written by the first device step) trains on bit
+    for bit as the device that ran every step: 2 golden + 1 device step against 3
+    device steps, EORS off and on."""
+    for eors in (None, CFG.core.eors):
+        warm, ref = tiny_gan(eors=eors), tiny_gan(eors=eors)
+        warm.train(2)
+        with DeviceTrainer(warm, "model", CFG) as tr:
+            tr.train(1)
+        with DeviceTrainer(ref, "model", CFG) as tr:
+            tr.train(3)
+        assert warm.history == ref.history
+        _same(ref, warm)
+
+
+def test_bench_train_warmup(tmp_path, capsys):
+    """``ganpu bench train --warmup N``: N golden steps, then the measured steps on the
+    device; the measured steps' losses and the final weights, masters and momenta
+    (``weights_sha256``) are those of a fresh GAN trained N + steps steps on the golden
+    model. The sparsity figures are shares. Bad values: clear messages."""
+    import json
+    from ganpu.bench_train import bench_train, state_digest
+    from ganpu.cli import main
+    out = tmp_path / "train.json"
+    assert main(["bench", "train", "--steps", "1", "--batch", "4", "--gbuf-bits", "18",
+                 "--warmup", "2", "--json", str(out)]) == 0
+    assert "1 steps after 2 warm-up steps on the golden model" in capsys.readouterr().out
+    res = json.loads(out.read_text())
+    gan = GAN(TrainConfig(batch=4))
+    gan.train(3)
+    assert res["bit_identical"] and res["warmup"] == 2 and res["losses"] == gan.history[2:]
+    assert res["weights_sha256"] == state_digest(gan)
+    sp = res["sparsity"]
+    assert sp["relu_outputs"] > 0 and sp["skipped"] == 0
+    assert all(0 <= sp[k] <= 1 for k in ("input_zeros", "true_zero", "false_zero", "recall"))
+    for kw, err, msg in (({"warmup": -1}, ValueError, "warmup must be in >= 0, not -1"),
+                         ({"warmup": "2"}, TypeError, "warmup must be an int, not '2'"),
+                         ({"steps": 0}, ValueError, "steps must be in >= 1, not 0"),
+                         ({"policy": "fast"}, ValueError, "policy must be one of "
+                          "('temporal', 'spatial', 'adaptive'), got 'fast'"),
+                         ({"eors": "calibrate", "warmup": 1}, ValueError,
+                          "warmup with eors 'calibrate' is not supported, got warmup=1")):
+        with pytest.raises(err, match=re.escape(msg)):
+            bench_train(batch=2, **kw)
+    assert main(["bench", "train", "--eors", "calibrate", "--warmup", "3"]) == 2
+    assert "ganpu bench train: warmup with eors 'calibrate' is not supported" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "train", "--warmup", "-1"])
+    assert "expected a non-negative integer, not '-1'" in capsys.readouterr().err
 
 
 def test_bench_train_eors(tmp_path):

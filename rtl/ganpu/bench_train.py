@@ -27,6 +27,22 @@ weights with it as well as with the golden model's. ``--eors calibrate`` puts th
 at the EORS one setting and calibrates the levels between steps (``docs/eors.md``);
 the golden model has no per-layer levels, so the device is compared with the program
 model alone (losses, the levels after every step, every master, momentum and weight).
+
+``--warmup N`` measures the steps at a point of training: the GAN first trains ``N``
+steps on the golden model (``GAN.step``, numpy, fast), then the device takes its
+weights, masters, momenta and data stream exactly where they are (the first measured
+step writes them) and trains the ``--steps`` measured steps, which are checked as
+without a warm-up; every reference warms up alike. A fresh GAN's ReLU outputs are about
+half zero, a trained one's sparser, so the figures of a trained GAN are the step a
+training run spends its time in (``docs/update.md``, "The step on a trained GAN").
+The run is a function of ``--seed``, ``--batch``, ``--warmup`` and ``--steps``.
+``sparsity`` (the last step, as the cores see it): the zero share of every GEMM
+record's A operand and, over the FP ReLU outputs, the exact zeros, the outputs
+predicted zero (skipped) and the false zeros (nonzero outputs predicted zero, of the
+nonzero ones: :func:`ganpu.model.eors.prediction_stats`). On ``ganpu sim``, ``rtl``:
+the cycles the processor spent RUNNING per measured step (the simulator's count, the
+pauses' host round trips left out as in the cycle model) beside the cycle model's
+step under the device's policy, and that step's multiple of the dense peak.
 """
 
 import copy
@@ -35,7 +51,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import positive_int
+from .cli import nonneg_int, positive_int
 
 __all__ = ["register", "bench_train"]
 
@@ -58,6 +74,23 @@ def _mismatches(ref, hw):
                 if not same:
                     bad.append(f"{net}.{a.name}.{t}")
     return bad
+
+
+def state_digest(gan):
+    """SHA-256 (hex) of ``gan``'s training state bit for bit: every layer's binary32
+    masters, momenta and binary16 weights and biases of G then D, and the step count
+    (``weights_sha256`` in the figures: a run is reproduced when it matches)."""
+    import hashlib
+    import numpy as np
+    h = hashlib.sha256(str(gan.steps).encode())
+    for net, opt in (("G", gan.opt_g), ("D", gan.opt_d)):
+        for layer in getattr(gan, net).layers:
+            for t in ("w", "b"):
+                mom = opt.v.get((layer.name, f"{t}32"))
+                for x in (getattr(layer, f"{t}32"), getattr(layer, f"{t}16"),
+                          np.zeros(0, np.float32) if mom is None else mom):
+                    h.update(np.ascontiguousarray(x).tobytes())
+    return h.hexdigest()
 
 
 def _task_outputs(cfg, rec, gbuf):
@@ -108,7 +141,35 @@ def sampling_cost(program, tc):
     return tot
 
 
-def work_run(work):
+def _relu_prediction(cfg, rec, gbuf, live):
+    """``(true_live, pred_live)`` of FP ReLU record ``rec`` on ``gbuf`` (the GBUF before
+    the task), raveled: the outputs the exact ReLU keeps nonzero (the epilogue's
+    ``relu_pos`` of the rounded sum) and those the cores compute as live (``live``)."""
+    from . import numerics
+    from .core import model as core_model
+    from .model.gemm import relu_pos
+    from .processor.model import gather, core_descriptor
+    A, B, init = core_model.operands(core_descriptor(rec), gather(cfg, rec, gbuf))
+    acc = numerics.dot(A[:, None, :], B[None, :, :], init[None, :])
+    return relu_pos(numerics.narrow(acc)).ravel(), live.ravel()
+
+
+def sparsity(counts):
+    """The ``sparsity`` figures of :func:`work_run`'s ``counts``: ``input_zeros`` (zero
+    A entries of every GEMM record, of all), and over the FP ReLU outputs
+    :func:`ganpu.model.eors.prediction_stats` (``true_zero``, ``skipped``: predicted
+    zero, ``false_zero``: of the nonzero outputs, ``recall``) with their count."""
+    import numpy as np
+    from .model.eors import prediction_stats
+    true = np.concatenate(counts["true_live"]) if counts["true_live"] else np.zeros(0, bool)
+    pred = np.concatenate(counts["pred_live"]) if counts["pred_live"] else np.zeros(0, bool)
+    out = {"input_zeros": round(counts["a_zeros"] / max(counts["a_terms"], 1), 4),
+           "relu_outputs": int(true.size)}
+    out.update({k: round(v, 4) for k, v in prediction_stats(true, pred).items()})
+    return out
+
+
+def work_run(work, counts=None):
     """A ``run(cfg, gbuf, records, on_pause)`` for :func:`ganpu.host.compiler.run_step`:
     the program model, recording in ``work[t]`` the MACs of each row of every GEMM record
     ``t`` as the cores do them: each computed output's nonzero terms (the row's nonzero A
@@ -116,15 +177,27 @@ def work_run(work):
     of an EORS record) and the sampled ones (:func:`_task_outputs`). Unlike
     :func:`ganpu.processor.cycle_model.task_row_macs`, which reads the GBUF after the
     step and so counts every output of an EORS record (its prediction is not kept),
-    this sees the prediction; elsewhere the two agree."""
+    this sees the prediction; elsewhere the two agree. ``counts`` (a dict) gathers what
+    :func:`sparsity` reads: the A operands' terms and zeros, and each FP ReLU record's
+    exact and predicted live outputs (:func:`_relu_prediction`)."""
     import numpy as np
+    from .core.descriptor import Act, Op
     from .processor.model import run_program
     from .processor.program import ProgramError
+    if counts is not None:
+        counts.update(a_terms=0, a_zeros=0, true_live=[], pred_live=[])
 
     def run(cfg, gbuf, records, on_pause):
         def count(t, rec, g):
             nnz, live, sampled = _task_outputs(cfg, rec, g)
             work[t] = (nnz * (live | sampled).sum(axis=1)).astype(np.int64)
+            if counts is not None:
+                counts["a_terms"] += rec["m"] * rec["k"]
+                counts["a_zeros"] += rec["m"] * rec["k"] - int(nnz.sum())
+                if rec["op"] == Op.FP.value and rec["act"] == Act.RELU.value:
+                    true, pred = _relu_prediction(cfg, rec, g, live)
+                    counts["true_live"].append(true)
+                    counts["pred_live"].append(pred)
         err, task, core_err, out = run_program(cfg, gbuf, records, on_pause, on_task=count)
         if err != ProgramError.OK:
             raise RuntimeError(f"program refused: {err!r} at record {task} (core {core_err!r})")
@@ -132,13 +205,33 @@ def work_run(work):
     return run
 
 
+def warm_gan(tc, warmup, log=None):
+    """A :class:`~ganpu.gan.GAN` of TrainConfig ``tc`` after ``warmup`` steps of the
+    golden model's ``GAN.step``: weights, masters, momenta, history and the random
+    stream (noise and real batches) where those steps leave them."""
+    from .core.config import check_int
+    from .gan import GAN
+    check_int("warmup", warmup, 0)
+    gan = GAN(tc)
+    every = max(1, warmup // 10)
+    for i in range(warmup):
+        rec = gan.step()
+        if log and ((i + 1) % every == 0 or i + 1 == warmup):
+            log(f"warm-up step {i + 1}/{warmup} on the golden model: D {rec['d_loss']:.4f} "
+                f"G {rec['g_loss']:.4f}")
+    return gan
+
+
 def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3, seed=0,
-                eors=False, mhz=30.0, policy="adaptive", check_model=False, binary=None, log=None):
+                eors=False, mhz=30.0, policy="adaptive", check_model=False, binary=None,
+                warmup=0, log=None):
     """The figures as a dict (see the module docstring). ``check_model``: train a
     second copy on the program model (``--device model``) in lockstep and compare its
     weights too; ``binary``: a ``ganpu sim`` binary already built for the config
-    (device ``sim``); ``log``: progress lines (the build, each step)."""
+    (device ``sim``); ``warmup``: golden-model steps before the measured ones
+    (:func:`warm_gan`); ``log``: progress lines (the build, each step)."""
     import numpy as np
+    from .core.config import check_int
     from .gan import GAN, TrainConfig
     from .gan.train import DeviceTrainer
     from .host.compiler import task_macs
@@ -147,6 +240,13 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
     from .processor.program import Policy, TaskKind
 
     calibrate = eors == "calibrate"
+    check_int("steps", steps, 1)
+    check_int("warmup", warmup, 0)
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {POLICIES!r}, got {policy!r}")
+    if calibrate and warmup:
+        raise ValueError(f"warmup with eors 'calibrate' is not supported, got warmup={warmup!r}: "
+                         f"the golden model has no per-layer EORS levels to warm up with")
     config_name = config if isinstance(config, str) else "custom"
     if calibrate:
         # the one setting on the cores, levels calibrated between steps: the golden
@@ -157,11 +257,13 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
         check_model = True
     tc = TrainConfig(batch=batch, seed=seed,
                      eors=config.core.eors if calibrate else DEFAULT_EORS if eors else None)
-    ref, hw = GAN(tc), GAN(tc)
+    # one warm-up, copied: every copy continues the same weights and random stream
+    warm = warm_gan(tc, warmup, log)
+    ref, hw = copy.deepcopy(warm), copy.deepcopy(warm)
     refs = {} if calibrate else {"golden": ref}
     twin = None
     if check_model and device != "model":
-        refs["model"] = GAN(tc)
+        refs["model"] = copy.deepcopy(warm)
         twin = DeviceTrainer(refs["model"], "model", config, gbuf_bits=gbuf_bits, calibrate=calibrate)
     import resource
 
@@ -170,6 +272,7 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
         return r.ru_utime + r.ru_stime
 
     step_seconds = []
+    losses = []
     host_cpu = 0.0
     level_mismatches = []
     with DeviceTrainer(hw, device, config, gbuf_bits=gbuf_bits, policy=policy, binary=binary,
@@ -180,13 +283,17 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
         for i in range(steps):
             if i == steps - 1:
                 # the last step's state, replayed on the program model for the work the
-                # cores do (work_run): the records too (calibration rewrites their levels)
-                last = (copy.deepcopy(hw), None if tr.gbuf is None else tr.gbuf.copy(),
+                # cores do (work_run): the records too (calibration rewrites their levels).
+                # Behind a link the GAN's copy of the weights is not synced between steps:
+                # the reference in lockstep (checked bit-identical) stands for it
+                state = hw if tr.gbuf is not None else refs.get("golden", refs.get("model"))
+                last = (copy.deepcopy(state), None if tr.gbuf is None else tr.gbuf.copy(),
                         copy.deepcopy(program.records))
             t1, c1 = time.time(), cpu()
             got = tr.step(sync=i == steps - 1)
             step_seconds.append(time.time() - t1)
             host_cpu += cpu() - c1
+            losses.append(got)
             if not calibrate:
                 want = ref.step()
                 if got != want:
@@ -199,7 +306,8 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
                     level_mismatches.append(f"levels after step {i + 1}: {tr.levels[-1]} != model "
                                             f"{twin.levels[-1]}")
             if log:
-                log(f"step {i + 1}/{steps}: {step_seconds[-1]:.1f} s, D {got['d_loss']:.4f} "
+                log(f"step {i + 1}/{steps} (training step {got['step']}): "
+                    f"{step_seconds[-1]:.1f} s, D {got['d_loss']:.4f} "
                     f"G {got['g_loss']:.4f}, losses equal the "
                     f"{' and '.join(refs) or 'golden'} model's"
                     + (f", EORS levels {tr.levels[-1]}" if calibrate else ""))
@@ -213,18 +321,17 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
     mismatches = [f"{name}: {t}" if name != "golden" else t
                   for name, r in refs.items() for t in _mismatches(r, hw)] + level_mismatches
     from .host.compiler import run_step
-    work = {}
-    run = work_run(work)
+    work, counts = {}, {}
+    run = work_run(work, counts)
+    gan, before, records = last
+    # behind a link: the last step again from the reference's state (weights written)
+    _, again = run_step(program, gan, before, weights=before is None,
+                        run=lambda c, g, _, p: run(c, g, records, p))
     if gbuf is None:
-        # a device behind a link: the data of one more step on the program model
-        _, gbuf = run_step(program, GAN(tc), run=run)
-    else:
-        gan, before, records = last
-        _, again = run_step(program, gan, before, weights=before is None,
-                            run=lambda c, g, _, p: run(c, g, records, p))
-        if not np.array_equal(again, gbuf):
-            raise RuntimeError("the last step replayed on the program model ends with a "
-                               "different GBUF")
+        gbuf = again
+    elif not np.array_equal(again, gbuf):
+        raise RuntimeError("the last step replayed on the program model ends with a "
+                           "different GBUF")
     gemm = [t.kind == TaskKind.GEMM for t in program.tasks]
     row_macs = [work[i] if g else None for i, g in enumerate(gemm)]
     # every output of an EORS record, as the GBUF after the step tells it
@@ -269,7 +376,8 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
              "of_dense_peak_without_update": round(dense_time / floor, 4) if floor else None}
     out = {"device": device, "config": config_name + (" at the EORS one setting" if calibrate else ""),
            "gbuf_bits": cfg.gbuf_bits, "cores": cfg.cores,
-           "lanes": cfg.core.lanes, "batch": batch, "eors": eors, "steps": steps,
+           "lanes": cfg.core.lanes, "batch": batch, "eors": eors, "seed": seed,
+           "warmup": warmup, "steps": steps, "losses": losses,
            "records": len(program.tasks), "updates": sum(t.kind == TaskKind.UPDATE for t in program.tasks),
            "parameters": params, "dense_macs": dense_macs, "seconds": round(seconds, 3),
            "steps_per_s": round(steps / seconds, 4),
@@ -278,7 +386,8 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
            "projected_500_steps_min": round((step_seconds[0] + 499 * steady) / 60, 1),
            "bit_identical": not mismatches, "compared_with": list(refs),
            "mismatches": mismatches, "mhz": mhz, "dense_peak_gflops": round(peak / 1e9, 4),
-           "policies": pol, "bound": bound}
+           "policies": pol, "bound": bound, "sparsity": sparsity(counts),
+           "weights_sha256": state_digest(hw)}
     if calibrate:
         out["levels"] = levels
     if eors and cfg.core.eors_sample_log2:
@@ -296,12 +405,21 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
                    sim_cpu_seconds=server.cpu[len(server.sessions) - 1],
                    # core cycles by processor state, cycles moving link bytes, time stops
                    sim_breakdown=server.breakdown[-1] if server.breakdown else {})
+        if out["sim_breakdown"].get("running"):
+            # the processor's compute per step on the RTL (the host's pauses and the
+            # link are not the processor's: the cycle model leaves them out too)
+            rtl = out["sim_breakdown"]["running"] / steps
+            model = pol[policy]["measured"]["cycles"]
+            out["rtl"] = {"policy": policy, "running_cycles_per_step": round(rtl, 1),
+                          "cycle_model": model, "rtl_over_model": round(rtl / model, 4),
+                          "of_dense_peak": round(dense_time / rtl, 4)}
     return out
 
 
 def print_table(res, file=None):
     file = sys.stdout if file is None else file
-    print(f"{res['steps']} steps on {res['device']} ({res['config']}, {res['cores']} cores x "
+    warm = f" after {res['warmup']:,} warm-up steps on the golden model" if res["warmup"] else ""
+    print(f"{res['steps']} steps{warm} on {res['device']} ({res['config']}, {res['cores']} cores x "
           f"{res['lanes']} lanes, batch {res['batch']}, EORS {res['eors'] if isinstance(res['eors'], str) else 'on' if res['eors'] else 'off'}): "
           f"{res['steps_per_s']:.2f} steps/s ({res['projected_500_steps_min']:g} min for 500 steps), "
           f"bit-identical to {' and '.join(res['compared_with']) or 'no reference (the device is the model)'}: "
@@ -322,6 +440,12 @@ def print_table(res, file=None):
           f"+ the update engine's {b['update_cycles']:,} DMA cycles = {b['cycles']:,} cycles, "
           f"{b['of_dense_peak']:.2f}x of dense peak ({b['of_dense_peak_without_update']:.2f}x "
           f"without the update)", file=file)
+    sp = res["sparsity"]
+    print(f"\nsparsity of the last step (training step {res['warmup'] + res['steps']}): "
+          f"{100 * sp['input_zeros']:.1f} % of the GEMMs' A entries zero; of the "
+          f"{sp['relu_outputs']:,} FP ReLU outputs {100 * sp['true_zero']:.1f} % zero, "
+          f"{100 * sp['skipped']:.1f} % predicted zero (skipped), false zeros "
+          f"{100 * sp['false_zero']:.2f} % of the nonzero ones", file=file)
     every = {p: r["every_output"]["cycles"] for p, r in res["policies"].items() if "every_output" in r}
     if every:
         print("every output of the EORS records computed (no prediction): " + ", ".join(
@@ -345,6 +469,11 @@ def print_table(res, file=None):
         if res.get("sim_breakdown"):
             print("simulator cycles by processor state: " + ", ".join(
                 f"{k} {v:,}" for k, v in res["sim_breakdown"].items()), file=file)
+    if "rtl" in res:
+        r = res["rtl"]
+        print(f"RTL: {r['running_cycles_per_step']:,.0f} cycles RUNNING per step ({r['policy']}), "
+              f"{r['rtl_over_model']:.4f}x the cycle model's {r['cycle_model']:,}; "
+              f"{r['of_dense_peak']:.2f}x of dense peak", file=file)
 
 
 def _cmd(args):
@@ -354,8 +483,9 @@ def _cmd(args):
                           eors={"on": True, "off": False}.get(args.eors, args.eors),
                           mhz=args.mhz, policy=args.policy,
                           check_model=args.check_model, binary=args.sim_binary,
+                          warmup=args.warmup,
                           log=lambda line: print(line, file=sys.stderr, flush=True))
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         print(f"ganpu bench train: {exc}", file=sys.stderr)
         return 2
     print_table(res)
@@ -378,6 +508,10 @@ def register(bench_sub):
     c.add_argument("--batch", type=positive_int, default=32)
     c.add_argument("--steps", type=positive_int, default=3)
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--warmup", type=nonneg_int, default=0, metavar="N",
+                   help="train N steps on the golden model first (fast), then measure "
+                        "--steps steps on the device from there: the step of a trained GAN "
+                        "(default 0: a fresh GAN)")
     c.add_argument("--eors", choices=("on", "off", "calibrate"), default="off",
                    help="calibrate: the cores at the EORS one setting, levels calibrated "
                         "between steps (docs/eors.md), compared with the program model")
