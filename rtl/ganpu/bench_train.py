@@ -113,9 +113,10 @@ def _task_outputs(cfg, rec, gbuf):
     return nnz, live, sampled
 
 
-def sampling_cost(program, tc):
+def sampling_cost(program, tc, gan=None):
     """The EORS self-calibration sampling's cost in one training step of ``program``
-    (the GAN of TrainConfig ``tc``, a fresh one, its first step on the program model):
+    (the GAN of TrainConfig ``tc``, a fresh one unless ``gan`` gives its state, which
+    the step advances; one step on the program model):
     ``{"fp_macs", "sampled_macs", "share"}``: the MACs of every FP task as the cores run
     them (each computed output's nonzero terms, the sampled ones included) and of the
     sampled outputs alone (computed only to be counted; ``docs/eors.md``), and their
@@ -136,7 +137,7 @@ def sampling_cost(program, tc):
 
     def run(c, gbuf, records, on_pause):
         return run_program(c, gbuf, records, on_pause, on_task=count)[3]
-    run_step(program, GAN(tc), run=run)
+    run_step(program, GAN(tc) if gan is None else gan, run=run)
     tot["share"] = round(tot["sampled_macs"] / max(tot["fp_macs"], 1), 5)
     return tot
 
@@ -391,7 +392,8 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
     if calibrate:
         out["levels"] = levels
     if eors and cfg.core.eors_sample_log2:
-        out["sampling"] = sampling_cost(program, tc)
+        # at the first measured step (after the warm-up)
+        out["sampling"] = sampling_cost(program, tc, copy.deepcopy(warm))
         out["sample_log2"] = cfg.core.eors_sample_log2
     if counters:
         out["device_cycles"] = [c["cycles"] for c in counters]
