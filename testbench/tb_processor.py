@@ -7,8 +7,8 @@ accesses refused while a program runs. The host side is the package's driver
 (:mod:`ganpu.host.processor_driver`) over :mod:`ganpu.sim.cocotb_bus`.
 
 Environment: GANPU_SEED, GANPU_PROGRAMS (random programs), GANPU_TASKS (records per
-program), GANPU_CORES and GANPU_GBUF_BITS (the "small" config with that many cores or
-GBUF address bits; default its own).
+program), GANPU_CORES, GANPU_GBUF_BITS and GANPU_SETS (the "small" config with that many
+cores, GBUF address bits or buffer sets per core; default its own).
 """
 
 import os
@@ -35,18 +35,25 @@ TASKS = int(os.environ.get("GANPU_TASKS", "10"))
 
 
 class Monitor:
-    """Checks the scheduler's invariants every cycle from ``sched_trace``: a core runs
-    one task at a time, no task starts before its dependencies are done, every GEMM
-    record runs exactly once with its rows covered exactly, nothing is left running;
-    TEMPORAL dispatches on idle cores with ``min(cores, M)`` of them, SPATIAL with one;
-    from ``update_trace``: an UPDATE record starts once, after its dependencies, one
-    at a time, and finishes."""
+    """Checks the scheduler's invariants every cycle from ``sched_trace``: a core holds
+    at most one task per buffer set (one with one set: it runs one task at a time),
+    starts them (two sets: the ``start`` pulses) and completes them in the order it was
+    given them, each started before it completes; no task is dispatched (so its load
+    does not start) before its dependencies are done (stored); every GEMM record runs
+    exactly once with its rows covered exactly, nothing is left held; TEMPORAL
+    dispatches with ``min(cores, M)`` cores once every core has a free set, SPATIAL
+    with one; a PAUSE is served with no task held; from ``update_trace``: an UPDATE
+    record starts once, after its dependencies, one at a time, and finishes. (That a
+    core computes one task at a time is the core's: it ignores a ``start`` while busy,
+    and the lost task would leave its record unfinished.)"""
 
     def __init__(self, dut, records, policy):
         self.dut = dut
         self.policy = policy
         self.recs = [normalize(CFG, r) for r in records]
-        self.core_task = [None] * CFG.cores
+        self.sets = CFG.core.buffer_sets
+        self.held = [[] for _ in range(CFG.cores)]      # per core, tasks in dispatch order
+        self.started = [[] for _ in range(CFG.cores)]   # two sets: of those, the started
         self.parts = {}          # task -> cores still running it
         self.rows = {}           # task -> row ranges
         self.done = set()
@@ -65,8 +72,8 @@ class Monitor:
         return [d["index"] for d in self.recs[t]["deps"] if d["valid"]]
 
     def pause_done(self, t):
-        if any(c is not None for c in self.core_task):
-            self.fail(f"PAUSE {t} served while a core runs {self.core_task}")
+        if any(self.held):
+            self.fail(f"PAUSE {t} served while cores hold {self.held}")
         for d in self.deps(t):
             if d not in self.done:
                 self.fail(f"PAUSE {t} served before its dependency {d} finished")
@@ -85,12 +92,23 @@ class Monitor:
             now = {}
             for c in range(CFG.cores):
                 e = tr[c]
+                if self.sets > 1 and e.start:
+                    t = int(e.start_task)
+                    waiting = [u for u in self.held[c] if u not in self.started[c]]
+                    if not waiting or waiting[0] != t:
+                        self.fail(f"core {c} starts task {t}, not its oldest unstarted {waiting}")
+                    self.started[c].append(t)
                 if e.complete:
-                    t = int(e.task)
-                    if self.core_task[c] != t:
-                        self.fail(f"core {c} completes task {t} but runs {self.core_task[c]}")
+                    t = int(e.done_task if self.sets > 1 else e.task)
+                    if not self.held[c] or self.held[c][0] != t:
+                        self.fail(f"core {c} completes task {t} but holds {self.held[c]}")
                         continue
-                    self.core_task[c] = None
+                    if self.sets > 1:
+                        if t not in self.started[c]:
+                            self.fail(f"core {c} completes task {t} it never started")
+                        else:
+                            self.started[c].remove(t)
+                    self.held[c].pop(0)
                     self.parts[t] -= 1
                     if self.parts[t] == 0:
                         self.done.add(t)
@@ -115,18 +133,18 @@ class Monitor:
                 want = {Policy.TEMPORAL: min(CFG.cores, self.recs[t]["m"]), Policy.SPATIAL: 1}.get(self.policy)
                 if want is not None and len(parts) != want:
                     self.fail(f"{self.policy.name}: task {t} given {len(parts)} cores, not {want}")
-                if self.policy == Policy.TEMPORAL and any(c is not None for c in self.core_task):
-                    self.fail(f"TEMPORAL: task {t} dispatched while cores run {self.core_task}")
+                if self.policy == Policy.TEMPORAL and any(len(h) >= self.sets for h in self.held):
+                    self.fail(f"TEMPORAL: task {t} dispatched while cores hold {self.held}")
                 if len(parts) > min(CFG.cores, self.recs[t]["m"]):
                     self.fail(f"task {t} given {len(parts)} cores for {self.recs[t]['m']} rows")
                 self.parts[t] = len(parts)
                 self.rows[t] = []
                 for c, m0, m1 in parts:
-                    if self.core_task[c] is not None:
-                        self.fail(f"core {c} given task {t} while running {self.core_task[c]}")
+                    if len(self.held[c]) >= self.sets:
+                        self.fail(f"core {c} given task {t} while holding {self.held[c]}")
                     if m1 <= m0:
                         self.fail(f"core {c} given an empty row range {m0}..{m1} of task {t}")
-                    self.core_task[c] = t
+                    self.held[c].append(t)
                     self.rows[t].append((m0, m1))
 
     def watch_update(self, u):
@@ -154,8 +172,8 @@ class Monitor:
         for t, r in enumerate(self.recs):
             if t not in self.done:
                 self.fail(f"record {t} never finished")
-        if any(c is not None for c in self.core_task):
-            self.fail(f"cores still running at DONE: {self.core_task}")
+        if any(self.held):
+            self.fail(f"cores still holding tasks at DONE: {self.held}")
         assert not self.errors, "\n".join(self.errors[:20])
 
 

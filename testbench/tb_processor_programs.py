@@ -15,12 +15,18 @@ from ganpu import numerics
 from ganpu.core.descriptor import Op, Act
 from ganpu.processor.program import TaskKind
 
-__all__ = ["random_program", "pause_negate", "malformed", "random_hyper"]
+__all__ = ["random_program", "pause_negate", "malformed", "random_hyper", "sets_variant"]
+
+
+def _with_sets(cfg, sets):
+    import dataclasses
+    return dataclasses.replace(cfg, core=dataclasses.replace(cfg.core, buffer_sets=sets))
 
 
 def config_from_env():
-    """The processor config a bench simulates: ``small``, with ``GANPU_CORES`` cores and
-    ``GANPU_GBUF_BITS`` GBUF address bits when the test asks for another size."""
+    """The processor config a bench simulates: ``small``, with ``GANPU_CORES`` cores,
+    ``GANPU_GBUF_BITS`` GBUF address bits and ``GANPU_SETS`` buffer sets per core when
+    the test asks for another size."""
     import dataclasses
     import os
     from ganpu.processor.config import config
@@ -29,7 +35,20 @@ def config_from_env():
         cfg = dataclasses.replace(cfg, cores=int(os.environ["GANPU_CORES"]))
     if os.environ.get("GANPU_GBUF_BITS"):
         cfg = dataclasses.replace(cfg, gbuf_bits=int(os.environ["GANPU_GBUF_BITS"]))
+    if os.environ.get("GANPU_SETS"):
+        cfg = _with_sets(cfg, int(os.environ["GANPU_SETS"]))
     return cfg
+
+
+def sets_variant(cfg, name, run, env):
+    """``(cfg, name)`` with ``run["sets"]`` buffer sets per core (if given and not the
+    config's), passed to the bench as GANPU_SETS and appended to the build ``name``
+    (the companion of ``harness.processor_variant``)."""
+    sets = run.get("sets", cfg.core.buffer_sets)
+    if sets == cfg.core.buffer_sets:
+        return cfg, name
+    env["GANPU_SETS"] = sets
+    return _with_sets(cfg, sets), f"{name}_sets{sets}"
 
 
 def random_hyper(rng):

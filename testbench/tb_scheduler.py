@@ -13,7 +13,7 @@ invariants, and :class:`Regime` checks every dispatch against
 ``min(free, M, ceil(work / MIN_WORK))``. Every GBUF word is read back and compared.
 
 Environment: GANPU_SEED, GANPU_PROGRAMS (programs per regime), GANPU_TASKS (records per
-program), GANPU_CORES and GANPU_GBUF_BITS (the "small" config's variant).
+program), GANPU_CORES, GANPU_GBUF_BITS and GANPU_SETS (the "small" config's variant).
 """
 
 import os
@@ -57,13 +57,16 @@ def steer(records, rng, bound):
 class Regime:
     """Checks the group size of every ADAPTIVE dispatch against the rule of the
     program's regime; the free cores are those not between a dispatch and its
-    completion on ``sched_trace``, up to the cycle before the dispatch."""
+    completion on ``sched_trace``, up to the cycle before the dispatch. With two
+    buffer sets a core with a free set is free, and both regimes follow
+    ``cycle_model.staged_cores`` (the compute-bound rule)."""
 
     def __init__(self, dut, records, bound):
         self.dut, self.bound = dut, bound
         self.recs = [normalize(CFG, r) for r in records]
         self.layout = trace_layout(CFG)
-        self.busy = [False] * CFG.cores
+        self.held = [0] * CFG.cores
+        self.sets = CFG.core.buffer_sets
         self.errors, self.dispatches = [], 0
         self.running = True
         cocotb.start_soon(self.watch())
@@ -78,18 +81,18 @@ class Regime:
             # cores the scheduler saw free when it decided (two cycles before it
             # assigns: the row split between) are free here too: this set holds them
             # and any completed in between (the Monitor checks each chosen core is idle)
-            free = sum(not b for b in self.busy)
+            free = sum(h < self.sets for h in self.held)
             groups = {}
             for c in range(CFG.cores):
                 e = tr[c]
                 if e.complete:
-                    self.busy[c] = False
+                    self.held[c] -= 1
                 if e.dispatch:
                     groups.setdefault(int(e.task), []).append(c)
             for t, cores in groups.items():
                 self.dispatches += 1
                 k, r = len(cores), self.recs[t]
-                if self.bound:
+                if self.bound or self.sets > 1:
                     want = min(CFG.cores, r["m"])
                     if k != want or free < want:
                         self.errors.append(f"compute-bound: task {t} given {k} cores with "
@@ -99,7 +102,7 @@ class Regime:
                     if not 1 <= k <= top:
                         self.errors.append(f"DMA-bound: task {t} given {k} cores, not 1..{top}")
                 for c in cores:
-                    self.busy[c] = True
+                    self.held[c] += 1
 
     def finish(self):
         self.running = False

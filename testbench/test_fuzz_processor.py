@@ -2,7 +2,8 @@
 (``tb_fuzz_processor``): right programs, malformed ones and records with random
 fields, every GBUF word read back after each. The designs of ``test_processor.py``
 (the same Verilog, so the same cached builds): Verilator the ``small`` config with 4
-cores, Icarus ``small`` with a 1K-word GBUF and a few programs; ``GANPU_TEST_SCALE``
+cores, Icarus ``small`` with a 1K-word GBUF and a few programs, both with two buffer
+sets per core; ``GANPU_TEST_SCALE``
 lengthens both (counts in ``docs/verification.md``)."""
 
 import json
@@ -16,9 +17,10 @@ from ganpu.processor import config
 from ganpu.processor.model import run_program
 from ganpu.processor.processor import Processor
 from tb_fuzz_processor import field_paths, fuzz_program, host_work
+from tb_processor_programs import sets_variant
 
 CFG = config("small")
-RUNS = {"verilator": dict(cores=4, programs=60), "icarus": dict(gbuf_bits=10, programs=4)}
+RUNS = {"verilator": dict(cores=4, programs=60, sets=2), "icarus": dict(gbuf_bits=10, programs=4, sets=2)}
 
 
 def test_fuzz_programs_reach_every_kind_and_verdict():
@@ -43,7 +45,7 @@ def test_fuzz_processor(sim, tmp_path):
     programs = max(1, int(run["programs"] * harness.scale()))
     results = tmp_path / "fuzz.json"
     env = {"GANPU_SEED": 29, "GANPU_PROGRAMS": programs, "GANPU_FUZZ_RESULTS": results}
-    cfg, name = harness.processor_variant(CFG, run, env)
+    cfg, name = sets_variant(*harness.processor_variant(CFG, run, env), run, env)
     harness.run(sim, Processor(cfg), name, "tb_fuzz_processor", env=env)
     got = json.loads(results.read_text())
     print(f"processor fuzz on {sim}: " + json.dumps({k: v for k, v in got.items() if k != "failures"}))

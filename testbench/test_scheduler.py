@@ -1,7 +1,9 @@
 """The scheduler's ADAPTIVE regimes on the processor's generated Verilog, both
 simulators (bench ``tb_scheduler``). The processors are test_processor's (same config,
 same build name): the build is shared, only the programs are new. Also: the row
-split's reciprocals (the scheduler's proofs and their mutants run in test_formal)."""
+split's reciprocals (the scheduler's proofs and their mutants run in test_formal).
+Icarus runs the one-set scheduler (both regimes), Verilator the two-set one (the
+staged rule; test_processor's build)."""
 
 
 import numpy as np
@@ -11,10 +13,11 @@ import harness
 from ganpu.processor import config, CONFIGS
 from ganpu.processor.processor import Processor
 from ganpu.processor.scheduler import split_reciprocal
+from tb_processor_programs import sets_variant
 
-# Icarus: the 2-core "small" with a 1K-word GBUF; Verilator: its 4-core variant
+# Icarus: the 2-core "small" with a 1K-word GBUF; Verilator: its 4-core variant with two sets
 RUNS = {"icarus": dict(gbuf_bits=10, programs=1, tasks=6),
-        "verilator": dict(cores=4, programs=2, tasks=10)}
+        "verilator": dict(cores=4, programs=2, tasks=10, sets=2)}
 
 
 @pytest.mark.parametrize("sim", harness.SIMULATORS)
@@ -23,7 +26,7 @@ def test_adaptive_regimes(sim):
     cfg = config("small")
     env = {"GANPU_SEED": 5, "GANPU_PROGRAMS": max(1, int(run["programs"] * harness.scale())),
            "GANPU_TASKS": run["tasks"]}
-    cfg, name = harness.processor_variant(cfg, run, env)
+    cfg, name = sets_variant(*harness.processor_variant(cfg, run, env), run, env)
     harness.run(sim, Processor(cfg), name, "tb_scheduler", env=env)
 
 

@@ -22,10 +22,14 @@ __all__ = ["Scheduler", "trace_layout", "update_trace_layout", "CoreState", "spl
 
 def trace_layout(cfg):
     """Per core, every cycle: ``dispatch`` pulses when the core is given rows
-    ``m0 .. m1`` of task ``task``; ``complete`` pulses when its part is stored back."""
-    d = cfg.core.geom.dim_bits
+    ``m0 .. m1`` of task ``task``; ``complete`` pulses when its part is stored back.
+    With two buffer sets a core's dispatch and another task's completion may share a
+    cycle: ``task`` names the dispatched one and ``done_task`` the completed one; and
+    ``start`` pulses with the core's task port ``start`` (of task ``start_task``)."""
+    d, pb = cfg.core.geom.dim_bits, cfg.program_bits
+    sets = {"done_task": pb, "start": 1, "start_task": pb} if cfg.core.buffer_sets > 1 else {}
     return data.ArrayLayout(data.StructLayout({
-        "dispatch": 1, "complete": 1, "task": cfg.program_bits, "m0": d, "m1": d}), cfg.cores)
+        "dispatch": 1, "complete": 1, "task": pb, "m0": d, "m1": d, **sets}), cfg.cores)
 
 
 def update_trace_layout(cfg):
@@ -175,14 +179,41 @@ class Scheduler(ProcessorComponent):
         head = Signal(pb + 1)
 
         # --- per-core bookkeeping
-        cstate = [Signal(CoreState, name=f"cstate{i}") for i in range(C)]
-        ctask = [Signal(pb, name=f"ctask{i}") for i in range(C)]
-        cm0 = [Signal(d, name=f"cm0_{i}") for i in range(C)]
-        cmc = [Signal(d, name=f"cmc_{i}") for i in range(C)]
-        crec = [Signal(layout, name=f"crec{i}") for i in range(C)]
-        free = Signal(C)
-        m.d.comb += free.eq(Const(0, C) | sum((cstate[i] == CoreState.FREE) << i for i in range(C)))
-        all_free = free == (1 << C) - 1
+        S = cfg.core.buffer_sets
+        if S == 1:
+            cstate = [Signal(CoreState, name=f"cstate{i}") for i in range(C)]
+            ctask = [Signal(pb, name=f"ctask{i}") for i in range(C)]
+            cm0 = [Signal(d, name=f"cm0_{i}") for i in range(C)]
+            cmc = [Signal(d, name=f"cmc_{i}") for i in range(C)]
+            crec = [Signal(layout, name=f"crec{i}") for i in range(C)]
+            free = Signal(C)
+            m.d.comb += free.eq(Const(0, C) | sum((cstate[i] == CoreState.FREE) << i for i in range(C)))
+            all_free = free == (1 << C) - 1
+            all_idle = all_free
+        else:
+            # Two buffer sets: a slot per (core, set). A core's tasks take its sets in
+            # turn, and its loads, starts and stores come in dispatch order, so one
+            # pointer per core and per step names the set each acts on: ``dsp`` the
+            # set the next dispatch fills, ``ldp`` the next ``loaded``, ``rnp`` the
+            # next start, ``stp`` the next store.
+            sstate = [[Signal(CoreState, name=f"cstate{i}_{k}") for k in range(S)] for i in range(C)]
+            stask = [[Signal(pb, name=f"ctask{i}_{k}") for k in range(S)] for i in range(C)]
+            sm0 = [[Signal(d, name=f"cm0_{i}_{k}") for k in range(S)] for i in range(C)]
+            smc = [[Signal(d, name=f"cmc_{i}_{k}") for k in range(S)] for i in range(C)]
+            srec = [[Signal(layout, name=f"crec{i}_{k}") for k in range(S)] for i in range(C)]
+            ld_in = [[Signal(name=f"ld_in{i}_{k}") for k in range(S)] for i in range(C)]
+            dsp, ldp, rnp, stp, run_set = (Signal(C, name=n) for n in ("dsp", "ldp", "rnp", "stp", "run_set"))
+            free, idle = Signal(C), Signal(C)
+            for i in range(C):
+                m.d.comb += [free[i].eq(Mux(dsp[i], sstate[i][1], sstate[i][0]) == CoreState.FREE),
+                             idle[i].eq((sstate[i][0] == CoreState.FREE) & (sstate[i][1] == CoreState.FREE))]
+            # TEMPORAL and SPATIAL count a core with a free set as free (the group may
+            # be staged behind the running one); a PAUSE waits for every set
+            all_free = free == (1 << C) - 1
+            all_idle = idle == (1 << C) - 1
+
+            def slot(sel, sigs):
+                return Mux(sel, sigs[1], sigs[0])
 
         # --- counters
         with m.If((state == State.CHECKING) | (state == State.RUNNING) | (state == State.PAUSED)):
@@ -195,15 +226,45 @@ class Scheduler(ProcessorComponent):
         # the group may still be loading), completion when busy falls
         for i in range(C):
             tp = self.cores[i]
-            m.d.comb += [tp.desc.eq(derived_descriptor(m, crec[i], cfg.core.geom, rows=cmc[i], row0=cm0[i])),
-                         self.eors_slot[i].eq(crec[i].eors_slot)]
+            if S == 1:
+                m.d.comb += [tp.desc.eq(derived_descriptor(m, crec[i], cfg.core.geom, rows=cmc[i], row0=cm0[i])),
+                             self.eors_slot[i].eq(crec[i].eors_slot)]
+                with m.If(self.loaded[i]):
+                    m.d.sync += cstate[i].eq(CoreState.STARTING)
+                with m.If(cstate[i] == CoreState.STARTING):
+                    m.d.comb += tp.start.eq(1)
+                    m.d.sync += cstate[i].eq(CoreState.RUNNING)
+                with m.If((cstate[i] == CoreState.RUNNING) & ~tp.busy):
+                    m.d.sync += cstate[i].eq(CoreState.STORE)
+                continue
+            # the task of set rnp starts once its operands are in and the core has
+            # computed the other set's task (whose store may still wait: the DMA reads
+            # that set while this one computes). The task port shows set run_set,
+            # switched as a task goes STARTING, so its descriptor holds from the start
+            # pulse to the next start, as with one set.
+            rec_r = layout(slot(run_set[i], [r.as_value() for r in srec[i]]))
+            m.d.comb += [tp.desc.eq(derived_descriptor(m, rec_r, cfg.core.geom, rows=slot(run_set[i], smc[i]),
+                                                       row0=slot(run_set[i], sm0[i]))),
+                         tp.set.eq(run_set[i]), self.eors_slot[i].eq(rec_r.eors_slot)]
+            computing = Const(0, 1)
+            for k in range(S):
+                st_k = sstate[i][k]
+                computing = computing | (st_k == CoreState.STARTING) | ((st_k == CoreState.RUNNING) & tp.busy)
             with m.If(self.loaded[i]):
-                m.d.sync += cstate[i].eq(CoreState.STARTING)
-            with m.If(cstate[i] == CoreState.STARTING):
-                m.d.comb += tp.start.eq(1)
-                m.d.sync += cstate[i].eq(CoreState.RUNNING)
-            with m.If((cstate[i] == CoreState.RUNNING) & ~tp.busy):
-                m.d.sync += cstate[i].eq(CoreState.STORE)
+                m.d.sync += ldp[i].eq(~ldp[i])
+            for k in range(S):
+                st_k = sstate[i][k]
+                loaded_now = ld_in[i][k] | (self.loaded[i] & (ldp[i] == k))
+                with m.If((st_k == CoreState.LOADING) & loaded_now & (rnp[i] == k) & ~computing):
+                    m.d.sync += [st_k.eq(CoreState.STARTING), ld_in[i][k].eq(0), run_set[i].eq(k)]
+                with m.Elif(self.loaded[i] & (ldp[i] == k)):
+                    m.d.sync += ld_in[i][k].eq(1)
+                with m.If(st_k == CoreState.STARTING):
+                    m.d.comb += [tp.start.eq(1), self.trace[i].start.eq(1),
+                                 self.trace[i].start_task.eq(stask[i][k])]
+                    m.d.sync += [st_k.eq(CoreState.RUNNING), rnp[i].eq(~rnp[i])]
+                with m.If((st_k == CoreState.RUNNING) & ~tp.busy):
+                    m.d.sync += st_k.eq(CoreState.STORE)
 
         # --- load stream (one pending job, registered payload)
         ld_valid = Signal()
@@ -222,11 +283,21 @@ class Scheduler(ProcessorComponent):
         storing = Signal(range(C))
         sp = self.store.payload
         m.d.comb += [self.store.valid.eq(st_valid & ~upd_on), sp.core.eq(st_core)]
+        if S > 1:
+            # the set of each core's oldest computed task (stores in compute order),
+            # and the slot a store job came from
+            cstate = [slot(stp[i], sstate[i]) for i in range(C)]
+            cm0 = [slot(stp[i], sm0[i]) for i in range(C)]
+            cmc = [slot(stp[i], smc[i]) for i in range(C)]
+            crec = [layout(slot(stp[i], [r.as_value() for r in srec[i]])) for i in range(C)]
+            storing_set = Signal()
         for i in range(C):
             with m.If(st_core == i):
                 m.d.comb += [sp.m0.eq(cm0[i]), sp.mc.eq(cmc[i]), sp.n.eq(crec[i].n),
                              sp.out.eq(crec[i].out), sp.store_mask.eq(crec[i].store_mask),
                              sp.mask_out_base.eq(crec[i].mask_out_base)]
+                if S > 1:
+                    m.d.comb += sp.set.eq(stp[i])
         with m.If(~st_valid):
             for i in reversed(range(C)):
                 with m.If(cstate[i] == CoreState.STORE):
@@ -235,22 +306,34 @@ class Scheduler(ProcessorComponent):
             m.d.sync += [st_valid.eq(0), storing.eq(st_core)]
             for i in range(C):
                 with m.If(st_core == i):
-                    m.d.sync += cstate[i].eq(CoreState.STORING)
+                    if S == 1:
+                        m.d.sync += cstate[i].eq(CoreState.STORING)
+                    else:
+                        m.d.sync += [storing_set.eq(stp[i]), stp[i].eq(~stp[i])]
+                        for k in range(S):
+                            with m.If(stp[i] == k):
+                                m.d.sync += sstate[i][k].eq(CoreState.STORING)
         store_fin = Signal()
-        for i in range(C):
+        # every slot holding a task: (core, set, state, task)
+        slots = [(i, 0, cstate[i], ctask[i]) for i in range(C)] if S == 1 else \
+            [(i, k, sstate[i][k], stask[i][k]) for i in range(C) for k in range(S)]
+        for i, k, state_ik, task_ik in slots:
             tr = self.trace[i]
-            with m.If(self.store_done & (storing == i)):
-                m.d.sync += cstate[i].eq(CoreState.FREE)
-                m.d.comb += [tr.complete.eq(1), tr.task.eq(ctask[i])]
+            this = self.store_done & (storing == i)
+            if S > 1:
+                this = this & (storing_set == k)
+            with m.If(this):
+                m.d.sync += state_ik.eq(CoreState.FREE)
+                m.d.comb += [tr.complete.eq(1), (tr.task if S == 1 else tr.done_task).eq(task_ik)]
                 # a 1-bit zero, not Python's 0: with one core nothing is OR-ed in and
                 # ``~others`` must still be a 1-bit condition
                 others = Const(0, 1)
-                for j in range(C):
-                    if j != i:
-                        others = others | ((cstate[j] != CoreState.FREE) & (ctask[j] == ctask[i]))
+                for j, kj, state_j, task_j in slots:
+                    if (j, kj) != (i, k):
+                        others = others | ((state_j != CoreState.FREE) & (task_j == task_ik))
                 with m.If(~others):
                     m.d.comb += store_fin.eq(1)
-                    m.d.sync += done_bits.bit_select(ctask[i], 1).eq(1)
+                    m.d.sync += done_bits.bit_select(task_ik, 1).eq(1)
         with m.If(upd.done):
             m.d.sync += done_bits.bit_select(upd_task, 1).eq(1)
         pause_fin = Signal()
@@ -328,7 +411,12 @@ class Scheduler(ProcessorComponent):
         m.d.comb += adaptive.eq(_min(_min(free_n, share), _min(cand_m, cand_need)))
         with m.If(free_n == 0):
             m.d.comb += adaptive.eq(0)
-        with m.If(bound):
+        if S == 1:
+            with m.If(bound):
+                m.d.comb += adaptive.eq(self.bound_cores(free_n, cand_m))
+        else:
+            # cycle_model.staged_cores: with a second set a group of min(cores, M)
+            # cores with a free set, in either regime (no sharing, docs/astm.md)
             m.d.comb += adaptive.eq(self.bound_cores(free_n, cand_m))
         with m.Switch(policy):
             with m.Case(Policy.TEMPORAL):
@@ -345,6 +433,7 @@ class Scheduler(ProcessorComponent):
         k_r = Signal(range(C + 1))
         q_r, r_r = Signal(d), Signal(range(C))
         free_snap = Signal(C)
+        idle_snap = Signal(C) if S > 1 else None
         paused_at = Signal(pb)
         m.d.comb += st.paused_at.eq(paused_at)
 
@@ -412,7 +501,7 @@ class Scheduler(ProcessorComponent):
                         m.d.sync += [upd_task.eq(cand_idx), disp_bits.bit_select(cand_idx, 1).eq(1)]
                     m.next = "Head"
                 with m.Elif(cand.kind == TaskKind.PAUSE):
-                    with m.If(all_free & ~ld_valid & ~upd.busy):
+                    with m.If(all_idle & ~ld_valid & ~upd.busy):
                         m.d.sync += [state.eq(State.PAUSED), paused_at.eq(cand_idx),
                                      disp_bits.bit_select(cand_idx, 1).eq(1)]
                         m.next = "Paused"
@@ -420,6 +509,8 @@ class Scheduler(ProcessorComponent):
                         m.next = "Head"
                 with m.Elif((k != 0) & ~ld_valid):
                     m.d.sync += [k_r.eq(k), free_snap.eq(free)]
+                    if S > 1:
+                        m.d.sync += idle_snap.eq(idle)
                     m.next = "Split"
                 with m.Else():
                     m.next = "Head"
@@ -435,18 +526,37 @@ class Scheduler(ProcessorComponent):
                 m.next = "Assign"
             with m.State("Assign"):
                 group = []
+                if S > 1:
+                    # idle cores first, then the staged ones (cycle_model.simulate)
+                    n_idle = Const(0, range(C + 1))
+                    for j in range(C):
+                        n_idle = n_idle + idle_snap[j]
                 for i in range(C):
                     rank = Const(0, range(C + 1))
-                    for j in range(i):
-                        rank = rank + free_snap[j]
+                    if S == 1:
+                        for j in range(i):
+                            rank = rank + free_snap[j]
+                    else:
+                        r_idle, r_staged = Const(0, range(C + 1)), n_idle
+                        for j in range(i):
+                            r_idle = r_idle + idle_snap[j]
+                            r_staged = r_staged + (free_snap[j] & ~idle_snap[j])
+                        rank = Mux(idle_snap[i], r_idle, r_staged)
                     chosen = free_snap[i] & (rank < k_r)
                     group.append(chosen)
                     m0 = rank * q_r + _min(rank, r_r)
                     mc = q_r + (rank < r_r)
                     with m.If(chosen):
-                        m.d.sync += [cstate[i].eq(CoreState.LOADING), ctask[i].eq(cand_idx),
-                                     cm0[i].eq(m0), cmc[i].eq(mc), crec[i].eq(cand),
-                                     ld.rows[i].m0.eq(m0), ld.rows[i].mc.eq(mc)]
+                        if S == 1:
+                            m.d.sync += [cstate[i].eq(CoreState.LOADING), ctask[i].eq(cand_idx),
+                                         cm0[i].eq(m0), cmc[i].eq(mc), crec[i].eq(cand)]
+                        else:
+                            for k_ in range(S):
+                                with m.If(dsp[i] == k_):
+                                    m.d.sync += [sstate[i][k_].eq(CoreState.LOADING), stask[i][k_].eq(cand_idx),
+                                                 sm0[i][k_].eq(m0), smc[i][k_].eq(mc), srec[i][k_].eq(cand)]
+                            m.d.sync += [dsp[i].eq(~dsp[i]), ld.sets[i].eq(dsp[i])]
+                        m.d.sync += [ld.rows[i].m0.eq(m0), ld.rows[i].mc.eq(mc)]
                         m.d.comb += [self.trace[i].dispatch.eq(1), self.trace[i].task.eq(cand_idx),
                                      self.trace[i].m0.eq(m0), self.trace[i].m1.eq(m0 + mc)]
                 op, act = cand.op.as_value(), cand.act.as_value()

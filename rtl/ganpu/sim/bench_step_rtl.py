@@ -60,11 +60,13 @@ class _Trace:
             tr = data.Const(self.layout, bits)
             for c in range(self.cfg.cores):
                 e = tr[c]
-                if e.complete and c in self.open:
-                    t, start = self.open.pop(c)
+                # a core holds its tasks in dispatch order (two with two buffer sets)
+                # and completes them in that order
+                if e.complete and self.open.get(c):
+                    t, start = self.open[c].pop(0)
                     self.segments.append((t, c, start, self.cycle))
                 if e.dispatch:
-                    self.open[c] = (int(e.task), self.cycle)
+                    self.open.setdefault(c, []).append((int(e.task), self.cycle))
 
 
 @cocotb.test()
