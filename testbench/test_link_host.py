@@ -331,3 +331,56 @@ def test_connect_over_socket():
     assert (bus.gbuf[10:610] == data).all()
     with pytest.raises(TypeError, match=r"cfg must be a ProcessorConfig or a config name, not 3"):
         connect("loop://", 3)
+
+
+def test_program_load_bursts_and_cache():
+    """``load_program`` sends every record, POLICY and NTASKS as one burst of requests
+    (a few long frames, not a round trip per record); with ``cache_program`` a record
+    the driver wrote before is not sent again, a changed one is, and ``forget_program``
+    sends them all. The device's table equals the records' words after each load."""
+    from ganpu.processor.model import record_bus_words
+    from ganpu.processor.program import Csr, Policy, record_words
+    from ganpu.sim.bench_sim import synthetic_program
+
+    _, records = synthetic_program(CFG)
+    W = record_words(CFG)
+    writes = {}
+    ch = ModelChannel()
+    model = ch.bus
+
+    def bus(addr, write, value):
+        if write:
+            writes[addr] = value
+        return model(addr, write, value)
+    ch.bus = bus
+    t = LinkBusTransport(ch, timeout=0.1)
+    drv = ProcessorDriver(t, CFG, cache_program=True)
+
+    def table():
+        return [[writes.get(address(Region.PROGRAM, i * W + j)) for j in range(W)]
+                for i in range(len(records))]
+
+    def load(recs, policy=None):
+        f0 = t.stats["frames"]
+        _run(drv.load_program(recs, policy))
+        assert table()[:len(recs)] == [list(record_bus_words(CFG, r)) for r in recs]
+        assert writes[address(Region.CSR, Csr.NTASKS.value)] == len(recs)
+        return t.stats["frames"] - f0
+
+    words = len(records) * W
+    assert load(records, Policy.SPATIAL) == -(-words // MAX_WORDS) + 1
+    assert writes[address(Region.CSR, Csr.POLICY.value)] == Policy.SPATIAL.value
+    assert load(records) == 1                        # NTASKS only: the table is as written
+    changed = [dict(r) for r in records]
+    changed[5]["m"] = records[5]["m"] // 2
+    assert load(changed) == 2                        # record 5's words, NTASKS
+    drv.forget_program()
+    assert load(changed) == -(-words // MAX_WORDS) + 1
+    # without the cache every load sends every record, as one burst
+    plain = ProcessorDriver(t, CFG)
+    f0 = t.stats["frames"]
+    _run(plain.load_program(records))
+    _run(plain.load_program(records))
+    assert t.stats["frames"] - f0 == 2 * (-(-words // MAX_WORDS) + 1)
+    with pytest.raises(TypeError, match=r"cache_program must be a bool, not 1"):
+        ProcessorDriver(t, CFG, cache_program=1)

@@ -63,11 +63,20 @@ def address(region, offset):
 
 
 class ProcessorDriver:
-    """Host API of one processor for ``cfg`` over ``transport``."""
+    """Host API of one processor for ``cfg`` over ``transport``.
 
-    def __init__(self, transport, cfg):
+    ``cache_program``: the driver remembers the record words it wrote and
+    :meth:`load_program` sends only the records that differ (a training loop loads the
+    same program every step). Only for a driver that is the task table's one writer:
+    a second driver, a reset of the device, or a write of the PROGRAM region by other
+    means leaves the memory stale (:meth:`forget_program` empties it).
+    """
+
+    def __init__(self, transport, cfg, *, cache_program=False):
         self.t = transport
         self.cfg = check_type("cfg", cfg, ProcessorConfig)
+        self.cache_program = check_type("cache_program", cache_program, bool)
+        self._table = {}     # record index -> the words this driver wrote there
 
     async def _access(self, addr, write, data=0, check=True):
         value, error = await self.t.request(addr, write, data)
@@ -108,25 +117,50 @@ class ProcessorDriver:
         out = await self._burst([(a0 + i, 0, 0) for i in range(count)])
         return np.array(out, dtype=np.uint16)
 
-    async def write_record(self, index, rec):
-        """Record ``index`` of the task table becomes ``rec``."""
+    def _record_requests(self, index, rec):
         if not 0 <= index < self.cfg.program_depth:
             raise ValueError(f"record index {index!r} beyond the table's {self.cfg.program_depth}")
         W = record_words(self.cfg)
-        await self._burst([(address(Region.PROGRAM, index * W + i), 1, w)
-                           for i, w in enumerate(record_bus_words(self.cfg, rec))])
+        return [(address(Region.PROGRAM, index * W + i), 1, w)
+                for i, w in enumerate(record_bus_words(self.cfg, rec))]
+
+    async def _write_records(self, reqs_by_index, tail=()):
+        """One burst of every record's writes (consecutive records make long frames)
+        and ``tail``; the cache forgets the records first, so a refused write leaves
+        nothing remembered that the table may not hold."""
+        for t in reqs_by_index:
+            self._table.pop(t, None)
+        await self._burst([r for reqs in reqs_by_index.values() for r in reqs] + list(tail))
+        if self.cache_program:
+            self._table.update({t: [w for _, _, w in reqs] for t, reqs in reqs_by_index.items()})
+
+    async def write_record(self, index, rec):
+        """Record ``index`` of the task table becomes ``rec``."""
+        await self._write_records({index: self._record_requests(index, rec)})
+
+    def forget_program(self):
+        """Empty the memory of written records (``cache_program``): the next
+        :meth:`load_program` writes every record."""
+        self._table = {}
 
     async def read_record_words(self, index):
         W = record_words(self.cfg)
         return await self._burst([(address(Region.PROGRAM, index * W + i), 0, 0) for i in range(W)])
 
-    async def load_program(self, records):
-        """Write every record and NTASKS."""
+    async def load_program(self, records, policy=None):
+        """Write every record and NTASKS (and POLICY, with ``policy``) in one burst of
+        requests: a link sends them as a few long frames, not a round trip per record.
+        With ``cache_program``, records whose words this driver wrote last are not
+        sent again."""
         if len(records) > self.cfg.program_depth:
             raise ValueError(f"{len(records)} records do not fit the table's {self.cfg.program_depth}")
-        for t, rec in enumerate(records):
-            await self.write_record(t, rec)
-        await self.write_csr(Csr.NTASKS, len(records))
+        reqs = {t: self._record_requests(t, rec) for t, rec in enumerate(records)}
+        if self.cache_program:
+            reqs = {t: r for t, r in reqs.items() if self._table.get(t) != [w for _, _, w in r]}
+        # POLICY and NTASKS are neighbours: one frame
+        tail = [] if policy is None else [(address(Region.CSR, Csr.POLICY.value), 1, Policy(policy).value)]
+        tail.append((address(Region.CSR, Csr.NTASKS.value), 1, len(records)))
+        await self._write_records(reqs, tail)
 
     async def write_csr(self, csr, value):
         await self._access(address(Region.CSR, Csr(csr).value if isinstance(csr, Csr) else csr), 1, value)
@@ -192,8 +226,9 @@ class ProcessorDriver:
         """Load ``records`` (if given), start under ``policy`` and serve PAUSE records
         with ``await on_pause(index, driver)`` until DONE."""
         if records is not None:
-            await self.load_program(records)
-        await self.set_policy(policy)
+            await self.load_program(records, policy)
+        else:
+            await self.set_policy(policy)
         await self.start()
         while True:
             s = await self.wait(**wait_kw)
