@@ -38,3 +38,17 @@ def test_proc_cpu():
     t1 = _proc_cpu(os.getpid())
     assert t0 is not None and t1 >= t0 >= 0
     assert _proc_cpu(2 ** 31 - 1) is None
+
+
+def test_snapshot_line_and_server_kw_message():
+    """A SIGUSR1 line (``client N so far``) is a snapshot, not a closed session; the
+    trainer's ``server_kw`` is for the simulator only."""
+    import pytest
+    from ganpu.gan import GAN, TrainConfig
+    from ganpu.gan.train import DeviceTrainer
+    m = native._STATS.match("ganpu sim: client 1 so far: 70 cycles, 0.001 s running, 70000 "
+                            "cycles/s, 0.010 s CPU; idle 60, checking 0, running 0, paused 0, "
+                            "done 10, error 0, link 20, stops 2")
+    assert m.group(1).endswith(" so far") and native._breakdown(m.group(6))["stops"] == 2
+    with pytest.raises(ValueError, match="server_kw is for device 'sim', got device 'model'"):
+        DeviceTrainer(GAN(TrainConfig(batch=2)), "model", server_kw={"ratio": 4})

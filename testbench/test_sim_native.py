@@ -102,6 +102,32 @@ def test_traffic_with_faults_over_socket(binary, ratio, linger):
                                 f"difference at {next((i for i, (x, y) in enumerate(zip(got, want)) if x != y), None)}")
 
 
+def test_time_stops_when_every_request_is_answered(binary):
+    """With every request answered and no program running, simulated time stops after
+    ``--settle`` cycles (default 8) until the client speaks: 40 PINGs with host pauses
+    of 20 ms between them cost a few dozen cycles each (the frame's own), however long
+    the host thinks; ``--settle 0`` runs on through the pauses (up to ``--idle`` 4096
+    cycles each). :meth:`Server.snapshot` gives the figures mid-session."""
+    import time
+    deltas = {}
+    for settle in (None, 0):
+        with native.Server(binary, settle=settle) as server:
+            with connect(server.url, "small", timeout=20.0) as npu:
+                npu.ping()
+                time.sleep(0.05)
+                s0 = server.snapshot()
+                for _ in range(40):
+                    npu.ping()
+                    time.sleep(0.02)
+                s1 = server.snapshot()
+            assert sum(s1[k] for k in native.BREAKDOWN[:6]) == s1["cycles"]
+            deltas[settle] = s1["cycles"] - s0["cycles"]
+            if settle is None:
+                assert s1["stops"] - s0["stops"] >= 40
+    assert deltas[None] <= 40 * 150, deltas
+    assert deltas[0] > 40 * 150, deltas
+
+
 def test_sigint_exits_cleanly(binary):
     server = native.Server(binary).start()
     server.proc.send_signal(signal.SIGINT)
@@ -142,7 +168,8 @@ def test_cli_argument_messages(capsys):
                       (["--config", "huge"], "Unknown processor config 'huge'; valid names: sim, small"),
                       (["--poll", "0"], "expected a positive integer, not '0'"),
                       (["--ratio", "17"], "expected link clock cycles per core cycle 1..16, not '17'"),
-                      (["--linger", "-1"], "expected a non-negative integer, not '-1'")]:
+                      (["--linger", "-1"], "expected a non-negative integer, not '-1'"),
+                      (["--settle", "x"], "expected a non-negative integer, not 'x'")]:
         with pytest.raises(SystemExit):
             main(["sim", *args])
         assert msg in capsys.readouterr().err

@@ -151,11 +151,21 @@ def device_config(cfg, gan, gbuf_bits=None):
     return cfg, compile_gan(cfg, gan, update=True)
 
 
-def _link_driver(transport, cfg, wait_seconds):
+# seconds between two STATE polls while a program runs: a poll every round trip
+# kept the host's CPU busy for the whole step and the link's clock at --ratio
+# (docs/sim.md); the answer's wait costs at most this much per PAUSE and DONE
+POLL_PAUSE = 1e-3
+
+
+def _link_driver(transport, cfg, wait_seconds, poll_pause=POLL_PAUSE):
     """A :class:`~ganpu.host.processor_driver.ProcessorDriver` whose waits for DONE or a
     PAUSE are bounded by wall time, not by a poll count: over a link a poll is one round
     trip (a fraction of a millisecond on ``ganpu sim``'s socket), and the simulated step
-    runs for tens of seconds, longer than the default polls last."""
+    runs for tens of seconds, longer than the default polls last. It remembers the
+    records it wrote (``cache_program``): the trainer is the device's one client, and
+    each step's program differs from the last one only where calibration changed it.
+    Between two polls it sleeps ``poll_pause`` seconds."""
+    import asyncio
     import time
     from ..host.processor_driver import ProcessorDriver, ProgramFailed
     from ..processor.program import State
@@ -175,8 +185,9 @@ def _link_driver(transport, cfg, wait_seconds):
                         f"{', '.join(u.name for u in until)}); a longer wait_timeout "
                         f"lets a slower device finish")
                 await self.t.idle(interval)
+                await asyncio.sleep(poll_pause)
 
-    return LinkDriver(transport, cfg)
+    return LinkDriver(transport, cfg, cache_program=True)
 
 
 def _counting_run(banks):
@@ -206,7 +217,9 @@ class DeviceTrainer:
 
     ``timeout`` (seconds) bounds each answer of the link, ``wait_timeout`` (seconds)
     each wait for the program's DONE or next PAUSE (:class:`TimeoutError` naming the
-    state the device is in). ``log`` (a callable) gets the simulator build's progress.
+    state the device is in). ``log`` (a callable) gets the simulator build's progress;
+    ``server_kw`` the simulator's options (:class:`ganpu.sim.native.Server`'s keywords:
+    ``ratio``, ``settle``, ...).
 
     ``calibrate``: EORS self-calibration between steps (``docs/eors.md``, "Calibration
     in the training loop"): after each step the step's counter bank (read and cleared
@@ -222,7 +235,7 @@ class DeviceTrainer:
     """
 
     def __init__(self, gan, device="model", cfg="sim", gbuf_bits=None, policy=None, timeout=30.0,
-                 wait_timeout=600.0, binary=None, log=None, calibrate=False):
+                 wait_timeout=600.0, binary=None, log=None, calibrate=False, server_kw=None):
         from ..processor.program import Policy
         if not isinstance(gan, GAN):
             raise TypeError(f"gan must be a GAN, got {gan!r}")
@@ -230,6 +243,8 @@ class DeviceTrainer:
             raise ValueError(f"device must be 'model', 'sim' or a serial URL, got {device!r}")
         if binary is not None and device != "sim":
             raise ValueError(f"binary is for device 'sim', got device {device!r}")
+        if server_kw is not None and device != "sim":
+            raise ValueError(f"server_kw is for device 'sim', got device {device!r}")
         for name, value in (("timeout", timeout), ("wait_timeout", wait_timeout)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -251,7 +266,7 @@ class DeviceTrainer:
             from ..sim.native import build, Server
             if binary is None:
                 binary, _ = build(self.cfg, log=log)
-            self.server = Server(binary)
+            self.server = Server(binary, **(server_kw or {}))
             self.server.start()
             url = self.server.url
         else:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["synthetic_program", "bench_sim", "print_report", "native_cycles",
-           "cocotb_path_cycles", "mlp_step"]
+           "cocotb_path_cycles", "mlp_step", "PhaseMeter"]
 
 
 def synthetic_program(cfg, seed=0):
@@ -115,13 +115,81 @@ def _proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def mlp_step(config="sim", batch=32, seed=0, log=print, binary=None, gbuf_bits=19, steps=2):
+class PhaseMeter:
+    """Splits a :class:`~ganpu.gan.train.DeviceTrainer` step on ``ganpu sim`` into its
+    link phases, each with the simulator's core cycles by processor state
+    (:meth:`ganpu.sim.native.Server.snapshot`) and the link's frames and bytes each way
+    (:class:`~ganpu.host.link.LinkBusTransport`'s ``stats``): ``data`` (the step's
+    inputs written), ``program`` (records, policy, start), ``run`` (the waits for
+    DONE or a PAUSE: STATE polls), ``pause`` (from a PAUSE seen to the resume: the
+    pause's reads, host math, writes), ``finish`` (after DONE: counters, losses'
+    reads, writes for the next step). Deterministic but for the cycles that pass while
+    the host thinks (time runs on while the host owes the device nothing only until
+    ``--settle``)."""
+
+    def __init__(self, trainer):
+        from ..processor.program import State
+        self.server, drv = trainer.server, trainer.drv.driver
+        self.stats = drv.t.stats
+        self.phases, self._open = [], None
+        load, wait = drv.load_program, drv.wait
+
+        async def load_program(*a, **kw):
+            self.mark("program")
+            return await load(*a, **kw)
+
+        async def metered_wait(*a, **kw):
+            self.mark("run")
+            s = await wait(*a, **kw)
+            self.mark("pause" if s == State.PAUSED else "finish")
+            return s
+
+        drv.load_program, drv.wait = load_program, metered_wait
+
+    def _now(self):
+        return {**self.server.snapshot(), "frames": self.stats["frames"],
+                "tx_bytes": self.stats["tx_bytes"], "rx_bytes": self.stats["rx_bytes"]}
+
+    def mark(self, name):
+        """Close the open phase and open ``name`` (None: none)."""
+        now = self._now()
+        if self._open is not None:
+            what, then = self._open
+            self.phases.append({"phase": what, **{k: now[k] - then.get(k, 0) for k in now}})
+        self._open = None if name is None else (name, now)
+
+    def step(self, trainer, sync=False):
+        """``trainer.step(sync)`` with its phases appended to :attr:`phases`."""
+        self.mark("data")
+        try:
+            return trainer.step(sync=sync)
+        finally:
+            self.mark(None)
+
+    @staticmethod
+    def summary(phases):
+        """The phases summed by name: ``{name: {"count", "cycles", state..., bytes...}}``."""
+        out = {}
+        for p in phases:
+            o = out.setdefault(p["phase"], {"count": 0})
+            o["count"] += 1
+            for k, v in p.items():
+                if k != "phase":
+                    o[k] = o.get(k, 0) + v
+        return out
+
+
+def mlp_step(config="sim", batch=32, seed=0, log=print, binary=None, gbuf_bits=19, steps=2,
+             phases=False, server_kw=None):
     """MLP GAN training steps on ``ganpu sim`` as ``ganpu train --device sim`` runs them
     (:class:`ganpu.gan.train.DeviceTrainer`: the step's program with its UPDATE records,
     weights, masters and momenta kept on the device, ``gbuf_bits`` GBUF address bits):
     ``steps`` steps, the first of which also writes the weights. Per step: wall seconds,
     the simulator's CPU seconds and the driver's (this process), the processor's CYCLES
-    counter. Then the device's weights are read back (not timed) and compared bit for
+    counter, and with ``phases`` the step's link phases (:class:`PhaseMeter`: simulated
+    cycles by state, frames, bytes; the snapshots cost round trips of their own, so
+    the step's times are not comparable with those of a run without it).
+    ``server_kw``: options of the simulator (:class:`ganpu.sim.native.Server`). Then the device's weights are read back (not timed) and compared bit for
     bit with the golden model's after as many ``GAN.step``. ``binary``: a simulator
     already built for the config (default: :func:`ganpu.sim.native.build`'s)."""
     import resource
@@ -137,18 +205,26 @@ def mlp_step(config="sim", batch=32, seed=0, log=print, binary=None, gbuf_bits=1
     tc = TrainConfig(batch=batch, seed=seed)
     hw, ref = GAN(tc), GAN(tc)
     t_build = time.monotonic()
-    with DeviceTrainer(hw, "sim", config, gbuf_bits=gbuf_bits, binary=binary, log=log) as tr:
+    with DeviceTrainer(hw, "sim", config, gbuf_bits=gbuf_bits, binary=binary, log=log,
+                       server_kw=server_kw) as tr:
         build_s = time.monotonic() - t_build
         server, pid = tr.server, tr.server.proc.pid
+        meter = PhaseMeter(tr) if phases else None
         per_step = []
         for i in range(steps):
             w0, h0, s0 = time.monotonic(), host_cpu(), _proc_cpu(pid)
-            losses = tr.step(sync=False)
+            if meter is not None:
+                first = len(meter.phases)
+                losses = meter.step(tr)
+            else:
+                losses = tr.step(sync=False)
             w1, h1, s1 = time.monotonic(), host_cpu(), _proc_cpu(pid)
             per_step.append({"wall_seconds": round(w1 - w0, 3),
                              "sim_cpu_seconds": None if s0 is None else round(s1 - s0, 3),
                              "host_cpu_seconds": round(h1 - h0, 3),
                              "device_cycles": tr.counters[-1]["cycles"], "losses": losses})
+            if meter is not None:
+                per_step[-1]["phases"] = PhaseMeter.summary(meter.phases[first:])
             if log:
                 log(f"step {i + 1}/{steps}: {per_step[-1]}")
             if ref.step() != losses:

@@ -60,7 +60,8 @@ def _cmd_sim(args):
     print(f"ganpu sim: {'built in %.0f s' % seconds if seconds else 'cached build'}: {binary}",
           flush=True)
     argv = [str(binary), "--host", args.host, "--port", str(args.port), "--poll", str(args.poll),
-            "--idle", str(args.idle), "--ratio", str(args.ratio), "--linger", str(args.linger)]
+            "--idle", str(args.idle), "--ratio", str(args.ratio), "--linger", str(args.linger),
+            "--settle", str(args.settle)]
     # the binary takes this process's place: SIGINT/SIGTERM reach it directly
     os.execv(argv[0], argv)
 
@@ -105,6 +106,10 @@ def register(sub):
                    help="core cycles after the last link byte during which the link keeps "
                         "--ratio cycles per core cycle; then one until the next byte (default "
                         "32; 0: always --ratio)")
+    s.add_argument("--settle", type=nonneg_int, default=8,
+                   help="core cycles after which simulated time waits for the client once "
+                        "every request is answered and no program checks or runs (default 8; "
+                        "0: only after --idle cycles)")
     s.add_argument("--build-dir", default=None, metavar="DIR",
                    help="build cache (default $GANPU_BUILD or build/sim)")
     s.set_defaults(func=_cmd_sim)

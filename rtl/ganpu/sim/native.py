@@ -194,8 +194,8 @@ def _breakdown(text):
 class Server:
     """The simulator binary ``binary`` serving on ``host``:``port`` (0: a free port)
     in a child process. Use as a context manager, or :meth:`start` / :meth:`stop`.
-    ``poll``, ``idle``, ``ratio``, ``linger``: the binary's options of those names
-    (``docs/sim.md``; None: the binary's default).
+    ``poll``, ``idle``, ``ratio``, ``linger``, ``settle``: the binary's options of those
+    names (``docs/sim.md``; None: the binary's default).
 
     ``url`` is the ``socket://`` URL for :func:`ganpu.host.link.channel`;
     ``sessions`` collects each closed client's ``(cycles, seconds)`` (seconds in the
@@ -203,10 +203,11 @@ class Server:
     ``breakdown`` each session's core cycles by processor state (the names of
     :data:`BREAKDOWN`: ``idle`` ... ``error``), ``link`` (cycles in which a link byte
     moved) and ``stops`` (how often simulated time stopped on a quiet link).
+    :meth:`snapshot` gives the connected client's figures so far.
     """
 
     def __init__(self, binary, *, host="127.0.0.1", port=0, poll=None, idle=None, ratio=None,
-                 linger=None):
+                 linger=None, settle=None):
         self.binary, self.host, self.port = Path(binary), host, port
         self.args = [str(self.binary), "--host", host, "--port", str(port)]
         if ratio is not None:
@@ -217,11 +218,14 @@ class Server:
             self.args += ["--poll", str(poll)]
         if idle is not None:
             self.args += ["--idle", str(idle)]
+        if settle is not None:
+            self.args += ["--settle", str(settle)]
         self.proc = None
         self.lines = []
         self.sessions = []
         self.cpu = []          # CPU seconds of each session, then of the whole run
         self.breakdown = []    # per session: {name in BREAKDOWN: count}
+        self.snapshots = []    # SIGUSR1's lines: {"cycles", name in BREAKDOWN: count}
         self.total = None
         self._cond = threading.Condition()
 
@@ -235,7 +239,9 @@ class Server:
             with self._cond:
                 self.lines.append(line)
                 m = _STATS.match(line)
-                if m:
+                if m and m.group(1).endswith(" so far"):
+                    self.snapshots.append({"cycles": int(m.group(2)), **_breakdown(m.group(6))})
+                elif m:
                     stats = (int(m.group(2)), float(m.group(3)))
                     self.cpu.append(float(m.group(5)) if m.group(5) else None)
                     if m.group(1) == "stopped":
@@ -272,6 +278,20 @@ class Server:
             self._cond.wait_for(lambda: len(self.sessions) >= count or self.proc.poll() is not None,
                                 timeout)
             return list(self.sessions)
+
+    def snapshot(self, timeout=10):
+        """The connected client's session so far (``{"cycles", "idle", ..., "stops"}``,
+        cycles counted when the binary next looks at its signals: within one poll of
+        the cycle loop). :class:`ServerError` when no client is connected or the line
+        does not come within ``timeout`` seconds."""
+        with self._cond:
+            n = len(self.snapshots)
+            self.proc.send_signal(signal.SIGUSR1)
+            if not self._cond.wait_for(lambda: len(self.snapshots) > n or self.proc.poll() is not None,
+                                       timeout) or len(self.snapshots) == n:
+                raise ServerError(f"no figures from the simulator within {timeout} s "
+                                  f"(is a client connected?)")
+            return self.snapshots[n]
 
     def stop(self, timeout=10):
         """SIGTERM, then the exit code (0 for a clean exit)."""

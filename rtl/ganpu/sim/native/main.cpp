@@ -7,10 +7,14 @@
 // link cycles per core cycle: a link edge evaluates only the framer) while it is ready; tx is always ready while the outgoing ring has room. While nothing
 // moves on the link and no program checks or runs for --idle cycles, simulated time
 // stops until the client sends a byte (an idle processor has nothing to do; a
-// simulator that spun on would take a CPU from everything else). Cycles are core clock
-// cycles. Output lines (stdout) are the interface:
+// simulator that spun on would take a CPU from everything else). It stops sooner,
+// --settle cycles after the last answer, when every request frame the client sent has
+// been answered and no program checks or runs: the host then thinks (or waits for
+// nothing), and a processor that waits for the host has nothing to compute meanwhile.
+// Cycles are core clock cycles. Output lines (stdout) are the interface:
 //   ganpu sim: listening on HOST:PORT
 //   ganpu sim: client N closed: C cycles, T s running, R cycles/s, U s CPU
+//   ganpu sim: client N so far: (the same, on SIGUSR1)
 //   ganpu sim: stopped: C cycles, T s running, R cycles/s, U s CPU
 #include <arpa/inet.h>
 #include <cerrno>
@@ -42,9 +46,10 @@
 
 namespace {
 
-volatile std::sig_atomic_t stop_requested = 0;
+volatile std::sig_atomic_t stop_requested = 0, report_requested = 0;
 
 void on_signal(int) { stop_requested = 1; }
+void on_report(int) { report_requested = 1; }
 
 // processor State values (ganpu.processor.program.State) during which time must run
 constexpr unsigned STATE_CHECKING = 1, STATE_RUNNING = 2;
@@ -68,14 +73,17 @@ struct Options {
     long idle = 4096;
     int ratio = 2;
     long linger = 32;
+    long settle = 8;
 };
 
 void usage(const char* prog) {
     std::fprintf(stderr, "usage: %s [--host H] [--port P] [--poll CYCLES] [--idle CYCLES] [--ratio N]\n"
-                         "          [--linger CYCLES]\n"
+                         "          [--linger CYCLES] [--settle CYCLES]\n"
                          "  --idle 0 never stops simulated time; --ratio: link clock cycles per\n"
                          "  core clock cycle, 1..16, while the link moves bytes and --linger core\n"
-                         "  cycles after (then one; --linger 0: always --ratio)\n", prog);
+                         "  cycles after (then one; --linger 0: always --ratio); --settle: time\n"
+                         "  stops that many cycles after every request is answered while no\n"
+                         "  program checks or runs (0: only after --idle quiet cycles)\n", prog);
 }
 
 bool parse(int argc, char** argv, Options& o) {
@@ -95,6 +103,7 @@ bool parse(int argc, char** argv, Options& o) {
         else if (a == "--idle") o.idle = n;
         else if (a == "--ratio" && n >= 1 && n <= 16) o.ratio = int(n);
         else if (a == "--linger") o.linger = n;
+        else if (a == "--settle") o.settle = n;
         else { usage(argv[0]); return false; }
     }
     return true;
@@ -145,6 +154,10 @@ int main(int argc, char** argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
+    struct sigaction sr{};
+    sr.sa_handler = on_report;
+    sigemptyset(&sr.sa_mask);
+    sigaction(SIGUSR1, &sr, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
@@ -196,8 +209,22 @@ int main(int argc, char** argv) {
     unsigned char chunk[4096];
     long quiet = 0, since = 0;
     bool stopped = false;
+    // request frames taken by the framer and answer frames it sent (non-empty frames:
+    // a delimiter after other bytes), and whether a frame is open in either direction.
+    // Equal counts with no frame open: the client waits for nothing from the device
+    // (a frame the framer drops unanswered, a runt, keeps them apart until --idle)
+    unsigned long long requests = 0, answers = 0;
+    bool rx_open = false, tx_open = false;
+    long settled = 0;
 
     while (!stop_requested) {
+        if (report_requested) {
+            report_requested = 0;
+            if (cfd >= 0) {
+                std::string what = "client " + std::to_string(clients) + " so far";
+                session.print(what.c_str());
+            }
+        }
         if (cfd < 0) {
             pollfd p{lfd, POLLIN, 0};
             if (poll(&p, 1, 100) <= 0) continue;
@@ -210,6 +237,9 @@ int main(int argc, char** argv) {
             tx.clear();
             session = Stats{};
             quiet = 0;
+            requests = answers = 0;
+            rx_open = tx_open = false;
+            settled = 0;
             ++clients;
             continue;
         }
@@ -237,21 +267,26 @@ int main(int argc, char** argv) {
             continue;
         }
         if (moved || rx.size || tx.size) quiet = 0;
-        if (opt.idle && quiet >= opt.idle) {
+        const bool answered = opt.settle && settled >= opt.settle && !rx.size && !tx.size;
+        if ((opt.idle && quiet >= opt.idle) || answered) {
             // nothing to do until the client speaks: stop time, wait for it
             pollfd p{cfd, POLLIN, 0};
             poll(&p, 1, 100);
             if (!stopped) ++session.stops;
             stopped = true;
             quiet = 0;
+            // nothing is pending now: a frame the framer dropped no longer holds the
+            // counts apart
+            if (!answered) { answers = requests; rx_open = tx_open = false; }
             if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) quiet = opt.idle;
+            else settled = 0;
             continue;
         }
         stopped = false;
         auto t0 = std::chrono::steady_clock::now();
-        long busy = 0;
-        for (long c = 0; c < opt.poll; ++c) {
-            bool moving = false;
+        long busy = 0, c = 0;
+        for (; c < opt.poll; ++c) {
+            bool moving = false, answer_done = false;
             // ratio link clock cycles per core clock cycle; the core's edges fall on the
             // first falling and the last rising link edge. A quiet link (no byte for
             // --linger core cycles, none waiting) ticks once per core cycle: its extra
@@ -270,8 +305,16 @@ int main(int argc, char** argv) {
                 top.link_clk = 1;
                 if (r == n - 1) top.clk = 1;
                 top.eval();
-                if (rx_fire) rx.pop();
-                if (tx_fire) tx.push(out);
+                if (rx_fire) {
+                    if (rx.front() == 0) { requests += rx_open; rx_open = false; }
+                    else rx_open = true;
+                    rx.pop();
+                }
+                if (tx_fire) {
+                    tx.push(out);
+                    if (out == 0) { answers += tx_open; answer_done = tx_open; tx_open = false; }
+                    else tx_open = true;
+                }
                 moving = moving || rx_fire || tx_fire;
             }
             const unsigned st = top.state;
@@ -279,11 +322,20 @@ int main(int argc, char** argv) {
             if (moving) ++session.link;
             since = moving ? 0 : since + 1;
             if (moving || st == STATE_CHECKING || st == STATE_RUNNING) busy = c + 1;
+            // the host waits for nothing and the processor for the host: after --settle
+            // cycles, leave the loop to send the last answer and stop time
+            const bool waiting = requests == answers && !rx_open && !tx_open && !rx.size &&
+                                 st != STATE_CHECKING && st != STATE_RUNNING;
+            settled = waiting ? settled + 1 : 0;
+            // a whole answer goes to the client at once, not at the next poll: the
+            // client's next frame (window 2) then arrives while the framer still works
+            // on the one before it
+            if ((opt.settle && settled >= opt.settle) || answer_done) { ++c; break; }
         }
         double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        session.cycles += opt.poll;
+        session.cycles += c;
         session.seconds += dt;
-        quiet = busy ? opt.poll - busy : quiet + opt.poll;
+        quiet = busy ? c - busy : quiet + c;
     }
     if (cfd >= 0) {
         // a client still connected at the stop: its line too, so its figures are not lost
