@@ -25,7 +25,8 @@ class Fp32Add(wiring.Component):
     3. add or subtract the 27-bit working significands (never negative: |x| >= |y|);
     4. leading-zero count of the 28-bit sum, clamped so that a left shift never goes
        below the subnormal exponent;
-    5. normalize: one position right on a carry, else left by the clamped count;
+    5. normalize: one position right on a carry, else left by the clamped count
+       (the exponent less the count beside the shifter);
     6. round to nearest even and assemble; the increment may carry into the
        exponent (subnormal to normal, largest finite to Inf).
 
@@ -157,8 +158,7 @@ class Fp32Add(wiring.Component):
                 m.d.comb += lz.eq(n)
         s4_sum = Signal(_W + 1)
         s4_lz = Signal(range(_W + 1))
-        s4_exp_norm = Signal(8)     # exponent after the left shift, if it normalizes
-        m.d.sync += [s4_sum.eq(s3_sum), s4_lz.eq(lz), s4_exp_norm.eq(s3["exp"] - lz)]
+        m.d.sync += [s4_sum.eq(s3_sum), s4_lz.eq(lz)]
         s4 = carry(s3, "s4")
 
         # --- stage 5: normalize ------------------------------------------------------
@@ -169,6 +169,10 @@ class Fp32Add(wiring.Component):
         s5_zero = Signal()
         left = Signal(_W)
         m.d.comb += left.eq(s4_sum[0:_W] << s4_lz)
+        # the exponent after the left shift, formed here beside the shifter: after the
+        # count in stage 4 its subtraction led the MAC lane's path (docs/synthesis.md)
+        exp_norm = Signal(8)
+        m.d.comb += exp_norm.eq(s4["exp"] - s4_lz)
         with m.If(s4_sum[_W]):
             # carry: one position right, folding the dropped bit into the sticky
             m.d.sync += [
@@ -178,7 +182,7 @@ class Fp32Add(wiring.Component):
         with m.Else():
             m.d.sync += [
                 s5_man.eq(left),
-                s5_exp.eq(Mux(left[_W - 1], s4_exp_norm, 0)),
+                s5_exp.eq(Mux(left[_W - 1], exp_norm, 0)),
             ]
         m.d.sync += s5_zero.eq(s4_sum == 0)
         s5 = carry(s4, "s5")
