@@ -11,6 +11,7 @@ step efficiency = oracle cycles (surviving MACs / all MAC lanes of all cores) / 
 cycles.
 """
 
+import argparse
 import json
 import sys
 from dataclasses import replace
@@ -47,12 +48,17 @@ def mlp_gan(train, hidden=None):
     return gan
 
 
-def step_config(config="sim", cores=4, gbuf_bits=None, program_bits=None, bias_bits=None):
+def step_config(config="sim", cores=4, gbuf_bits=None, program_bits=None, bias_bits=None,
+                host_words=None, buffer_sets=None):
     """The named processor config with ``cores`` cores and, when given, that many GBUF
     address bits, task-table address bits and BIAS buffer address bits (so that a
-    small config holds a step of a narrow GAN)."""
+    small config holds a step of a narrow GAN), host-port words (the DMA's width) and
+    buffer sets per core."""
     from .processor import config as named
     cfg = replace(named(config), cores=cores)
+    if host_words is not None or buffer_sets is not None:
+        cfg = replace(cfg, core=replace(cfg.core, host_words=host_words or cfg.core.host_words,
+                                        buffer_sets=buffer_sets or cfg.core.buffer_sets))
     if gbuf_bits is not None:
         cfg = replace(cfg, gbuf_bits=gbuf_bits)
     if program_bits is not None:
@@ -64,15 +70,22 @@ def step_config(config="sim", cores=4, gbuf_bits=None, program_bits=None, bias_b
 
 def bench_step(*, policies=POLICIES, cores=4, batch=32, seed=0, model=True, dma_width=None,
                config="sim", min_work=None, hidden=None, gbuf_bits=None, program_bits=None,
-               bias_bits=None, prefetch=False, overhead=None, costs=None):
+               bias_bits=None, prefetch=None, overhead=None, costs=None, host_words=None,
+               buffer_sets=None):
     """``(schedules {policy: Schedule}, program)`` of one MLP GAN step (``costs``: the
-    cycle model's fixed costs replaced, :func:`~ganpu.processor.cycle_model.simulate`)."""
+    cycle model's fixed costs replaced, :func:`~ganpu.processor.cycle_model.simulate`;
+    ``prefetch`` the model's two buffer sets, by default the config's)."""
     from .gan import TrainConfig
     from .host.compiler import compile_gan, run_step
     from .processor.cycle_model import simulate, task_row_macs, task_row_terms
     from .processor.program import Policy, TaskKind
 
-    cfg = step_config(config, cores, gbuf_bits, program_bits, bias_bits)
+    cfg = step_config(config, cores, gbuf_bits, program_bits, bias_bits, host_words, buffer_sets)
+    sets2 = cfg.core.buffer_sets > 1
+    if not model and prefetch is not None and prefetch != sets2:
+        raise ValueError(f"--prefetch is the cycle model's; on the RTL it follows the config's "
+                         f"buffer sets (buffer_sets={cfg.core.buffer_sets!r}; --buffer-sets)")
+    prefetch = sets2 if prefetch is None else prefetch
     gan = mlp_gan(TrainConfig(batch=batch, seed=seed), hidden)
     program = compile_gan(cfg, gan)
     _, gbuf = run_step(program, gan)
@@ -84,8 +97,8 @@ def bench_step(*, policies=POLICIES, cores=4, batch=32, seed=0, model=True, dma_
                        prefetch=prefetch, overhead=overhead, costs=costs) for p in policies}
     if not model:
         if (dma_width is not None and dma_width != cfg.core.host_words) or min_work is not None \
-                or prefetch or costs is not None:
-            raise ValueError(f"--dma-width, --min-work and --prefetch change the cycle model only; "
+                or costs is not None:
+            raise ValueError(f"--dma-width and --min-work change the cycle model only; "
                              f"the processor's DMA moves {cfg.core.host_words} word(s) per "
                              f"cycle (host_words of config {config!r}) and it has its own MIN_WORK")
         rtl = _run_rtl(cfg, TrainConfig(batch=batch, seed=seed), policies, hidden)
@@ -252,7 +265,8 @@ def breakdown(*, policies=POLICIES, **kw):
     kw = {**kw, "model": True}
     base, program = bench_step(policies=policies, **kw)
     cfg = step_config(kw.get("config", "sim"), kw.get("cores", 4), kw.get("gbuf_bits"),
-                      kw.get("program_bits"), kw.get("bias_bits"))
+                      kw.get("program_bits"), kw.get("bias_bits"), kw.get("host_words"),
+                      kw.get("buffer_sets"))
     _, gbuf = run_step(program, mlp_gan(TrainConfig(batch=kw.get("batch", 32), seed=kw.get("seed", 0)),
                                         kw.get("hidden")))
     macs = [task_row_macs(cfg, r, gbuf) if t.kind == TaskKind.GEMM else None
@@ -319,7 +333,8 @@ def _cmd(args):
                                       min_work=args.min_work, hidden=args.hidden,
                                       gbuf_bits=args.gbuf_bits, program_bits=args.program_bits,
                                       bias_bits=args.bias_bits, prefetch=args.prefetch,
-                                      overhead=args.overhead))
+                                      overhead=args.overhead, host_words=args.host_words,
+                                      buffer_sets=args.buffer_sets))
             return 0
         schedules, program = bench_step(policies=policies, cores=args.cores, batch=args.batch,
                                         seed=args.seed, model=args.model,
@@ -327,7 +342,8 @@ def _cmd(args):
                                         min_work=args.min_work, hidden=args.hidden,
                                         gbuf_bits=args.gbuf_bits, program_bits=args.program_bits,
                                         bias_bits=args.bias_bits, prefetch=args.prefetch,
-                                        overhead=args.overhead)
+                                        overhead=args.overhead, host_words=args.host_words,
+                                        buffer_sets=args.buffer_sets)
     except ValueError as exc:
         print(f"ganpu bench step: {exc}", file=sys.stderr)
         return 2
@@ -385,9 +401,14 @@ def register(bench_sub):
     c.add_argument("--calibrate-core", action="store_true",
                    help="first fit the per-task overhead on the config's core alone (Verilator: "
                         "every per-core part of the step's GEMMs) and use it (docs/astm.md)")
-    c.add_argument("--prefetch", action="store_true",
+    c.add_argument("--prefetch", action=argparse.BooleanOptionalAction, default=None,
                    help="cycle model of two buffer sets per core (a core's next task loads "
-                        "while it computes; not built, docs/astm.md)")
+                        "while it computes, docs/astm.md); default the config's buffer sets")
+    c.add_argument("--host-words", type=positive_int, default=None,
+                   help="the cores' host-port words, the DMA's width (default the config's; "
+                        "model and RTL)")
+    c.add_argument("--buffer-sets", type=positive_int, default=None,
+                   help="buffer sets per core, 1 or 2 (default the config's; model and RTL)")
     c.add_argument("--breakdown", action="store_true",
                    help="with --model: the cycles lost against the oracle by cause, and the step "
                         "without each group of fixed costs (docs/astm.md)")

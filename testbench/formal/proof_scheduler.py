@@ -131,9 +131,15 @@ def properties(m, sch, top):
     started = ctl.start & idle
     m.d.comb += Assume(ctl.ntasks <= TASKS)     # the checker refuses more (EMPTY)
 
-    # the monitor
-    occupied = [Signal(name=f"occupied{c}") for c in range(C)]
+    # the monitor: per core the parts it holds (at most one per buffer set), the
+    # oldest's record (``owner``) and the next one's (``owner2``, two sets)
+    S = cfg.core.buffer_sets
+    held = [Signal(range(S + 1), name=f"held{c}") for c in range(C)]
+    occupied = [h != 0 for h in held]
+    has_room = [h < S for h in held]
     owner = [Signal(cfg.program_bits, name=f"owner{c}") for c in range(C)]
+    owner2 = [Signal(cfg.program_bits, name=f"owner2_{c}") for c in range(C)]
+    unstarted = [Signal(range(S + 1), name=f"unstarted{c}") for c in range(C)]
     dispatched = Signal(TASKS)      # given to cores, paused at, or given to the engine
     served = Signal(TASKS)          # PAUSE resumed from, UPDATE done
     parts = [Signal(range(C + 1), name=f"parts{t}") for t in range(TASKS)]
@@ -161,20 +167,37 @@ def properties(m, sch, top):
     newly = Signal(TASKS)           # records started in this cycle
     for c in range(C):
         tr = sch.trace[c]
+        tp = sch.cores[c]
+        done_task = tr.task if S == 1 else tr.done_task
+        # a completion and a dispatch may share a cycle with two sets: the held count
+        # and the owners follow both
+        m.d.sync += held[c].eq(held[c] - tr.complete + tr.dispatch)
+        with m.If(tr.complete):
+            m.d.comb += Assert(occupied[c] & (done_task == owner[c]),
+                               f"core {c} completed a part it was not given, or not its oldest")
+            m.d.sync += owner[c].eq(owner2[c])
         with m.If(tr.dispatch):
-            m.d.comb += Assert(~occupied[c], f"core {c} given a task while it holds one")
+            m.d.comb += Assert(has_room[c], f"core {c} given a task while it holds one per set")
             m.d.comb += Assert(is_gemm.bit_select(tr.task, 1), f"core {c} given a record that is not a GEMM")
             m.d.comb += Assert(state == State.RUNNING, f"core {c} given a task while not running")
             m.d.comb += Assert(~dispatched.bit_select(tr.task, 1), f"core {c} given a finished record")
             starts(tr.task, f"core {c} given a task")
-            m.d.sync += [occupied[c].eq(1), owner[c].eq(tr.task)]
+            with m.If(held[c] - tr.complete == 0):
+                m.d.sync += owner[c].eq(tr.task)
+            with m.Else():
+                m.d.sync += owner2[c].eq(tr.task)
             m.d.comb += newly.bit_select(tr.task, 1).eq(1)
-        with m.If(tr.complete):
-            m.d.comb += Assert(occupied[c] & (tr.task == owner[c]),
-                               f"core {c} completed a part it was not given")
-            m.d.sync += occupied[c].eq(0)
-        with m.If(sch.cores[c].start):
-            m.d.comb += Assert(occupied[c], f"core {c} started without a dispatched part")
+        m.d.sync += unstarted[c].eq(unstarted[c] + tr.dispatch - tp.start)
+        with m.If(tp.start):
+            m.d.comb += Assert(unstarted[c] != 0, f"core {c} started without a dispatched part")
+        if S > 1:
+            # the core's contract: busy rises the cycle after a start and only then; a
+            # start while it is busy would be ignored (the task lost)
+            was_start, was_busy = Signal(name=f"was_start{c}"), Signal(name=f"was_busy{c}")
+            m.d.sync += [was_start.eq(tp.start), was_busy.eq(tp.busy)]
+            m.d.comb += [Assume(~was_start | tp.busy), Assume(~tp.busy | was_busy | was_start)]
+            with m.If(tp.start):
+                m.d.comb += Assert(~tp.busy, f"core {c} started while computing")
         for t in range(TASKS):
             delta[t] = delta[t] + (tr.dispatch & (tr.task == t)) - (tr.complete & (owner[c] == t))
     for t in range(TASKS):
@@ -277,13 +300,20 @@ def properties(m, sch, top):
     sum_words = sum(Mux(g, v.words, 0) for g, v in zip(in_run, views))
     n_gemm = sum(g.as_unsigned() for g in in_run)
     bound = ((sum_work * cfg.core.host_words > sum_words * C) & (sum_work > n_gemm * C * MIN_SPLIT))
-    n_free = sum((~occupied[c]).as_unsigned() for c in range(C))
+    # a core with a free set counts as free for a GEMM (two sets: the group is staged
+    # behind the running one, and ADAPTIVE always takes min(C, M): staged_cores)
+    n_free = sum(has_room[c].as_unsigned() for c in range(C))
+    room_all = Const(1, 1)
+    room_any = Const(0, 1)
+    for c in range(C):
+        room_all = room_all & has_room[c]
+        room_any = room_any | has_room[c]
     enough = Signal(TASKS)          # per record: min(C, M) cores free
     for t, v in enumerate(views):
         m.d.comb += enough[t].eq(n_free >= Mux(v.m > C, C, v.m))
-    adaptive_ok = Mux(bound, enough.bit_select(oldest, 1), any_free)
-    cores_ok = Mux(policy == Policy.TEMPORAL.value, all_free,
-                   Mux(policy == Policy.SPATIAL.value, any_free, adaptive_ok))
+    adaptive_ok = Mux(bound | (S > 1), enough.bit_select(oldest, 1), room_any)
+    cores_ok = Mux(policy == Policy.TEMPORAL.value, room_all,
+                   Mux(policy == Policy.SPATIAL.value, room_any, adaptive_ok))
     resources = ~sch.load.valid & Mux(o_gemm, cores_ok & ~eng_busy,
                                       Mux(o_pause, all_free & ~eng_busy,
                                           ~eng_busy & ~sch.dma_busy & ~sch.store.valid))
@@ -313,6 +343,9 @@ def properties(m, sch, top):
                  Cover(entering), Cover(upd.start),
                  # the first record waits through a whole scan (Head, Addr, Eval, Decide)
                  Cover(wait == 4)]
+    if S > 1:
+        # a task staged on a core behind the one it holds
+        m.d.comb += Cover(held[0] == 2)
     if top.deep:
         m.d.comb += [Cover(dep_seen), Cover(reused), Cover(waiting_dep)]
 
@@ -329,16 +362,22 @@ class LateScheduler(Scheduler):
         return Mux(free > wanted, wanted, 0)
 
 
-def design(deep=False, mutant=False):
+# the same with two buffer sets per core (prefetching, docs/astm.md)
+CONFIG_SETS = ProcessorConfig(cores=CONFIG.cores, core=CoreConfig(
+    lanes=1, geom=CONFIG.core.geom, eors_lanes=2, buffer_sets=2), gbuf_bits=8, program_bits=1, deps=1, window=1)
+
+
+def design(deep=False, mutant=False, cfg=CONFIG):
     """The proof's top; ``mutant``: of :class:`LateScheduler` instead."""
-    width = 16 * record_words(CONFIG) * TASKS
-    top = Harness((LateScheduler if mutant else Scheduler)(CONFIG), properties,
+    width = 16 * record_words(cfg) * TASKS
+    top = Harness((LateScheduler if mutant else Scheduler)(cfg), properties,
                   extra={"records": In(width)}, driven=("table.data",))
     top.deep = deep
     return top
 
 
 PROOFS = {"scheduler": (design, DEPTH),
+          "scheduler_sets": (lambda: design(cfg=CONFIG_SETS), DEPTH),
           # the covers of a whole task's life (a dependent dispatched after its
           # dependency completed, a core reused) need more cycles than CI affords
           "scheduler_deep": (lambda: design(deep=True), DEEP_DEPTH)}

@@ -59,8 +59,11 @@ class ProcessorConfig:
 # 16 gains little over 8). ``sim`` samples one predicted-zero output in 128 for EORS
 # self-calibration (``docs/eors.md``: the study's one setting): the results are those
 # of cores without sampling, and the processor has the calibration counter bank.
+# ``sim`` has two buffer sets per core (prefetching: a core's next task loads while it
+# computes, ``docs/astm.md``; twice the block RAM, which a simulation does not mind);
+# the board configs keep one.
 CONFIGS = {
-    "sim": ProcessorConfig(core=CoreConfig(host_words=8, eors_sample_log2=7)),
+    "sim": ProcessorConfig(core=CoreConfig(host_words=8, eors_sample_log2=7, buffer_sets=2)),
     "small": ProcessorConfig(cores=2, core=CoreConfig(lanes=2, geom=Geometry(
         a_bits=8, b_bits=9, out_bits=9, bias_bits=5, mask_bits=9), eors_lanes=4, host_words=4),
         gbuf_bits=12, program_bits=4, deps=2, window=2),

@@ -315,7 +315,7 @@ class Schedule:
 
 
 def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None, row_terms=None,
-             dma_width=None, overhead=None, min_work=None, rule=None, prefetch=False,
+             dma_width=None, overhead=None, min_work=None, rule=None, prefetch=None,
              costs=None):
     """Schedule ``records`` on ``cfg`` under ``policy``; returns a :class:`Schedule`.
 
@@ -331,11 +331,11 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None, 
     regime is decided for). ``costs`` replaces some of the fixed costs (a dict with
     names from :data:`COSTS`, e.g. ``{"DMA_SETUP": 0}``: what each costs the step).
 
-    ``prefetch`` models hardware the processor does not have (``docs/astm.md``, the
-    prefetch sketch): two buffer sets per core, so a core may be given its next task
-    while it computes (its load goes to the idle set) and start it as soon as both its
-    compute is done and the load is in; a set is free again when its task's rows are
-    stored. A core counts as free for TEMPORAL and SPATIAL while it has a free set;
+    ``prefetch`` (default: the config's ``core.buffer_sets`` is 2) models two buffer
+    sets per core, as the scheduler builds them (``docs/astm.md``, "Prefetching the
+    next task"): a core may be given its next task while it computes (its load goes to
+    the idle set) and start it as soon as both its compute is done and the load is in;
+    a set is free again when its task's rows are stored. A core counts as free for TEMPORAL and SPATIAL while it has a free set;
     ADAPTIVE counts idle cores (no task held) and staged ones (one held) apart,
     :func:`staged_cores`, and ``rule`` then gets the idle count as a fourth argument
     (``free`` counting both). Cores are taken idle ones first.
@@ -360,6 +360,7 @@ def simulate(cfg, records, policy=Policy.ADAPTIVE, gbuf=None, *, row_macs=None, 
     JOB_SETUP, DMA_SETUP, STORE_SETUP, SKIP, START, CHECK, REGIME, SCAN_ASSIGN = (
         cost[name] for name in COSTS)
     overhead = core_overhead(cfg.core) if overhead is None else overhead
+    prefetch = cfg.core.buffer_sets > 1 if prefetch is None else prefetch
     recs = [normalize(cfg, r) for r in records]
     if row_macs is None:
         row_macs = [task_row_macs(cfg, r, gbuf) if r["kind"] == TaskKind.GEMM.value else None
