@@ -92,6 +92,19 @@ class Scheduler(ProcessorComponent):
     ready, every core free and no update running, sets State PAUSED and PAUSED_AT and is
     done at ``control.resume``. State DONE when every record is done.
 
+    Two buffer sets (``cfg.core.buffer_sets`` = 2, ``docs/astm.md``, "Prefetching the
+    next task"): a core holds up to two tasks, one per set, and counts as free while it
+    has a free set; TEMPORAL waits until every core has one, SPATIAL takes one such
+    core, ADAPTIVE takes ``min(cores, M)`` of them in either regime
+    (:func:`ganpu.processor.cycle_model.staged_cores`); the group takes idle cores
+    first. A staged task (dependencies stored, as any dispatch) is loaded into the
+    core's free set (the load job's ``sets``) while the core computes; it starts, with
+    the task port's ``set``, once its load is in and the core has computed its other
+    task, whose store (the store job's ``set``) may still wait or run. A set is free
+    again when its rows are stored; a core's loads, starts and stores follow its
+    dispatch order. A PAUSE waits until every set of every core is free. With one set
+    the behaviour and the generated logic are those of the one-set scheduler.
+
     State: ``control.start`` (in IDLE, DONE or ERROR) starts the program check (CHECKING),
     then RUNNING, or ERROR with the checker's verdict.
 
