@@ -9,7 +9,8 @@ under each policy. Wider GANs use a large-buffer core (buffers of 2^16 elements,
 the step does not fit the ``sim`` config (``--big-core`` uses it for all).
 
 ``--prefetch`` schedules every policy on cores with a second buffer set (the cycle
-model's prefetch sketch, ``docs/astm.md``).
+model's prefetch, ``docs/astm.md``); without it one set, whatever the
+config's ``buffer_sets``.
 
 Usage: python scripts/scaling.py [--widths 1 2] [--cores 1 2 4 8 16] [--batches 32 128]
        [--dma-width 1] [--prefetch] [--json F]
