@@ -125,10 +125,10 @@ class DescriptorChecker(CheckedComponent):
     The products are formed in registered stages (they map to DSP multipliers), so
     the verdict comes ``latency`` = 5 cycles after ``start``; throughput one descriptor
     per task. Stage 1 reads the live descriptor and registers it (with the minus-one
-    dimensions, the first products and the low and high border offsets of the exact
-    tap count);
-    stages 2 to 5 start from those flip-flops: stage 2 the stride products, the tap
-    count's border terms and their sum, stage 3 the last addresses, the combination rules and
+    dimensions, the first products, the low border terms of the exact tap count and
+    its high border offsets);
+    stages 2 to 5 start from those flip-flops: stage 2 the stride products and the
+    tap count's sums, stage 3 the last addresses, the combination rules and
     ``Py * img * chan`` (one multiplier, its factors saturated past A's depth by bit
     tests), stage 4 the last product ``* Px`` (registered: a DSP output of its own)
     beside the codes ranked before and after WORK_RANGE, stage 5 the verdict, which
@@ -417,14 +417,13 @@ class DescriptorChecker(CheckedComponent):
 
         Timing: a border term ``clip(e) - clip(e - n_t)`` is a multiplexer on the signs
         and low bits of ``e`` and ``f = e - n_t`` (:meth:`_border`), not a subtraction.
-        Stage 1 forms the product, for the low border ``e = -a_o`` and ``f = e - n_t``
-        of each output o < 6 (3-bit fields only), and for the high border ``e`` and
-        ``f`` of each of the last 7 outputs in 7 bits:
+        Stage 1 forms the product, the low border's terms and, for the high border,
+        ``e`` and ``f`` of each of the last 7 outputs in 7 bits:
         ``hb = W + c`` with ``W = 2**S2*(o0 + n_o) - 2**D2*n_in`` wide and ``c`` narrow;
         ``e`` and ``f`` take ``W``'s low 7 bits (exact while ``W`` is in [-32, 31]: it
         matters up to 16, and below -32 every term is 0, which a flag from the full ``W``
         forces) plus ``c - j*cstride`` and ``c - n_t - j*cstride`` (3-bit fields only),
-        registered in stage 1. Stage 2 takes both borders' terms and their one sum."""
+        registered in stage 1. Stage 2 takes the high border's terms and both sums."""
         g = self.geom
         border = self._border
 
@@ -437,16 +436,15 @@ class DescriptorChecker(CheckedComponent):
         cmul = Signal(g.dim_bits + 3, name=f"cmul_{name}")
         cadd = Signal(g.dim_bits, name=f"cadd_{name}")
         m.d.sync += [cmul.eq(n_o * Mux(D2, half, n_t)), cadd.eq(Mux(D2 & odd, n_even, 0))]
-        # the low border of each output o < 6: its e and f registered here and its term
-        # formed in stage 2 beside the high border's (the term's multiplexer after the
-        # subtractions from the task port led the checker's stage 1, docs/synthesis.md)
-        les, lfs, inside = [], [], Signal(6, name=f"linside_{name}")
+        # the low border's loss, one registered term per output o < 6
+        low = []
         for o in range(6):
             x, xf = Signal(signed(6), name=f"lx_{name}{o}"), Signal(signed(6), name=f"lf_{name}{o}")
-            m.d.sync += [x.eq(pad - t0 - Mux(S2, 2 * o, o)), xf.eq(pad - t0 - n_t - Mux(S2, 2 * o, o)),
-                         inside[o].eq((o0 <= o) & (o0 + n_o > o))]
-            les.append(x)
-            lfs.append(xf)
+            m.d.comb += [x.eq(pad - t0 - Mux(S2, 2 * o, o)), xf.eq(pad - t0 - n_t - Mux(S2, 2 * o, o))]
+            inside = (o0 <= o) & (o0 + n_o > o)
+            t = Signal(3, name=f"lt_{name}{o}")
+            m.d.sync += t.eq(Mux(inside, border(x, xf, n_t, (n_t + 1) >> 1, n_t >> 1, D2), 0))
+            low.append(t)
         # hb = W + c: W = 2**S2*(o0 + n_o) - 2**D2*n_in, c = t0 + n_t - pad - cstride + dil - 1
         s_o = n_o if isinstance(o0, int) else o0 + n_o
         wide = Signal(signed(g.dim_bits + 4), name=f"hw_{name}")
@@ -473,12 +471,11 @@ class DescriptorChecker(CheckedComponent):
             es.append(e)
             fs.append(f)
 
-        # stage 2: both borders' terms and one sum of them (at most 13 * 7)
-        low = [Mux(inside[o], border(les[o], lfs[o], n_t_r, up_r, dn_r, D2_r), 0) for o in range(6)]
+        # stage 2: the high border's terms and the sums
         high = [Mux(live[j] & ~w_low, border(es[j], fs[j], n_t_r, up_r, dn_r, D2_r), 0) for j in range(7)]
         base = Signal(signed(g.dim_bits + 5), name=f"pbase_{name}")
-        hsum = Signal(7, name=f"hsum_{name}")
-        m.d.sync += [base.eq(cmul + cadd), hsum.eq(sum(low) + sum(high))]
+        hsum = Signal(6, name=f"hsum_{name}")
+        m.d.sync += [base.eq(cmul + cadd - sum(low)), hsum.eq(sum(high))]
         # (stage 3 subtracts, straight into its multiplier)
         pairs = Signal(signed(g.dim_bits + 5), name=f"pairs_{name}")
         m.d.comb += pairs.eq(base - hsum)
