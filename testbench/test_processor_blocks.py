@@ -134,11 +134,14 @@ def test_docs_tables():
     assert set(csr_names(CFG).values()) >= {c.name for c in Csr if c not in (Csr.CORE_BUSY, Csr.EORS)}
 
 
+@pytest.mark.parametrize("sets", [1, 2])
 @pytest.mark.parametrize("cores", [1, 2, 3])
 @pytest.mark.parametrize("cls", [Dma, Scheduler, BusFrontEnd])
-def test_blocks_elaborate_for_any_core_count(cls, cores):
+def test_blocks_elaborate_for_any_core_count(cls, cores, sets):
     """With one core the per-core loops are empty: no condition may fall back on a Python
-    int (``~0`` is a signed -1, which Amaranth warns about and a warning fails here)."""
+    int (``~0`` is a signed -1, which Amaranth warns about and a warning fails here);
+    with one and two buffer sets per core."""
     from dataclasses import replace
     from amaranth.hdl import Fragment
-    Fragment.get(cls(replace(CFG, cores=cores)), None)
+    cfg = replace(CFG, cores=cores, core=replace(CFG.core, buffer_sets=sets))
+    Fragment.get(cls(cfg), None)
