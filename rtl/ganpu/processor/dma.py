@@ -97,6 +97,11 @@ class Dma(ProcessorComponent):
     bit 0 as a 0/1 word), read through the core's host port, whose data comes
     ``HostPort.read_latency`` cycles after the address.
 
+    Two buffer sets (``cfg.core.buffer_sets`` = 2): a load job writes each core of its
+    group in that core's set (``sets``), a store job reads its core's set ``set``; every
+    core address goes through :func:`set_address` (``set * depth(buf) + e``), taken with
+    the job, so the passes and their timing are those of one set.
+
     Latency: a pass of ``w`` words takes ``w`` issue cycles (:meth:`pass_issues`: ``w / W``
     when wide, ``ceil(rows / W) * cols + r + 1`` when transposed, ``r`` the rows of the
     last band) plus 1 (load) or ``read_latency`` (store) to drain, plus one set-up
