@@ -13,9 +13,10 @@ surviving work (dual sparsity and, with ``--eors on``, the outputs EORS predicts
 and the sampled ones) and dense (every MAC); with EORS records, a third time with every
 output of them computed (``every_output``: the work as the GBUF after the step tells
 it, no prediction); and the surviving work once more on cores with two buffer sets
-(``prefetch``: the cycle model's what-if, ``docs/astm.md``, not today's hardware). ``bound``: the best any schedule could reach, the surviving MACs on
-every MAC lane without a lost cycle plus the update engine's DMA cycles, as cycles and
-as a multiple of the dense peak (``docs/update.md``). With ``--eors on``
+(``prefetch``: the cycle model's what-if, ``docs/astm.md``, not today's hardware).
+``bound``: the best any schedule could reach, the surviving MACs on every MAC lane
+without a lost cycle plus the update engine's DMA cycles, as cycles and as a multiple
+of the dense peak (``docs/update.md``). With ``--eors on``
 on a config whose cores sample (``sim``: 1 in 128), the sampling's share of the FP
 MACs of a step (:func:`sampling_cost`, the issue's cost goal: at most 2 %). Per policy: the
 step's cycles, when the D update ends (its last UPDATE record) and the G update's
