@@ -15,6 +15,10 @@ streams free under the handshake (the scheduler's promise, proved in
   never after its ``loaded`` (the core may be running then); the GBUF is written only
   during a store job.
 
+``dma_sets``: the same DMA with two buffer sets per core, and every core write lands
+in the set the load job names for that core (the address bit above the buffer's
+depth, ``set_address``); covers a write into set 1.
+
 Depth 13: covers a core loaded and a store job done. ``dma_deep`` (with
 ``GANPU_TEST_SCALE`` > 1) goes to depth 20 and covers a two-core group loaded core by
 core, then a store job taken.
@@ -32,7 +36,11 @@ handshake, the status (state included) and the memories' read data free:
 Covers: a refused write followed by an accepted read whose response stalls.
 """
 
-from amaranth.hdl import Assert, Assume, Cover, Signal, Value, Const
+from dataclasses import replace
+
+from amaranth.hdl import Assert, Assume, Cover, Signal, Value, Const, Mux
+
+from ganpu.core.config import Buf
 
 from ganpu.processor.bus import BusFrontEnd, csr_names
 from ganpu.processor.dma import Dma
@@ -188,8 +196,42 @@ def bus_properties(m, bus, top=None):
                       bus.resp.ready)
 
 
-def design_dma(deep=False):
-    top = Harness(Dma(PROC), dma_properties)
+def dma_set_properties(m, dma, top=None):
+    """``dma_properties`` and, with two buffer sets, each core written in its job's set."""
+    dma_properties(m, dma, top)
+    C, core = dma.cfg.cores, dma.cfg.core
+    # the jobs fit one set of the buffers, with no zero dimension (the program checker
+    # and the core's check refuse other tasks); a larger one would run into the set
+    # bit, and a zero-length pass would run on
+    job = dma.load.payload
+    P = core.eors_lanes
+    n_up = (job.n + P - 1) // P * P
+    with m.If(dma.load.valid):
+        m.d.comb += Assume((job.n != 0) & (job.k != 0) & (n_up * job.k <= core.depth(Buf.B)))
+        m.d.comb += Assume(job.n <= core.depth(Buf.BIAS))
+        for c in range(C):
+            r = job.rows[c]
+            m.d.comb += Assume(~job.group[c] | ((r.mc != 0) & (r.mc * job.k <= core.depth(Buf.A)) &
+                                                (r.mc * job.n <= core.depth(Buf.MASK_IN))))
+    jsets = Signal(C)
+    with m.If(dma.load.valid & dma.load.ready):
+        m.d.sync += jsets.eq(dma.load.payload.sets)
+    for c in range(C):
+        port = dma.cores[c]
+        bit = Const(0, 1)
+        for b in Buf:
+            bit = Mux(port.buf == b, port.addr.bit_select(core.depth(b).bit_length() - 1, 1), bit)
+        with m.If(_any(port.we)):
+            m.d.comb += Assert(bit == jsets[c], f"core {c}: written outside its job's set")
+        m.d.comb += Cover(_any(port.we) & bit)
+
+
+# the DMA proof's processor with two buffer sets per core
+PROC_SETS = replace(PROC, core=replace(PROC.core, buffer_sets=2))
+
+
+def design_dma(deep=False, sets=False):
+    top = Harness(Dma(PROC_SETS if sets else PROC), dma_set_properties if sets else dma_properties)
     top.deep = deep
     return top
 
@@ -199,6 +241,7 @@ def design_bus():
 
 
 PROOFS = {"dma": (design_dma, DMA_DEPTH), "bus": (design_bus, BUS_DEPTH),
+          "dma_sets": (lambda: design_dma(sets=True), DMA_DEPTH),
           "dma_deep": (lambda: design_dma(deep=True), DMA_DEEP_DEPTH)}
 # a two-core group loaded core by core, then a store: 19 cycles, too deep for CI
 SCALE_ONLY = {"dma_deep"}
