@@ -238,6 +238,10 @@ class DescriptorChecker(CheckedComponent):
         m.d.sync += [mn.eq(d.m * d.n), mk.eq(d.m * d.k), gk.eq(((n1 >> lp) + 1) * d.k)]
         zero2 = Signal()
         m.d.sync += zero2.eq(zero)
+        # stage 1's flops follow the live task port every cycle, so stage 3 reads its
+        # own copies of them: the port's driver may change desc after start
+        m2, n2 = Signal(g.dim_bits, name="m1_2"), Signal(g.dim_bits, name="n1_2")
+        m.d.sync += [m2.eq(m1), n2.eq(n1)]
         # kern*kern (the EORS B-offset rule) from a table and registered: a 3-bit square
         # needs no multiplier, whose unregistered output led stage 3's longest path
         kk = Signal(6, name="kern_sq")
@@ -287,7 +291,7 @@ class DescriptorChecker(CheckedComponent):
             a_last.eq(d.a_base + prods["am"] + prods["ak"]),
             b_last.eq(d.b_base + prods["bn"] + prods["bk"]),
             o_last.eq(d.o_base + prods["om"] + prods["on"]),
-            bias_last.eq(d.bias_base + n1),
+            bias_last.eq(d.bias_base + n2),
         ]
         mn3, gk3, zero3 = Signal(w), Signal(w), Signal()
         m.d.sync += [mn3.eq(mn), gk3.eq(gk), zero3.eq(zero2)]
@@ -315,8 +319,8 @@ class DescriptorChecker(CheckedComponent):
         # the stride products, so no comparison wider than the last-address sums
         rows_ok, cols_ok = Signal(), Signal()
         m.d.sync += [
-            rows_ok.eq(((n1 == 0) | (d.o_sn != 0)) & ((m1 == 0) | (d.o_sm > prods["on"]))),
-            cols_ok.eq(((m1 == 0) | (d.o_sm != 0)) & ((n1 == 0) | (d.o_sn > prods["om"]))),
+            rows_ok.eq(((n2 == 0) | (d.o_sn != 0)) & ((m2 == 0) | (d.o_sm > prods["on"]))),
+            cols_ok.eq(((m2 == 0) | (d.o_sm != 0)) & ((n2 == 0) | (d.o_sn > prods["om"]))),
         ]
         eors_d = d.eors & (d.op == Op.FP) & (d.act == Act.RELU)
         # the speculator reads BW word g*K + boff: B offsets must be k itself
