@@ -12,8 +12,10 @@ measured one), gives the work the cores did, and the cycle model
 surviving work (dual sparsity and, with ``--eors on``, the outputs EORS predicts live
 and the sampled ones) and dense (every MAC); with EORS records, a third time with every
 output of them computed (``every_output``: the work as the GBUF after the step tells
-it, no prediction); and the surviving work once more on cores with two buffer sets
-(``prefetch``: the cycle model's what-if, ``docs/astm.md``, not today's hardware).
+it, no prediction); all on the config's hardware (``sim`` has two buffer sets per core:
+a task's load overlaps the previous one's compute). On a one-set config, the surviving
+work once more on cores with two buffer sets (``prefetch``: the what-if of
+``docs/astm.md``).
 ``bound``: the best any schedule could reach, the surviving MACs on every MAC lane
 without a lost cycle plus the update engine's DMA cycles, as cycles and as a multiple
 of the dense peak (``docs/update.md``). With ``--eors on``
@@ -355,12 +357,14 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
         kinds = (("measured", row_macs), ("dense", None))
         if any(r.get("eors") for r in program.records):
             kinds += (("every_output", every),)
-        # what-if: the measured work on cores with two buffer sets (a task's load
-        # overlapping the previous one's compute; docs/astm.md, the prefetch sketch)
-        kinds += (("prefetch", row_macs),)
+        # what-if on a one-set config: the measured work on cores with two buffer sets
+        # (a task's load overlapping the previous one's compute; docs/astm.md)
+        if cfg.core.buffer_sets == 1:
+            kinds += (("prefetch", row_macs),)
         for name, rm in kinds:
+            # None: the config's own buffer sets, the hardware the device runs
             s = simulate(cfg, program.records, Policy[p.upper()], row_macs=rm,
-                         prefetch=name == "prefetch")
+                         prefetch=True if name == "prefetch" else None)
             d_end = max(s.finished[i] for i in d_updates)
             secs = s.cycles / f
             runs[name] = {"cycles": s.cycles, "d_update": d_end, "g_update": s.cycles - d_end,
@@ -369,7 +373,8 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
                           "effective_gflops": round(2 * dense_macs / secs / 1e9, 4)}
         runs["speedup"] = round(runs["dense"]["cycles"] / runs["measured"]["cycles"], 4)
         runs["effective_vs_peak"] = round(2 * dense_macs / (runs["measured"]["cycles"] / f) / peak, 4)
-        runs["prefetch_vs_peak"] = round(2 * dense_macs / (runs["prefetch"]["cycles"] / f) / peak, 4)
+        if "prefetch" in runs:
+            runs["prefetch_vs_peak"] = round(2 * dense_macs / (runs["prefetch"]["cycles"] / f) / peak, 4)
         pol[p] = runs
     # the best any schedule could do: the surviving MACs on every lane without a lost
     # cycle, then the update engine's DMA (docs/update.md, the bound)
@@ -455,9 +460,10 @@ def print_table(res, file=None):
           f"{sp['relu_outputs']:,} FP ReLU outputs {100 * sp['true_zero']:.1f} % zero, "
           f"{100 * sp['skipped']:.1f} % predicted zero (skipped), false zeros "
           f"{100 * sp['false_zero']:.2f} % of the nonzero ones", file=file)
-    print("two buffer sets per core (the cycle model's prefetch what-if, docs/astm.md): " + ", ".join(
-        f"{p} {r['prefetch']['cycles']:,} ({r['prefetch_vs_peak']:.2f}x)"
-        for p, r in res["policies"].items()) + " cycles (of dense peak)", file=file)
+    if all("prefetch" in r for r in res["policies"].values()):
+        print("two buffer sets per core (the cycle model's prefetch what-if, docs/astm.md): " + ", ".join(
+            f"{p} {r['prefetch']['cycles']:,} ({r['prefetch_vs_peak']:.2f}x)"
+            for p, r in res["policies"].items()) + " cycles (of dense peak)", file=file)
     every = {p: r["every_output"]["cycles"] for p, r in res["policies"].items() if "every_output" in r}
     if every:
         print("every output of the EORS records computed (no prediction): " + ", ".join(
