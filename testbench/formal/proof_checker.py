@@ -1,9 +1,11 @@
 """The descriptor checker never accepts a task that would leave a buffer.
 
 On :class:`ganpu.core.descriptor.DescriptorChecker` of the smallest geometry (every
-descriptor field free, held stable as the checker's contract asks; ``start`` free),
-whenever ``done`` comes with ``OK``, for every free index ``m < M``, ``n < N``,
-``k < K`` (a second free output ``(m2, n2)`` for the overlap rule):
+descriptor field free in every cycle, since the checker reads it in the ``start``
+cycle only; ``start`` free but at least ``latency`` cycles after the last one, the
+contract's throughput), whenever ``done`` comes with ``OK``, for the descriptor taken
+at that ``start`` and every free index ``m < M``, ``n < N``, ``k < K`` (a second free
+output ``(m2, n2)`` for the overlap rule):
 
 * op, act and the convolution mode are defined codes and M, N, K are non-zero;
 * OUT ``o_base + m*o_sm + n*o_sn``, BIAS ``bias_base + n`` (with ``bias``) and the
@@ -21,7 +23,7 @@ a task whose A, OUT and mask accesses reach the last element of their buffers; O
 an EORS task with bias; a refusal.
 """
 
-from amaranth.hdl import Assert, Assume, Cover, Signal
+from amaranth.hdl import Assert, Assume, Cat, Cover, Signal
 
 from ganpu.core.config import CoreConfig, Geometry
 from ganpu.core.descriptor import Act, ConvMode, DescriptorChecker, Error, Op
@@ -37,14 +39,19 @@ DEPTH = DescriptorChecker.latency + 3
 def properties(m, ck, accept=()):
     cfg = ck.config
     g = cfg.geom
-    d = ck.desc
     P = cfg.eors_lanes
     w = g.dim_bits
-    # held stable (the checker's contract: from start until done)
-    prev = Signal.like(d.as_value())
+    # the live descriptor is free in every cycle (the core hands over its task port,
+    # whose driver may change it after start); the verdict is of the one at start
+    d = Signal(ck.desc.shape(), name="desc_at_start")
+    with m.If(ck.start):
+        m.d.sync += d.eq(ck.desc)
+    # one start per verdict: no start in the latency - 1 cycles after a start
+    recent = Signal(ck.latency - 1, name="recent_starts")
+    m.d.sync += recent.eq(Cat(ck.start, recent[:-1]))
+    m.d.comb += Assume(~(ck.start & recent.any()))
     first = Signal(init=1)
-    m.d.sync += [prev.eq(d.as_value()), first.eq(0)]
-    m.d.comb += Assume(first | (d.as_value() == prev))
+    m.d.sync += first.eq(0)
     # free witnesses, constant over the run
     idx = {}
     for name in ("mi", "ni", "ki", "mj", "nj"):
