@@ -42,7 +42,8 @@ def step_table(doc):
     base = rows.get("temporal")
     out = [f"One MLP GAN training step (batch {doc['batch']}), {doc['cores']} cores, DMA "
            f"{doc['dma_width']} word(s)/cycle, {'RTL (Verilator)' if rtl else 'cycle model'}"
-           + (", two buffer sets per core (modelled: the processor does not use them yet)" if doc.get("prefetch") else "")
+           + (", two buffer sets per core" if doc.get("buffer_sets", 1) == 2 or doc.get("prefetch") else
+              ", one buffer set per core" if "buffer_sets" in doc else "")
            + ":", "",
            "| policy | step cycles | busy per core | DMA cycles | step efficiency | vs temporal |"
            + (" cycle model | model error |" if rtl else ""),

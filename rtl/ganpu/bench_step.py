@@ -354,10 +354,13 @@ def _cmd(args):
         pol = {p: ({"measured": s[0].to_json(), "model": s[1].summary()} if rtl else s.to_json())
                for p, s in schedules.items()}
         from .processor import config as named
-        width = args.dma_width or named(args.config).core.host_words
+        core = named(args.config).core
+        # the step's own hardware: --host-words and --buffer-sets replace the config's
+        width = args.dma_width or args.host_words or core.host_words
+        sets = args.buffer_sets or core.buffer_sets
         Path(args.json).write_text(json.dumps(
             {"config": args.config, "hidden": list(args.hidden or REFERENCE_HIDDEN),
-             "cores": args.cores, "batch": args.batch, "dma_width": width,
+             "cores": args.cores, "batch": args.batch, "dma_width": width, "buffer_sets": sets,
              "min_work": args.min_work, "prefetch": args.prefetch, "overhead": args.overhead, "source": "rtl (verilator)" if rtl else "cycle model",
              "tasks": names, "policies": pol}, indent=1))
         print(f"wrote {args.json}")
