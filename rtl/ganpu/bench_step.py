@@ -353,11 +353,9 @@ def _cmd(args):
     if args.json:
         pol = {p: ({"measured": s[0].to_json(), "model": s[1].summary()} if rtl else s.to_json())
                for p, s in schedules.items()}
-        from .processor import config as named
-        core = named(args.config).core
-        # the step's own hardware: --host-words and --buffer-sets replace the config's
-        width = args.dma_width or args.host_words or core.host_words
-        sets = args.buffer_sets or core.buffer_sets
+        # the hardware the step ran on (step_config applied --host-words, --buffer-sets)
+        width = args.dma_width or program.cfg.core.host_words
+        sets = program.cfg.core.buffer_sets
         Path(args.json).write_text(json.dumps(
             {"config": args.config, "hidden": list(args.hidden or REFERENCE_HIDDEN),
              "cores": args.cores, "batch": args.batch, "dma_width": width, "buffer_sets": sets,
