@@ -4,13 +4,15 @@
     python scripts/update_readme.py [--synth S.json ...] [--core-bench C.json]
                                     [--eors-bench E16.json E32.json] [--model-report docs/model-report.md]
                                     [--step-bench STEP.json ...] [--sim-bench SIM.json]
+                                    [--train-bench TRAIN.json ...]
 
 Each block sits between ``<!-- begin NAME -->`` and ``<!-- end NAME -->`` in README.md:
 ``synth`` from ``scripts/synth_table.py --json``, ``core-bench`` from
 ``ganpu bench core --json``, ``eors-bench`` from ``ganpu bench eors --json``,
 ``model-report`` from ``scripts/model_report.py --md``, ``step-bench`` from
 ``ganpu bench step --json`` (cycle model with ``--model``, or RTL measurements),
-``sim-bench`` from ``ganpu bench sim --json``.
+``sim-bench`` from ``ganpu bench sim --json``, ``train-bench`` from
+``ganpu bench train --json``.
 A block whose input is not given is left as it is.
 """
 
@@ -62,6 +64,22 @@ def step_table(doc):
     return "\n".join(out) + "\n"
 
 
+def train_table(doc):
+    """One ``ganpu bench train --json`` file: what ran, then its per-policy table."""
+    from ganpu.bench_train import print_policy_table
+    eors = doc["eors"] if isinstance(doc["eors"], str) else "on" if doc["eors"] else "off"
+    warm = f" after {doc['warmup']:,} golden-model steps" if doc["warmup"] else ""
+    same = " and ".join(doc["compared_with"])
+    buf = io.StringIO()
+    print(f"EORS {eors}: {doc['steps']} steps{warm} on device `{doc['device']}` (config "
+          f"`{doc['config']}`, `gbuf_bits` {doc['gbuf_bits']}, batch {doc['batch']}), "
+          + (f"bit-identical to {same}" if doc["bit_identical"] else "NOT bit-identical")
+          + f"; at {doc['mhz']:g} MHz (dense peak {doc['dense_peak_gflops']:.2f} GFLOPS):\n",
+          file=buf)
+    print_policy_table(doc, buf)
+    return buf.getvalue()
+
+
 def sim_table(doc):
     """Markdown table of one ``ganpu bench sim --json`` file (the step row if it ran)."""
     nat, coc = doc["native"], doc["cocotb"]
@@ -95,6 +113,8 @@ def main(argv=None):
     p.add_argument("--step-bench", nargs="+", metavar="JSON",
                    help="JSON written by ganpu bench step --json (one table each)")
     p.add_argument("--sim-bench", metavar="JSON", help="JSON written by ganpu bench sim --json")
+    p.add_argument("--train-bench", nargs="+", metavar="JSON",
+                   help="JSON written by ganpu bench train --json (one table each)")
     args = p.parse_args(argv)
     text = README.read_text()
     if args.synth:
@@ -129,6 +149,9 @@ def main(argv=None):
         text = replace_block(text, "step-bench", body)
     if args.sim_bench:
         text = replace_block(text, "sim-bench", sim_table(json.loads(Path(args.sim_bench).read_text())))
+    if args.train_bench:
+        body = "\n".join(train_table(json.loads(Path(path).read_text())) for path in args.train_bench)
+        text = replace_block(text, "train-bench", body)
     README.write_text(text)
     print(f"updated {README}")
     return 0

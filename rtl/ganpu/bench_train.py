@@ -430,6 +430,20 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
     return out
 
 
+def print_policy_table(res, file=None):
+    """The per-policy table of :func:`bench_train`'s figures (markdown; also the
+    README's ``train-bench`` block, ``scripts/update_readme.py --train-bench``)."""
+    file = sys.stdout if file is None else file
+    print("| policy | step cycles | D update | G update | dense cycles | speed-up | step (ms) "
+          "| effective GFLOPS | of dense peak |", file=file)
+    print("|---|---|---|---|---|---|---|---|---|", file=file)
+    for p, r in res["policies"].items():
+        m, d = r["measured"], r["dense"]
+        print(f"| {p} | {m['cycles']:,} | {m['d_update']:,} | {m['g_update']:,} | {d['cycles']:,} "
+              f"| {r['speedup']:.2f}x | {m['step_ms']:.2f} | {m['effective_gflops']:.3f} "
+              f"| {r['effective_vs_peak']:.2f}x |", file=file)
+
+
 def print_table(res, file=None):
     file = sys.stdout if file is None else file
     warm = f" after {res['warmup']:,} warm-up steps on the golden model" if res["warmup"] else ""
@@ -441,14 +455,7 @@ def print_table(res, file=None):
     print(f"{res['records']} records per step ({res['updates']} UPDATE, {res['parameters']:,} "
           f"parameters), {res['dense_macs']:,} dense MACs; at {res['mhz']:g} MHz, dense peak "
           f"{res['dense_peak_gflops']:.3f} GFLOPS\n", file=file)
-    print("| policy | step cycles | D update | G update | dense cycles | speed-up | step (ms) "
-          "| effective GFLOPS | of dense peak |", file=file)
-    print("|---|---|---|---|---|---|---|---|---|", file=file)
-    for p, r in res["policies"].items():
-        m, d = r["measured"], r["dense"]
-        print(f"| {p} | {m['cycles']:,} | {m['d_update']:,} | {m['g_update']:,} | {d['cycles']:,} "
-              f"| {r['speedup']:.2f}x | {m['step_ms']:.2f} | {m['effective_gflops']:.3f} "
-              f"| {r['effective_vs_peak']:.2f}x |", file=file)
+    print_policy_table(res, file)
     b = res["bound"]
     print(f"\nbound (any schedule): {b['surviving_macs']:,} surviving MACs on every lane "
           f"+ the update engine's {b['update_cycles']:,} DMA cycles = {b['cycles']:,} cycles, "
