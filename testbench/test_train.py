@@ -220,10 +220,21 @@ def test_bench_train_warmup(tmp_path, capsys):
     assert res["weights_sha256"] == state_digest(gan)
     sp = res["sparsity"]
     assert sp["relu_outputs"] > 0 and sp["skipped"] == 0
+    # --host-words: the same steps on cores with a wider host port (the DMA's width)
+    out16 = tmp_path / "train16.json"
+    assert main(["bench", "train", "--steps", "1", "--batch", "4", "--gbuf-bits", "18",
+                 "--warmup", "2", "--host-words", "16", "--json", str(out16)]) == 0
+    capsys.readouterr()
+    res16 = json.loads(out16.read_text())
+    assert res16["config"] == "sim, host_words 16" and res["host_words"] == 8 and res16["host_words"] == 16
+    assert res16["bit_identical"] and res16["weights_sha256"] == res["weights_sha256"]
+    assert (res16["policies"]["temporal"]["measured"]["dma_cycles"]
+            < res["policies"]["temporal"]["measured"]["dma_cycles"])
     assert all(0 <= sp[k] <= 1 for k in ("input_zeros", "true_zero", "false_zero", "recall"))
     for kw, err, msg in (({"warmup": -1}, ValueError, "warmup must be in >= 0, not -1"),
                          ({"warmup": "2"}, TypeError, "warmup must be an int, not '2'"),
                          ({"steps": 0}, ValueError, "steps must be in >= 1, not 0"),
+                         ({"host_words": 3}, ValueError, "host_words must be a power of two, not 3"),
                          ({"policy": "fast"}, ValueError, "policy must be one of "
                           "('temporal', 'spatial', 'adaptive'), got 'fast'"),
                          ({"eors": "calibrate", "warmup": 1}, ValueError,

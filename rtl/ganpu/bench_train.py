@@ -53,6 +53,7 @@ import copy
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .cli import nonneg_int, positive_int
@@ -229,12 +230,13 @@ def warm_gan(tc, warmup, log=None):
 
 def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3, seed=0,
                 eors=False, mhz=30.0, policy="adaptive", check_model=False, binary=None,
-                warmup=0, log=None):
+                warmup=0, host_words=None, log=None):
     """The figures as a dict (see the module docstring). ``check_model``: train a
     second copy on the program model (``--device model``) in lockstep and compare its
     weights too; ``binary``: a ``ganpu sim`` binary already built for the config
     (device ``sim``); ``warmup``: golden-model steps before the measured ones
-    (:func:`warm_gan`); ``log``: progress lines (the build, each step)."""
+    (:func:`warm_gan`); ``host_words``: the cores' host-port words (the DMA's width)
+    instead of the config's; ``log``: progress lines (the build, each step)."""
     import numpy as np
     from .core.config import check_int
     from .gan import GAN, TrainConfig
@@ -253,6 +255,12 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
         raise ValueError(f"warmup with eors 'calibrate' is not supported, got warmup={warmup!r}: "
                          f"the golden model has no per-layer EORS levels to warm up with")
     config_name = config if isinstance(config, str) else "custom"
+    if host_words is not None:
+        from .processor.config import config as named
+        base = named(config) if isinstance(config, str) else config
+        # CoreConfig checks the width (a power of two, at most a BIAS/BW word)
+        config = replace(base, core=replace(base.core, host_words=host_words))
+        config_name += f", host_words {host_words}"
     if calibrate:
         # the one setting on the cores, levels calibrated between steps: the golden
         # model has no per-layer levels, so the program model is the reference
@@ -388,7 +396,7 @@ def bench_train(*, device="model", config="sim", gbuf_bits=19, batch=32, steps=3
              "cycles": round(floor + update), "of_dense_peak": round(dense_time / (floor + update), 4),
              "of_dense_peak_without_update": round(dense_time / floor, 4) if floor else None}
     out = {"device": device, "config": config_name + (" at the EORS one setting" if calibrate else ""),
-           "gbuf_bits": cfg.gbuf_bits, "cores": cfg.cores,
+           "gbuf_bits": cfg.gbuf_bits, "host_words": cfg.core.host_words, "cores": cfg.cores,
            "lanes": cfg.core.lanes, "batch": batch, "eors": eors, "seed": seed,
            "warmup": warmup, "steps": steps, "losses": losses,
            "records": len(program.tasks), "updates": sum(t.kind == TaskKind.UPDATE for t in program.tasks),
@@ -508,7 +516,7 @@ def _cmd(args):
                           eors={"on": True, "off": False}.get(args.eors, args.eors),
                           mhz=args.mhz, policy=args.policy,
                           check_model=args.check_model, binary=args.sim_binary,
-                          warmup=args.warmup,
+                          warmup=args.warmup, host_words=args.host_words,
                           log=lambda line: print(line, file=sys.stderr, flush=True))
     except (TypeError, ValueError) as exc:
         print(f"ganpu bench train: {exc}", file=sys.stderr)
@@ -537,6 +545,8 @@ def register(bench_sub):
                    help="train N steps on the golden model first (fast), then measure "
                         "--steps steps on the device from there: the step of a trained GAN "
                         "(default 0: a fresh GAN)")
+    c.add_argument("--host-words", type=positive_int, default=None, metavar="W",
+                   help="the cores' host-port words, the DMA's width (default the config's)")
     c.add_argument("--eors", choices=("on", "off", "calibrate"), default="off",
                    help="calibrate: the cores at the EORS one setting, levels calibrated "
                         "between steps (docs/eors.md), compared with the program model")
